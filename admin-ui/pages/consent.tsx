@@ -1,0 +1,78 @@
+import { Layout, Notice } from '../components/layout.js';
+
+export interface ConsentView {
+  requestId: string;
+  clientName: string;
+  clientId: string;
+  /** Shown so the user can tell where the authorization goes (MCP best practices §Consent). */
+  redirectHost: string;
+  /** The metadata document host for URL-identified clients. */
+  clientHost: string | null;
+  localhostOnly: boolean;
+  scopes: string[];
+  resources: string[];
+}
+
+export function ConsentPage(props: { view: ConsentView; user: { username: string }; csrf: string }) {
+  const v = props.view;
+  return (
+    <Layout title="Authorize access" user={props.user} csrf={props.csrf}>
+      <div class="card">
+        <h1>
+          Allow <span>{v.clientName}</span> to act for you?
+        </h1>
+        <dl>
+          <dt>Client</dt>
+          <dd>
+            <code>{v.clientId}</code>
+          </dd>
+          {v.clientHost ? (
+            <>
+              <dt>Published by</dt>
+              <dd>{v.clientHost}</dd>
+            </>
+          ) : null}
+          <dt>Redirects to</dt>
+          <dd>{v.redirectHost}</dd>
+          <dt>Resources</dt>
+          <dd>
+            {v.resources.map((r) => (
+              <div>
+                <code>{r}</code>
+              </div>
+            ))}
+          </dd>
+        </dl>
+        {v.localhostOnly ? (
+          <Notice kind="info">
+            This client returns to a program on your own computer. Continue only if you started it.
+          </Notice>
+        ) : null}
+        <h2>It asks for</h2>
+        <ul class="scopes">
+          {v.scopes.length ? (
+            v.scopes.map((s) => (
+              <li>
+                <code>{s}</code>
+              </li>
+            ))
+          ) : (
+            <li>no scopes</li>
+          )}
+        </ul>
+        <form method="post" action="/authorize/consent">
+          <input type="hidden" name="_csrf" value={props.csrf} />
+          <input type="hidden" name="request" value={v.requestId} />
+          <div class="actions">
+            <button type="submit" name="decision" value="approve">
+              Allow
+            </button>
+            <button type="submit" name="decision" value="deny" class="secondary">
+              Deny
+            </button>
+          </div>
+        </form>
+      </div>
+    </Layout>
+  );
+}

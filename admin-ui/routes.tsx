@@ -1,0 +1,196 @@
+import { type Context, Hono } from 'hono';
+import { getCookie, setCookie } from 'hono/cookie';
+import { OAuthError } from '../broker/core/errors.js';
+import type { Clock } from '../broker/core/ports.js';
+import type { RateLimiter } from '../broker/http/rate-limit.js';
+import type { AppEnv } from '../broker/http/types.js';
+import { DUMMY_PASSWORD_HASH, hashPassword, verifyPassword } from '../broker/identity/passwords.js';
+import type { Logger } from '../broker/log.js';
+import { hashSecret, newId, newSecret, safeEqual } from '../broker/tokens/random.js';
+import type { UserStore, UserWithPassword } from '../db/stores/user-store.js';
+import { STYLESHEET } from './components/layout.js';
+import { AdminHomePage } from './pages/admin-home.js';
+import { MessagePage } from './pages/message.js';
+import { SetupPage } from './pages/setup.js';
+import { SignInPage } from './pages/sign-in.js';
+import { checkCsrf, endSession, type SessionOptions, startSession } from './session.js';
+
+export interface UiDeps {
+  users: UserStore;
+  clock: Clock;
+  session: SessionOptions;
+  signinLimiter: RateLimiter;
+  clientAddress: (c: Context) => string;
+  maxFailures: number;
+  lockout: number;
+  log: Logger;
+}
+
+type Env = AppEnv;
+
+const SIGNIN_CSRF_COOKIE = 'errand_signin_csrf';
+const MIN_PASSWORD = 12;
+
+/** Only same-site paths are followed after sign-in (no open redirect). */
+export function safeNext(next: string | undefined): string {
+  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/admin';
+  return next;
+}
+
+async function formOf(c: Context): Promise<Record<string, string>> {
+  const body = await c.req.parseBody();
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/** Outcome of checking a username and password, with lock-out. */
+type SignInResult = { ok: true; user: UserWithPassword } | { ok: false; message: string; status: 401 | 423 | 429 };
+
+async function checkCredentials(deps: UiDeps, c: Context, username: string, password: string): Promise<SignInResult> {
+  const wait = deps.signinLimiter.hit(deps.clientAddress(c));
+  if (wait > 0) return { ok: false, status: 429, message: `Too many sign-in attempts. Try again in ${wait} seconds.` };
+  const now = deps.clock.now();
+  const user = await deps.users.findByUsername(username);
+  if (user?.lockedUntil && user.lockedUntil > now) {
+    const minutes = Math.ceil((user.lockedUntil - now) / 60);
+    return {
+      ok: false,
+      status: 423,
+      message: `This account is locked after too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+    };
+  }
+  // Spend the same time on unknown users so response times do not reveal which names exist.
+  const valid = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
+  if (!user || !valid || user.disabledAt !== null) {
+    if (user) await deps.users.recordFailure(user.id, now, deps.maxFailures, deps.lockout);
+    deps.log.info('signin.failed', { userId: user?.id ?? null });
+    return { ok: false, status: 401, message: 'The username or password is not correct.' };
+  }
+  await deps.users.recordSuccess(user.id);
+  deps.log.info('signin.succeeded', { userId: user.id });
+  return { ok: true, user };
+}
+
+/** Sign-in, sign-out, first-administrator setup and the signed-in home page. */
+export function uiRoutes(deps: UiDeps) {
+  const app = new Hono<Env>();
+
+  app.get('/assets/app.css', (c) =>
+    c.body(STYLESHEET, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=3600' }),
+  );
+
+  app.get('/signin', (c) => {
+    if (c.get('user')) return c.redirect(safeNext(c.req.query('next')), 303);
+    // Login CSRF: a per-browser value in a cookie that the form must echo.
+    const csrf = newSecret();
+    setCookie(c, SIGNIN_CSRF_COOKIE, csrf, {
+      httpOnly: true,
+      sameSite: 'Lax',
+      secure: deps.session.secure,
+      path: '/signin',
+    });
+    return c.html(<SignInPage csrf={csrf} next={safeNext(c.req.query('next'))} />);
+  });
+
+  app.post('/signin', async (c) => {
+    const form = await formOf(c);
+    const cookie = getCookie(c, SIGNIN_CSRF_COOKIE);
+    const next = safeNext(form.next);
+    if (!cookie || !form._csrf || !safeEqual(cookie, form._csrf)) {
+      return c.html(<SignInPage csrf={cookie ?? ''} next={next} error="The form expired. Please try again." />, 403);
+    }
+    const result = await checkCredentials(deps, c, form.username ?? '', form.password ?? '');
+    if (!result.ok) {
+      return c.html(
+        <SignInPage csrf={cookie} next={next} error={result.message} username={form.username ?? ''} />,
+        result.status,
+      );
+    }
+    await startSession(c, deps.session, result.user.id);
+    return c.redirect(next, 303);
+  });
+
+  // JSON sign-in for scripts using the admin API; the JSON content type keeps cross-site forms out.
+  app.post('/api/session', async (c) => {
+    if (!/^application\/json(\s*;|$)/i.test(c.req.header('content-type') ?? '')) {
+      throw new OAuthError('invalid_request', 'the body must be application/json');
+    }
+    const body = (await c.req.json<Record<string, unknown>>().catch(() => null)) ?? {};
+    const username = typeof body.username === 'string' ? body.username : '';
+    const password = typeof body.password === 'string' ? body.password : '';
+    if (!username || !password) throw new OAuthError('invalid_request', 'username and password are required');
+    const result = await checkCredentials(deps, c, username, password);
+    if (!result.ok) {
+      throw new OAuthError(result.status === 401 ? 'unauthorized' : 'rate_limited', result.message, {
+        status: result.status,
+      });
+    }
+    const { csrfToken } = await startSession(c, deps.session, result.user.id);
+    return c.json({ user_id: result.user.id, role: result.user.role, csrf_token: csrfToken }, 200, {
+      'Cache-Control': 'no-store',
+    });
+  });
+
+  app.post('/signout', async (c) => {
+    const form = await formOf(c);
+    checkCsrf(c, form._csrf);
+    await endSession(c, deps.session);
+    return c.redirect('/signin', 303);
+  });
+
+  app.get('/setup', async (c) => {
+    const token = c.req.query('token') ?? '';
+    const valid = token && (await deps.users.isBootstrapTokenValid(hashSecret(token), deps.clock.now()));
+    if (!valid || (await deps.users.countAdmins()) > 0) {
+      return c.html(
+        <MessagePage title="Setup link not valid" message="This setup link has expired or was already used." />,
+        404,
+      );
+    }
+    return c.html(<SetupPage token={token} />);
+  });
+
+  app.post('/setup', async (c) => {
+    const form = await formOf(c);
+    const token = form.token ?? '';
+    const username = (form.username ?? '').trim();
+    const again = (error: string) => c.html(<SetupPage token={token} error={error} username={username} />, 400);
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(username))
+      return again('The username may use letters, digits and . _ @ - (up to 64).');
+    if ((form.password ?? '').length < MIN_PASSWORD)
+      return again(`The password needs at least ${MIN_PASSWORD} characters.`);
+    if (form.password !== form.confirm) return again('The two passwords differ.');
+    const now = deps.clock.now();
+    const admin: UserWithPassword = {
+      id: newId('usr'),
+      username,
+      displayName: null,
+      passwordHash: await hashPassword(form.password ?? ''),
+      role: 'admin',
+      createdAt: now,
+      disabledAt: null,
+      failedSignins: 0,
+      lockedUntil: null,
+    };
+    if (!(await deps.users.createFirstAdmin(hashSecret(token), admin, now))) {
+      return c.html(
+        <MessagePage title="Setup link not valid" message="This setup link has expired or was already used." />,
+        400,
+      );
+    }
+    deps.log.info('user.bootstrapped', { userId: admin.id });
+    await startSession(c, deps.session, admin.id);
+    return c.redirect('/admin', 303);
+  });
+
+  app.get('/admin', (c) => {
+    const user = c.get('user');
+    if (!user) return c.redirect(`/signin?next=${encodeURIComponent('/admin')}`, 303);
+    return c.html(<AdminHomePage user={user} csrf={c.get('csrfToken') ?? ''} />);
+  });
+
+  app.get('/', (c) => c.redirect('/admin', 302));
+
+  return app;
+}

@@ -1,0 +1,198 @@
+import { and, eq, isNotNull, lt } from 'drizzle-orm';
+import { type Db, openDb } from '../db/open.js';
+import { refreshTokens, settings } from '../db/schema/index.js';
+import { AuditStore } from '../db/stores/audit-store.js';
+import { ClientStore } from '../db/stores/client-store.js';
+import { GrantStore } from '../db/stores/grant-store.js';
+import { UserStore } from '../db/stores/user-store.js';
+import type { Config } from './config.js';
+import { type Clock, systemClock } from './core/ports.js';
+import { authorizationCodeGrant } from './grants/authorization-code.js';
+import { clientCredentialsGrant } from './grants/client-credentials.js';
+import { GrantRegistry } from './grants/index.js';
+import { refreshTokenGrant } from './grants/refresh-token.js';
+import { type AppDeps, createApp } from './http/app.js';
+import { ClientAuthenticator } from './identity/client-auth.js';
+import { ClientDirectory } from './identity/client-directory.js';
+import { ClientKeys } from './identity/client-keys.js';
+import type { Logger } from './log.js';
+import { TokenService } from './services/token-service.js';
+import { TokenMinter } from './tokens/access-token.js';
+import { CryptoBox, loadMasterKey } from './tokens/crypto-box.js';
+import { KeyRing } from './tokens/key-ring.js';
+import { hashSecret, newSecret } from './tokens/random.js';
+
+export interface Broker {
+  app: ReturnType<typeof createApp>;
+  deps: AppDeps;
+  /** Periodic upkeep: key rotation, expired registrations, grace responses. */
+  maintain(): Promise<void>;
+  /** A one-time setup link for the first administrator, or null when one exists. */
+  bootstrapLink(): Promise<string | null>;
+  close(): void;
+}
+
+/** Thrown when start-up cannot continue; the message says what to fix. */
+export class StartupError extends Error {}
+
+const BOOTSTRAP_TTL = 24 * 3600;
+
+/** Checks the master key against the fingerprint recorded on first start. */
+async function checkMasterKey(db: Db, box: CryptoBox): Promise<void> {
+  await db.write(async (tx) => {
+    const [row] = await tx.select().from(settings).where(eq(settings.key, 'master_key_fingerprint'));
+    if (!row) {
+      await tx.insert(settings).values({ key: 'master_key_fingerprint', value: box.fingerprint });
+      return;
+    }
+    if (row.value !== box.fingerprint) {
+      throw new StartupError(
+        'the master key does not match the one this database was created with (check ERRAND_MASTER_KEY or ERRAND_MASTER_KEY_FILE)',
+      );
+    }
+  });
+}
+
+/** Composition root: config → database → stores → services → app. */
+export async function buildBroker(config: Config, opts: { log: Logger; clock?: Clock }): Promise<Broker> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log;
+  let masterKey: ReturnType<typeof loadMasterKey>;
+  try {
+    masterKey = loadMasterKey({
+      ...(config.masterKey.value ? { envValue: config.masterKey.value } : {}),
+      filePath: config.masterKey.file,
+    });
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+  if (masterKey.source === 'generated') log.info('master_key.generated', { file: config.masterKey.file });
+  const box = new CryptoBox(masterKey.key);
+
+  const db = await openDb(config.db.url, config.db.authToken ? { authToken: config.db.authToken } : {});
+  try {
+    await checkMasterKey(db, box);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const clients = new ClientStore(db);
+  const users = new UserStore(db);
+  const grants = new GrantStore(db);
+  const audit = new AuditStore(db);
+
+  const keys = new KeyRing({
+    db,
+    box,
+    clock,
+    log,
+    audit,
+    alg: config.keys.alg,
+    policy: {
+      rotationPeriod: config.keys.rotationPeriod,
+      publishAhead: config.keys.publishAhead,
+      maxTokenTtl: config.tokens.accessTokenTtl,
+      skew: config.clientAuth.clockSkew,
+    },
+  });
+  await keys.maintain();
+
+  const minter = new TokenMinter({ keys, issuer: config.issuer, clock });
+  const tokens = new TokenService({
+    db,
+    grants,
+    audit,
+    minter,
+    box,
+    clock,
+    issuer: config.issuer,
+    ttl: {
+      accessToken: config.tokens.accessTokenTtl,
+      refreshToken: config.tokens.refreshTokenTtl,
+      refreshTokenIdle: config.tokens.refreshTokenIdleTtl,
+      refreshGrace: config.tokens.refreshGracePeriod,
+    },
+  });
+  const directory = new ClientDirectory(
+    { store: clients, clock, log },
+    {
+      cimdEnabled: config.registration.cimdEnabled,
+      cimdCacheTtl: config.registration.cimdCacheTtl,
+      cimdMaxBytes: config.registration.cimdMaxBytes,
+      timeoutMs: config.fetch.timeoutMs,
+      allowPrivate: config.fetch.allowPrivate,
+    },
+  );
+  const auth = new ClientAuthenticator(
+    {
+      directory,
+      keys: new ClientKeys({
+        clock,
+        cacheTtl: config.clientAuth.jwksCacheTtl,
+        timeoutMs: config.fetch.timeoutMs,
+        allowPrivate: config.fetch.allowPrivate,
+      }),
+      clock,
+      issuer: config.issuer,
+      assertionMaxLifetime: config.clientAuth.assertionMaxLifetime,
+      clockSkew: config.clientAuth.clockSkew,
+      rememberAssertion: (clientId, jti, exp, now) => clients.rememberAssertion(clientId, jti, exp, now),
+    },
+    log,
+  );
+  const grantRegistry = new GrantRegistry([
+    authorizationCodeGrant({ grants, tokens, clock }),
+    refreshTokenGrant({ tokens }),
+    clientCredentialsGrant({ clients, tokens }),
+  ]);
+
+  const deps: AppDeps = {
+    config,
+    clock,
+    log,
+    db,
+    keys,
+    clients,
+    users,
+    grants,
+    audit,
+    directory,
+    auth,
+    grantRegistry,
+    tokens,
+  };
+  const app = createApp(deps);
+
+  return {
+    app,
+    deps,
+    async maintain() {
+      await keys.maintain();
+      const now = clock.now();
+      const pruned = await clients.pruneUnused(now);
+      if (pruned > 0) log.info('client.pruned', { count: pruned });
+      // Successor responses are kept only for the concurrent-refresh grace window.
+      await db.write((tx) =>
+        tx
+          .update(refreshTokens)
+          .set({ graceResponse: null })
+          .where(
+            and(
+              isNotNull(refreshTokens.graceResponse),
+              lt(refreshTokens.usedAt, now - config.tokens.refreshGracePeriod),
+            ),
+          ),
+      );
+    },
+    async bootstrapLink() {
+      if ((await users.countAdmins()) > 0) return null;
+      const token = newSecret();
+      const now = clock.now();
+      await users.addBootstrapToken(hashSecret(token), now, now + BOOTSTRAP_TTL);
+      return `${config.issuer}/setup?token=${token}`;
+    },
+    close() {
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,228 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Every ERRAND_* variable is validated here; a bad value stops
+ * start-up with a message that names the variable. Units are in the names: `…_TTL`/`…_PERIOD`
+ * are seconds, `…_MS` milliseconds, `…_BYTES` bytes.
+ */
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const seconds = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'must be a whole number of seconds' })
+    .int({ message: 'must be a whole number of seconds' })
+    .min(min, { message: `must be at least ${min} seconds` })
+    .max(max, { message: `must be at most ${max} seconds` });
+const count = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .min(min, { message: `must be at least ${min}` })
+    .max(max, { message: `must be at most ${max}` });
+
+const DAY = 86_400;
+
+export const EnvSchema = z.object({
+  ERRAND_CONFIG_FILE: z.string().optional(),
+  ERRAND_HOST: z.string().min(1).default('127.0.0.1'),
+  ERRAND_PORT: count(0, 65_535).default(8787),
+  ERRAND_ISSUER: z
+    .url({ message: 'must be an absolute http(s) URL' })
+    .refine((v) => /^https?:\/\//.test(v), { message: 'must use http or https' })
+    .refine((v) => !v.includes('?') && !v.includes('#'), { message: 'must not contain a query or fragment' })
+    .refine((v) => !v.endsWith('/'), { message: 'must not end with a slash' })
+    .optional(),
+  ERRAND_DATA_DIR: z.string().min(1).default('./data'),
+  ERRAND_DB_URL: z
+    .string()
+    .refine((v) => /^(file:|libsql:|https?:|wss?:)/.test(v), {
+      message: 'must be a file:, libsql:, http(s): or ws(s): URL',
+    })
+    .optional(),
+  ERRAND_DB_AUTH_TOKEN: z.string().optional(),
+  ERRAND_MASTER_KEY: z.string().optional(),
+  ERRAND_MASTER_KEY_FILE: z.string().optional(),
+  ERRAND_SIGNING_ALG: z.enum(['ES256', 'EdDSA'], { message: 'must be ES256 or EdDSA' }).default('ES256'),
+  ERRAND_KEY_ROTATION_PERIOD: seconds(10, 365 * DAY).default(30 * DAY),
+  ERRAND_KEY_PUBLISH_AHEAD: seconds(1, 30 * DAY).default(DAY),
+  ERRAND_JWKS_MAX_AGE: seconds(0, DAY).default(300),
+  ERRAND_ACCESS_TOKEN_TTL: seconds(30, 3600).default(300),
+  ERRAND_REFRESH_TOKEN_TTL: seconds(60, 90 * DAY).default(14 * DAY),
+  ERRAND_REFRESH_TOKEN_IDLE_TTL: seconds(60, 90 * DAY).default(DAY),
+  ERRAND_REFRESH_GRACE_PERIOD: seconds(0, 120).default(10),
+  ERRAND_AUTH_CODE_TTL: seconds(10, 600).default(60),
+  ERRAND_AUTH_REQUEST_TTL: seconds(60, 3600).default(600),
+  ERRAND_ASSERTION_MAX_LIFETIME: seconds(10, 3600).default(300),
+  ERRAND_CLOCK_SKEW: seconds(0, 300).default(30),
+  ERRAND_DCR_ENABLED: bool.default(true),
+  ERRAND_DCR_RATE_LIMIT: count(1, 10_000).default(20),
+  ERRAND_DCR_MAX_CLIENTS: count(1, 10_000_000).default(10_000),
+  ERRAND_DCR_UNUSED_TTL: seconds(60, 365 * DAY).default(DAY),
+  ERRAND_CIMD_ENABLED: bool.default(true),
+  ERRAND_CIMD_CACHE_TTL: seconds(0, DAY).default(3600),
+  ERRAND_CIMD_MAX_BYTES: count(512, 65_536).default(5120),
+  ERRAND_JWKS_CACHE_TTL: seconds(0, DAY).default(300),
+  ERRAND_FETCH_TIMEOUT_MS: count(100, 60_000).default(5000),
+  ERRAND_FETCH_ALLOW_PRIVATE: bool.default(false),
+  ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
+  ERRAND_SESSION_TTL: seconds(300, 30 * DAY).default(8 * 3600),
+  ERRAND_SIGNIN_MAX_FAILURES: count(1, 1000).default(5),
+  ERRAND_SIGNIN_LOCKOUT: seconds(1, DAY).default(900),
+  ERRAND_TRUST_PROXY: bool.default(false),
+  ERRAND_LOG_LEVEL: z
+    .enum(['debug', 'info', 'warn', 'error'], { message: 'must be debug, info, warn or error' })
+    .default('info'),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config {
+  host: string;
+  port: number;
+  issuer: string;
+  dataDir: string;
+  db: { url: string; authToken?: string };
+  masterKey: { value?: string; file: string };
+  keys: { alg: 'ES256' | 'EdDSA'; rotationPeriod: number; publishAhead: number; jwksMaxAge: number };
+  tokens: {
+    accessTokenTtl: number;
+    refreshTokenTtl: number;
+    refreshTokenIdleTtl: number;
+    refreshGracePeriod: number;
+    authCodeTtl: number;
+    authRequestTtl: number;
+  };
+  clientAuth: { assertionMaxLifetime: number; clockSkew: number; jwksCacheTtl: number };
+  registration: {
+    dcrEnabled: boolean;
+    dcrRateLimitPerMinute: number;
+    dcrMaxClients: number;
+    dcrUnusedTtl: number;
+    cimdEnabled: boolean;
+    cimdCacheTtl: number;
+    cimdMaxBytes: number;
+  };
+  fetch: { timeoutMs: number; allowPrivate: boolean };
+  http: { maxBodyBytes: number; trustProxy: boolean };
+  sessions: { ttl: number; maxFailures: number; lockout: number };
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Reads the optional JSON config file: an object of ERRAND_* keys; the environment wins over it. */
+function readConfigFile(path: string): Record<string, string> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError([`ERRAND_CONFIG_FILE: cannot read ${path} as JSON (${(err as Error).message})`]);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError([`ERRAND_CONFIG_FILE: ${path} must hold a JSON object of ERRAND_* settings`]);
+  }
+  const out: Record<string, string> = {};
+  const known = new Set(Object.keys(EnvSchema.shape));
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(raw)) {
+    if (!known.has(k) || k === 'ERRAND_CONFIG_FILE') problems.push(`${k} (in ${path}): unknown setting`);
+    else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
+    else problems.push(`${k} (in ${path}): must be a string, number or boolean`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}
+
+/** Validates the environment (and the optional config file) into a typed configuration. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const fromEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('ERRAND_') && v !== undefined && v !== '') fromEnv[k] = v;
+  const fileValues = fromEnv.ERRAND_CONFIG_FILE ? readConfigFile(fromEnv.ERRAND_CONFIG_FILE) : {};
+  const merged = { ...fileValues, ...fromEnv };
+
+  const parsed = EnvSchema.safeParse(merged);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0] ?? '')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.ERRAND_KEY_PUBLISH_AHEAD >= e.ERRAND_KEY_ROTATION_PERIOD) {
+    problems.push('ERRAND_KEY_PUBLISH_AHEAD: must be shorter than ERRAND_KEY_ROTATION_PERIOD');
+  }
+  if (e.ERRAND_REFRESH_TOKEN_IDLE_TTL > e.ERRAND_REFRESH_TOKEN_TTL) {
+    problems.push('ERRAND_REFRESH_TOKEN_IDLE_TTL: must not exceed ERRAND_REFRESH_TOKEN_TTL');
+  }
+  const issuer =
+    e.ERRAND_ISSUER ?? `http://${e.ERRAND_HOST.includes(':') ? `[${e.ERRAND_HOST}]` : e.ERRAND_HOST}:${e.ERRAND_PORT}`;
+  if (issuer.startsWith('http://') && !isLoopbackIssuer(issuer)) {
+    problems.push('ERRAND_ISSUER: must use https unless the broker runs on a loopback address');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const dataDir = e.ERRAND_DATA_DIR.replace(/\/+$/, '');
+  return {
+    host: e.ERRAND_HOST,
+    port: e.ERRAND_PORT,
+    issuer,
+    dataDir,
+    db: {
+      url: e.ERRAND_DB_URL ?? `file:${dataDir}/errand.db`,
+      ...(e.ERRAND_DB_AUTH_TOKEN ? { authToken: e.ERRAND_DB_AUTH_TOKEN } : {}),
+    },
+    masterKey: {
+      ...(e.ERRAND_MASTER_KEY ? { value: e.ERRAND_MASTER_KEY } : {}),
+      file: e.ERRAND_MASTER_KEY_FILE ?? `${dataDir}/master.key`,
+    },
+    keys: {
+      alg: e.ERRAND_SIGNING_ALG,
+      rotationPeriod: e.ERRAND_KEY_ROTATION_PERIOD,
+      publishAhead: e.ERRAND_KEY_PUBLISH_AHEAD,
+      jwksMaxAge: e.ERRAND_JWKS_MAX_AGE,
+    },
+    tokens: {
+      accessTokenTtl: e.ERRAND_ACCESS_TOKEN_TTL,
+      refreshTokenTtl: e.ERRAND_REFRESH_TOKEN_TTL,
+      refreshTokenIdleTtl: e.ERRAND_REFRESH_TOKEN_IDLE_TTL,
+      refreshGracePeriod: e.ERRAND_REFRESH_GRACE_PERIOD,
+      authCodeTtl: e.ERRAND_AUTH_CODE_TTL,
+      authRequestTtl: e.ERRAND_AUTH_REQUEST_TTL,
+    },
+    clientAuth: {
+      assertionMaxLifetime: e.ERRAND_ASSERTION_MAX_LIFETIME,
+      clockSkew: e.ERRAND_CLOCK_SKEW,
+      jwksCacheTtl: e.ERRAND_JWKS_CACHE_TTL,
+    },
+    registration: {
+      dcrEnabled: e.ERRAND_DCR_ENABLED,
+      dcrRateLimitPerMinute: e.ERRAND_DCR_RATE_LIMIT,
+      dcrMaxClients: e.ERRAND_DCR_MAX_CLIENTS,
+      dcrUnusedTtl: e.ERRAND_DCR_UNUSED_TTL,
+      cimdEnabled: e.ERRAND_CIMD_ENABLED,
+      cimdCacheTtl: e.ERRAND_CIMD_CACHE_TTL,
+      cimdMaxBytes: e.ERRAND_CIMD_MAX_BYTES,
+    },
+    fetch: { timeoutMs: e.ERRAND_FETCH_TIMEOUT_MS, allowPrivate: e.ERRAND_FETCH_ALLOW_PRIVATE },
+    http: { maxBodyBytes: e.ERRAND_MAX_BODY_BYTES, trustProxy: e.ERRAND_TRUST_PROXY },
+    sessions: {
+      ttl: e.ERRAND_SESSION_TTL,
+      maxFailures: e.ERRAND_SIGNIN_MAX_FAILURES,
+      lockout: e.ERRAND_SIGNIN_LOCKOUT,
+    },
+    logLevel: e.ERRAND_LOG_LEVEL,
+  };
+}
+
+function isLoopbackIssuer(issuer: string): boolean {
+  const host = new URL(issuer).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+}

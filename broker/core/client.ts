@@ -1,0 +1,81 @@
+import type { AuthMethod, GrantType } from './protocol.js';
+
+export type ClientKind = 'agent' | 'mcp_client' | 'resource_server';
+export type ClientSource = 'admin' | 'dcr' | 'cimd';
+export type ClientStatus = 'active' | 'disabled' | 'expired';
+export type CredentialKind = 'private_key_jwt' | 'none' | 'client_secret';
+
+/** A registered client, whatever the door it came in through. */
+export interface Client {
+  id: string;
+  kind: ClientKind;
+  name: string;
+  ownerId: string | null;
+  source: ClientSource;
+  status: ClientStatus;
+  authMethod: AuthMethod;
+  secretHash: string | null;
+  jwks: { keys: Record<string, unknown>[] } | null;
+  jwksUri: string | null;
+  redirectUris: string[];
+  grantTypes: GrantType[];
+  /** Scopes the client may ask for; null = any scope of a known resource, subject to consent. */
+  scope: string[] | null;
+  /** Resources a resource-server client speaks for (it may introspect their tokens). */
+  resources: string[];
+  applicationType: 'web' | 'native' | null;
+  metadata: Record<string, unknown>;
+  createdAt: number;
+  lastUsedAt: number | null;
+  expiresAt: number | null;
+  cachedUntil: number | null;
+}
+
+/** The credential kind shown in the inventory; static secrets are flagged as a risk. */
+export function credentialKindOf(method: AuthMethod): CredentialKind {
+  if (method === 'private_key_jwt') return 'private_key_jwt';
+  if (method === 'none') return 'none';
+  return 'client_secret';
+}
+
+/** Whether the client authenticates (OAuth 2.1 §2.1: confidential clients). */
+export function isConfidential(client: Pick<Client, 'authMethod'>): boolean {
+  return client.authMethod !== 'none';
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Why a redirect URI is unacceptable, or null when it is fine. MCP-Auth §Communication Security
+ * and OAuth 2.1 §2.3: https, or http on a loopback host; no fragment; no userinfo. Native apps
+ * may use a private-use scheme (RFC 8252 §7.1) with a reverse-domain name.
+ */
+export function redirectUriProblem(uri: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return `"${uri}" is not an absolute URI`;
+  }
+  if (uri.includes('#')) return `"${uri}" must not contain a fragment`;
+  if (url.username || url.password) return `"${uri}" must not contain user information`;
+  if (url.protocol === 'https:') return null;
+  if (url.protocol === 'http:') {
+    return LOOPBACK_HOSTS.has(url.hostname) || url.hostname.startsWith('127.')
+      ? null
+      : `"${uri}" must use https (plain http is allowed only on a loopback host)`;
+  }
+  // RFC 8252 §7.1: private-use URI schemes are reverse domain names such as com.example.app.
+  if (
+    /^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol) &&
+    !['javascript:', 'data:', 'file:'].includes(url.protocol)
+  ) {
+    return null;
+  }
+  return `"${uri}" must use https, loopback http, or a private-use scheme`;
+}
+
+/** OAuth 2.1 §4.1.1: the redirect URI must match a registered one exactly (string comparison). */
+export function isRegisteredRedirect(client: Pick<Client, 'redirectUris'>, uri: string): boolean {
+  return client.redirectUris.includes(uri);
+}

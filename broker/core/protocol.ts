@@ -1,0 +1,66 @@
+/**
+ * Protocol constants shared by the broker, the guard and the agent SDK. Code uses these names,
+ * never string literals.
+ */
+export const GRANT_TYPE = {
+  authorizationCode: 'authorization_code',
+  refreshToken: 'refresh_token',
+  clientCredentials: 'client_credentials',
+  tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
+  jwtBearer: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+  ciba: 'urn:openid:params:grant-type:ciba',
+} as const;
+export type GrantType = (typeof GRANT_TYPE)[keyof typeof GRANT_TYPE];
+
+export const TOKEN_TYPE = {
+  accessToken: 'urn:ietf:params:oauth:token-type:access_token',
+  refreshToken: 'urn:ietf:params:oauth:token-type:refresh_token',
+  jwt: 'urn:ietf:params:oauth:token-type:jwt',
+} as const;
+
+export const CLIENT_ASSERTION_TYPE = {
+  jwtBearer: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+} as const;
+
+export const AUTH_METHOD = {
+  privateKeyJwt: 'private_key_jwt',
+  none: 'none',
+  clientSecretBasic: 'client_secret_basic',
+  clientSecretPost: 'client_secret_post',
+} as const;
+export type AuthMethod = (typeof AUTH_METHOD)[keyof typeof AUTH_METHOD];
+
+/** JWT `typ` header values (RFC 9068 §2.1, RFC 7523bis). */
+export const JWT_TYP = {
+  accessToken: 'at+jwt',
+  clientAuthentication: 'client-authentication+jwt',
+} as const;
+
+/** Signing algorithms Errand accepts on client assertions (never `none`, never a MAC). */
+export const ASSERTION_ALGS = [
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+  'RS256',
+  'PS256',
+  'PS384',
+  'PS512',
+] as const;
+
+/** Well-known paths. */
+export const PATHS = {
+  asMetadata: '/.well-known/oauth-authorization-server',
+  jwks: '/jwks.json',
+  authorize: '/authorize',
+  token: '/token',
+  register: '/register',
+  revoke: '/revoke',
+  introspect: '/introspect',
+  signIn: '/signin',
+  consent: '/authorize/consent',
+  setup: '/setup',
+  admin: '/admin',
+  adminApi: '/api/admin',
+} as const;

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { GrantStore } from '../../db/stores/grant-store.js';
+import { OAuthError } from '../core/errors.js';
+import type { Clock } from '../core/ports.js';
+import { GRANT_TYPE } from '../core/protocol.js';
+import { param } from '../http/params.js';
+import { canonicalResources, pickAudience } from '../services/resource-policy.js';
+import type { TokenService } from '../services/token-service.js';
+import { hashSecret, safeEqual } from '../tokens/random.js';
+import type { Grant } from './types.js';
+
+// RFC 7636 §4.1: 43–128 characters of the unreserved set.
+const VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
+
+const Params = z.object({
+  code: param(512),
+  code_verifier: param(256).optional(),
+  redirect_uri: param(2048).optional(),
+  resource: z.array(z.string()).optional(),
+});
+
+/** RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))). */
+export function s256(verifier: string): string {
+  return createHash('sha256').update(verifier, 'ascii').digest('base64url');
+}
+
+/** `authorization_code` with PKCE S256 only (OAuth 2.1 §4.1.3). */
+export function authorizationCodeGrant(deps: {
+  grants: GrantStore;
+  tokens: TokenService;
+  clock: Clock;
+}): Grant<typeof Params> {
+  return {
+    type: GRANT_TYPE.authorizationCode,
+    params: Params,
+    async handle(p, ctx) {
+      const { client } = ctx.client;
+      if (!client.grantTypes.includes(GRANT_TYPE.authorizationCode)) {
+        throw new OAuthError('unauthorized_client', 'this client is not allowed to use authorization_code');
+      }
+      const codeHash = hashSecret(p.code);
+      const code = await deps.grants.getCode(codeHash);
+      const now = deps.clock.now();
+      if (!code || code.clientId !== client.id)
+        throw new OAuthError('invalid_grant', 'the authorization code is invalid');
+      if (code.usedAt !== null) {
+        // OAuth 2.1 §4.1.3: a second redemption revokes what the first one produced.
+        await deps.tokens.revokeGrant(code.grantId, {
+          type: 'authorization_code.reused',
+          clientId: client.id,
+          reason: 'authorization_code_reuse',
+          requestId: ctx.requestId,
+        });
+        throw new OAuthError(
+          'invalid_grant',
+          'the authorization code was already used; tokens issued from it are revoked',
+        );
+      }
+      if (code.expiresAt <= now) throw new OAuthError('invalid_grant', 'the authorization code has expired');
+      // Every code Errand issues carries a challenge, so a missing verifier is a downgrade attempt.
+      if (!p.code_verifier) throw new OAuthError('invalid_grant', 'code_verifier is required (PKCE)');
+      if (!VERIFIER.test(p.code_verifier)) {
+        throw new OAuthError('invalid_grant', 'code_verifier must be 43-128 characters of [A-Za-z0-9-._~]');
+      }
+      if (!safeEqual(s256(p.code_verifier), code.codeChallenge)) {
+        throw new OAuthError('invalid_grant', 'code_verifier does not match the code_challenge');
+      }
+      // OAuth 2.1 §4.1.3: a redirect_uri sent with the authorization request must be repeated exactly.
+      if (code.redirectUriSent || p.redirect_uri !== undefined) {
+        if (p.redirect_uri !== code.redirectUri) {
+          throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
+        }
+      }
+      const audience = pickAudience(canonicalResources(p.resource), code.resources);
+      const withRefresh = client.grantTypes.includes(GRANT_TYPE.refreshToken);
+      return deps.tokens.issue(
+        {
+          clientId: client.id,
+          subject: code.userId,
+          userId: code.userId,
+          audience,
+          scope: code.scope,
+          grantId: code.grantId,
+          ...(withRefresh ? { refresh: { resources: code.resources, scope: code.scope } } : {}),
+          auditType: 'token.issued',
+          requestId: ctx.requestId,
+        },
+        async (tx) => {
+          if (!(await deps.grants.redeemCode(codeHash, now, tx))) {
+            throw new OAuthError('invalid_grant', 'the authorization code was already used');
+          }
+        },
+      );
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import type { ClientStore } from '../../db/stores/client-store.js';
+import { isConfidential } from '../core/client.js';
+import { OAuthError } from '../core/errors.js';
+import { GRANT_TYPE } from '../core/protocol.js';
+import { param } from '../http/params.js';
+import {
+  canonicalResources,
+  checkScope,
+  lookUpResources,
+  pickAudience,
+  requestedScope,
+} from '../services/resource-policy.js';
+import type { TokenService } from '../services/token-service.js';
+import type { Grant } from './types.js';
+
+const Params = z.object({
+  scope: param(2048).optional(),
+  resource: z.array(z.string()).optional(),
+});
+
+/** `client_credentials` (RFC 6749 §4.4): an agent or service acting as itself. */
+export function clientCredentialsGrant(deps: { clients: ClientStore; tokens: TokenService }): Grant<typeof Params> {
+  return {
+    type: GRANT_TYPE.clientCredentials,
+    params: Params,
+    async handle(p, ctx) {
+      const { client } = ctx.client;
+      // OAuth 2.1 §4.2: only confidential clients, and only those registered for this grant.
+      if (!isConfidential(client) || !client.grantTypes.includes(GRANT_TYPE.clientCredentials)) {
+        throw new OAuthError('unauthorized_client', 'this client is not allowed to use client_credentials');
+      }
+      const audience = pickAudience(canonicalResources(p.resource), null);
+      const [resource] = await lookUpResources(deps.clients, [audience]);
+      if (!resource) throw new OAuthError('invalid_target', 'resource is required');
+      if (!client.scope || client.scope.length === 0) {
+        throw new OAuthError('invalid_scope', 'no scopes are registered for this client');
+      }
+      // Without a scope parameter the client gets what it is registered for at this resource.
+      const scope = requestedScope(p.scope) ?? client.scope.filter((s) => resource.scopes.includes(s));
+      checkScope(scope, resource, client);
+      return deps.tokens.issue({
+        clientId: client.id,
+        subject: client.id,
+        userId: null,
+        audience,
+        scope,
+        grantId: null,
+        auditType: 'token.issued',
+        requestId: ctx.requestId,
+      });
+    },
+  };
+}

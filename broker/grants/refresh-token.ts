@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { OAuthError } from '../core/errors.js';
+import { GRANT_TYPE } from '../core/protocol.js';
+import { param } from '../http/params.js';
+import { canonicalResources, pickAudience, requestedScope } from '../services/resource-policy.js';
+import type { TokenService } from '../services/token-service.js';
+import type { Grant } from './types.js';
+
+const Params = z.object({
+  refresh_token: param(512),
+  scope: param(2048).optional(),
+  resource: z.array(z.string()).optional(),
+});
+
+/** `refresh_token` with rotation, reuse detection and a grace window for concurrent refreshes. */
+export function refreshTokenGrant(deps: { tokens: TokenService }): Grant<typeof Params> {
+  return {
+    type: GRANT_TYPE.refreshToken,
+    params: Params,
+    async handle(p, ctx) {
+      const { client } = ctx.client;
+      if (!client.grantTypes.includes(GRANT_TYPE.refreshToken)) {
+        throw new OAuthError('unauthorized_client', 'this client is not allowed to use refresh_token');
+      }
+      const requested = canonicalResources(p.resource);
+      return deps.tokens.refresh({
+        refreshToken: p.refresh_token,
+        clientId: client.id,
+        scope: requestedScope(p.scope),
+        audience: (row) => pickAudience(requested, row.resources),
+        requestId: ctx.requestId,
+      });
+    },
+  };
+}

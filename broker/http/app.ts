@@ -1,0 +1,200 @@
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { secureHeaders } from 'hono/secure-headers';
+import { uiRoutes } from '../../admin-ui/routes.js';
+import { loadSession, type SessionOptions } from '../../admin-ui/session.js';
+import type { Db } from '../../db/open.js';
+import type { AuditStore } from '../../db/stores/audit-store.js';
+import type { ClientStore } from '../../db/stores/client-store.js';
+import type { GrantStore } from '../../db/stores/grant-store.js';
+import type { UserStore } from '../../db/stores/user-store.js';
+import type { Config } from '../config.js';
+import { OAuthError } from '../core/errors.js';
+import type { Clock } from '../core/ports.js';
+import { PATHS } from '../core/protocol.js';
+import type { GrantRegistry } from '../grants/index.js';
+import type { ClientAuthenticator } from '../identity/client-auth.js';
+import type { ClientDirectory } from '../identity/client-directory.js';
+import type { Logger } from '../log.js';
+import type { TokenService } from '../services/token-service.js';
+import type { KeyRing } from '../tokens/key-ring.js';
+import { newId } from '../tokens/random.js';
+import { notFound, onError } from './on-error.js';
+import { RateLimiter } from './rate-limit.js';
+import { adminApiRoutes } from './routes/admin-api.js';
+import { authorizeRoutes } from './routes/authorize.js';
+import { healthRoutes } from './routes/health.js';
+import { metadataRoutes } from './routes/metadata.js';
+import { registerRoutes } from './routes/register.js';
+import { tokenRoutes } from './routes/token.js';
+import { tokenManagementRoutes } from './routes/token-management.js';
+import type { AppEnv } from './types.js';
+
+export interface AppDeps {
+  config: Config;
+  clock: Clock;
+  log: Logger;
+  db: Db;
+  keys: KeyRing;
+  clients: ClientStore;
+  users: UserStore;
+  grants: GrantStore;
+  audit: AuditStore;
+  directory: ClientDirectory;
+  auth: ClientAuthenticator;
+  grantRegistry: GrantRegistry;
+  tokens: TokenService;
+}
+
+/** Builds the HTTP application; opens nothing and starts nothing by itself. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const { config } = deps;
+  const app = new Hono<AppEnv>();
+  const secure = config.issuer.startsWith('https://');
+  const clientAddress = (c: Context): string => {
+    if (config.http.trustProxy) {
+      const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+      if (forwarded) return forwarded;
+    }
+    try {
+      return getConnInfo(c).remote.address ?? 'unknown';
+    } catch {
+      return 'unknown';
+    }
+  };
+
+  app.use(async function requestContext(c, next) {
+    const requestId = newId('req').slice(4);
+    c.set('requestId', requestId);
+    c.set('log', deps.log.child({ requestId }));
+    await next();
+    c.header('X-Request-Id', requestId);
+  });
+  app.use(
+    bodyLimit({
+      maxSize: config.http.maxBodyBytes,
+      onError: () => {
+        throw new OAuthError('invalid_request', `the request body exceeds ${config.http.maxBodyBytes} bytes`, {
+          status: 413,
+        });
+      },
+    }),
+  );
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+      xFrameOptions: 'DENY',
+      strictTransportSecurity: secure ? 'max-age=31536000; includeSubDomains' : false,
+      referrerPolicy: 'no-referrer',
+    }),
+  );
+  // Browser-based MCP clients read discovery documents cross-origin and send MCP-Protocol-Version.
+  app.use(
+    '/.well-known/*',
+    cors({ origin: '*', allowMethods: ['GET', 'OPTIONS'], allowHeaders: ['MCP-Protocol-Version', 'Content-Type'] }),
+  );
+  app.use(PATHS.jwks, cors({ origin: '*', allowMethods: ['GET', 'OPTIONS'] }));
+
+  const session: SessionOptions = { users: deps.users, clock: deps.clock, ttl: config.sessions.ttl, secure };
+  app.use(loadSession(session));
+
+  app.route(
+    '/',
+    metadataRoutes({
+      issuer: config.issuer,
+      keys: deps.keys,
+      grantTypes: () => deps.grantRegistry.types,
+      scopes: () => deps.clients.allScopes(),
+      dcrEnabled: config.registration.dcrEnabled,
+      cimdEnabled: config.registration.cimdEnabled,
+      jwksMaxAge: config.keys.jwksMaxAge,
+    }),
+  );
+  app.route(
+    '/',
+    healthRoutes({
+      ready: async () => {
+        await deps.db.client.execute('SELECT 1');
+        return deps.keys.signingKey() !== undefined;
+      },
+    }),
+  );
+  app.route(
+    '/',
+    tokenRoutes({
+      grants: deps.grantRegistry,
+      auth: deps.auth,
+      touch: (id) => deps.clients.touch(id, deps.clock.now()),
+    }),
+  );
+  app.route('/', tokenManagementRoutes({ tokens: deps.tokens, auth: deps.auth }));
+  if (config.registration.dcrEnabled) {
+    app.route(
+      '/',
+      registerRoutes({
+        db: deps.db,
+        clients: deps.clients,
+        audit: deps.audit,
+        clock: deps.clock,
+        maxClients: config.registration.dcrMaxClients,
+        unusedTtl: config.registration.dcrUnusedTtl,
+        limiter: new RateLimiter({ limit: config.registration.dcrRateLimitPerMinute, windowMs: 60_000 }),
+        clientAddress,
+      }),
+    );
+  }
+  app.route(
+    '/',
+    authorizeRoutes({
+      db: deps.db,
+      directory: deps.directory,
+      clients: deps.clients,
+      grants: deps.grants,
+      audit: deps.audit,
+      clock: deps.clock,
+      requestTtl: config.tokens.authRequestTtl,
+      codeTtl: config.tokens.authCodeTtl,
+      issuer: config.issuer,
+    }),
+  );
+  app.route(
+    '/',
+    adminApiRoutes({
+      db: deps.db,
+      clients: deps.clients,
+      users: deps.users,
+      audit: deps.audit,
+      clock: deps.clock,
+      keys: deps.keys,
+      rotateDelay: config.keys.jwksMaxAge,
+    }),
+  );
+  app.route(
+    '/',
+    uiRoutes({
+      users: deps.users,
+      clock: deps.clock,
+      session,
+      signinLimiter: new RateLimiter({ limit: 30, windowMs: 60_000 }),
+      clientAddress,
+      maxFailures: config.sessions.maxFailures,
+      lockout: config.sessions.lockout,
+      log: deps.log,
+    }),
+  );
+
+  app.notFound(notFound);
+  app.onError(onError);
+  return app;
+}

@@ -1,0 +1,27 @@
+import type { ErrorHandler, NotFoundHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { OAuthError } from '../core/errors.js';
+import { type AppEnv, NO_STORE } from './types.js';
+
+/** Everything that is not an OAuthError is a bug: logged with the request id, answered generically. */
+export function toOAuthError(err: unknown): OAuthError {
+  if (err instanceof OAuthError) return err;
+  if (err instanceof HTTPException) {
+    if (err.status === 413) return new OAuthError('invalid_request', 'the request body is too large', { status: 413 });
+    if (err.status < 500) return new OAuthError('invalid_request', 'the request is malformed', { status: err.status });
+  }
+  if (err instanceof SyntaxError) return new OAuthError('invalid_request', 'the request body is not valid JSON');
+  return new OAuthError('server_error', 'an internal error occurred; it has been logged', { cause: err });
+}
+
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  const e = toOAuthError(err);
+  const log = c.var.log;
+  if (e.status >= 500) log?.error('request.failed', { err, path: c.req.path });
+  else log?.info('request.rejected', { code: e.code, description: e.message, path: c.req.path });
+  return c.json(e.toBody(), e.status as ContentfulStatusCode, { ...NO_STORE, ...e.headers });
+};
+
+export const notFound: NotFoundHandler<AppEnv> = (c) =>
+  c.json({ error: 'not_found', error_description: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404);

@@ -1,0 +1,69 @@
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { OAuthError, type OAuthErrorCode } from '../core/errors.js';
+
+export type Form = Record<string, string | string[]>;
+
+/** Parameters that may repeat (RFC 8707 §2, RFC 8693 §2.1); every other one must appear once. */
+const MULTI_VALUED = new Set(['resource', 'audience']);
+
+/**
+ * Reads an `application/x-www-form-urlencoded` body. RFC 6749 §3.1: parameters must not be
+ * repeated, except those defined as multi-valued; empty values count as absent.
+ */
+export async function readForm(c: Context): Promise<Form> {
+  const type = c.req.header('content-type') ?? '';
+  if (!/^application\/x-www-form-urlencoded(\s*;|$)/i.test(type)) {
+    throw new OAuthError('invalid_request', 'the body must be application/x-www-form-urlencoded');
+  }
+  const text = await c.req.text();
+  const params = new URLSearchParams(text);
+  return collect(params);
+}
+
+/** Collects query or form parameters with the same repetition rules. */
+export function collect(params: URLSearchParams): Form {
+  const out: Form = {};
+  for (const [key, value] of params) {
+    if (value === '') continue;
+    if (key.length > 64 || value.length > 16_384)
+      throw new OAuthError('invalid_request', `parameter ${key.slice(0, 64)} is too long`);
+    const prev = out[key];
+    if (prev === undefined) out[key] = MULTI_VALUED.has(key) ? [value] : value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else throw new OAuthError('invalid_request', `parameter ${key} must not be repeated`);
+  }
+  return out;
+}
+
+/** The single-valued view of a form, for client authentication. */
+export function singleValues(form: Form): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(form)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+// Field-specific RFC codes; invalid_request otherwise.
+const FIELD_CODE: Record<string, OAuthErrorCode> = {
+  resource: 'invalid_target',
+  scope: 'invalid_scope',
+  redirect_uris: 'invalid_redirect_uri',
+};
+
+/** Parses wire input with a schema, turning the first problem into the spec's error. */
+export function parseParams<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  fallback: OAuthErrorCode = 'invalid_request',
+): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const [issue] = result.error.issues;
+  const field = String(issue?.path[0] ?? '');
+  const message =
+    issue?.code === 'invalid_type' && issue.input === undefined ? 'is required' : (issue?.message ?? 'is invalid');
+  throw new OAuthError(FIELD_CODE[field] ?? fallback, field ? `${field}: ${message}` : message);
+}
+
+/** A required single string parameter (for schemas). */
+export const param = (max = 4096) => z.string().min(1).max(max);

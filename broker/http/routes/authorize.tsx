@@ -1,0 +1,126 @@
+import { Hono } from 'hono';
+import { ConsentPage } from '../../../admin-ui/pages/consent.js';
+import { MessagePage } from '../../../admin-ui/pages/message.js';
+import { checkCsrf } from '../../../admin-ui/session.js';
+import { OAuthError } from '../../core/errors.js';
+import { PATHS } from '../../core/protocol.js';
+import {
+  type AuthorizeDeps,
+  decideAuthorization,
+  RedirectableError,
+  startAuthorization,
+  UntrustedRedirectError,
+} from '../../services/authorize.js';
+import { collect } from '../params.js';
+import type { AppEnv } from '../types.js';
+
+/** Builds the redirect back to the client; RFC 9207 §2: `iss` on success and on error. */
+function backToClient(redirectUri: string, issuer: string, params: Record<string, string | null | undefined>): string {
+  const url = new URL(redirectUri);
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) url.searchParams.set(k, v);
+  url.searchParams.set('iss', issuer);
+  return url.toString();
+}
+
+/** The authorization endpoint and the consent page (OAuth 2.1 §4.1). */
+export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
+  const app = new Hono<AppEnv>();
+
+  app.get(PATHS.authorize, async (c) => {
+    let form: ReturnType<typeof collect>;
+    try {
+      form = collect(new URL(c.req.url).searchParams);
+    } catch (err) {
+      const message = err instanceof OAuthError ? err.message : 'The request is malformed.';
+      return c.html(<MessagePage title="Authorization request refused" message={message} />, 400);
+    }
+    try {
+      const request = await startAuthorization(deps, form);
+      return c.redirect(`${PATHS.consent}?request=${encodeURIComponent(request.id)}`, 303);
+    } catch (err) {
+      if (err instanceof UntrustedRedirectError) {
+        c.var.log.info('authorize.refused', { reason: err.message });
+        return c.html(<MessagePage title="Authorization request refused" message={err.message} />, 400);
+      }
+      if (err instanceof RedirectableError) {
+        c.var.log.info('authorize.rejected', { code: err.error.code, description: err.error.message });
+        return c.redirect(
+          backToClient(err.redirectUri, deps.issuer, {
+            error: err.error.code,
+            error_description: err.error.message,
+            state: err.state,
+          }),
+          303,
+        );
+      }
+      throw err;
+    }
+  });
+
+  app.get(PATHS.consent, async (c) => {
+    const user = c.get('user');
+    const id = c.req.query('request') ?? '';
+    if (!user) return c.redirect(`${PATHS.signIn}?next=${encodeURIComponent(`${PATHS.consent}?request=${id}`)}`, 303);
+    const request = id ? await deps.grants.getRequest(id, deps.clock.now()) : null;
+    if (!request) {
+      return c.html(
+        <MessagePage
+          title="Request expired"
+          message="This authorization request has expired or was already answered. Start again from the application."
+          user={user}
+          csrf={c.get('csrfToken') ?? ''}
+        />,
+        400,
+      );
+    }
+    const client = await deps.clients.get(request.clientId);
+    if (!client)
+      return c.html(<MessagePage title="Unknown client" message="The client is no longer registered." />, 400);
+    const redirect = new URL(request.redirectUri);
+    const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(redirect.hostname);
+    return c.html(
+      <ConsentPage
+        user={user}
+        csrf={c.get('csrfToken') ?? ''}
+        view={{
+          requestId: request.id,
+          clientName: client.name,
+          clientId: client.id,
+          redirectHost: redirect.host || redirect.protocol,
+          clientHost: client.source === 'cimd' ? new URL(client.id).host : null,
+          localhostOnly: loopback,
+          scopes: request.scope,
+          resources: request.resources,
+        }}
+      />,
+    );
+  });
+
+  app.post(PATHS.consent, async (c) => {
+    const user = c.get('user');
+    if (!user) throw new OAuthError('unauthorized', 'sign in first');
+    const body = await c.req.parseBody();
+    checkCsrf(c, typeof body._csrf === 'string' ? body._csrf : undefined);
+    const id = typeof body.request === 'string' ? body.request : '';
+    const request = id ? await deps.grants.getRequest(id, deps.clock.now()) : null;
+    if (!request) {
+      return c.html(
+        <MessagePage
+          title="Request expired"
+          message="This authorization request has expired or was already answered."
+        />,
+        400,
+      );
+    }
+    const approve = body.decision === 'approve';
+    const outcome = await decideAuthorization(deps, { request, userId: user.id, approve, requestId: c.var.requestId });
+    const params =
+      'code' in outcome
+        ? { code: outcome.code, state: request.state }
+        : { error: 'access_denied', error_description: 'the user denied the request', state: request.state };
+    // RFC 9700 §4.12: 303 after a POST so the browser does not resend the form.
+    return c.redirect(backToClient(request.redirectUri, deps.issuer, params), 303);
+  });
+
+  return app;
+}

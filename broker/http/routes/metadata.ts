@@ -1,0 +1,63 @@
+import { Hono } from 'hono';
+import { ASSERTION_ALGS, AUTH_METHOD, PATHS } from '../../core/protocol.js';
+import type { KeyRing } from '../../tokens/key-ring.js';
+import type { AppEnv } from '../types.js';
+
+export interface MetadataDeps {
+  issuer: string;
+  keys: KeyRing;
+  grantTypes: () => string[];
+  scopes: () => Promise<string[]>;
+  dcrEnabled: boolean;
+  cimdEnabled: boolean;
+  jwksMaxAge: number;
+}
+
+/** RFC 8414 metadata (only what Errand really supports) and the JWKS (RFC 7517). */
+export function metadataRoutes(deps: MetadataDeps) {
+  const url = (path: string) => `${deps.issuer}${path}`;
+  return new Hono<AppEnv>()
+    .get(PATHS.asMetadata, async (c) => {
+      const authMethods = [
+        AUTH_METHOD.privateKeyJwt,
+        AUTH_METHOD.clientSecretBasic,
+        AUTH_METHOD.clientSecretPost,
+        AUTH_METHOD.none,
+      ];
+      return c.json(
+        {
+          issuer: deps.issuer,
+          authorization_endpoint: url(PATHS.authorize),
+          token_endpoint: url(PATHS.token),
+          jwks_uri: url(PATHS.jwks),
+          ...(deps.dcrEnabled ? { registration_endpoint: url(PATHS.register) } : {}),
+          revocation_endpoint: url(PATHS.revoke),
+          introspection_endpoint: url(PATHS.introspect),
+          scopes_supported: await deps.scopes(),
+          response_types_supported: ['code'],
+          response_modes_supported: ['query'],
+          grant_types_supported: deps.grantTypes(),
+          token_endpoint_auth_methods_supported: authMethods,
+          token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
+          revocation_endpoint_auth_methods_supported: authMethods,
+          revocation_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
+          // RFC 7662 §2.1: introspection callers must authenticate, so public clients cannot.
+          introspection_endpoint_auth_methods_supported: authMethods.filter((m) => m !== AUTH_METHOD.none),
+          introspection_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGS],
+          code_challenge_methods_supported: ['S256'],
+          authorization_response_iss_parameter_supported: true,
+          client_id_metadata_document_supported: deps.cimdEnabled,
+          resource_indicators_supported: true,
+          access_token_signing_alg_values_supported: [deps.keys.signingKey().alg],
+        },
+        200,
+        { 'Cache-Control': 'public, max-age=300' },
+      );
+    })
+    .get(PATHS.jwks, (c) =>
+      c.json(deps.keys.jwks(), 200, {
+        'Content-Type': 'application/jwk-set+json',
+        'Cache-Control': `public, max-age=${deps.jwksMaxAge}`,
+      }),
+    );
+}

@@ -1,0 +1,16 @@
+import type { User } from '../../db/stores/user-store.js';
+import type { Logger } from '../log.js';
+
+/** Hono environment shared by every route: request id, bound logger, and the signed-in user if any. */
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    log: Logger;
+    user: User | null;
+    csrfToken: string | null;
+    sessionIdHash: string | null;
+  };
+};
+
+/** RFC 6749 §5.1: token responses must not be cached. */
+export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' } as const;

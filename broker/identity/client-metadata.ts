@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { redirectUriProblem } from '../core/client.js';
+import { OAuthError } from '../core/errors.js';
+import { AUTH_METHOD, type AuthMethod, GRANT_TYPE, type GrantType } from '../core/protocol.js';
+import { parseScope } from '../core/scopes.js';
+
+/**
+ * Client metadata (RFC 7591 §2), shared by Dynamic Client Registration and Client ID Metadata
+ * Documents. Unknown members are ignored, as RFC 7591 §2 asks; known ones are checked strictly.
+ */
+const httpsUrl = z.string().max(2048).url();
+export const ClientMetadataSchema = z.object({
+  client_id: z.string().max(2048).optional(),
+  redirect_uris: z.array(z.string().max(2048)).max(20).optional(),
+  token_endpoint_auth_method: z.string().max(64).optional(),
+  grant_types: z.array(z.string().max(128)).max(10).optional(),
+  response_types: z.array(z.string().max(64)).max(5).optional(),
+  client_name: z.string().min(1).max(200).optional(),
+  client_uri: httpsUrl.optional(),
+  logo_uri: httpsUrl.optional(),
+  tos_uri: httpsUrl.optional(),
+  policy_uri: httpsUrl.optional(),
+  contacts: z.array(z.string().max(320)).max(10).optional(),
+  scope: z.string().max(2048).optional(),
+  jwks_uri: httpsUrl.optional(),
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
+  software_id: z.string().max(200).optional(),
+  software_version: z.string().max(100).optional(),
+  software_statement: z.string().optional(),
+  application_type: z.enum(['web', 'native']).optional(),
+  client_secret: z.unknown().optional(),
+  client_secret_expires_at: z.unknown().optional(),
+});
+export type ClientMetadataInput = z.input<typeof ClientMetadataSchema>;
+
+export interface ValidatedClientMetadata {
+  name: string;
+  authMethod: AuthMethod;
+  redirectUris: string[];
+  grantTypes: GrantType[];
+  scope: string[] | null;
+  jwks: { keys: Record<string, unknown>[] } | null;
+  jwksUri: string | null;
+  applicationType: 'web' | 'native' | null;
+  /** Display metadata kept as registered (client_uri, logo_uri, contacts …). */
+  display: Record<string, unknown>;
+}
+
+const SELF_SERVICE_GRANTS: readonly GrantType[] = [GRANT_TYPE.authorizationCode, GRANT_TYPE.refreshToken];
+
+function invalid(description: string): OAuthError {
+  return new OAuthError('invalid_client_metadata', description);
+}
+
+/**
+ * Validates metadata from a self-service door (DCR or a metadata document). Shared secrets are not
+ * offered there: an administrator must enable a static secret for a client explicitly.
+ */
+export function validateSelfServiceMetadata(input: unknown): ValidatedClientMetadata {
+  const parsed = ClientMetadataSchema.safeParse(input);
+  if (!parsed.success) {
+    const [issue] = parsed.error.issues;
+    const field = issue?.path.join('.') ?? '';
+    const code = field.startsWith('redirect_uris') ? 'invalid_redirect_uri' : 'invalid_client_metadata';
+    throw new OAuthError(code, `${field || 'metadata'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const m = parsed.data;
+  if (m.software_statement !== undefined) {
+    throw new OAuthError('invalid_software_statement', 'software statements are not accepted');
+  }
+  // CIMD §4.1: a metadata document must not carry a shared secret.
+  if (m.client_secret !== undefined || m.client_secret_expires_at !== undefined) {
+    throw invalid('client_secret must not be sent: Errand issues no shared secrets to self-registered clients');
+  }
+  const authMethod = (m.token_endpoint_auth_method ?? AUTH_METHOD.none) as string;
+  if (authMethod !== AUTH_METHOD.none && authMethod !== AUTH_METHOD.privateKeyJwt) {
+    throw invalid(
+      `token_endpoint_auth_method "${authMethod}" is not available here: use "none" (with PKCE) or "private_key_jwt"`,
+    );
+  }
+  if (m.jwks && m.jwks_uri) throw invalid('send jwks or jwks_uri, not both (RFC 7591 §2)');
+  if (authMethod === AUTH_METHOD.privateKeyJwt && !m.jwks && !m.jwks_uri) {
+    throw invalid('private_key_jwt needs jwks or jwks_uri');
+  }
+  for (const key of m.jwks?.keys ?? []) {
+    if ('d' in key || 'p' in key || 'k' in key) throw invalid('jwks must hold public keys only');
+  }
+
+  const grantTypes = (m.grant_types ?? [GRANT_TYPE.authorizationCode]) as GrantType[];
+  for (const g of grantTypes) {
+    if (!SELF_SERVICE_GRANTS.includes(g)) {
+      throw invalid(`grant_types: "${g}" cannot be self-registered; allowed: ${SELF_SERVICE_GRANTS.join(', ')}`);
+    }
+  }
+  const responseTypes = m.response_types ?? ['code'];
+  if (responseTypes.some((r) => r !== 'code')) throw invalid('response_types: only "code" is supported');
+
+  const redirectUris = m.redirect_uris ?? [];
+  if (grantTypes.includes(GRANT_TYPE.authorizationCode) && redirectUris.length === 0) {
+    throw new OAuthError('invalid_redirect_uri', 'redirect_uris: at least one is required for authorization_code');
+  }
+  for (const uri of redirectUris) {
+    const problem = redirectUriProblem(uri);
+    if (problem) throw new OAuthError('invalid_redirect_uri', `redirect_uris: ${problem}`);
+  }
+
+  let scope: string[] | null = null;
+  if (m.scope !== undefined) {
+    scope = parseScope(m.scope);
+    if (scope === null) throw invalid('scope: must be space-separated scope tokens');
+  }
+
+  const display: Record<string, unknown> = {};
+  for (const k of [
+    'client_uri',
+    'logo_uri',
+    'tos_uri',
+    'policy_uri',
+    'contacts',
+    'software_id',
+    'software_version',
+  ] as const) {
+    if (m[k] !== undefined) display[k] = m[k];
+  }
+  return {
+    name: m.client_name ?? 'Unnamed client',
+    authMethod: authMethod as AuthMethod,
+    redirectUris,
+    grantTypes,
+    scope,
+    jwks: m.jwks ?? null,
+    jwksUri: m.jwks_uri ?? null,
+    applicationType: m.application_type ?? null,
+    display,
+  };
+}

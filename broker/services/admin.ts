@@ -1,0 +1,212 @@
+import { z } from 'zod';
+import type { Db } from '../../db/open.js';
+import type { AuditStore } from '../../db/stores/audit-store.js';
+import type { ClientStore, Resource } from '../../db/stores/client-store.js';
+import type { UserStore } from '../../db/stores/user-store.js';
+import { type Client, credentialKindOf, redirectUriProblem } from '../core/client.js';
+import { OAuthError } from '../core/errors.js';
+import type { Clock } from '../core/ports.js';
+import { AUTH_METHOD, GRANT_TYPE } from '../core/protocol.js';
+import { canonicalizeResource } from '../core/resource.js';
+import { formatScope, isScopeToken } from '../core/scopes.js';
+import { hashPassword } from '../identity/passwords.js';
+import { hashSecret, newId, newSecret } from '../tokens/random.js';
+
+const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
+
+export const CreateClientSchema = z
+  .object({
+    kind: z.enum(['agent', 'mcp_client', 'resource_server']),
+    name: z.string().min(1).max(200),
+    owner_id: z.string().max(100).optional(),
+    token_endpoint_auth_method: z
+      .enum([AUTH_METHOD.privateKeyJwt, AUTH_METHOD.none, AUTH_METHOD.clientSecretBasic, AUTH_METHOD.clientSecretPost])
+      .default(AUTH_METHOD.privateKeyJwt),
+    /** Shared secrets are a risk Errand flags; an administrator must opt in per client. */
+    allow_static_secret: z.boolean().default(false),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
+    jwks_uri: z.url().max(2048).optional(),
+    redirect_uris: z.array(z.string().max(2048)).max(20).default([]),
+    grant_types: z
+      .array(z.enum([GRANT_TYPE.authorizationCode, GRANT_TYPE.refreshToken, GRANT_TYPE.clientCredentials]))
+      .min(1)
+      .max(5)
+      .optional(),
+    scope: ScopeList.optional(),
+    resources: z.array(z.string().max(2048)).max(50).default([]),
+  })
+  .strict();
+
+export const UpdateClientSchema = z
+  .object({
+    status: z.enum(['active', 'disabled']).optional(),
+    owner_id: z.string().max(100).nullable().optional(),
+    name: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+export const CreateResourceSchema = z
+  .object({ url: z.string().max(2048), name: z.string().min(1).max(200), scopes: ScopeList.min(1) })
+  .strict();
+
+export const CreateUserSchema = z
+  .object({
+    username: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'may use letters, digits and . _ @ - (up to 64)'),
+    password: z.string().min(12, 'must have at least 12 characters').max(512),
+    role: z.enum(['user', 'admin']).default('user'),
+    display_name: z.string().max(200).optional(),
+  })
+  .strict();
+
+export interface AdminDeps {
+  db: Db;
+  clients: ClientStore;
+  users: UserStore;
+  audit: AuditStore;
+  clock: Clock;
+}
+
+/** The wire view of a client: never the secret hash. */
+export function clientView(c: Client) {
+  return {
+    client_id: c.id,
+    kind: c.kind,
+    name: c.name,
+    owner_id: c.ownerId,
+    source: c.source,
+    status: c.status,
+    token_endpoint_auth_method: c.authMethod,
+    credential_kind: credentialKindOf(c.authMethod),
+    static_secret: credentialKindOf(c.authMethod) === 'client_secret',
+    redirect_uris: c.redirectUris,
+    grant_types: c.grantTypes,
+    scope: c.scope ? formatScope(c.scope) : null,
+    resources: c.resources,
+    jwks_uri: c.jwksUri,
+    jwks: c.jwks,
+    created_at: c.createdAt,
+    last_used_at: c.lastUsedAt,
+    expires_at: c.expiresAt,
+  };
+}
+
+/** Registers a client through the admin API. */
+export async function createClient(
+  deps: AdminDeps,
+  input: z.output<typeof CreateClientSchema>,
+  adminId: string,
+  requestId: string,
+) {
+  const method = input.token_endpoint_auth_method;
+  const isSecret = method === AUTH_METHOD.clientSecretBasic || method === AUTH_METHOD.clientSecretPost;
+  if (isSecret && !input.allow_static_secret) {
+    throw new OAuthError(
+      'invalid_client_metadata',
+      `${method} issues a long-lived shared secret: set allow_static_secret to true to accept that risk, or use private_key_jwt`,
+    );
+  }
+  if (method === AUTH_METHOD.privateKeyJwt && !input.jwks && !input.jwks_uri) {
+    throw new OAuthError('invalid_client_metadata', 'private_key_jwt needs jwks or jwks_uri');
+  }
+  if (input.jwks && input.jwks_uri) throw new OAuthError('invalid_client_metadata', 'send jwks or jwks_uri, not both');
+  for (const key of input.jwks?.keys ?? []) {
+    if ('d' in key || 'k' in key) throw new OAuthError('invalid_client_metadata', 'jwks must hold public keys only');
+  }
+  for (const uri of input.redirect_uris) {
+    const problem = redirectUriProblem(uri);
+    if (problem) throw new OAuthError('invalid_redirect_uri', problem);
+  }
+  const grantTypes =
+    input.grant_types ??
+    (input.kind === 'mcp_client'
+      ? [GRANT_TYPE.authorizationCode, GRANT_TYPE.refreshToken]
+      : [GRANT_TYPE.clientCredentials]);
+  if (grantTypes.includes(GRANT_TYPE.clientCredentials) && method === AUTH_METHOD.none) {
+    throw new OAuthError('invalid_client_metadata', 'client_credentials needs a confidential client (not "none")');
+  }
+  if (grantTypes.includes(GRANT_TYPE.authorizationCode) && input.redirect_uris.length === 0) {
+    throw new OAuthError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI');
+  }
+  const resources = input.resources.map((r) => {
+    const canonical = canonicalizeResource(r);
+    if (!canonical) throw new OAuthError('invalid_client_metadata', `resources: "${r}" is not an absolute http(s) URL`);
+    return canonical;
+  });
+  if (input.owner_id && !(await deps.users.get(input.owner_id))) {
+    throw new OAuthError('invalid_client_metadata', `owner_id: no user "${input.owner_id}"`);
+  }
+  const secret = isSecret ? newSecret('ecs_') : null;
+  const now = deps.clock.now();
+  const client: Client = {
+    id: newId('cli'),
+    kind: input.kind,
+    name: input.name,
+    ownerId: input.owner_id ?? adminId,
+    source: 'admin',
+    status: 'active',
+    authMethod: method,
+    secretHash: secret ? hashSecret(secret) : null,
+    jwks: input.jwks ?? null,
+    jwksUri: input.jwks_uri ?? null,
+    redirectUris: input.redirect_uris,
+    grantTypes,
+    scope: input.scope ?? null,
+    resources,
+    applicationType: null,
+    metadata: {},
+    createdAt: now,
+    lastUsedAt: null,
+    expiresAt: null,
+    cachedUntil: null,
+  };
+  await deps.db.write(async (tx) => {
+    await deps.clients.insert(client, tx);
+    await deps.audit.append(
+      {
+        type: 'client.registered',
+        result: 'allowed',
+        userId: adminId,
+        clientId: client.id,
+        requestId,
+        details: { source: 'admin', kind: client.kind },
+      },
+      now,
+      tx,
+    );
+  });
+  return { ...clientView(client), ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}) };
+}
+
+export async function createResource(deps: AdminDeps, input: z.output<typeof CreateResourceSchema>): Promise<Resource> {
+  const url = canonicalizeResource(input.url);
+  if (!url) throw new OAuthError('invalid_request', 'url must be an absolute http(s) URL without a fragment');
+  if (await deps.clients.getResource(url)) throw new OAuthError('conflict', `resource ${url} already exists`);
+  const resource: Resource = {
+    id: newId('res'),
+    url,
+    name: input.name,
+    scopes: [...new Set(input.scopes)].sort(),
+    createdAt: deps.clock.now(),
+  };
+  await deps.clients.insertResource(resource);
+  return resource;
+}
+
+export async function createUser(deps: AdminDeps, input: z.output<typeof CreateUserSchema>) {
+  if (await deps.users.findByUsername(input.username))
+    throw new OAuthError('conflict', `user ${input.username} already exists`);
+  const user = {
+    id: newId('usr'),
+    username: input.username,
+    displayName: input.display_name ?? null,
+    passwordHash: await hashPassword(input.password),
+    role: input.role,
+    createdAt: deps.clock.now(),
+    disabledAt: null,
+    failedSignins: 0,
+    lockedUntil: null,
+  };
+  await deps.users.insert(user);
+  const { passwordHash: _omit, ...view } = user;
+  return view;
+}

@@ -1,0 +1,78 @@
+import type { ClientStore, Resource } from '../../db/stores/client-store.js';
+import type { Client } from '../core/client.js';
+import { OAuthError } from '../core/errors.js';
+import { canonicalizeResource } from '../core/resource.js';
+import { formatScope, parseScope, scopesOutside } from '../core/scopes.js';
+
+/** Canonical forms of `resource` parameters; a malformed one is invalid_target (RFC 8707 §2). */
+export function canonicalResources(raw: string | string[] | undefined): string[] {
+  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  if (list.length > 10) throw new OAuthError('invalid_target', 'too many resource parameters');
+  const out: string[] = [];
+  for (const r of list) {
+    const canonical = canonicalizeResource(r);
+    if (!canonical)
+      throw new OAuthError(
+        'invalid_target',
+        `resource "${r.slice(0, 200)}" must be an absolute http(s) URI without a fragment`,
+      );
+    if (!out.includes(canonical)) out.push(canonical);
+  }
+  return out;
+}
+
+/** Every requested resource must be registered at Errand (RFC 8707 §2: else invalid_target). */
+export async function lookUpResources(store: ClientStore, canonical: readonly string[]): Promise<Resource[]> {
+  const found: Resource[] = [];
+  for (const url of canonical) {
+    const resource = await store.getResource(url);
+    if (!resource)
+      throw new OAuthError('invalid_target', `resource "${url}" is not known to this authorization server`);
+    found.push(resource);
+  }
+  return found;
+}
+
+/** Errand issues one audience per token; picks it from the request and what the grant allows. */
+export function pickAudience(requested: readonly string[], allowed: readonly string[] | null): string {
+  if (requested.length > 1) throw new OAuthError('invalid_target', 'request one resource per access token');
+  const [one] = requested;
+  if (one !== undefined) {
+    if (allowed && !allowed.includes(one)) {
+      throw new OAuthError('invalid_target', `resource "${one}" was not part of this grant`);
+    }
+    return one;
+  }
+  if (allowed && allowed.length === 1 && allowed[0] !== undefined) return allowed[0];
+  throw new OAuthError(
+    'invalid_target',
+    allowed && allowed.length > 1
+      ? 'resource is required: this grant covers several resources'
+      : 'resource is required: Errand issues audience-restricted tokens only',
+  );
+}
+
+/** Parses a scope parameter; malformed scope is invalid_scope (RFC 6749 §5.2). */
+export function requestedScope(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const parsed = parseScope(raw);
+  if (!parsed) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
+  return parsed;
+}
+
+/**
+ * Scopes a client may receive for a resource: within the resource's catalogue and, when the client
+ * registered a scope list, within that list. Anything outside is invalid_scope, never silently dropped.
+ */
+export function checkScope(requested: readonly string[], resource: Resource, client: Pick<Client, 'scope'>): void {
+  const unknown = scopesOutside(requested, resource.scopes);
+  if (unknown.length > 0) {
+    throw new OAuthError('invalid_scope', `scope "${formatScope(unknown)}" is not offered by resource ${resource.url}`);
+  }
+  if (client.scope) {
+    const notAllowed = scopesOutside(requested, client.scope);
+    if (notAllowed.length > 0) {
+      throw new OAuthError('invalid_scope', `scope "${formatScope(notAllowed)}" is not allowed for this client`);
+    }
+  }
+}

@@ -1,0 +1,330 @@
+import type { Db, Tx } from '../../db/open.js';
+import type { AuditStore } from '../../db/stores/audit-store.js';
+import type { GrantStore, RefreshToken } from '../../db/stores/grant-store.js';
+import type { Client } from '../core/client.js';
+import { OAuthError } from '../core/errors.js';
+import type { Clock } from '../core/ports.js';
+import { formatScope, isScopeSubset } from '../core/scopes.js';
+import type { TokenResponse } from '../grants/types.js';
+import type { TokenMinter } from '../tokens/access-token.js';
+import type { CryptoBox } from '../tokens/crypto-box.js';
+import { hashSecret, newId, newSecret } from '../tokens/random.js';
+
+export interface TokenServiceDeps {
+  db: Db;
+  grants: GrantStore;
+  audit: AuditStore;
+  minter: TokenMinter;
+  box: CryptoBox;
+  clock: Clock;
+  issuer: string;
+  ttl: { accessToken: number; refreshToken: number; refreshTokenIdle: number; refreshGrace: number };
+}
+
+export interface IssueRequest {
+  clientId: string;
+  /** The resource owner: a user id, or the client itself for client_credentials. */
+  subject: string;
+  userId: string | null;
+  audience: string;
+  scope: string[];
+  /** The grant the token belongs to (revoking the grant revokes the token); null for client_credentials. */
+  grantId: string | null;
+  /** Start a refresh-token family covering these resources and scopes. */
+  refresh?: { resources: string[]; scope: string[] };
+  /** Scope the client asked for, to report narrowing (RFC 6749 §5.1). */
+  requestedScope?: string[];
+  auditType: string;
+  requestId: string;
+}
+
+const REFRESH_PREFIX = 'ert_';
+
+/**
+ * Issues, rotates, revokes and describes tokens. Every write and its audit event share one
+ * transaction, so a token that is returned is always recorded.
+ */
+export class TokenService {
+  constructor(private readonly deps: TokenServiceDeps) {}
+
+  /** Mints an access token (and optionally a refresh token); `inTx` adds the grant's own writes. */
+  async issue(req: IssueRequest, inTx?: (tx: Tx) => Promise<void>): Promise<TokenResponse> {
+    const { minter, db, grants, audit, clock, ttl } = this.deps;
+    const minted = minter.mint({
+      clientId: req.clientId,
+      subject: req.subject,
+      audience: req.audience,
+      scope: req.scope,
+      ttl: ttl.accessToken,
+      grantId: req.grantId,
+    });
+    const response: TokenResponse = {
+      access_token: minted.token,
+      token_type: 'Bearer',
+      expires_in: minted.expiresIn,
+      ...(minted.record.scope ? { scope: minted.record.scope } : {}),
+    };
+    await db.write(async (tx) => {
+      if (inTx) await inTx(tx);
+      const now = clock.now();
+      if (req.refresh && req.grantId && req.userId) {
+        const refresh = newSecret(REFRESH_PREFIX);
+        await grants.insertRefresh(
+          {
+            tokenHash: hashSecret(refresh),
+            familyId: req.grantId,
+            clientId: req.clientId,
+            userId: req.userId,
+            scope: req.refresh.scope,
+            resources: req.refresh.resources,
+            createdAt: now,
+            expiresAt: Math.min(now + ttl.refreshTokenIdle, now + ttl.refreshToken),
+            familyExpiresAt: now + ttl.refreshToken,
+            usedAt: null,
+            graceResponse: null,
+            revokedAt: null,
+          },
+          tx,
+        );
+        response.refresh_token = refresh;
+      }
+      await grants.insertToken(minted.record, tx);
+      await audit.append(
+        {
+          type: req.auditType,
+          result: 'allowed',
+          userId: req.userId,
+          clientId: req.clientId,
+          actorChain: [req.clientId],
+          audience: req.audience,
+          scope: minted.record.scope,
+          requestId: req.requestId,
+          details: { jti: minted.record.jti, kid: minted.record.kid },
+        },
+        now,
+        tx,
+      );
+    });
+    return response;
+  }
+
+  /**
+   * Refresh with rotation (OAuth 2.1 §4.3.1). A refresh token works once; the same token presented
+   * again within the grace window gets the very same successor response (clients that refresh
+   * concurrently, common with MCP clients, keep working); after the window it is treated as theft
+   * and the whole family is revoked.
+   */
+  async refresh(input: {
+    refreshToken: string;
+    clientId: string;
+    scope: string[] | undefined;
+    audience: (row: RefreshToken) => string;
+    requestId: string;
+  }): Promise<TokenResponse> {
+    const { db, grants, audit, clock, minter, box, ttl } = this.deps;
+    const tokenHash = hashSecret(input.refreshToken);
+    const outcome = await db.write(async (tx): Promise<{ ok: TokenResponse } | { error: OAuthError }> => {
+      const now = clock.now();
+      const row = await grants.getRefresh(tokenHash, tx);
+      const invalid = (why: string) => ({ error: new OAuthError('invalid_grant', why) });
+      if (!row || row.clientId !== input.clientId) return invalid('the refresh token is invalid');
+      if (row.revokedAt !== null) return invalid('the refresh token has been revoked');
+      if (row.usedAt !== null) {
+        if (now - row.usedAt <= ttl.refreshGrace && row.graceResponse) {
+          return { ok: JSON.parse(box.open(row.graceResponse, `refresh-grace:${tokenHash}`).toString('utf8')) };
+        }
+        await grants.revokeGrant(row.familyId, now, tx);
+        await audit.append(
+          {
+            type: 'refresh_token.reused',
+            result: 'denied',
+            userId: row.userId,
+            clientId: row.clientId,
+            reason: 'refresh_token_reuse',
+            requestId: input.requestId,
+            details: { familyId: row.familyId },
+          },
+          now,
+          tx,
+        );
+        return invalid('the refresh token was already used; its token family has been revoked');
+      }
+      if (row.expiresAt <= now || row.familyExpiresAt <= now) return invalid('the refresh token has expired');
+
+      const scope = input.scope ?? row.scope;
+      if (!isScopeSubset(scope, row.scope)) {
+        return { error: new OAuthError('invalid_scope', 'scope exceeds what was granted') };
+      }
+      let audience: string;
+      try {
+        audience = input.audience(row);
+      } catch (err) {
+        if (err instanceof OAuthError) return { error: err };
+        throw err;
+      }
+      const minted = minter.mint({
+        clientId: row.clientId,
+        subject: row.userId,
+        audience,
+        scope,
+        ttl: ttl.accessToken,
+        grantId: row.familyId,
+      });
+      const successor = newSecret(REFRESH_PREFIX);
+      const response: TokenResponse = {
+        access_token: minted.token,
+        token_type: 'Bearer',
+        expires_in: minted.expiresIn,
+        refresh_token: successor,
+        ...(minted.record.scope ? { scope: minted.record.scope } : {}),
+      };
+      const sealed =
+        ttl.refreshGrace > 0 ? box.seal(Buffer.from(JSON.stringify(response)), `refresh-grace:${tokenHash}`) : null;
+      await grants.markRefreshUsed(tokenHash, now, sealed, tx);
+      await grants.insertRefresh(
+        {
+          ...row,
+          tokenHash: hashSecret(successor),
+          createdAt: now,
+          expiresAt: Math.min(now + ttl.refreshTokenIdle, row.familyExpiresAt),
+          usedAt: null,
+          graceResponse: null,
+          revokedAt: null,
+        },
+        tx,
+      );
+      await grants.insertToken(minted.record, tx);
+      await audit.append(
+        {
+          type: 'token.refreshed',
+          result: 'allowed',
+          userId: row.userId,
+          clientId: row.clientId,
+          actorChain: [row.clientId],
+          audience,
+          scope: formatScope(scope),
+          requestId: input.requestId,
+          details: { jti: minted.record.jti, familyId: row.familyId },
+        },
+        now,
+        tx,
+      );
+      return { ok: response };
+    });
+    if ('error' in outcome) throw outcome.error;
+    return outcome.ok;
+  }
+
+  /** Revokes every token of a grant (a reused authorization code, a revoked refresh token). */
+  async revokeGrant(grantId: string, audit: { type: string; clientId: string; reason: string; requestId: string }) {
+    await this.deps.db.write(async (tx) => {
+      const now = this.deps.clock.now();
+      await this.deps.grants.revokeGrant(grantId, now, tx);
+      await this.deps.audit.append({ ...audit, result: 'denied', details: { grantId } }, now, tx);
+    });
+  }
+
+  /**
+   * RFC 7662 introspection. Inactive, expired, revoked, unknown and not-yours all answer exactly
+   * `{ active: false }` (§2.2). A caller sees a token it was issued, or one whose audience it serves.
+   */
+  async introspect(token: string, caller: Client): Promise<Record<string, unknown>> {
+    const inactive = { active: false };
+    const now = this.deps.clock.now();
+    if (token.startsWith(REFRESH_PREFIX)) {
+      const row = await this.deps.grants.getRefresh(hashSecret(token));
+      if (!row || row.clientId !== caller.id || row.revokedAt !== null || row.usedAt !== null) return inactive;
+      if (row.expiresAt <= now || row.familyExpiresAt <= now) return inactive;
+      return {
+        active: true,
+        client_id: row.clientId,
+        sub: row.userId,
+        scope: formatScope(row.scope),
+        iat: row.createdAt,
+        exp: row.expiresAt,
+        iss: this.deps.issuer,
+      };
+    }
+    const verified = this.deps.minter.verify(token);
+    if (!verified) return inactive;
+    const row = await this.deps.grants.getToken(verified.jti);
+    if (!row || row.revokedAt !== null || row.expiresAt <= now) return inactive;
+    if (row.clientId !== caller.id && !caller.resources.includes(row.audience)) return inactive;
+    const { claims } = verified;
+    return {
+      active: true,
+      token_type: 'Bearer',
+      iss: claims.iss,
+      sub: claims.sub,
+      aud: claims.aud,
+      client_id: claims.client_id,
+      ...(row.scope ? { scope: row.scope } : {}),
+      iat: claims.iat,
+      exp: claims.exp,
+      jti: claims.jti,
+    };
+  }
+
+  /**
+   * RFC 7009 revocation. Unknown or already invalid tokens answer 200 (§2.2). Revoking a refresh
+   * token revokes its whole family and the access tokens issued from it (§2.1).
+   */
+  async revoke(token: string, hint: string | undefined, caller: Client, requestId: string): Promise<void> {
+    if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') {
+      throw new OAuthError('unsupported_token_type', `token_type_hint "${hint.slice(0, 40)}" is not supported`);
+    }
+    const { db, grants, audit, clock } = this.deps;
+    if (token.startsWith(REFRESH_PREFIX)) {
+      const row = await grants.getRefresh(hashSecret(token));
+      if (!row) return;
+      if (row.clientId !== caller.id)
+        throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+      await db.write(async (tx) => {
+        const now = clock.now();
+        await grants.revokeGrant(row.familyId, now, tx);
+        await audit.append(
+          {
+            type: 'token.revoked',
+            result: 'allowed',
+            userId: row.userId,
+            clientId: caller.id,
+            requestId,
+            details: { familyId: row.familyId },
+          },
+          now,
+          tx,
+        );
+      });
+      return;
+    }
+    const verified = this.deps.minter.verify(token);
+    if (!verified) return;
+    const row = await grants.getToken(verified.jti);
+    if (!row) return;
+    if (row.clientId !== caller.id)
+      throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
+    await db.write(async (tx) => {
+      const now = clock.now();
+      if (await grants.revokeToken(row.jti, now, tx)) {
+        await audit.append(
+          {
+            type: 'token.revoked',
+            result: 'allowed',
+            userId: row.subject === row.clientId ? null : row.subject,
+            clientId: caller.id,
+            audience: row.audience,
+            requestId,
+            details: { jti: row.jti },
+          },
+          now,
+          tx,
+        );
+      }
+    });
+  }
+
+  /** A new grant id (the id of a refresh family and of the tokens of one authorization). */
+  newGrantId(): string {
+    return newId('grt');
+  }
+}

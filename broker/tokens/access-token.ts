@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import type { IssuedToken } from '../../db/stores/grant-store.js';
+import type { Clock } from '../core/ports.js';
+import { JWT_TYP } from '../core/protocol.js';
+import { formatScope } from '../core/scopes.js';
+import { signJwt, verifyJwtSignature } from './jws.js';
+import type { KeyRing } from './key-ring.js';
+
+export interface MintRequest {
+  clientId: string;
+  subject: string;
+  audience: string;
+  scope: readonly string[];
+  ttl: number;
+  grantId: string | null;
+}
+
+export interface MintedToken {
+  token: string;
+  expiresIn: number;
+  record: IssuedToken;
+}
+
+export interface VerifiedAccessToken {
+  jti: string;
+  claims: Record<string, unknown>;
+}
+
+/** Mints and checks Errand's JWT access tokens (RFC 9068). */
+export class TokenMinter {
+  constructor(private readonly deps: { keys: KeyRing; issuer: string; clock: Clock }) {}
+
+  /** Signs an access token; the caller stores `record` in the same transaction that returns it. */
+  mint(req: MintRequest): MintedToken {
+    const key = this.deps.keys.signingKey();
+    const iat = this.deps.clock.now();
+    const exp = iat + req.ttl;
+    const jti = randomBytes(16).toString('base64url');
+    const scope = formatScope(req.scope);
+    // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; scope when one was granted.
+    const claims: Record<string, unknown> = {
+      iss: this.deps.issuer,
+      sub: req.subject,
+      aud: req.audience,
+      client_id: req.clientId,
+      iat,
+      exp,
+      jti,
+      ...(scope ? { scope } : {}),
+    };
+    const token = signJwt(key, { typ: JWT_TYP.accessToken }, claims);
+    return {
+      token,
+      expiresIn: req.ttl,
+      record: {
+        jti,
+        grantId: req.grantId,
+        clientId: req.clientId,
+        subject: req.subject,
+        audience: req.audience,
+        scope,
+        kid: key.kid,
+        issuedAt: iat,
+        expiresAt: exp,
+        revokedAt: null,
+      },
+    };
+  }
+
+  /**
+   * Checks that a JWT is an unexpired access token Errand signed with a published key. Whether it
+   * was revoked is the caller's question (the database row).
+   */
+  verify(token: string): VerifiedAccessToken | null {
+    const verified = verifyJwtSignature(token, (kid) => this.deps.keys.verificationKey(kid));
+    if (!verified) return null;
+    const { header, payload } = verified;
+    if (header.typ !== JWT_TYP.accessToken) return null;
+    if (payload.iss !== this.deps.issuer) return null;
+    if (typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return null;
+    if (payload.exp <= this.deps.clock.now()) return null;
+    return { jti: payload.jti, claims: payload };
+  }
+}

@@ -1,0 +1,72 @@
+import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+/** A validated authorization request waiting for sign-in and consent. */
+export const authorizationRequests = sqliteTable('authorization_requests', {
+  id: text().primaryKey(),
+  clientId: text().notNull(),
+  redirectUri: text().notNull(),
+  redirectUriSent: integer({ mode: 'boolean' }).notNull(),
+  state: text(),
+  codeChallenge: text().notNull(),
+  scope: text().notNull(),
+  resources: text().notNull(),
+  createdAt: integer().notNull(),
+  expiresAt: integer().notNull(),
+});
+
+export const authorizationCodes = sqliteTable('authorization_codes', {
+  codeHash: text().primaryKey(),
+  grantId: text().notNull(),
+  clientId: text().notNull(),
+  userId: text().notNull(),
+  redirectUri: text().notNull(),
+  redirectUriSent: integer({ mode: 'boolean' }).notNull(),
+  codeChallenge: text().notNull(),
+  scope: text().notNull(),
+  resources: text().notNull(),
+  createdAt: integer().notNull(),
+  expiresAt: integer().notNull(),
+  usedAt: integer(),
+});
+
+/**
+ * Refresh tokens, one row per token in a rotation family (the family id is the grant id). Only a
+ * hash of the token is stored. `graceResponse` holds the sealed successor response for the
+ * concurrent-refresh grace window and is cleared once that window has passed.
+ */
+export const refreshTokens = sqliteTable(
+  'refresh_tokens',
+  {
+    tokenHash: text().primaryKey(),
+    familyId: text().notNull(),
+    clientId: text().notNull(),
+    userId: text().notNull(),
+    scope: text().notNull(),
+    resources: text().notNull(),
+    createdAt: integer().notNull(),
+    expiresAt: integer().notNull(),
+    familyExpiresAt: integer().notNull(),
+    usedAt: integer(),
+    graceResponse: text(),
+    revokedAt: integer(),
+  },
+  (t) => [index('refresh_tokens_family_idx').on(t.familyId)],
+);
+
+/** One row per access token: what revocation, introspection and audit act on. */
+export const issuedTokens = sqliteTable(
+  'issued_tokens',
+  {
+    jti: text().primaryKey(),
+    grantId: text(),
+    clientId: text().notNull(),
+    subject: text().notNull(),
+    audience: text().notNull(),
+    scope: text().notNull(),
+    kid: text().notNull(),
+    issuedAt: integer().notNull(),
+    expiresAt: integer().notNull(),
+    revokedAt: integer(),
+  },
+  (t) => [index('issued_tokens_grant_idx').on(t.grantId), index('issued_tokens_exp_idx').on(t.expiresAt)],
+);

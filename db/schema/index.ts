@@ -1,0 +1,5 @@
+export * from './audit.js';
+export * from './clients.js';
+export * from './grants.js';
+export * from './keys.js';
+export * from './users.js';

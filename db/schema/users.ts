@@ -1,0 +1,41 @@
+import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+export const users = sqliteTable('users', {
+  id: text().primaryKey(),
+  username: text().notNull().unique(),
+  displayName: text(),
+  passwordHash: text(),
+  role: text({ enum: ['user', 'admin'] }).notNull(),
+  createdAt: integer().notNull(),
+  disabledAt: integer(),
+  failedSignins: integer().notNull().default(0),
+  lockedUntil: integer(),
+});
+
+/** One-time links that let the first administrator choose a username and password. */
+export const bootstrapTokens = sqliteTable('bootstrap_tokens', {
+  tokenHash: text().primaryKey(),
+  createdAt: integer().notNull(),
+  expiresAt: integer().notNull(),
+  usedAt: integer(),
+});
+
+export const sessions = sqliteTable(
+  'sessions',
+  {
+    idHash: text().primaryKey(),
+    userId: text()
+      .notNull()
+      .references(() => users.id),
+    csrfToken: text().notNull(),
+    createdAt: integer().notNull(),
+    expiresAt: integer().notNull(),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
+/** Small process-wide facts kept in the database (for example the master key's fingerprint). */
+export const settings = sqliteTable('settings', {
+  key: text().primaryKey(),
+  value: text().notNull(),
+});

@@ -1,0 +1,172 @@
+import { and, count, eq, isNull, lt } from 'drizzle-orm';
+import type { Client } from '../../broker/core/client.js';
+import type { AuthMethod, GrantType } from '../../broker/core/protocol.js';
+import type { Db, Tx } from '../open.js';
+import { clients, resources, usedAssertions } from '../schema/index.js';
+import { parseJson, toJson } from './json.js';
+
+type ClientRow = typeof clients.$inferSelect;
+
+function toClient(row: ClientRow): Client {
+  return {
+    id: row.id,
+    kind: row.kind,
+    name: row.name,
+    ownerId: row.ownerId,
+    source: row.source,
+    status: row.status,
+    authMethod: row.tokenEndpointAuthMethod as AuthMethod,
+    secretHash: row.secretHash,
+    jwks: parseJson(row.jwks, null),
+    jwksUri: row.jwksUri,
+    redirectUris: parseJson<string[]>(row.redirectUris, []),
+    grantTypes: parseJson<GrantType[]>(row.grantTypes, []),
+    scope: parseJson<string[] | null>(row.scope, null),
+    resources: parseJson<string[]>(row.resources, []),
+    applicationType: (row.applicationType as Client['applicationType']) ?? null,
+    metadata: parseJson<Record<string, unknown>>(row.metadata, {}),
+    createdAt: row.createdAt,
+    lastUsedAt: row.lastUsedAt,
+    expiresAt: row.expiresAt,
+    cachedUntil: row.cachedUntil,
+  };
+}
+
+function toRow(c: Client): ClientRow {
+  return {
+    id: c.id,
+    kind: c.kind,
+    name: c.name,
+    ownerId: c.ownerId,
+    source: c.source,
+    status: c.status,
+    tokenEndpointAuthMethod: c.authMethod,
+    secretHash: c.secretHash,
+    jwks: c.jwks ? toJson(c.jwks) : null,
+    jwksUri: c.jwksUri,
+    redirectUris: toJson(c.redirectUris),
+    grantTypes: toJson(c.grantTypes),
+    scope: c.scope ? toJson(c.scope) : null,
+    resources: toJson(c.resources),
+    applicationType: c.applicationType,
+    metadata: toJson(c.metadata),
+    createdAt: c.createdAt,
+    lastUsedAt: c.lastUsedAt,
+    expiresAt: c.expiresAt,
+    cachedUntil: c.cachedUntil,
+  };
+}
+
+export interface Resource {
+  id: string;
+  url: string;
+  name: string;
+  scopes: string[];
+  createdAt: number;
+}
+
+export class ClientStore {
+  constructor(private readonly db: Db) {}
+
+  async get(id: string): Promise<Client | null> {
+    const [row] = await this.db.q.select().from(clients).where(eq(clients.id, id)).limit(1);
+    return row ? toClient(row) : null;
+  }
+
+  async list(): Promise<Client[]> {
+    return (await this.db.q.select().from(clients).orderBy(clients.createdAt)).map(toClient);
+  }
+
+  async insert(client: Client, tx?: Tx): Promise<void> {
+    await (tx ?? this.db.q).insert(clients).values(toRow(client));
+  }
+
+  /** Inserts or refreshes a client known by its metadata document URL. */
+  async upsertMetadataClient(client: Client): Promise<void> {
+    const row = toRow(client);
+    await this.db.write((tx) =>
+      tx
+        .insert(clients)
+        .values(row)
+        .onConflictDoUpdate({
+          target: clients.id,
+          set: {
+            name: row.name,
+            tokenEndpointAuthMethod: row.tokenEndpointAuthMethod,
+            jwks: row.jwks,
+            jwksUri: row.jwksUri,
+            redirectUris: row.redirectUris,
+            grantTypes: row.grantTypes,
+            scope: row.scope,
+            applicationType: row.applicationType,
+            metadata: row.metadata,
+            cachedUntil: row.cachedUntil,
+          },
+        }),
+    );
+  }
+
+  async update(id: string, patch: Partial<Pick<Client, 'status' | 'ownerId' | 'name'>>): Promise<Client | null> {
+    await this.db.write((tx) => tx.update(clients).set(patch).where(eq(clients.id, id)));
+    return this.get(id);
+  }
+
+  /** Records use; a dynamically registered client that is used no longer expires as unused. */
+  async touch(id: string, now: number): Promise<void> {
+    await this.db.write((tx) => tx.update(clients).set({ lastUsedAt: now, expiresAt: null }).where(eq(clients.id, id)));
+  }
+
+  async countActiveBySource(source: Client['source'], tx?: Tx): Promise<number> {
+    const [row] = await (tx ?? this.db.q)
+      .select({ n: count() })
+      .from(clients)
+      .where(and(eq(clients.source, source), eq(clients.status, 'active')));
+    return row?.n ?? 0;
+  }
+
+  /** Dynamically registered clients never used before their expiry are removed (RFC 7591 §3 abuse). */
+  async pruneUnused(now: number): Promise<number> {
+    const res = await this.db.write((tx) =>
+      tx.delete(clients).where(and(eq(clients.source, 'dcr'), isNull(clients.lastUsedAt), lt(clients.expiresAt, now))),
+    );
+    return res.rowsAffected;
+  }
+
+  /**
+   * Remembers a client assertion's `jti` until it expires. Returns false when it was seen before:
+   * the primary key makes this atomic across every process sharing the database.
+   */
+  async rememberAssertion(clientId: string, jti: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.db.write(async (tx) => {
+      await tx.delete(usedAssertions).where(lt(usedAssertions.expiresAt, now));
+      const res = await tx
+        .insert(usedAssertions)
+        .values({ key: `${clientId} ${jti}`, expiresAt })
+        .onConflictDoNothing();
+      return res.rowsAffected === 1;
+    });
+  }
+
+  // Resources -----------------------------------------------------------------------------------
+
+  async getResource(url: string): Promise<Resource | null> {
+    const [row] = await this.db.q.select().from(resources).where(eq(resources.url, url)).limit(1);
+    return row ? { ...row, scopes: parseJson<string[]>(row.scopes, []) } : null;
+  }
+
+  async listResources(): Promise<Resource[]> {
+    const rows = await this.db.q.select().from(resources).orderBy(resources.url);
+    return rows.map((r) => ({ ...r, scopes: parseJson<string[]>(r.scopes, []) }));
+  }
+
+  async insertResource(r: Resource): Promise<void> {
+    await this.db.write((tx) => tx.insert(resources).values({ ...r, scopes: toJson(r.scopes) }));
+  }
+
+  /** Every scope any resource offers (the AS metadata `scopes_supported`). */
+  async allScopes(): Promise<string[]> {
+    const all = new Set<string>();
+    for (const r of await this.listResources()) for (const s of r.scopes) all.add(s);
+    return [...all].sort();
+  }
+}

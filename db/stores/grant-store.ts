@@ -1,0 +1,172 @@
+import { and, eq, isNull, lt } from 'drizzle-orm';
+import type { Db, Tx } from '../open.js';
+import { authorizationCodes, authorizationRequests, issuedTokens, refreshTokens } from '../schema/index.js';
+import { parseJson, toJson } from './json.js';
+
+export interface AuthorizationRequest {
+  id: string;
+  clientId: string;
+  redirectUri: string;
+  redirectUriSent: boolean;
+  state: string | null;
+  codeChallenge: string;
+  scope: string[];
+  resources: string[];
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface AuthorizationCode {
+  codeHash: string;
+  grantId: string;
+  clientId: string;
+  userId: string;
+  redirectUri: string;
+  redirectUriSent: boolean;
+  codeChallenge: string;
+  scope: string[];
+  resources: string[];
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface IssuedToken {
+  jti: string;
+  grantId: string | null;
+  clientId: string;
+  subject: string;
+  audience: string;
+  scope: string;
+  kid: string;
+  issuedAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
+
+export interface RefreshToken {
+  tokenHash: string;
+  familyId: string;
+  clientId: string;
+  userId: string;
+  scope: string[];
+  resources: string[];
+  createdAt: number;
+  expiresAt: number;
+  familyExpiresAt: number;
+  usedAt: number | null;
+  graceResponse: string | null;
+  revokedAt: number | null;
+}
+
+function toRefresh(row: typeof refreshTokens.$inferSelect): RefreshToken {
+  return { ...row, scope: parseJson<string[]>(row.scope, []), resources: parseJson<string[]>(row.resources, []) };
+}
+
+export class GrantStore {
+  constructor(private readonly db: Db) {}
+
+  // Authorization requests ----------------------------------------------------------------------
+
+  async saveRequest(req: AuthorizationRequest): Promise<void> {
+    await this.db.write(async (tx) => {
+      await tx.delete(authorizationRequests).where(lt(authorizationRequests.expiresAt, req.createdAt));
+      await tx
+        .insert(authorizationRequests)
+        .values({ ...req, scope: toJson(req.scope), resources: toJson(req.resources) });
+    });
+  }
+
+  async getRequest(id: string, now: number): Promise<AuthorizationRequest | null> {
+    const [row] = await this.db.q.select().from(authorizationRequests).where(eq(authorizationRequests.id, id)).limit(1);
+    if (!row || row.expiresAt <= now) return null;
+    return { ...row, scope: parseJson<string[]>(row.scope, []), resources: parseJson<string[]>(row.resources, []) };
+  }
+
+  /** Removes a request and returns whether it was still there (a request is answered once). */
+  async takeRequest(id: string, tx: Tx): Promise<boolean> {
+    const res = await tx.delete(authorizationRequests).where(eq(authorizationRequests.id, id));
+    return res.rowsAffected === 1;
+  }
+
+  // Authorization codes -------------------------------------------------------------------------
+
+  async insertCode(code: AuthorizationCode, tx: Tx): Promise<void> {
+    await tx
+      .insert(authorizationCodes)
+      .values({ ...code, scope: toJson(code.scope), resources: toJson(code.resources) });
+  }
+
+  async getCode(codeHash: string): Promise<(AuthorizationCode & { usedAt: number | null }) | null> {
+    const [row] = await this.db.q
+      .select()
+      .from(authorizationCodes)
+      .where(eq(authorizationCodes.codeHash, codeHash))
+      .limit(1);
+    if (!row) return null;
+    return { ...row, scope: parseJson<string[]>(row.scope, []), resources: parseJson<string[]>(row.resources, []) };
+  }
+
+  /** Marks a code used; false when another request redeemed it first (a code works once). */
+  async redeemCode(codeHash: string, now: number, tx: Tx): Promise<boolean> {
+    const res = await tx
+      .update(authorizationCodes)
+      .set({ usedAt: now })
+      .where(and(eq(authorizationCodes.codeHash, codeHash), isNull(authorizationCodes.usedAt)));
+    return res.rowsAffected === 1;
+  }
+
+  // Access tokens -------------------------------------------------------------------------------
+
+  async insertToken(token: IssuedToken, tx: Tx): Promise<void> {
+    await tx.insert(issuedTokens).values(token);
+  }
+
+  async getToken(jti: string): Promise<IssuedToken | null> {
+    const [row] = await this.db.q.select().from(issuedTokens).where(eq(issuedTokens.jti, jti)).limit(1);
+    return row ?? null;
+  }
+
+  async revokeToken(jti: string, now: number, tx: Tx): Promise<boolean> {
+    const res = await tx
+      .update(issuedTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(issuedTokens.jti, jti), isNull(issuedTokens.revokedAt)));
+    return res.rowsAffected === 1;
+  }
+
+  /** Revokes every access and refresh token of a grant (a refresh family or a code's grant). */
+  async revokeGrant(grantId: string, now: number, tx: Tx): Promise<void> {
+    await tx
+      .update(issuedTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(issuedTokens.grantId, grantId), isNull(issuedTokens.revokedAt)));
+    await tx
+      .update(refreshTokens)
+      .set({ revokedAt: now, graceResponse: null })
+      .where(and(eq(refreshTokens.familyId, grantId), isNull(refreshTokens.revokedAt)));
+  }
+
+  // Refresh tokens ------------------------------------------------------------------------------
+
+  async insertRefresh(rt: RefreshToken, tx: Tx): Promise<void> {
+    await tx.insert(refreshTokens).values({ ...rt, scope: toJson(rt.scope), resources: toJson(rt.resources) });
+  }
+
+  async getRefresh(tokenHash: string, tx?: Tx): Promise<RefreshToken | null> {
+    const [row] = await (tx ?? this.db.q)
+      .select()
+      .from(refreshTokens)
+      .where(eq(refreshTokens.tokenHash, tokenHash))
+      .limit(1);
+    return row ? toRefresh(row) : null;
+  }
+
+  /** Marks a refresh token used and keeps its sealed successor response for the grace window. */
+  async markRefreshUsed(tokenHash: string, now: number, graceResponse: string | null, tx: Tx): Promise<boolean> {
+    const res = await tx
+      .update(refreshTokens)
+      .set({ usedAt: now, graceResponse })
+      .where(and(eq(refreshTokens.tokenHash, tokenHash), isNull(refreshTokens.usedAt)));
+    return res.rowsAffected === 1;
+  }
+}
