@@ -1,0 +1,146 @@
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { afterEach, describe, expect, test } from 'vitest';
+import { signingKeys } from '../../db/schema/index.js';
+import { addAgent, addResource, adminApi, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
+
+const RESOURCE = 'https://api.example.test';
+const insecure = { [oauth.allowInsecureRequests]: true };
+const ROTATION = {
+  ERRAND_KEY_ROTATION_PERIOD: '3600',
+  ERRAND_KEY_PUBLISH_AHEAD: '600',
+  ERRAND_ACCESS_TOKEN_TTL: '300',
+  ERRAND_CLOCK_SKEW: '30',
+};
+
+let tb: TestBroker | undefined;
+afterEach(async () => {
+  await tb?.close();
+  tb = undefined;
+});
+
+async function setup(env: Record<string, string>) {
+  tb = await startBroker(env);
+  const api = await adminApi(tb);
+  await addResource(api, RESOURCE, ['read']);
+  const agent = await addAgent(api, { scope: ['read'] });
+  const issuer = new URL(tb.url);
+  const as = await oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+  );
+  const b = tb;
+  const issue = async (a: TestAgent = agent) => {
+    const client: oauth.Client = { client_id: a.clientId, [oauth.clockSkew]: b.clock.offset };
+    const res = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      oauth.PrivateKeyJwt({ key: a.privateKey, kid: a.kid }),
+      new URLSearchParams({ resource: RESOURCE }),
+      insecure,
+    );
+    return (await oauth.processClientCredentialsResponse(as, client, res)).access_token;
+  };
+  const jwks = async () =>
+    (await (await fetch(`${b.url}/jwks.json`)).json()) as { keys: { kid: string; alg: string }[] };
+  const verify = async (token: string) =>
+    jwtVerify(token, createLocalJWKSet(await jwks()), {
+      issuer: b.url,
+      audience: RESOURCE,
+      currentDate: new Date(b.clock.now() * 1000),
+    });
+  return { tb: b, issue, jwks, verify };
+}
+
+describe('signing key rotation', () => {
+  test('the next key is published before it signs; the previous one stays until its tokens expire', async () => {
+    const { tb, issue, jwks, verify } = await setup(ROTATION);
+    const first = (await jwks()).keys;
+    expect(first).toHaveLength(1);
+    const k1 = first[0]!.kid;
+    expect(decodeProtectedHeader(await issue()).kid).toBe(k1);
+
+    // Before the publish-ahead point nothing new appears.
+    tb.clock.advance(2900);
+    await tb.broker.maintain();
+    expect((await jwks()).keys.map((k) => k.kid)).toEqual([k1]);
+
+    // From rotation - publishAhead the next key is in the JWKS, but k1 still signs.
+    tb.clock.advance(100);
+    await tb.broker.maintain();
+    const published = (await jwks()).keys.map((k) => k.kid);
+    expect(published).toHaveLength(2);
+    const k2 = published.find((k) => k !== k1)!;
+    expect(decodeProtectedHeader(await issue()).kid).toBe(k1);
+
+    // Just before the switch: a token signed by k1 that outlives the rotation.
+    tb.clock.advance(595);
+    await tb.broker.maintain();
+    const lastByK1 = await issue();
+    expect(decodeProtectedHeader(lastByK1).kid).toBe(k1);
+
+    // After the switch k2 signs, and k1's token still verifies against the published JWKS.
+    tb.clock.advance(10);
+    await tb.broker.maintain();
+    const byK2 = await issue();
+    expect(decodeProtectedHeader(byK2).kid).toBe(k2);
+    expect((await verify(lastByK1)).protectedHeader.kid).toBe(k1);
+    expect((await verify(byK2)).protectedHeader.kid).toBe(k2);
+    expect((await jwks()).keys.map((k) => k.kid).sort()).toEqual([k1, k2].sort());
+
+    // Once every token k1 signed has expired (ttl + skew), k1 leaves the JWKS and its row is deleted.
+    tb.clock.advance(300 + 30 + 1);
+    await tb.broker.maintain();
+    expect((await jwks()).keys.map((k) => k.kid)).toEqual([k2]);
+    const rows = await tb.broker.deps.db.q.select({ kid: signingKeys.kid }).from(signingKeys);
+    expect(rows.map((r) => r.kid)).toEqual([k2]);
+  });
+
+  test('an admin rotate-now schedules the next key after the JWKS cache lifetime, not before', async () => {
+    const { tb, issue, jwks } = await setup({ ...ROTATION, ERRAND_JWKS_MAX_AGE: '120' });
+    const api = await adminApi(tb);
+    const k1 = (await jwks()).keys[0]!.kid;
+    const res = await api.call('POST', '/api/admin/keys/rotate');
+    expect(res.status).toBe(202);
+    const { kid: k2, activatesAt } = (await res.json()) as { kid: string; activatesAt: number };
+    expect(activatesAt).toBeGreaterThanOrEqual(tb.clock.now() + 120);
+    expect((await jwks()).keys.map((k) => k.kid).sort()).toEqual([k1, k2].sort());
+    expect(decodeProtectedHeader(await issue()).kid).toBe(k1);
+    const keys = (await (await api.call('GET', '/api/admin/keys')).json()) as {
+      keys: { kid: string; state: string }[];
+    };
+    expect(keys.keys).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kid: k1, state: 'current' }),
+        expect.objectContaining({ kid: k2, state: 'next' }),
+      ]),
+    );
+    tb.clock.advance(121);
+    expect(decodeProtectedHeader(await issue()).kid).toBe(k2);
+  });
+
+  test('EdDSA is selectable', async () => {
+    const { issue, verify, jwks } = await setup({ ERRAND_SIGNING_ALG: 'EdDSA' });
+    const token = await issue();
+    expect(decodeProtectedHeader(token).alg).toBe('EdDSA');
+    expect((await jwks()).keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
+    expect((await verify(token)).payload.aud).toBe(RESOURCE);
+  });
+
+  test('private keys are sealed at rest and the generated master key file is 0600', async () => {
+    const { tb } = await setup({});
+    expect(statSync(join(tb.dir, 'master.key')).mode & 0o777).toBe(0o600);
+    const rows = await tb.broker.deps.db.q.select().from(signingKeys);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      expect(row.privateKeySealed).toMatch(/^v1\./);
+      expect(row.privateKeySealed).not.toMatch(/PRIVATE KEY/);
+    }
+    await tb.broker.deps.db.client.execute('PRAGMA wal_checkpoint(FULL)');
+    const file = readFileSync(join(tb.dir, 'errand.db')).toString('latin1');
+    expect(file).not.toMatch(/BEGIN PRIVATE KEY/);
+    expect(file).not.toMatch(/"d":"/);
+  });
+});
