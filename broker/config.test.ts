@@ -1,0 +1,62 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+const problems = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+};
+
+describe('loadConfig', () => {
+  test('defaults start on 127.0.0.1:8787 with an embedded file under ./data', () => {
+    const c = loadConfig({});
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.port).toBe(8787);
+    expect(c.issuer).toBe('http://127.0.0.1:8787');
+    expect(c.db.url).toBe('file:./data/errand.db');
+    expect(c.masterKey.file).toBe('./data/master.key');
+    expect(c.keys.alg).toBe('ES256');
+    expect(c.tokens.accessTokenTtl).toBe(300);
+    expect(c.tokens.refreshGracePeriod).toBe(10);
+  });
+
+  test('each bad value is reported with the variable name and what is wrong', () => {
+    expect(problems({ ERRAND_PORT: 'eighty' })).toEqual(['ERRAND_PORT: must be a whole number']);
+    expect(problems({ ERRAND_ACCESS_TOKEN_TTL: '5' })).toEqual([
+      'ERRAND_ACCESS_TOKEN_TTL: must be at least 30 seconds',
+    ]);
+    expect(problems({ ERRAND_SIGNING_ALG: 'HS256' })).toEqual(['ERRAND_SIGNING_ALG: must be ES256 or EdDSA']);
+    expect(problems({ ERRAND_DCR_ENABLED: 'maybe' })).toEqual(['ERRAND_DCR_ENABLED: must be true or false']);
+    expect(problems({ ERRAND_ISSUER: 'https://errand.example/' })).toEqual([
+      'ERRAND_ISSUER: must not end with a slash',
+    ]);
+    expect(problems({ ERRAND_ISSUER: 'http://errand.example' })[0]).toMatch(/^ERRAND_ISSUER: must use https/);
+    expect(problems({ ERRAND_KEY_PUBLISH_AHEAD: '100', ERRAND_KEY_ROTATION_PERIOD: '60' })[0]).toMatch(
+      /^ERRAND_KEY_PUBLISH_AHEAD/,
+    );
+  });
+
+  test('several problems are reported together', () => {
+    expect(problems({ ERRAND_PORT: '-1', ERRAND_LOG_LEVEL: 'loud' })).toHaveLength(2);
+  });
+
+  test('a config file supplies settings and the environment wins over it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'errand-cfg-'));
+    const file = join(dir, 'errand.json');
+    writeFileSync(file, JSON.stringify({ ERRAND_PORT: 9000, ERRAND_ACCESS_TOKEN_TTL: 120 }));
+    const c = loadConfig({ ERRAND_CONFIG_FILE: file, ERRAND_ACCESS_TOKEN_TTL: '60' });
+    expect(c.port).toBe(9000);
+    expect(c.tokens.accessTokenTtl).toBe(60);
+    writeFileSync(file, JSON.stringify({ ERRAND_PROT: 1 }));
+    expect(problems({ ERRAND_CONFIG_FILE: file })[0]).toMatch(/ERRAND_PROT .*unknown setting/);
+    writeFileSync(file, '{not json');
+    expect(problems({ ERRAND_CONFIG_FILE: file })[0]).toMatch(/^ERRAND_CONFIG_FILE: cannot read/);
+  });
+});
