@@ -33,7 +33,7 @@ const MIN_PASSWORD = 12;
 
 /** Only same-site paths are followed after sign-in (no open redirect). */
 export function safeNext(next: string | undefined): string {
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/admin';
+  if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/admin';
   return next;
 }
 

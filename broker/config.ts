@@ -224,5 +224,5 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
 function isLoopbackIssuer(issuer: string): boolean {
   const host = new URL(issuer).hostname;
-  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

@@ -61,7 +61,7 @@ export function redirectUriProblem(uri: string): string | null {
   if (url.username || url.password) return `"${uri}" must not contain user information`;
   if (url.protocol === 'https:') return null;
   if (url.protocol === 'http:') {
-    return LOOPBACK_HOSTS.has(url.hostname) || url.hostname.startsWith('127.')
+    return LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname)
       ? null
       : `"${uri}" must use https (plain http is allowed only on a loopback host)`;
   }

@@ -21,8 +21,11 @@ export async function readForm(c: Context): Promise<Form> {
   return collect(params);
 }
 
-/** Collects query or form parameters with the same repetition rules. */
-export function collect(params: URLSearchParams): Form {
+/**
+ * Collects query or form parameters with the same repetition rules. `keepRepeats` returns repeats
+ * as arrays instead, for a caller that must decide where the error goes (the authorization endpoint).
+ */
+export function collect(params: URLSearchParams, opts: { keepRepeats?: boolean } = {}): Form {
   const out: Form = {};
   for (const [key, value] of params) {
     if (value === '') continue;
@@ -31,6 +34,7 @@ export function collect(params: URLSearchParams): Form {
     const prev = out[key];
     if (prev === undefined) out[key] = MULTI_VALUED.has(key) ? [value] : value;
     else if (Array.isArray(prev)) prev.push(value);
+    else if (opts.keepRepeats) out[key] = [prev, value];
     else throw new OAuthError('invalid_request', `parameter ${key} must not be repeated`);
   }
   return out;

@@ -50,6 +50,9 @@ function single(form: Form, name: string): string | undefined {
  * until the user signs in and decides. Client and redirect problems are shown, never redirected.
  */
 export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promise<AuthorizationRequest> {
+  for (const name of ['client_id', 'redirect_uri']) {
+    if (Array.isArray(form[name])) throw new UntrustedRedirectError(`The request repeats the ${name} parameter.`);
+  }
   const clientId = single(form, 'client_id');
   if (!clientId) throw new UntrustedRedirectError('The request names no client (client_id is missing).');
   let client: Client | null;

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -66,7 +66,7 @@ describe('client_credentials with private_key_jwt', () => {
     const result = await oauth.processClientCredentialsResponse(as, { client_id: agent.clientId }, res);
     expect(result.token_type).toBe('bearer');
     expect(result.scope).toBe('notes:read');
-    const jwks = await (await fetch(as.jwks_uri!)).json();
+    const jwks = (await (await fetch(as.jwks_uri!)).json()) as JSONWebKeySet;
     const { payload, protectedHeader } = await jwtVerify(result.access_token, createLocalJWKSet(jwks), {
       issuer: tb.url,
       audience: RESOURCE,

@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, lte, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, lte, type SQL, sql } from 'drizzle-orm';
 import { newId } from '../../broker/tokens/random.js';
 import type { Db, Tx } from '../open.js';
 import { auditEvents } from '../schema/index.js';
@@ -73,7 +73,7 @@ export class AuditStore {
       .select()
       .from(auditEvents)
       .where(where.length ? and(...where) : undefined)
-      .orderBy(desc(auditEvents.at), desc(auditEvents.id))
+      .orderBy(desc(auditEvents.at), desc(sql`rowid`))
       .limit(f.limit ?? 100);
     return rows.map((r) => ({
       ...r,

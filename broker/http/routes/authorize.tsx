@@ -29,7 +29,8 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
   app.get(PATHS.authorize, async (c) => {
     let form: ReturnType<typeof collect>;
     try {
-      form = collect(new URL(c.req.url).searchParams);
+      // Repeats are kept: a repeated parameter is redirected as invalid_request once the redirect URI is trusted.
+      form = collect(new URL(c.req.url).searchParams, { keepRepeats: true });
     } catch (err) {
       const message = err instanceof OAuthError ? err.message : 'The request is malformed.';
       return c.html(<MessagePage title="Authorization request refused" message={message} />, 400);

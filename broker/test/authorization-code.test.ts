@@ -1,0 +1,378 @@
+import { createLocalJWKSet, decodeJwt, type JSONWebKeySet, jwtVerify } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  addResource,
+  adminApi,
+  Browser,
+  createUser,
+  hiddenInput,
+  postForm,
+  startBroker,
+  type TestBroker,
+} from './fixtures.js';
+
+const RESOURCE = 'https://notes.example.test/mcp';
+const OTHER_RESOURCE = 'https://calendar.example.test/mcp';
+const REDIRECT = 'https://app.example.test/callback';
+const REDIRECT_2 = 'https://app.example.test/other-callback';
+const OTHER_REDIRECT = 'http://127.0.0.1:7777/cb';
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+let tb: TestBroker;
+let as: oauth.AuthorizationServer;
+let client: oauth.Client;
+let otherClient: oauth.Client;
+let user: { id: string; username: string; password: string };
+let browser: Browser;
+
+type Api = Awaited<ReturnType<typeof adminApi>>;
+
+async function publicClient(api: Api, name: string, redirectUris: string[]): Promise<oauth.Client> {
+  const res = await api.call('POST', '/api/admin/clients', {
+    kind: 'mcp_client',
+    name,
+    token_endpoint_auth_method: 'none',
+    redirect_uris: redirectUris,
+    grant_types: ['authorization_code', 'refresh_token'],
+  });
+  if (res.status !== 201) throw new Error(`client creation failed: ${res.status} ${await res.text()}`);
+  const { client_id } = (await res.json()) as { client_id: string };
+  return { client_id, token_endpoint_auth_method: 'none' };
+}
+
+beforeAll(async () => {
+  tb = await startBroker();
+  const api = await adminApi(tb);
+  await addResource(api, RESOURCE, ['notes:read', 'notes:write', 'notes:admin']);
+  await addResource(api, OTHER_RESOURCE, ['calendar:read']);
+  client = await publicClient(api, 'Notes Desktop', [REDIRECT, REDIRECT_2]);
+  otherClient = await publicClient(api, 'Other App', [OTHER_REDIRECT]);
+  user = await createUser(tb);
+  browser = new Browser();
+  const issuer = new URL(tb.url);
+  as = await oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+  );
+});
+afterAll(() => tb.close());
+
+/** Absolute URL of a response's Location header (relative ones resolve against the broker). */
+function location(res: Response): string {
+  const loc = res.headers.get('location');
+  if (!loc) throw new Error(`expected a redirect, got ${res.status}`);
+  return new URL(loc, tb.url).toString();
+}
+
+/**
+ * Builds an authorization request URL with PKCE S256, a state and one resource; `over` replaces
+ * (or with null removes) parameters; arrays repeat a parameter.
+ */
+async function authRequest(over: Record<string, string | string[] | null> = {}, forClient: oauth.Client = client) {
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const params: Record<string, string | string[] | null> = {
+    response_type: 'code',
+    client_id: forClient.client_id,
+    redirect_uri: forClient === client ? REDIRECT : OTHER_REDIRECT,
+    scope: 'notes:read',
+    resource: RESOURCE,
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    ...over,
+  };
+  const url = new URL(as.authorization_endpoint!);
+  for (const [k, v] of Object.entries(params)) {
+    if (v === null) continue;
+    for (const one of Array.isArray(v) ? v : [v]) url.searchParams.append(k, one);
+  }
+  return { url: url.toString(), verifier, state };
+}
+
+/** Follows /authorize to the consent page, signing in through the real sign-in form when asked to. */
+async function openConsent(authUrl: string): Promise<Response> {
+  const start = await browser.fetch(authUrl);
+  expect(start.status).toBe(303);
+  const consentUrl = location(start);
+  expect(consentUrl.startsWith(`${tb.url}/authorize/consent?request=`)).toBe(true);
+  let res = await browser.fetch(consentUrl);
+  if (res.status === 303 && new URL(location(res)).pathname === '/signin') {
+    const signinPage = await browser.fetch(location(res));
+    expect(signinPage.status).toBe(200);
+    const html = await signinPage.text();
+    const signedIn = await browser.postForm(`${tb.url}/signin`, {
+      username: user.username,
+      password: user.password,
+      _csrf: hiddenInput(html, '_csrf'),
+      next: hiddenInput(html, 'next'),
+    });
+    expect(signedIn.status).toBe(303);
+    expect(location(signedIn)).toBe(consentUrl);
+    res = await browser.fetch(consentUrl);
+  }
+  expect(res.status).toBe(200);
+  return res;
+}
+
+/** Submits the consent form; returns the response (a 303 back to the client when all is well). */
+async function decide(consentHtml: string, decision: 'approve' | 'deny'): Promise<Response> {
+  return browser.postForm(`${tb.url}/authorize/consent`, {
+    _csrf: hiddenInput(consentHtml, '_csrf'),
+    request: hiddenInput(consentHtml, 'request'),
+    decision,
+  });
+}
+
+/** Drives the real sign-in and consent pages; returns the final redirect URL to the client. */
+async function authorizeInBrowser(authUrl: string, decision: 'approve' | 'deny' = 'approve'): Promise<URL> {
+  const consent = await openConsent(authUrl);
+  const res = await decide(await consent.text(), decision);
+  expect(res.status).toBe(303);
+  return new URL(location(res));
+}
+
+/** A validated authorization response carrying a code, with the verifier that goes with it. */
+async function getCode(over: Record<string, string | string[] | null> = {}, forClient: oauth.Client = client) {
+  const req = await authRequest(over, forClient);
+  const callback = await authorizeInBrowser(req.url);
+  const params = oauth.validateAuthResponse(as, forClient, callback, req.state);
+  return { params, verifier: req.verifier };
+}
+
+async function redeem(
+  params: URLSearchParams,
+  verifier: string,
+  opts: { client?: oauth.Client; redirectUri?: string; resource?: string } = {},
+) {
+  return oauth.authorizationCodeGrantRequest(
+    as,
+    opts.client ?? client,
+    oauth.None(),
+    params,
+    opts.redirectUri ?? REDIRECT,
+    verifier,
+    { ...insecure, additionalParameters: { resource: opts.resource ?? RESOURCE } },
+  );
+}
+
+/** The token endpoint error code that oauth4webapi surfaces when processing a response. */
+async function tokenError(res: Response, forClient: oauth.Client = client): Promise<string> {
+  const err = await oauth.processAuthorizationCodeResponse(as, forClient, res).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(oauth.ResponseBodyError);
+  const body = err as oauth.ResponseBodyError;
+  expect(body.status).toBe(400);
+  return body.error;
+}
+
+/** Sends an authorization request that must be refused by redirect; returns the error code. */
+async function authorizeError(over: Record<string, string | string[] | null>): Promise<string> {
+  const req = await authRequest(over);
+  const res = await browser.fetch(req.url);
+  expect(res.status).toBe(303);
+  const callback = new URL(location(res));
+  expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT);
+  expect(callback.searchParams.get('iss')).toBe(tb.url);
+  expect(callback.searchParams.get('code')).toBeNull();
+  const err = (() => {
+    try {
+      oauth.validateAuthResponse(as, client, callback, req.state);
+      return null;
+    } catch (e) {
+      return e;
+    }
+  })();
+  expect(err).toBeInstanceOf(oauth.AuthorizationResponseError);
+  return (err as oauth.AuthorizationResponseError).error;
+}
+
+describe('authorization code flow through the sign-in and consent pages', () => {
+  test('happy path: PKCE S256, resource, state and RFC 9207 iss', async () => {
+    const req = await authRequest({ scope: 'notes:read notes:write' });
+    const consent = await openConsent(req.url);
+    const csp = consent.headers.get('content-security-policy') ?? '';
+    expect(csp).toMatch(/frame-ancestors 'none'/);
+    expect(consent.headers.get('x-frame-options')).toBe('DENY');
+    const html = await consent.text();
+    expect(html).toContain('Notes Desktop');
+    expect(html).toContain('app.example.test');
+    expect(html).toContain('notes:write');
+
+    const res = await decide(html, 'approve');
+    expect(res.status).toBe(303);
+    const callback = new URL(location(res));
+    expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT);
+    expect(callback.searchParams.get('iss')).toBe(tb.url);
+    expect(callback.searchParams.get('state')).toBe(req.state);
+    // Throws unless iss is present and equals the discovered issuer, and state matches.
+    const params = oauth.validateAuthResponse(as, client, callback, req.state);
+    expect(params.get('code')).toBeTruthy();
+
+    const tokenRes = await redeem(params, req.verifier);
+    expect(tokenRes.headers.get('cache-control')).toBe('no-store');
+    const result = await oauth.processAuthorizationCodeResponse(as, client, tokenRes);
+    expect(result.token_type).toBe('bearer');
+    expect(result.refresh_token).toBeTruthy();
+    expect(result.scope).toBe('notes:read notes:write');
+
+    const jwks = (await (await fetch(as.jwks_uri!)).json()) as JSONWebKeySet;
+    const { payload } = await jwtVerify(result.access_token, createLocalJWKSet(jwks), {
+      issuer: tb.url,
+      audience: RESOURCE,
+      typ: 'at+jwt',
+    });
+    expect(payload).toMatchObject({
+      aud: RESOURCE,
+      sub: user.id,
+      client_id: client.client_id,
+      scope: 'notes:read notes:write',
+    });
+  });
+
+  test('deny on the consent page redirects with access_denied and iss', async () => {
+    const req = await authRequest();
+    const callback = await authorizeInBrowser(req.url, 'deny');
+    expect(callback.searchParams.get('error')).toBe('access_denied');
+    expect(callback.searchParams.get('iss')).toBe(tb.url);
+    expect(callback.searchParams.get('state')).toBe(req.state);
+    expect(callback.searchParams.get('code')).toBeNull();
+    let err: unknown;
+    try {
+      oauth.validateAuthResponse(as, client, callback, req.state);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(oauth.AuthorizationResponseError);
+    expect((err as oauth.AuthorizationResponseError).error).toBe('access_denied');
+  });
+});
+
+describe('PKCE and code binding at the token endpoint', () => {
+  test('a missing code_verifier is invalid_grant', async () => {
+    const { params } = await getCode();
+    const res = await postForm(`${tb.url}/token`, {
+      grant_type: 'authorization_code',
+      client_id: client.client_id,
+      code: params.get('code')!,
+      redirect_uri: REDIRECT,
+      resource: RESOURCE,
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
+  });
+
+  test('a wrong code_verifier is invalid_grant, and the right one still works after it', async () => {
+    const { params, verifier } = await getCode();
+    expect(await tokenError(await redeem(params, oauth.generateRandomCodeVerifier()))).toBe('invalid_grant');
+    const ok = await oauth.processAuthorizationCodeResponse(as, client, await redeem(params, verifier));
+    expect(ok.access_token).toBeTruthy();
+  });
+
+  test('a redirect_uri at the token endpoint other than the one sent is invalid_grant', async () => {
+    const { params, verifier } = await getCode();
+    expect(await tokenError(await redeem(params, verifier, { redirectUri: REDIRECT_2 }))).toBe('invalid_grant');
+  });
+
+  test('a code redeemed twice: the second is invalid_grant and the first tokens are revoked', async () => {
+    const { params, verifier } = await getCode();
+    const first = await oauth.processAuthorizationCodeResponse(as, client, await redeem(params, verifier));
+    const { jti } = decodeJwt(first.access_token);
+    expect(jti).toBeTruthy();
+    expect((await tb.broker.deps.grants.getToken(jti!))?.revokedAt).toBeNull();
+
+    expect(await tokenError(await redeem(params, verifier))).toBe('invalid_grant');
+
+    const row = await tb.broker.deps.grants.getToken(jti!);
+    expect(row).not.toBeNull();
+    expect(row?.revokedAt).not.toBeNull();
+    // The refresh token of the first redemption is gone too.
+    const refreshed = await oauth.refreshTokenGrantRequest(as, client, oauth.None(), first.refresh_token!, {
+      ...insecure,
+    });
+    expect(refreshed.status).toBe(400);
+    expect(await refreshed.json()).toMatchObject({ error: 'invalid_grant' });
+  });
+
+  test('a code presented by another client is invalid_grant', async () => {
+    const { params, verifier } = await getCode();
+    const res = await redeem(params, verifier, { client: otherClient });
+    expect(await tokenError(res, otherClient)).toBe('invalid_grant');
+  });
+
+  test('a token request for a resource outside the authorization is invalid_target', async () => {
+    const { params, verifier } = await getCode();
+    expect(await tokenError(await redeem(params, verifier, { resource: OTHER_RESOURCE }))).toBe('invalid_target');
+  });
+});
+
+describe('authorization request validation', () => {
+  test('no code_challenge is invalid_request (redirected, with iss)', async () => {
+    expect(await authorizeError({ code_challenge: null, code_challenge_method: null })).toBe('invalid_request');
+  });
+
+  test('code_challenge_method=plain is invalid_request', async () => {
+    const verifier = oauth.generateRandomCodeVerifier();
+    expect(await authorizeError({ code_challenge: verifier, code_challenge_method: 'plain' })).toBe('invalid_request');
+  });
+
+  test('an unknown resource is invalid_target', async () => {
+    expect(await authorizeError({ resource: 'https://unknown.example.test/api' })).toBe('invalid_target');
+  });
+
+  test('a scope no requested resource offers is invalid_scope', async () => {
+    expect(await authorizeError({ scope: 'notes:read calendar:write' })).toBe('invalid_scope');
+  });
+
+  test('a duplicated scope parameter is invalid_request', async () => {
+    expect(await authorizeError({ scope: ['notes:read', 'notes:write'] })).toBe('invalid_request');
+  });
+
+  test('an unregistered redirect_uri gets an error page and no redirect', async () => {
+    for (const redirect of ['https://evil.example.test/callback', `${REDIRECT}/extra`, OTHER_REDIRECT]) {
+      const req = await authRequest({ redirect_uri: redirect });
+      const res = await browser.fetch(req.url);
+      expect(res.status).toBe(400);
+      expect(res.headers.get('location')).toBeNull();
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+      expect(await res.text()).not.toContain(redirect);
+    }
+  });
+
+  test('a repeated client_id or redirect_uri cannot be trusted: error page, no redirect', async () => {
+    for (const over of [
+      { redirect_uri: [REDIRECT, REDIRECT_2] },
+      { client_id: [client.client_id, client.client_id] },
+    ]) {
+      const res = await browser.fetch((await authRequest(over)).url);
+      expect(res.status).toBe(400);
+      expect(res.headers.get('location')).toBeNull();
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    }
+  });
+
+  test('a consent POST without the CSRF token is 403 and issues no code', async () => {
+    const req = await authRequest();
+    const consent = await openConsent(req.url);
+    const html = await consent.text();
+    const requestId = hiddenInput(html, 'request');
+    for (const form of [
+      { request: requestId, decision: 'approve' },
+      { request: requestId, decision: 'approve', _csrf: 'not-the-token' },
+    ]) {
+      const res = await browser.postForm(`${tb.url}/authorize/consent`, form);
+      expect(res.status).toBe(403);
+      expect(res.headers.get('location')).toBeNull();
+      expect(await res.text()).not.toContain('code=');
+    }
+    // The request is still unanswered: a proper submission approves it now, and only now.
+    const res = await decide(html, 'approve');
+    expect(res.status).toBe(303);
+    const params = oauth.validateAuthResponse(as, client, new URL(location(res)), req.state);
+    const ok = await oauth.processAuthorizationCodeResponse(as, client, await redeem(params, req.verifier));
+    expect(ok.access_token).toBeTruthy();
+  });
+});

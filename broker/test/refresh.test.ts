@@ -1,0 +1,263 @@
+import { decodeJwt } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { hashSecret } from '../tokens/random.js';
+import { addResource, adminApi, Browser, createUser, hiddenInput, startBroker, type TestBroker } from './fixtures.js';
+
+const RESOURCE = 'https://notes.example.test/mcp';
+const REDIRECT = 'https://app.example.test/callback';
+const OTHER_REDIRECT = 'https://other.example.test/callback';
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+/** One broker with a public client, a second public client, a user and a signed-in browser. */
+interface Setup {
+  tb: TestBroker;
+  as: oauth.AuthorizationServer;
+  client: oauth.Client;
+  otherClient: oauth.Client;
+  user: { id: string; username: string; password: string };
+  browser: Browser;
+}
+
+async function setup(env: Record<string, string> = {}): Promise<Setup> {
+  const tb = await startBroker(env);
+  const api = await adminApi(tb);
+  await addResource(api, RESOURCE, ['notes:read', 'notes:write', 'notes:admin']);
+  const publicClient = async (name: string, redirect: string): Promise<oauth.Client> => {
+    const res = await api.call('POST', '/api/admin/clients', {
+      kind: 'mcp_client',
+      name,
+      token_endpoint_auth_method: 'none',
+      redirect_uris: [redirect],
+      grant_types: ['authorization_code', 'refresh_token'],
+    });
+    if (res.status !== 201) throw new Error(`client creation failed: ${res.status} ${await res.text()}`);
+    const { client_id } = (await res.json()) as { client_id: string };
+    return { client_id, token_endpoint_auth_method: 'none' };
+  };
+  const issuer = new URL(tb.url);
+  return {
+    tb,
+    as: await oauth.processDiscoveryResponse(
+      issuer,
+      await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+    ),
+    client: await publicClient('Notes Desktop', REDIRECT),
+    otherClient: await publicClient('Other App', OTHER_REDIRECT),
+    user: await createUser(tb),
+    browser: new Browser(),
+  };
+}
+
+function location(s: Setup, res: Response): string {
+  const loc = res.headers.get('location');
+  if (!loc) throw new Error(`expected a redirect, got ${res.status}`);
+  return new URL(loc, s.tb.url).toString();
+}
+
+/** Drives the real sign-in and consent pages; returns the final redirect URL to the client. */
+async function authorizeInBrowser(s: Setup, authUrl: string): Promise<URL> {
+  const start = await s.browser.fetch(authUrl);
+  expect(start.status).toBe(303);
+  const consentUrl = location(s, start);
+  let consent = await s.browser.fetch(consentUrl);
+  if (consent.status === 303 && new URL(location(s, consent)).pathname === '/signin') {
+    const page = await s.browser.fetch(location(s, consent));
+    const html = await page.text();
+    const signedIn = await s.browser.postForm(`${s.tb.url}/signin`, {
+      username: s.user.username,
+      password: s.user.password,
+      _csrf: hiddenInput(html, '_csrf'),
+      next: hiddenInput(html, 'next'),
+    });
+    expect(signedIn.status).toBe(303);
+    consent = await s.browser.fetch(location(s, signedIn));
+  }
+  expect(consent.status).toBe(200);
+  const html = await consent.text();
+  const decided = await s.browser.postForm(`${s.tb.url}/authorize/consent`, {
+    _csrf: hiddenInput(html, '_csrf'),
+    request: hiddenInput(html, 'request'),
+    decision: 'approve',
+  });
+  expect(decided.status).toBe(303);
+  return new URL(location(s, decided));
+}
+
+/** A full authorization code flow for `client`; returns the token response. */
+async function login(s: Setup, scope = 'notes:read notes:write', client = s.client) {
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(s.as.authorization_endpoint!);
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: client.client_id,
+    redirect_uri: client === s.client ? REDIRECT : OTHER_REDIRECT,
+    scope,
+    resource: RESOURCE,
+    state,
+    code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  }).toString();
+  const params = oauth.validateAuthResponse(s.as, client, await authorizeInBrowser(s, url.toString()), state);
+  const res = await oauth.authorizationCodeGrantRequest(
+    s.as,
+    client,
+    oauth.None(),
+    params,
+    client === s.client ? REDIRECT : OTHER_REDIRECT,
+    verifier,
+    { ...insecure, additionalParameters: { resource: RESOURCE } },
+  );
+  const tokens = await oauth.processAuthorizationCodeResponse(s.as, client, res);
+  expect(tokens.refresh_token).toBeTruthy();
+  return tokens as oauth.TokenEndpointResponse & { refresh_token: string };
+}
+
+function refreshRequest(s: Setup, refreshToken: string, params: Record<string, string> = {}, client = s.client) {
+  return oauth.refreshTokenGrantRequest(s.as, client, oauth.None(), refreshToken, {
+    ...insecure,
+    additionalParameters: params,
+  });
+}
+
+async function refresh(s: Setup, refreshToken: string, params: Record<string, string> = {}) {
+  const tokens = await oauth.processRefreshTokenResponse(s.as, s.client, await refreshRequest(s, refreshToken, params));
+  expect(tokens.refresh_token).toBeTruthy();
+  return tokens as oauth.TokenEndpointResponse & { refresh_token: string };
+}
+
+/** The error code of a refused refresh, as oauth4webapi reports it. */
+async function refreshError(s: Setup, refreshToken: string, params: Record<string, string> = {}, client = s.client) {
+  const res = await refreshRequest(s, refreshToken, params, client);
+  const err = await oauth.processRefreshTokenResponse(s.as, client, res).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(oauth.ResponseBodyError);
+  expect((err as oauth.ResponseBodyError).status).toBe(400);
+  return (err as oauth.ResponseBodyError).error;
+}
+
+async function accessTokenRow(s: Setup, accessToken: string) {
+  const { jti } = decodeJwt(accessToken);
+  expect(jti).toBeTruthy();
+  const row = await s.tb.broker.deps.grants.getToken(jti!);
+  expect(row).not.toBeNull();
+  return row!;
+}
+
+describe('refresh token rotation (default 10 s grace window)', () => {
+  let s: Setup;
+  beforeAll(async () => {
+    s = await setup();
+  });
+  afterAll(() => s.tb.close());
+
+  test('a refresh rotates the refresh token and issues a new access token for the same user', async () => {
+    const first = await login(s);
+    const next = await refresh(s, first.refresh_token);
+    expect(next.refresh_token).not.toBe(first.refresh_token);
+    expect(next.access_token).not.toBe(first.access_token);
+    expect(next.scope).toBe('notes:read notes:write');
+    expect(decodeJwt(next.access_token)).toMatchObject({
+      sub: s.user.id,
+      aud: RESOURCE,
+      client_id: s.client.client_id,
+    });
+    // The successor works in turn.
+    const third = await refresh(s, next.refresh_token);
+    expect(third.refresh_token).not.toBe(next.refresh_token);
+  });
+
+  test('two concurrent refreshes with one token both get the same successor', async () => {
+    const first = await login(s);
+    const [a, b] = await Promise.all([refresh(s, first.refresh_token), refresh(s, first.refresh_token)]);
+    expect(a.refresh_token).not.toBe(first.refresh_token);
+    expect(b.refresh_token).toBe(a.refresh_token);
+    expect(b.access_token).toBe(a.access_token);
+    // Nothing was revoked: the shared successor and its access token are live.
+    expect((await accessTokenRow(s, a.access_token)).revokedAt).toBeNull();
+    const after = await refresh(s, a.refresh_token);
+    expect(after.refresh_token).not.toBe(a.refresh_token);
+  });
+
+  test('reuse after the grace window is invalid_grant and revokes the whole family', async () => {
+    const t0 = await login(s);
+    const t1 = await refresh(s, t0.refresh_token);
+    const t2 = await refresh(s, t1.refresh_token);
+    for (const t of [t0, t1, t2]) expect((await accessTokenRow(s, t.access_token)).revokedAt).toBeNull();
+
+    s.tb.clock.advance(11);
+    expect(await refreshError(s, t0.refresh_token)).toBe('invalid_grant');
+
+    // The latest successor, never used, is revoked with the family.
+    expect(await refreshError(s, t2.refresh_token)).toBe('invalid_grant');
+    for (const t of [t0, t1, t2]) expect((await accessTokenRow(s, t.access_token)).revokedAt).not.toBeNull();
+    for (const rt of [t0.refresh_token, t1.refresh_token, t2.refresh_token]) {
+      const row = await s.tb.broker.deps.grants.getRefresh(hashSecret(rt));
+      expect(row?.revokedAt).not.toBeNull();
+      expect(row?.graceResponse).toBeNull();
+    }
+  });
+
+  test('a narrower scope is granted; a wider one is invalid_scope', async () => {
+    const first = await login(s, 'notes:read notes:write');
+    const narrow = await refresh(s, first.refresh_token, { scope: 'notes:read' });
+    expect(narrow.scope).toBe('notes:read');
+    expect(decodeJwt(narrow.access_token).scope).toBe('notes:read');
+
+    // notes:admin is offered by the resource but was never granted.
+    expect(await refreshError(s, narrow.refresh_token, { scope: 'notes:read notes:admin' })).toBe('invalid_scope');
+    expect(await refreshError(s, narrow.refresh_token, { scope: 'calendar:read' })).toBe('invalid_scope');
+  });
+
+  test("another client's refresh token is invalid_grant (and is not burnt for its owner)", async () => {
+    const first = await login(s);
+    expect(await refreshError(s, first.refresh_token, {}, s.otherClient)).toBe('invalid_grant');
+    const own = await refresh(s, first.refresh_token);
+    expect(own.access_token).toBeTruthy();
+  });
+
+  test('an unknown refresh token is invalid_grant', async () => {
+    expect(await refreshError(s, 'ert_not-a-real-token')).toBe('invalid_grant');
+  });
+});
+
+describe('refresh token reuse without a grace window (ERRAND_REFRESH_GRACE_PERIOD=0)', () => {
+  let s: Setup;
+  beforeAll(async () => {
+    s = await setup({ ERRAND_REFRESH_GRACE_PERIOD: '0' });
+  });
+  afterAll(() => s.tb.close());
+
+  test('a second use is reuse at once: invalid_grant and the family is revoked', async () => {
+    const t0 = await login(s);
+    const t1 = await refresh(s, t0.refresh_token);
+    expect(await refreshError(s, t0.refresh_token)).toBe('invalid_grant');
+    expect(await refreshError(s, t1.refresh_token)).toBe('invalid_grant');
+    expect((await accessTokenRow(s, t0.access_token)).revokedAt).not.toBeNull();
+    expect((await accessTokenRow(s, t1.access_token)).revokedAt).not.toBeNull();
+  });
+});
+
+describe('refresh token idle expiry (ERRAND_REFRESH_TOKEN_IDLE_TTL=60)', () => {
+  let s: Setup;
+  beforeAll(async () => {
+    s = await setup({ ERRAND_REFRESH_TOKEN_IDLE_TTL: '60' });
+  });
+  afterAll(() => s.tb.close());
+
+  test('a refresh token unused past the idle TTL is invalid_grant; a rotated one lives on', async () => {
+    const a = await login(s);
+    const b = await login(s);
+    s.tb.clock.advance(30);
+    const a1 = await refresh(s, a.refresh_token);
+    s.tb.clock.advance(31);
+    // b is 61 s old and was never used: expired.
+    expect(await refreshError(s, b.refresh_token)).toBe('invalid_grant');
+    // a1 was issued 31 s ago: still within its own idle window.
+    const a2 = await refresh(s, a1.refresh_token);
+    expect(a2.access_token).toBeTruthy();
+  });
+});
