@@ -3,19 +3,27 @@ import { type Db, openDb } from '../db/open.js';
 import { refreshTokens, settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
 import { ClientStore } from '../db/stores/client-store.js';
+import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
+import { TaskStore } from '../db/stores/task-store.js';
 import { UserStore } from '../db/stores/user-store.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './core/ports.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
 import { clientCredentialsGrant } from './grants/client-credentials.js';
 import { GrantRegistry } from './grants/index.js';
+import { cibaGrant } from './grants/ciba.js';
 import { refreshTokenGrant } from './grants/refresh-token.js';
-import { type AppDeps, createApp } from './http/app.js';
+import { tokenExchangeGrant } from './grants/token-exchange.js';
+import { type AppDeps, createApp, delegationLimits } from './http/app.js';
 import { ClientAuthenticator } from './identity/client-auth.js';
 import { ClientDirectory } from './identity/client-directory.js';
 import { ClientKeys } from './identity/client-keys.js';
 import type { Logger } from './log.js';
+import { DelegationService } from './services/delegations.js';
+import { ExchangeService } from './services/exchange-token.js';
+import { StatusLists } from './services/status-lists.js';
+import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
 import { TokenMinter } from './tokens/access-token.js';
 import { CryptoBox, loadMasterKey } from './tokens/crypto-box.js';
@@ -25,6 +33,8 @@ import { hashSecret, newSecret } from './tokens/random.js';
 export interface Broker {
   app: ReturnType<typeof createApp>;
   deps: AppDeps;
+  /** Subscribes to token revocations caused by ending tasks (after commit). */
+  onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
   /** Periodic upkeep: key rotation, expired registrations, grace responses. */
   maintain(): Promise<void>;
   /** A one-time setup link for the first administrator, or null when one exists. */
@@ -80,6 +90,9 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
   const users = new UserStore(db);
   const grants = new GrantStore(db);
   const audit = new AuditStore(db);
+  const delegations = new DelegationStore(db);
+  const tasks = new TaskStore(db);
+  const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
 
   const keys = new KeyRing({
     db,
@@ -140,10 +153,48 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     },
     log,
   );
+  const taskService = new TaskService({
+    db,
+    tasks,
+    audit,
+    clock,
+    log,
+    onRevoked: (events) => {
+      for (const listener of revocationListeners) listener(events);
+    },
+  });
+  const delegationService = new DelegationService({
+    db,
+    clients,
+    users,
+    delegations,
+    tasks,
+    taskService,
+    audit,
+    minter,
+    clock,
+    limits: delegationLimits(config),
+  });
+  const statusLists = new StatusLists({ tasks, minter, issuer: config.issuer, ttl: config.statusList.ttl, clock });
+  const exchange = new ExchangeService({
+    db,
+    clients,
+    grants,
+    delegations,
+    tasks,
+    audit,
+    minter,
+    clock,
+    tokenTtl: config.tokens.accessTokenTtl,
+    taskMaxTtl: config.delegation.taskMaxTtl,
+    statusRef: (idx) => statusLists.ref(idx),
+  });
   const grantRegistry = new GrantRegistry([
     authorizationCodeGrant({ grants, tokens, clock }),
     refreshTokenGrant({ tokens }),
     clientCredentialsGrant({ clients, tokens }),
+    tokenExchangeGrant({ exchange, auth }),
+    cibaGrant({ delegations: delegationService }),
   ]);
 
   const deps: AppDeps = {
@@ -160,14 +211,25 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     auth,
     grantRegistry,
     tokens,
+    delegations,
+    tasks,
+    delegationService,
+    taskService,
+    statusLists,
   };
   const app = createApp(deps);
 
   return {
     app,
     deps,
+    onRevoked(listener) {
+      revocationListeners.add(listener);
+      return () => revocationListeners.delete(listener);
+    },
     async maintain() {
       await keys.maintain();
+      const overdue = await taskService.endOverdue();
+      if (overdue > 0) log.info('task.deadline_passed', { count: overdue });
       const now = clock.now();
       const pruned = await clients.pruneUnused(now);
       if (pruned > 0) log.info('client.pruned', { count: pruned });

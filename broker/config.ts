@@ -57,6 +57,13 @@ export const EnvSchema = z.object({
   ERRAND_AUTH_REQUEST_TTL: seconds(60, 3600).default(600),
   ERRAND_ASSERTION_MAX_LIFETIME: seconds(10, 3600).default(300),
   ERRAND_CLOCK_SKEW: seconds(0, 300).default(30),
+  ERRAND_TASK_MAX_TTL: seconds(60, 7 * DAY).default(3600),
+  ERRAND_DELEGATION_DEFAULT_TTL: seconds(60, 365 * DAY).default(DAY),
+  ERRAND_DELEGATION_MAX_TTL: seconds(60, 365 * DAY).default(30 * DAY),
+  ERRAND_MAX_DELEGATION_DEPTH: count(0, 8).default(3),
+  ERRAND_STATUS_LIST_TTL: seconds(1, 3600).default(5),
+  ERRAND_CIBA_REQUEST_TTL: seconds(30, 3600).default(600),
+  ERRAND_CIBA_INTERVAL: seconds(1, 60).default(5),
   ERRAND_DCR_ENABLED: bool.default(true),
   ERRAND_DCR_RATE_LIMIT: count(1, 10_000).default(20),
   ERRAND_DCR_MAX_CLIENTS: count(1, 10_000_000).default(10_000),
@@ -96,6 +103,8 @@ export interface Config {
     authRequestTtl: number;
   };
   clientAuth: { assertionMaxLifetime: number; clockSkew: number; jwksCacheTtl: number };
+  delegation: { defaultTtl: number; maxTtl: number; maxDepth: number; taskMaxTtl: number; cibaRequestTtl: number; cibaInterval: number };
+  statusList: { ttl: number };
   registration: {
     dcrEnabled: boolean;
     dcrRateLimitPerMinute: number;
@@ -159,6 +168,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.ERRAND_KEY_PUBLISH_AHEAD >= e.ERRAND_KEY_ROTATION_PERIOD) {
     problems.push('ERRAND_KEY_PUBLISH_AHEAD: must be shorter than ERRAND_KEY_ROTATION_PERIOD');
   }
+  if (e.ERRAND_DELEGATION_DEFAULT_TTL > e.ERRAND_DELEGATION_MAX_TTL) {
+    problems.push('ERRAND_DELEGATION_DEFAULT_TTL: must not exceed ERRAND_DELEGATION_MAX_TTL');
+  }
   if (e.ERRAND_REFRESH_TOKEN_IDLE_TTL > e.ERRAND_REFRESH_TOKEN_TTL) {
     problems.push('ERRAND_REFRESH_TOKEN_IDLE_TTL: must not exceed ERRAND_REFRESH_TOKEN_TTL');
   }
@@ -202,6 +214,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       clockSkew: e.ERRAND_CLOCK_SKEW,
       jwksCacheTtl: e.ERRAND_JWKS_CACHE_TTL,
     },
+    delegation: {
+      defaultTtl: e.ERRAND_DELEGATION_DEFAULT_TTL,
+      maxTtl: e.ERRAND_DELEGATION_MAX_TTL,
+      maxDepth: e.ERRAND_MAX_DELEGATION_DEPTH,
+      taskMaxTtl: e.ERRAND_TASK_MAX_TTL,
+      cibaRequestTtl: e.ERRAND_CIBA_REQUEST_TTL,
+      cibaInterval: e.ERRAND_CIBA_INTERVAL,
+    },
+    statusList: { ttl: e.ERRAND_STATUS_LIST_TTL },
     registration: {
       dcrEnabled: e.ERRAND_DCR_ENABLED,
       dcrRateLimitPerMinute: e.ERRAND_DCR_RATE_LIMIT,

@@ -20,6 +20,8 @@ export type OAuthErrorCode =
   | 'slow_down'
   | 'expired_token'
   | 'access_denied'
+  | 'unknown_user_id'
+  | 'invalid_binding_message'
   | 'invalid_redirect_uri'
   | 'invalid_client_metadata'
   | 'invalid_software_statement'

@@ -15,7 +15,25 @@ export type GrantType = (typeof GRANT_TYPE)[keyof typeof GRANT_TYPE];
 export const TOKEN_TYPE = {
   accessToken: 'urn:ietf:params:oauth:token-type:access_token',
   refreshToken: 'urn:ietf:params:oauth:token-type:refresh_token',
+  idToken: 'urn:ietf:params:oauth:token-type:id_token',
   jwt: 'urn:ietf:params:oauth:token-type:jwt',
+} as const;
+
+/** Claim names Errand adds to access tokens (RFC 8693 §4.1 `act`, Status List §6.2 `status`). */
+export const CLAIM = {
+  task: 'task_id',
+  delegation: 'delegation_id',
+  act: 'act',
+  status: 'status',
+  authorizationDetails: 'authorization_details',
+} as const;
+
+/** RFC 9396 `authorization_details` types Errand understands. */
+export const DETAILS_TYPE = {
+  /** Names (or re-opens) the task a token exchange is for. */
+  task: 'errand_task',
+  /** Fine-grained grant of named MCP tools at one resource. */
+  mcpTool: 'mcp_tool',
 } as const;
 
 export const CLIENT_ASSERTION_TYPE = {
@@ -34,6 +52,9 @@ export type AuthMethod = (typeof AUTH_METHOD)[keyof typeof AUTH_METHOD];
 export const JWT_TYP = {
   accessToken: 'at+jwt',
   clientAuthentication: 'client-authentication+jwt',
+  /** The credential an agent holds for a delegation: usable only at Errand's token endpoint. */
+  delegation: 'delegation+jwt',
+  statusList: 'statuslist+jwt',
 } as const;
 
 /** Signing algorithms Errand accepts on client assertions (never `none`, never a MAC). */
@@ -58,6 +79,8 @@ export const PATHS = {
   register: '/register',
   revoke: '/revoke',
   introspect: '/introspect',
+  backchannel: '/bc-authorize',
+  statusLists: '/statuslists',
   signIn: '/signin',
   consent: '/authorize/consent',
   setup: '/setup',

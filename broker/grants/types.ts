@@ -10,7 +10,8 @@ export interface GrantContext {
 
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  /** `Bearer` for access tokens; `N_A` for a delegation credential (RFC 8693 §2.2.1). */
+  token_type: 'Bearer' | 'DPoP' | 'N_A';
   expires_in: number;
   scope?: string;
   refresh_token?: string;

@@ -8,7 +8,9 @@ import { loadSession, type SessionOptions } from '../../admin-ui/session.js';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
+import type { DelegationStore } from '../../db/stores/delegation-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
+import type { TaskStore } from '../../db/stores/task-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
 import type { Config } from '../config.js';
 import { OAuthError } from '../core/errors.js';
@@ -18,6 +20,9 @@ import type { GrantRegistry } from '../grants/index.js';
 import type { ClientAuthenticator } from '../identity/client-auth.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
 import type { Logger } from '../log.js';
+import type { DelegationService } from '../services/delegations.js';
+import type { StatusLists } from '../services/status-lists.js';
+import type { TaskService } from '../services/tasks.js';
 import type { TokenService } from '../services/token-service.js';
 import type { KeyRing } from '../tokens/key-ring.js';
 import { newId } from '../tokens/random.js';
@@ -25,6 +30,10 @@ import { notFound, onError } from './on-error.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminApiRoutes } from './routes/admin-api.js';
 import { authorizeRoutes } from './routes/authorize.js';
+import { backchannelRoutes } from './routes/backchannel.js';
+import { statusListRoutes } from './routes/status-list.js';
+import { taskRoutes } from './routes/tasks.js';
+import { userApiRoutes } from './routes/user-api.js';
 import { healthRoutes } from './routes/health.js';
 import { metadataRoutes } from './routes/metadata.js';
 import { registerRoutes } from './routes/register.js';
@@ -46,6 +55,23 @@ export interface AppDeps {
   auth: ClientAuthenticator;
   grantRegistry: GrantRegistry;
   tokens: TokenService;
+  delegations: DelegationStore;
+  tasks: TaskStore;
+  delegationService: DelegationService;
+  taskService: TaskService;
+  statusLists: StatusLists;
+}
+
+/** Delegation limits from the configuration. */
+export function delegationLimits(config: Config) {
+  return {
+    defaultTtl: config.delegation.defaultTtl,
+    maxTtl: config.delegation.maxTtl,
+    maxDepth: config.delegation.maxDepth,
+    tokenTtl: config.tokens.accessTokenTtl,
+    cibaRequestTtl: config.delegation.cibaRequestTtl,
+    cibaInterval: config.delegation.cibaInterval,
+  };
 }
 
 /** Builds the HTTP application; opens nothing and starts nothing by itself. */
@@ -170,11 +196,36 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   );
   app.route(
     '/',
+    backchannelRoutes({
+      auth: deps.auth,
+      users: deps.users,
+      clients: deps.clients,
+      delegations: deps.delegationService,
+      limits: delegationLimits(config),
+    }),
+  );
+  app.route('/', statusListRoutes({ lists: deps.statusLists, ttl: config.statusList.ttl }));
+  app.route('/', taskRoutes({ auth: deps.auth, tasks: deps.taskService }));
+  app.route(
+    '/',
+    userApiRoutes({
+      delegations: deps.delegations,
+      delegationService: deps.delegationService,
+      tasks: deps.tasks,
+      taskService: deps.taskService,
+      audit: deps.audit,
+    }),
+  );
+  app.route(
+    '/',
     adminApiRoutes({
       db: deps.db,
       clients: deps.clients,
       users: deps.users,
       audit: deps.audit,
+      grants: deps.grants,
+      taskService: deps.taskService,
+      delegationService: deps.delegationService,
       clock: deps.clock,
       keys: deps.keys,
       rotateDelay: config.keys.jwksMaxAge,

@@ -89,6 +89,21 @@ export class ClientAuthenticator {
     return this.asPublic(form.client_id);
   }
 
+  /**
+   * Verifies an RFC 8693 `actor_token`: a JWT the actor signed with its registered key, held to the
+   * same rules as a client assertion (audience = the issuer, short life, one use). A failure is the
+   * exchange's `invalid_request` (RFC 8693 §2.2.2), not the caller's authentication failing.
+   */
+  async verifyActorToken(token: string): Promise<Client> {
+    try {
+      const { client } = await this.viaAssertion({ client_assertion_type: CLIENT_ASSERTION_TYPE.jwtBearer, client_assertion: token });
+      return client;
+    } catch (err) {
+      if (err instanceof OAuthError) throw new OAuthError('invalid_request', `actor_token: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+
   private async load(clientId: string, viaHeader = false): Promise<Client> {
     const client = await this.deps.directory.resolve(clientId);
     if (!client) throw fail(GENERIC, viaHeader);

@@ -11,6 +11,8 @@ import { canonicalizeResource } from '../core/resource.js';
 import { formatScope, isScopeToken } from '../core/scopes.js';
 import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import type { GrantStore } from '../../db/stores/grant-store.js';
+import type { TaskService } from './tasks.js';
 
 const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
@@ -28,7 +30,15 @@ export const CreateClientSchema = z
     jwks_uri: z.url().max(2048).optional(),
     redirect_uris: z.array(z.string().max(2048)).max(20).default([]),
     grant_types: z
-      .array(z.enum([GRANT_TYPE.authorizationCode, GRANT_TYPE.refreshToken, GRANT_TYPE.clientCredentials]))
+      .array(
+        z.enum([
+          GRANT_TYPE.authorizationCode,
+          GRANT_TYPE.refreshToken,
+          GRANT_TYPE.clientCredentials,
+          GRANT_TYPE.tokenExchange,
+          GRANT_TYPE.ciba,
+        ]),
+      )
       .min(1)
       .max(5)
       .optional(),
@@ -63,6 +73,8 @@ export interface AdminDeps {
   clients: ClientStore;
   users: UserStore;
   audit: AuditStore;
+  grants: GrantStore;
+  taskService: TaskService;
   clock: Clock;
 }
 
@@ -121,9 +133,6 @@ export async function createClient(
     (input.kind === 'mcp_client'
       ? [GRANT_TYPE.authorizationCode, GRANT_TYPE.refreshToken]
       : [GRANT_TYPE.clientCredentials]);
-  if (grantTypes.includes(GRANT_TYPE.clientCredentials) && method === AUTH_METHOD.none) {
-    throw new OAuthError('invalid_client_metadata', 'client_credentials needs a confidential client (not "none")');
-  }
   if (grantTypes.includes(GRANT_TYPE.authorizationCode) && input.redirect_uris.length === 0) {
     throw new OAuthError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI');
   }
@@ -209,4 +218,28 @@ export async function createUser(deps: AdminDeps, input: z.output<typeof CreateU
   await deps.users.insert(user);
   const { passwordHash: _omit, ...view } = user;
   return view;
+}
+
+/**
+ * Disables or re-enables a client. Disabling ends every task the agent acts in (with their subtrees)
+ * and revokes every token it holds, in one transaction (DOMAIN.md invariant 4).
+ */
+export async function setClientStatus(deps: AdminDeps, id: string, status: 'active' | 'disabled', adminId: string, requestId: string) {
+  const client = await deps.clients.get(id);
+  if (!client) throw new OAuthError('not_found', 'no such client');
+  if (client.status === status) return;
+  const events = await deps.db.write(async (tx) => {
+    const now = deps.clock.now();
+    await deps.clients.setStatus(id, status, tx);
+    await deps.audit.append(
+      { type: status === 'disabled' ? 'agent.disabled' : 'agent.enabled', result: 'allowed', userId: adminId, clientId: id, requestId },
+      now,
+      tx,
+    );
+    if (status !== 'disabled') return [];
+    const ended = await deps.taskService.endWhere(tx, { agentId: id }, 'agent_disabled', now, requestId);
+    await deps.grants.revokeClientTokens(id, now, tx);
+    return ended;
+  });
+  deps.taskService.flush(events);
 }

@@ -1,11 +1,20 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { addAgent, addResource, adminApi, Browser, createUser, startBroker, type TestBroker } from './fixtures.js';
+import {
+  addAgent,
+  addResource,
+  adminApi,
+  Browser,
+  createUser,
+  discover,
+  insecure,
+  startBroker,
+  type TestBroker,
+} from './fixtures.js';
 
 /** The authenticated admin API: access control, static secrets, resources, client status, keys and audit. */
 
 const RESOURCE = 'https://calendar.example.test/api';
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 type Api = Awaited<ReturnType<typeof adminApi>>;
 
@@ -33,11 +42,7 @@ beforeAll(async () => {
   tb = await startBroker();
   api = await adminApi(tb);
   await addResource(api, RESOURCE, ['calendar:read', 'calendar:write']);
-  const issuer = new URL(tb.url);
-  as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
+  as = await discover(tb);
 });
 afterAll(() => tb.close());
 

@@ -1,15 +1,23 @@
-import { createLocalJWKSet, decodeJwt, type JSONWebKeySet, jwtVerify } from 'jose';
+import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
+  addPublicClient,
   addResource,
   adminApi,
+  approveInBrowser,
   Browser,
   createUser,
+  discover,
   hiddenInput,
+  insecure,
+  openConsentInBrowser,
   postForm,
+  redirectLocation,
   startBroker,
+  submitConsent,
   type TestBroker,
+  verifyAccessToken,
 } from './fixtures.js';
 
 const RESOURCE = 'https://notes.example.test/mcp';
@@ -17,7 +25,6 @@ const OTHER_RESOURCE = 'https://calendar.example.test/mcp';
 const REDIRECT = 'https://app.example.test/callback';
 const REDIRECT_2 = 'https://app.example.test/other-callback';
 const OTHER_REDIRECT = 'http://127.0.0.1:7777/cb';
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 let tb: TestBroker;
 let as: oauth.AuthorizationServer;
@@ -26,44 +33,18 @@ let otherClient: oauth.Client;
 let user: { id: string; username: string; password: string };
 let browser: Browser;
 
-type Api = Awaited<ReturnType<typeof adminApi>>;
-
-async function publicClient(api: Api, name: string, redirectUris: string[]): Promise<oauth.Client> {
-  const res = await api.call('POST', '/api/admin/clients', {
-    kind: 'mcp_client',
-    name,
-    token_endpoint_auth_method: 'none',
-    redirect_uris: redirectUris,
-    grant_types: ['authorization_code', 'refresh_token'],
-  });
-  if (res.status !== 201) throw new Error(`client creation failed: ${res.status} ${await res.text()}`);
-  const { client_id } = (await res.json()) as { client_id: string };
-  return { client_id, token_endpoint_auth_method: 'none' };
-}
-
 beforeAll(async () => {
   tb = await startBroker();
   const api = await adminApi(tb);
   await addResource(api, RESOURCE, ['notes:read', 'notes:write', 'notes:admin']);
   await addResource(api, OTHER_RESOURCE, ['calendar:read']);
-  client = await publicClient(api, 'Notes Desktop', [REDIRECT, REDIRECT_2]);
-  otherClient = await publicClient(api, 'Other App', [OTHER_REDIRECT]);
+  client = await addPublicClient(api, 'Notes Desktop', [REDIRECT, REDIRECT_2]);
+  otherClient = await addPublicClient(api, 'Other App', [OTHER_REDIRECT]);
   user = await createUser(tb);
   browser = new Browser();
-  const issuer = new URL(tb.url);
-  as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
+  as = await discover(tb);
 });
 afterAll(() => tb.close());
-
-/** Absolute URL of a response's Location header (relative ones resolve against the broker). */
-function location(res: Response): string {
-  const loc = res.headers.get('location');
-  if (!loc) throw new Error(`expected a redirect, got ${res.status}`);
-  return new URL(loc, tb.url).toString();
-}
 
 /**
  * Builds an authorization request URL with PKCE S256, a state and one resource; `over` replaces
@@ -91,52 +72,10 @@ async function authRequest(over: Record<string, string | string[] | null> = {}, 
   return { url: url.toString(), verifier, state };
 }
 
-/** Follows /authorize to the consent page, signing in through the real sign-in form when asked to. */
-async function openConsent(authUrl: string): Promise<Response> {
-  const start = await browser.fetch(authUrl);
-  expect(start.status).toBe(303);
-  const consentUrl = location(start);
-  expect(consentUrl.startsWith(`${tb.url}/authorize/consent?request=`)).toBe(true);
-  let res = await browser.fetch(consentUrl);
-  if (res.status === 303 && new URL(location(res)).pathname === '/signin') {
-    const signinPage = await browser.fetch(location(res));
-    expect(signinPage.status).toBe(200);
-    const html = await signinPage.text();
-    const signedIn = await browser.postForm(`${tb.url}/signin`, {
-      username: user.username,
-      password: user.password,
-      _csrf: hiddenInput(html, '_csrf'),
-      next: hiddenInput(html, 'next'),
-    });
-    expect(signedIn.status).toBe(303);
-    expect(location(signedIn)).toBe(consentUrl);
-    res = await browser.fetch(consentUrl);
-  }
-  expect(res.status).toBe(200);
-  return res;
-}
-
-/** Submits the consent form; returns the response (a 303 back to the client when all is well). */
-async function decide(consentHtml: string, decision: 'approve' | 'deny'): Promise<Response> {
-  return browser.postForm(`${tb.url}/authorize/consent`, {
-    _csrf: hiddenInput(consentHtml, '_csrf'),
-    request: hiddenInput(consentHtml, 'request'),
-    decision,
-  });
-}
-
-/** Drives the real sign-in and consent pages; returns the final redirect URL to the client. */
-async function authorizeInBrowser(authUrl: string, decision: 'approve' | 'deny' = 'approve'): Promise<URL> {
-  const consent = await openConsent(authUrl);
-  const res = await decide(await consent.text(), decision);
-  expect(res.status).toBe(303);
-  return new URL(location(res));
-}
-
 /** A validated authorization response carrying a code, with the verifier that goes with it. */
 async function getCode(over: Record<string, string | string[] | null> = {}, forClient: oauth.Client = client) {
   const req = await authRequest(over, forClient);
-  const callback = await authorizeInBrowser(req.url);
+  const { callback } = await approveInBrowser(tb, user, req.url, { browser });
   const params = oauth.validateAuthResponse(as, forClient, callback, req.state);
   return { params, verifier: req.verifier };
 }
@@ -174,7 +113,7 @@ async function authorizeError(over: Record<string, string | string[] | null>): P
   const req = await authRequest(over);
   const res = await browser.fetch(req.url);
   expect(res.status).toBe(303);
-  const callback = new URL(location(res));
+  const callback = new URL(redirectLocation(tb, res));
   expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT);
   expect(callback.searchParams.get('iss')).toBe(tb.url);
   expect(callback.searchParams.get('code')).toBeNull();
@@ -193,18 +132,17 @@ async function authorizeError(over: Record<string, string | string[] | null>): P
 describe('authorization code flow through the sign-in and consent pages', () => {
   test('happy path: PKCE S256, resource, state and RFC 9207 iss', async () => {
     const req = await authRequest({ scope: 'notes:read notes:write' });
-    const consent = await openConsent(req.url);
+    const { consent, consentPage: html } = await openConsentInBrowser(tb, user, req.url, { browser });
     const csp = consent.headers.get('content-security-policy') ?? '';
     expect(csp).toMatch(/frame-ancestors 'none'/);
     expect(consent.headers.get('x-frame-options')).toBe('DENY');
-    const html = await consent.text();
     expect(html).toContain('Notes Desktop');
     expect(html).toContain('app.example.test');
     expect(html).toContain('notes:write');
 
-    const res = await decide(html, 'approve');
+    const res = await submitConsent(tb, browser, html, 'approve');
     expect(res.status).toBe(303);
-    const callback = new URL(location(res));
+    const callback = new URL(redirectLocation(tb, res));
     expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT);
     expect(callback.searchParams.get('iss')).toBe(tb.url);
     expect(callback.searchParams.get('state')).toBe(req.state);
@@ -219,12 +157,7 @@ describe('authorization code flow through the sign-in and consent pages', () => 
     expect(result.refresh_token).toBeTruthy();
     expect(result.scope).toBe('notes:read notes:write');
 
-    const jwks = (await (await fetch(as.jwks_uri!)).json()) as JSONWebKeySet;
-    const { payload } = await jwtVerify(result.access_token, createLocalJWKSet(jwks), {
-      issuer: tb.url,
-      audience: RESOURCE,
-      typ: 'at+jwt',
-    });
+    const { payload } = await verifyAccessToken(as, result.access_token, RESOURCE, tb.url);
     expect(payload).toMatchObject({
       aud: RESOURCE,
       sub: user.id,
@@ -235,7 +168,7 @@ describe('authorization code flow through the sign-in and consent pages', () => 
 
   test('deny on the consent page redirects with access_denied and iss', async () => {
     const req = await authRequest();
-    const callback = await authorizeInBrowser(req.url, 'deny');
+    const { callback } = await approveInBrowser(tb, user, req.url, { browser, decision: 'deny' });
     expect(callback.searchParams.get('error')).toBe('access_denied');
     expect(callback.searchParams.get('iss')).toBe(tb.url);
     expect(callback.searchParams.get('state')).toBe(req.state);
@@ -356,8 +289,7 @@ describe('authorization request validation', () => {
 
   test('a consent POST without the CSRF token is 403 and issues no code', async () => {
     const req = await authRequest();
-    const consent = await openConsent(req.url);
-    const html = await consent.text();
+    const { consentPage: html } = await openConsentInBrowser(tb, user, req.url, { browser });
     const requestId = hiddenInput(html, 'request');
     for (const form of [
       { request: requestId, decision: 'approve' },
@@ -369,9 +301,9 @@ describe('authorization request validation', () => {
       expect(await res.text()).not.toContain('code=');
     }
     // The request is still unanswered: a proper submission approves it now, and only now.
-    const res = await decide(html, 'approve');
+    const res = await submitConsent(tb, browser, html, 'approve');
     expect(res.status).toBe(303);
-    const params = oauth.validateAuthResponse(as, client, new URL(location(res)), req.state);
+    const params = oauth.validateAuthResponse(as, client, new URL(redirectLocation(tb, res)), req.state);
     const ok = await oauth.processAuthorizationCodeResponse(as, client, await redeem(params, req.verifier));
     expect(ok.access_token).toBeTruthy();
   });

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
+import { decodeProtectedHeader } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -6,14 +6,16 @@ import {
   addResource,
   adminApi,
   clientAssertion,
+  discover,
+  insecure,
   postForm,
   startBroker,
   type TestAgent,
   type TestBroker,
+  verifyAccessToken,
 } from './fixtures.js';
 
 const RESOURCE = 'https://notes.example.test/mcp';
-const insecure = { [oauth.allowInsecureRequests]: true };
 
 let tb: TestBroker;
 let as: oauth.AuthorizationServer;
@@ -24,11 +26,7 @@ beforeAll(async () => {
   const api = await adminApi(tb);
   await addResource(api, RESOURCE, ['notes:read', 'notes:write', 'notes:admin']);
   agent = await addAgent(api, { scope: ['notes:read', 'notes:write'] });
-  const issuer = new URL(tb.url);
-  as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
+  as = await discover(tb);
 });
 afterAll(() => tb.close());
 
@@ -66,12 +64,7 @@ describe('client_credentials with private_key_jwt', () => {
     const result = await oauth.processClientCredentialsResponse(as, { client_id: agent.clientId }, res);
     expect(result.token_type).toBe('bearer');
     expect(result.scope).toBe('notes:read');
-    const jwks = (await (await fetch(as.jwks_uri!)).json()) as JSONWebKeySet;
-    const { payload, protectedHeader } = await jwtVerify(result.access_token, createLocalJWKSet(jwks), {
-      issuer: tb.url,
-      audience: RESOURCE,
-      typ: 'at+jwt',
-    });
+    const { payload, protectedHeader } = await verifyAccessToken(as, result.access_token, RESOURCE, tb.url);
     expect(protectedHeader.kid).toBeTruthy();
     expect(payload).toMatchObject({ sub: agent.clientId, client_id: agent.clientId, scope: 'notes:read' });
     for (const claim of ['iat', 'exp', 'jti']) expect(payload[claim]).toBeDefined();

@@ -1,9 +1,18 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { addResource, adminApi, Browser, createUser, hiddenInput, startBroker, type TestBroker } from './fixtures.js';
+import {
+  addResource,
+  adminApi,
+  approveInBrowser,
+  createUser,
+  discover,
+  insecure,
+  startBroker,
+  type TestBroker,
+  verifyAccessToken,
+} from './fixtures.js';
 
 /**
  * Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): the client_id is an URL,
@@ -13,7 +22,6 @@ import { addResource, adminApi, Browser, createUser, hiddenInput, startBroker, t
 const RESOURCE = 'https://notes.example.test/mcp';
 const REDIRECT = 'http://127.0.0.1:53682/callback';
 const MAX_BYTES = 2048;
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 type User = Awaited<ReturnType<typeof createUser>>;
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -102,36 +110,6 @@ async function expectConsentRedirect(tb: TestBroker, clientId: string): Promise<
   expect(new URL(res.headers.get('location')!, tb.url).pathname).toBe('/authorize/consent');
 }
 
-/** authorize → sign-in → consent → approve, returning the callback URL and the consent page. */
-async function signInAndApprove(tb: TestBroker, user: User, url: URL) {
-  const browser = new Browser();
-  let res = await browser.fetch(url.href);
-  expect(res.status).toBe(303);
-  const consentUrl = new URL(res.headers.get('location')!, tb.url);
-  res = await browser.fetch(consentUrl.href);
-  expect(res.status).toBe(303);
-  const signInUrl = new URL(res.headers.get('location')!, tb.url);
-  expect(signInUrl.pathname).toBe('/signin');
-  const signInPage = await (await browser.fetch(signInUrl.href)).text();
-  res = await browser.postForm(`${tb.url}/signin`, {
-    username: user.username,
-    password: user.password,
-    _csrf: hiddenInput(signInPage, '_csrf'),
-    next: hiddenInput(signInPage, 'next'),
-  });
-  expect(res.status).toBe(303);
-  res = await browser.fetch(consentUrl.href);
-  expect(res.status).toBe(200);
-  const consentPage = await res.text();
-  res = await browser.postForm(`${tb.url}/authorize/consent`, {
-    _csrf: hiddenInput(consentPage, '_csrf'),
-    request: hiddenInput(consentPage, 'request'),
-    decision: 'approve',
-  });
-  expect(res.status).toBe(303);
-  return { callback: new URL(res.headers.get('location')!), consentPage };
-}
-
 describe('client ID metadata documents (private fetches allowed for the test)', () => {
   let tb: TestBroker;
   let as: oauth.AuthorizationServer;
@@ -146,11 +124,7 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
     user = await createUser(tb);
     docs = await docServer();
     elsewhere = await docServer();
-    const issuer = new URL(tb.url);
-    as = await oauth.processDiscoveryResponse(
-      issuer,
-      await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-    );
+    as = await discover(tb);
   });
   afterAll(async () => {
     await tb.close();
@@ -170,7 +144,7 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
     const verifier = oauth.generateRandomCodeVerifier();
     const state = oauth.generateRandomState();
     const url = authorizeUrl(tb, clientId, { code_challenge: await oauth.calculatePKCECodeChallenge(verifier), state });
-    const { callback, consentPage } = await signInAndApprove(tb, user, url);
+    const { callback, consentPage } = await approveInBrowser(tb, user, url);
     expect(consentPage).toContain('Document Client');
     const publishedBy = /Published by<\/dt>\s*<dd>([^<]*)<\/dd>/.exec(consentPage);
     expect(publishedBy?.[1]).toBe(`127.0.0.1:${docs.port}`);
@@ -187,12 +161,7 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
     );
     const tokens = await oauth.processAuthorizationCodeResponse(as, client, tokenRes);
     expect(tokens.scope).toBe('notes:read');
-    const jwks = (await (await fetch(as.jwks_uri!)).json()) as JSONWebKeySet;
-    const { payload } = await jwtVerify(tokens.access_token, createLocalJWKSet(jwks), {
-      issuer: tb.url,
-      audience: RESOURCE,
-      typ: 'at+jwt',
-    });
+    const { payload } = await verifyAccessToken(as, tokens.access_token, RESOURCE, tb.url);
     expect(payload).toMatchObject({ sub: user.id, client_id: clientId });
 
     // authorize and token both resolved the client, but the document was fetched once.

@@ -3,13 +3,26 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ServerType, serve } from '@hono/node-server';
-import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import {
+  type CryptoKey,
+  createLocalJWKSet,
+  exportJWK,
+  generateKeyPair,
+  type JSONWebKeySet,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
+import * as oauth from 'oauth4webapi';
+import { expect } from 'vitest';
 import { type Broker, buildBroker } from '../broker.js';
 import { loadConfig } from '../config.js';
 import type { Clock } from '../core/ports.js';
 import { hashPassword } from '../identity/passwords.js';
 import { createLogger } from '../log.js';
 import { newId } from '../tokens/random.js';
+
+/** oauth4webapi option that lets it talk to the broker over plain http on loopback. */
+export const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 /** Real time plus an offset the test can move forward. */
 export class TestClock implements Clock {
@@ -167,6 +180,24 @@ export async function addResource(api: Awaited<ReturnType<typeof adminApi>>, url
   return res.json();
 }
 
+/** Registers a public (token_endpoint_auth_method none) MCP client for the code and refresh grants. */
+export async function addPublicClient(
+  api: Awaited<ReturnType<typeof adminApi>>,
+  name: string,
+  redirectUris: string[],
+): Promise<oauth.Client> {
+  const res = await api.call('POST', '/api/admin/clients', {
+    kind: 'mcp_client',
+    name,
+    token_endpoint_auth_method: 'none',
+    redirect_uris: redirectUris,
+    grant_types: ['authorization_code', 'refresh_token'],
+  });
+  if (res.status !== 201) throw new Error(`client creation failed: ${res.status} ${await res.text()}`);
+  const { client_id } = (await res.json()) as { client_id: string };
+  return { client_id, token_endpoint_auth_method: 'none' };
+}
+
 /** Registers a private_key_jwt agent through the admin API, holding its key in memory. */
 export async function addAgent(
   api: Awaited<ReturnType<typeof adminApi>>,
@@ -220,4 +251,102 @@ export async function postForm(
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body: body.toString(),
   });
+}
+
+/** The broker's authorization server metadata, discovered and validated by oauth4webapi. */
+export async function discover(tb: TestBroker): Promise<oauth.AuthorizationServer> {
+  const issuer = new URL(tb.url);
+  return oauth.processDiscoveryResponse(
+    issuer,
+    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+  );
+}
+
+/** Verifies an RFC 9068 access token against the published JWKS for one audience. */
+export async function verifyAccessToken(
+  as: oauth.AuthorizationServer,
+  token: string,
+  audience: string,
+  issuer: string = as.issuer,
+) {
+  const jwks = (await (await fetch(as.jwks_uri!)).json()) as JSONWebKeySet;
+  return jwtVerify(token, createLocalJWKSet(jwks), { issuer, audience, typ: 'at+jwt' });
+}
+
+/** Absolute URL of a response's Location header (relative ones resolve against the broker). */
+export function redirectLocation(tb: TestBroker, res: Response): string {
+  const loc = res.headers.get('location');
+  if (!loc) throw new Error(`expected a redirect, got ${res.status}`);
+  return new URL(loc, tb.url).toString();
+}
+
+type SignInUser = { username: string; password: string };
+
+/**
+ * Follows an authorization request to the consent page in a browser, signing in through the real
+ * sign-in form on the way. Without `browser` a fresh one is used, which has no session and so must be
+ * sent to sign in; a given browser signs in only when the broker asks it to.
+ */
+export async function openConsentInBrowser(
+  tb: TestBroker,
+  user: SignInUser,
+  authorizeUrl: string | URL,
+  opts: { browser?: Browser } = {},
+) {
+  const browser = opts.browser ?? new Browser();
+  const start = await browser.fetch(authorizeUrl.toString());
+  expect(start.status).toBe(303);
+  const consentUrl = redirectLocation(tb, start);
+  expect(consentUrl.startsWith(`${tb.url}/authorize/consent?request=`)).toBe(true);
+  expect(new URL(consentUrl).pathname).toBe('/authorize/consent');
+  let consent = await browser.fetch(consentUrl);
+  if (!opts.browser) expect(consent.status).toBe(303);
+  if (consent.status === 303) {
+    const signInUrl = redirectLocation(tb, consent);
+    expect(new URL(signInUrl).pathname).toBe('/signin');
+    const signInPage = await browser.fetch(signInUrl);
+    expect(signInPage.status).toBe(200);
+    const html = await signInPage.text();
+    const signedIn = await browser.postForm(`${tb.url}/signin`, {
+      username: user.username,
+      password: user.password,
+      _csrf: hiddenInput(html, '_csrf'),
+      next: hiddenInput(html, 'next'),
+    });
+    expect(signedIn.status).toBe(303);
+    expect(redirectLocation(tb, signedIn)).toBe(consentUrl);
+    consent = await browser.fetch(consentUrl);
+  }
+  expect(consent.status).toBe(200);
+  return { browser, consentUrl, consent, consentPage: await consent.text() };
+}
+
+/** Submits the consent form of a rendered consent page; returns the response (a 303 to the client when all is well). */
+export async function submitConsent(
+  tb: TestBroker,
+  browser: Browser,
+  consentPage: string,
+  decision: 'approve' | 'deny',
+): Promise<Response> {
+  return browser.postForm(`${tb.url}/authorize/consent`, {
+    _csrf: hiddenInput(consentPage, '_csrf'),
+    request: hiddenInput(consentPage, 'request'),
+    decision,
+  });
+}
+
+/**
+ * Drives the real sign-in and consent pages (see openConsentInBrowser) and answers the consent with
+ * `decision`. Returns the redirect back to the client as `callback`, with the consent page and responses.
+ */
+export async function approveInBrowser(
+  tb: TestBroker,
+  user: SignInUser,
+  authorizeUrl: string | URL,
+  opts: { decision?: 'approve' | 'deny'; browser?: Browser } = {},
+) {
+  const opened = await openConsentInBrowser(tb, user, authorizeUrl, opts);
+  const decided = await submitConsent(tb, opened.browser, opened.consentPage, opts.decision ?? 'approve');
+  expect(decided.status).toBe(303);
+  return { ...opened, decided, callback: new URL(decided.headers.get('location')!) };
 }

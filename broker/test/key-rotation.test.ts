@@ -4,10 +4,18 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterEach, describe, expect, test } from 'vitest';
 import { signingKeys } from '../../db/schema/index.js';
-import { addAgent, addResource, adminApi, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
+import {
+  addAgent,
+  addResource,
+  adminApi,
+  discover,
+  insecure,
+  startBroker,
+  type TestAgent,
+  type TestBroker,
+} from './fixtures.js';
 
 const RESOURCE = 'https://api.example.test';
-const insecure = { [oauth.allowInsecureRequests]: true };
 const ROTATION = {
   ERRAND_KEY_ROTATION_PERIOD: '3600',
   ERRAND_KEY_PUBLISH_AHEAD: '600',
@@ -26,11 +34,7 @@ async function setup(env: Record<string, string>) {
   const api = await adminApi(tb);
   await addResource(api, RESOURCE, ['read']);
   const agent = await addAgent(api, { scope: ['read'] });
-  const issuer = new URL(tb.url);
-  const as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
+  const as = await discover(tb);
   const b = tb;
   const issue = async (a: TestAgent = agent) => {
     const client: oauth.Client = { client_id: a.clientId, [oauth.clockSkew]: b.clock.offset };

@@ -2,12 +2,22 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { hashSecret } from '../tokens/random.js';
-import { addResource, adminApi, Browser, createUser, hiddenInput, startBroker, type TestBroker } from './fixtures.js';
+import {
+  addPublicClient,
+  addResource,
+  adminApi,
+  approveInBrowser,
+  Browser,
+  createUser,
+  discover,
+  insecure,
+  startBroker,
+  type TestBroker,
+} from './fixtures.js';
 
 const RESOURCE = 'https://notes.example.test/mcp';
 const REDIRECT = 'https://app.example.test/callback';
 const OTHER_REDIRECT = 'https://other.example.test/callback';
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 /** One broker with a public client, a second public client, a user and a signed-in browser. */
 interface Setup {
@@ -23,65 +33,14 @@ async function setup(env: Record<string, string> = {}): Promise<Setup> {
   const tb = await startBroker(env);
   const api = await adminApi(tb);
   await addResource(api, RESOURCE, ['notes:read', 'notes:write', 'notes:admin']);
-  const publicClient = async (name: string, redirect: string): Promise<oauth.Client> => {
-    const res = await api.call('POST', '/api/admin/clients', {
-      kind: 'mcp_client',
-      name,
-      token_endpoint_auth_method: 'none',
-      redirect_uris: [redirect],
-      grant_types: ['authorization_code', 'refresh_token'],
-    });
-    if (res.status !== 201) throw new Error(`client creation failed: ${res.status} ${await res.text()}`);
-    const { client_id } = (await res.json()) as { client_id: string };
-    return { client_id, token_endpoint_auth_method: 'none' };
-  };
-  const issuer = new URL(tb.url);
   return {
     tb,
-    as: await oauth.processDiscoveryResponse(
-      issuer,
-      await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-    ),
-    client: await publicClient('Notes Desktop', REDIRECT),
-    otherClient: await publicClient('Other App', OTHER_REDIRECT),
+    as: await discover(tb),
+    client: await addPublicClient(api, 'Notes Desktop', [REDIRECT]),
+    otherClient: await addPublicClient(api, 'Other App', [OTHER_REDIRECT]),
     user: await createUser(tb),
     browser: new Browser(),
   };
-}
-
-function location(s: Setup, res: Response): string {
-  const loc = res.headers.get('location');
-  if (!loc) throw new Error(`expected a redirect, got ${res.status}`);
-  return new URL(loc, s.tb.url).toString();
-}
-
-/** Drives the real sign-in and consent pages; returns the final redirect URL to the client. */
-async function authorizeInBrowser(s: Setup, authUrl: string): Promise<URL> {
-  const start = await s.browser.fetch(authUrl);
-  expect(start.status).toBe(303);
-  const consentUrl = location(s, start);
-  let consent = await s.browser.fetch(consentUrl);
-  if (consent.status === 303 && new URL(location(s, consent)).pathname === '/signin') {
-    const page = await s.browser.fetch(location(s, consent));
-    const html = await page.text();
-    const signedIn = await s.browser.postForm(`${s.tb.url}/signin`, {
-      username: s.user.username,
-      password: s.user.password,
-      _csrf: hiddenInput(html, '_csrf'),
-      next: hiddenInput(html, 'next'),
-    });
-    expect(signedIn.status).toBe(303);
-    consent = await s.browser.fetch(location(s, signedIn));
-  }
-  expect(consent.status).toBe(200);
-  const html = await consent.text();
-  const decided = await s.browser.postForm(`${s.tb.url}/authorize/consent`, {
-    _csrf: hiddenInput(html, '_csrf'),
-    request: hiddenInput(html, 'request'),
-    decision: 'approve',
-  });
-  expect(decided.status).toBe(303);
-  return new URL(location(s, decided));
 }
 
 /** A full authorization code flow for `client`; returns the token response. */
@@ -99,7 +58,8 @@ async function login(s: Setup, scope = 'notes:read notes:write', client = s.clie
     code_challenge: await oauth.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
   }).toString();
-  const params = oauth.validateAuthResponse(s.as, client, await authorizeInBrowser(s, url.toString()), state);
+  const { callback } = await approveInBrowser(s.tb, s.user, url, { browser: s.browser });
+  const params = oauth.validateAuthResponse(s.as, client, callback, state);
   const res = await oauth.authorizationCodeGrantRequest(
     s.as,
     client,

@@ -1,33 +1,26 @@
-import { createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet, jwtVerify } from 'jose';
+import { exportJWK, generateKeyPair } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   addResource,
   adminApi,
-  Browser,
+  approveInBrowser,
   createUser,
-  hiddenInput,
+  discover,
+  insecure,
   postForm,
   startBroker,
   type TestBroker,
+  verifyAccessToken,
 } from './fixtures.js';
 
 /** Dynamic Client Registration (RFC 7591) through the real HTTP surface, with oauth4webapi as the client. */
 
 const RESOURCE = 'https://notes.example.test/mcp';
 const REDIRECT = 'http://127.0.0.1:53682/callback';
-const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 type Api = Awaited<ReturnType<typeof adminApi>>;
 type User = Awaited<ReturnType<typeof createUser>>;
-
-async function discover(tb: TestBroker): Promise<oauth.AuthorizationServer> {
-  const issuer = new URL(tb.url);
-  return oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
-}
 
 async function register(as: oauth.AuthorizationServer, metadata: Record<string, unknown>): Promise<Response> {
   return oauth.dynamicClientRegistrationRequest(
@@ -69,43 +62,6 @@ async function expectRejected(api: Api, send: () => Promise<Response>, status: n
   return { res, body };
 }
 
-/** Drives the browser part of the code flow: authorize → sign-in → consent → approve. Returns the callback URL. */
-async function signInAndApprove(tb: TestBroker, user: User, authorizeUrl: URL) {
-  const browser = new Browser();
-  let res = await browser.fetch(authorizeUrl.href);
-  expect(res.status).toBe(303);
-  const consentUrl = new URL(res.headers.get('location')!, tb.url);
-  expect(consentUrl.pathname).toBe('/authorize/consent');
-
-  res = await browser.fetch(consentUrl.href);
-  expect(res.status).toBe(303);
-  const signInUrl = new URL(res.headers.get('location')!, tb.url);
-  expect(signInUrl.pathname).toBe('/signin');
-
-  res = await browser.fetch(signInUrl.href);
-  expect(res.status).toBe(200);
-  const signInPage = await res.text();
-  res = await browser.postForm(`${tb.url}/signin`, {
-    username: user.username,
-    password: user.password,
-    _csrf: hiddenInput(signInPage, '_csrf'),
-    next: hiddenInput(signInPage, 'next'),
-  });
-  expect(res.status).toBe(303);
-  expect(new URL(res.headers.get('location')!, tb.url).href).toBe(consentUrl.href);
-
-  res = await browser.fetch(consentUrl.href);
-  expect(res.status).toBe(200);
-  const consentPage = await res.text();
-  res = await browser.postForm(`${tb.url}/authorize/consent`, {
-    _csrf: hiddenInput(consentPage, '_csrf'),
-    request: hiddenInput(consentPage, 'request'),
-    decision: 'approve',
-  });
-  expect(res.status).toBe(303);
-  return { callback: new URL(res.headers.get('location')!), consentPage };
-}
-
 /** The full authorization code + PKCE flow for a client, ending with the token response. */
 async function codeFlow(
   tb: TestBroker,
@@ -128,22 +84,12 @@ async function codeFlow(
     scope: 'notes:read',
     resource: RESOURCE,
   }).toString();
-  const { callback, consentPage } = await signInAndApprove(tb, user, url);
+  const { callback, consentPage } = await approveInBrowser(tb, user, url);
   expect(`${callback.origin}${callback.pathname}`).toBe(redirectUri);
   const params = oauth.validateAuthResponse(as, client, callback, state);
   const res = await oauth.authorizationCodeGrantRequest(as, client, auth, params, redirectUri, verifier, insecure);
   const tokens = await oauth.processAuthorizationCodeResponse(as, client, res);
   return { tokens, consentPage };
-}
-
-async function verifyAccessToken(as: oauth.AuthorizationServer, token: string) {
-  const jwks = (await (await fetch(as.jwks_uri!)).json()) as JSONWebKeySet;
-  const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
-    issuer: as.issuer,
-    audience: RESOURCE,
-    typ: 'at+jwt',
-  });
-  return payload;
 }
 
 describe('dynamic client registration, then use of the new client', () => {
@@ -186,7 +132,7 @@ describe('dynamic client registration, then use of the new client', () => {
     expect(consentPage).toContain('Test MCP client');
     expect(tokens.token_type).toBe('bearer');
     expect(tokens.scope).toBe('notes:read');
-    const payload = await verifyAccessToken(as, tokens.access_token);
+    const { payload } = await verifyAccessToken(as, tokens.access_token, RESOURCE);
     expect(payload).toMatchObject({ sub: user.id, client_id: registered.client_id, scope: 'notes:read' });
 
     // The registration and the issued token are audited against the new client.
@@ -222,7 +168,9 @@ describe('dynamic client registration, then use of the new client', () => {
       'https://app.example.test/oauth/callback',
     );
     expect(tokens.refresh_token).toBeTruthy();
-    expect(await verifyAccessToken(as, tokens.access_token)).toMatchObject({ client_id: registered.client_id });
+    expect((await verifyAccessToken(as, tokens.access_token, RESOURCE)).payload).toMatchObject({
+      client_id: registered.client_id,
+    });
 
     // Without the key the same client is refused: it is confidential now.
     const anonymous = await postForm(`${tb.url}/token`, {

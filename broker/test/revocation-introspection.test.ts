@@ -1,9 +1,18 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { addAgent, addResource, adminApi, postForm, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
+import {
+  addAgent,
+  addResource,
+  adminApi,
+  discover,
+  insecure,
+  postForm,
+  startBroker,
+  type TestAgent,
+  type TestBroker,
+} from './fixtures.js';
 
 const RESOURCE = 'https://files.example.test/api';
-const insecure = { [oauth.allowInsecureRequests]: true };
 
 let tb: TestBroker;
 let as: oauth.AuthorizationServer;
@@ -44,11 +53,7 @@ beforeAll(async () => {
     resources: [RESOURCE],
     grant_types: ['client_credentials'],
   });
-  const issuer = new URL(tb.url);
-  as = await oauth.processDiscoveryResponse(
-    issuer,
-    await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
-  );
+  as = await discover(tb);
 });
 afterAll(() => tb.close());
 

@@ -13,6 +13,10 @@ export interface MintRequest {
   scope: readonly string[];
   ttl: number;
   grantId: string | null;
+  /** An absolute expiry that wins over `ttl` when earlier (task tokens). */
+  exp?: number;
+  /** Extra claims (`act`, `task_id`, `status`, `authorization_details`). */
+  claims?: Record<string, unknown>;
 }
 
 export interface MintedToken {
@@ -30,11 +34,15 @@ export interface VerifiedAccessToken {
 export class TokenMinter {
   constructor(private readonly deps: { keys: KeyRing; issuer: string; clock: Clock }) {}
 
+  get issuer(): string {
+    return this.deps.issuer;
+  }
+
   /** Signs an access token; the caller stores `record` in the same transaction that returns it. */
   mint(req: MintRequest): MintedToken {
     const key = this.deps.keys.signingKey();
     const iat = this.deps.clock.now();
-    const exp = iat + req.ttl;
+    const exp = Math.min(iat + req.ttl, req.exp ?? Number.POSITIVE_INFINITY);
     const jti = randomBytes(16).toString('base64url');
     const scope = formatScope(req.scope);
     // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; scope when one was granted.
@@ -47,11 +55,12 @@ export class TokenMinter {
       exp,
       jti,
       ...(scope ? { scope } : {}),
+      ...req.claims,
     };
     const token = signJwt(key, { typ: JWT_TYP.accessToken }, claims);
     return {
       token,
-      expiresIn: req.ttl,
+      expiresIn: exp - iat,
       record: {
         jti,
         grantId: req.grantId,
@@ -72,10 +81,21 @@ export class TokenMinter {
    * was revoked is the caller's question (the database row).
    */
   verify(token: string): VerifiedAccessToken | null {
+    return this.verifyOwn(token, JWT_TYP.accessToken);
+  }
+
+  /** Signs another Errand JWT (a delegation credential, an ID token, a status list). */
+  sign(typ: string, claims: Record<string, unknown>): { token: string; kid: string } {
+    const key = this.deps.keys.signingKey();
+    return { token: signJwt(key, { typ }, { iss: this.deps.issuer, ...claims }), kid: key.kid };
+  }
+
+  /** Checks an Errand-signed JWT of the given `typ`: signature, issuer, `jti` and expiry. */
+  verifyOwn(token: string, typ: string): VerifiedAccessToken | null {
     const verified = verifyJwtSignature(token, (kid) => this.deps.keys.verificationKey(kid));
     if (!verified) return null;
     const { header, payload } = verified;
-    if (header.typ !== JWT_TYP.accessToken) return null;
+    if (header.typ !== typ) return null;
     if (payload.iss !== this.deps.issuer) return null;
     if (typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return null;
     if (payload.exp <= this.deps.clock.now()) return null;

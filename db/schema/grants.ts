@@ -67,6 +67,17 @@ export const issuedTokens = sqliteTable(
     issuedAt: integer().notNull(),
     expiresAt: integer().notNull(),
     revokedAt: integer(),
+    /** Task tokens: the task, its delegation, the actor chain and the token's status list index. */
+    taskId: text(),
+    delegationId: text(),
+    actorChain: text(),
+    statusIdx: integer(),
   },
-  (t) => [index('issued_tokens_grant_idx').on(t.grantId), index('issued_tokens_exp_idx').on(t.expiresAt)],
+  (t) => [
+    index('issued_tokens_grant_idx').on(t.grantId),
+    index('issued_tokens_exp_idx').on(t.expiresAt),
+    index('issued_tokens_task_idx').on(t.taskId),
+    index('issued_tokens_client_idx').on(t.clientId),
+    index('issued_tokens_status_idx').on(t.statusIdx),
+  ],
 );

@@ -1,5 +1,6 @@
 export * from './audit.js';
 export * from './clients.js';
+export * from './delegations.js';
 export * from './grants.js';
 export * from './keys.js';
 export * from './users.js';

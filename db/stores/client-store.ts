@@ -107,8 +107,12 @@ export class ClientStore {
   }
 
   async update(id: string, patch: Partial<Pick<Client, 'status' | 'ownerId' | 'name'>>): Promise<Client | null> {
-    await this.db.write((tx) => tx.update(clients).set(patch).where(eq(clients.id, id)));
+    if (Object.keys(patch).length > 0) await this.db.write((tx) => tx.update(clients).set(patch).where(eq(clients.id, id)));
     return this.get(id);
+  }
+
+  async setStatus(id: string, status: Client['status'], tx: Tx): Promise<void> {
+    await tx.update(clients).set({ status }).where(eq(clients.id, id));
   }
 
   /** Records use; a dynamically registered client that is used no longer expires as unused. */

@@ -41,6 +41,10 @@ export interface IssuedToken {
   issuedAt: number;
   expiresAt: number;
   revokedAt: number | null;
+  taskId?: string | null;
+  delegationId?: string | null;
+  actorChain?: string | null;
+  statusIdx?: number | null;
 }
 
 export interface RefreshToken {
@@ -144,6 +148,18 @@ export class GrantStore {
       .update(refreshTokens)
       .set({ revokedAt: now, graceResponse: null })
       .where(and(eq(refreshTokens.familyId, grantId), isNull(refreshTokens.revokedAt)));
+  }
+
+  /** Revokes every access and refresh token a client holds (a disabled client). */
+  async revokeClientTokens(clientId: string, now: number, tx: Tx): Promise<void> {
+    await tx
+      .update(issuedTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(issuedTokens.clientId, clientId), isNull(issuedTokens.revokedAt)));
+    await tx
+      .update(refreshTokens)
+      .set({ revokedAt: now, graceResponse: null })
+      .where(and(eq(refreshTokens.clientId, clientId), isNull(refreshTokens.revokedAt)));
   }
 
   // Refresh tokens ------------------------------------------------------------------------------

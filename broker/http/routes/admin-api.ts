@@ -1,5 +1,4 @@
-import { type Context, Hono, type MiddlewareHandler } from 'hono';
-import { z } from 'zod';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { checkCsrf } from '../../../admin-ui/session.js';
 import type { AuditStore } from '../../../db/stores/audit-store.js';
 import { OAuthError } from '../../core/errors.js';
@@ -12,8 +11,12 @@ import {
   createClient,
   createResource,
   createUser,
+  setClientStatus,
   UpdateClientSchema,
 } from '../../services/admin.js';
+import type { DelegationService } from '../../services/delegations.js';
+import { taskView } from '../../services/tasks.js';
+import { AuditQuerySchema, auditFilter, jsonBody } from '../api.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import { parseParams } from '../params.js';
 import type { AppEnv } from '../types.js';
@@ -29,28 +32,10 @@ function requireAdmin(): MiddlewareHandler<AppEnv> {
   };
 }
 
-async function jsonBody(c: Context): Promise<unknown> {
-  if (!/^application\/json(\s*;|$)/i.test(c.req.header('content-type') ?? '')) {
-    throw new OAuthError('invalid_request', 'the body must be application/json');
-  }
-  return c.req.json<unknown>().catch(() => {
-    throw new OAuthError('invalid_request', 'the body is not valid JSON');
-  });
-}
-
-const AuditQuery = z.object({
-  type: z.string().max(100).optional(),
-  user_id: z.string().max(100).optional(),
-  client_id: z.string().max(2048).optional(),
-  task_id: z.string().max(100).optional(),
-  result: z.enum(['allowed', 'denied']).optional(),
-  from: z.coerce.number().int().min(0).optional(),
-  to: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-
 /** The authenticated admin API (JSON). Documented in the README. */
-export function adminApiRoutes(deps: AdminDeps & { keys: KeyRing; audit: AuditStore; rotateDelay: number }) {
+export function adminApiRoutes(
+  deps: AdminDeps & { keys: KeyRing; audit: AuditStore; rotateDelay: number; delegationService: DelegationService },
+) {
   const app = new Hono<AppEnv>();
   app.use('/api/admin/*', requireAdmin());
 
@@ -69,12 +54,21 @@ export function adminApiRoutes(deps: AdminDeps & { keys: KeyRing; audit: AuditSt
     const patch = parseParams(UpdateClientSchema, await jsonBody(c));
     const id = c.req.param('id');
     if (!(await deps.clients.get(id))) throw new OAuthError('not_found', 'no such client');
+    if (patch.status) await setClientStatus(deps, id, patch.status, c.get('user')!.id, c.var.requestId);
     const updated = await deps.clients.update(id, {
-      ...(patch.status ? { status: patch.status } : {}),
       ...(patch.owner_id !== undefined ? { ownerId: patch.owner_id } : {}),
       ...(patch.name ? { name: patch.name } : {}),
     });
     return c.json(clientView(updated!));
+  });
+
+  app.post('/api/admin/tasks/:id/end', async (c) => {
+    const task = await deps.taskService.end({ kind: 'admin', userId: c.get('user')!.id }, c.req.param('id'), 'canceled', c.var.requestId);
+    return c.json(taskView(task));
+  });
+  app.post('/api/admin/delegations/:id/revoke', async (c) => {
+    await deps.delegationService.revoke({ userId: c.get('user')!.id, admin: true }, c.req.param('id'), c.var.requestId);
+    return c.json({ delegation_id: c.req.param('id'), status: 'revoked' });
   });
 
   app.get('/api/admin/resources', async (c) => c.json({ resources: await deps.clients.listResources() }));
@@ -93,18 +87,8 @@ export function adminApiRoutes(deps: AdminDeps & { keys: KeyRing; audit: AuditSt
   app.post('/api/admin/keys/rotate', async (c) => c.json(await deps.keys.rotateNow(deps.rotateDelay), 202));
 
   app.get('/api/admin/audit', async (c) => {
-    const q = parseParams(AuditQuery, c.req.query());
-    const events = await deps.audit.query({
-      ...(q.type ? { type: q.type } : {}),
-      ...(q.user_id ? { userId: q.user_id } : {}),
-      ...(q.client_id ? { clientId: q.client_id } : {}),
-      ...(q.task_id ? { taskId: q.task_id } : {}),
-      ...(q.result ? { result: q.result } : {}),
-      ...(q.from !== undefined ? { from: q.from } : {}),
-      ...(q.to !== undefined ? { to: q.to } : {}),
-      limit: q.limit,
-    });
-    return c.json({ events });
+    const q = parseParams(AuditQuerySchema, c.req.query());
+    return c.json({ events: await deps.audit.query(auditFilter(q)) });
   });
 
   return app;

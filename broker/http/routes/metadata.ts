@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { ASSERTION_ALGS, AUTH_METHOD, PATHS } from '../../core/protocol.js';
+import { ASSERTION_ALGS, AUTH_METHOD, DETAILS_TYPE, PATHS } from '../../core/protocol.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import type { AppEnv } from '../types.js';
 
@@ -49,6 +49,12 @@ export function metadataRoutes(deps: MetadataDeps) {
           client_id_metadata_document_supported: deps.cimdEnabled,
           resource_indicators_supported: true,
           access_token_signing_alg_values_supported: [deps.keys.signingKey().alg],
+          // OpenID CIBA (poll mode): agents ask users for delegations without a browser.
+          backchannel_authentication_endpoint: url(PATHS.backchannel),
+          backchannel_token_delivery_modes_supported: ['poll'],
+          backchannel_user_code_parameter_supported: false,
+          // RFC 9396: named MCP tools, and the task a token exchange is for.
+          authorization_details_types_supported: [DETAILS_TYPE.mcpTool, DETAILS_TYPE.task],
         },
         200,
         { 'Cache-Control': 'public, max-age=300' },

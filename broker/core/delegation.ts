@@ -1,0 +1,68 @@
+/** A user's approval for one agent: the ceiling for everything issued under it. */
+export type DelegationStatus = 'pending' | 'active' | 'denied' | 'revoked';
+
+/** RFC 9396 detail naming MCP tools an agent may call at one resource. */
+export interface ToolDetail {
+  type: 'mcp_tool';
+  locations: [string];
+  actions: string[];
+}
+
+export interface Delegation {
+  id: string;
+  userId: string;
+  agentId: string;
+  status: DelegationStatus;
+  /** Scopes per resource (canonical resource URL → scopes). */
+  grants: Record<string, string[]>;
+  authorizationDetails: ToolDetail[] | null;
+  maxTokenTtl: number;
+  maxDepth: number;
+  /** Agents that may act below the delegated agent: any (null) or only these client ids. */
+  subAgents: string[] | null;
+  expiresAt: number;
+  createdAt: number;
+  decidedAt: number | null;
+  revokedAt: number | null;
+  source: 'consent' | 'ciba';
+  bindingMessage: string | null;
+  /** `jti` of the delegation credential currently valid for it. */
+  credentialJti: string | null;
+}
+
+/** What an agent asks for; the user may narrow every part of it on approval. */
+export interface DelegationRequest {
+  grants: Record<string, string[]>;
+  authorizationDetails: ToolDetail[] | null;
+  maxTokenTtl: number;
+  maxDepth: number;
+  subAgents: string[] | null;
+  expiresIn: number;
+}
+
+/** Narrowing on approval: each part must be within what was asked. Returns a problem or null. */
+export function narrowingProblem(asked: DelegationRequest, granted: DelegationRequest): string | null {
+  for (const [resource, scopes] of Object.entries(granted.grants)) {
+    const allowed = asked.grants[resource];
+    if (!allowed) return `resource ${resource} was not requested`;
+    const extra = scopes.filter((s) => !allowed.includes(s));
+    if (extra.length) return `scope "${extra.join(' ')}" was not requested for ${resource}`;
+  }
+  if (Object.values(granted.grants).every((s) => s.length === 0)) return 'at least one scope must be granted';
+  if (granted.maxDepth > asked.maxDepth) return `depth ${granted.maxDepth} exceeds the ${asked.maxDepth} requested`;
+  if (granted.maxTokenTtl > asked.maxTokenTtl) return 'token lifetime exceeds the one requested';
+  if (granted.expiresIn > asked.expiresIn) return 'expiry exceeds the one requested';
+  if (asked.subAgents !== null) {
+    if (granted.subAgents === null) return 'sub-agents may only be narrowed';
+    if (granted.subAgents.some((a) => !asked.subAgents!.includes(a))) return 'sub-agents may only be narrowed';
+  }
+  if (granted.authorizationDetails) {
+    for (const d of granted.authorizationDetails) {
+      const match = asked.authorizationDetails?.find((a) => a.locations[0] === d.locations[0]);
+      if (!match || d.actions.some((x) => !match.actions.includes(x))) return 'authorization_details may only be narrowed';
+    }
+  } else if (asked.authorizationDetails) {
+    return 'authorization_details may only be narrowed, not dropped';
+  }
+  return null;
+}

@@ -1,0 +1,60 @@
+import { OAuthError } from './errors.js';
+
+/**
+ * An expected "no" from the core, with its reason. Audit records the reason; one exhaustive
+ * switch turns it into the wire error, so a new reason without a mapping does not compile.
+ */
+export type Denial =
+  | { reason: 'delegation_inactive'; status: string }
+  | { reason: 'delegation_expired' }
+  | { reason: 'actor_not_delegate'; actorId: string }
+  | { reason: 'actor_not_allowed'; actorId: string }
+  | { reason: 'task_ended'; taskId: string }
+  | { reason: 'task_not_found'; taskId: string }
+  | { reason: 'audience_required' }
+  | { reason: 'audience_not_delegated'; audience: string }
+  | { reason: 'audience_not_in_parent'; audience: string }
+  | { reason: 'scope_exceeds_parent'; scope: string }
+  | { reason: 'scope_empty' }
+  | { reason: 'details_exceed_parent' }
+  | { reason: 'depth_exceeded'; max: number }
+  | { reason: 'subject_expired' };
+
+export type Decision<T> = { ok: true; value: T } | { ok: false; denial: Denial };
+
+/**
+ * Wire errors for denials. SPECS §9.1: an unacceptable subject or actor token is `invalid_request`
+ * (RFC 8693 §2.2.2), with a description that says why; scope and audience keep their own codes.
+ */
+export function denialToError(d: Denial): OAuthError {
+  switch (d.reason) {
+    case 'delegation_inactive':
+      return new OAuthError('invalid_request', `the delegation is ${d.status}`);
+    case 'delegation_expired':
+      return new OAuthError('invalid_request', 'the delegation has expired');
+    case 'actor_not_delegate':
+      return new OAuthError('invalid_request', 'the delegation credential was issued to another agent');
+    case 'actor_not_allowed':
+      return new OAuthError('invalid_request', `agent ${d.actorId} may not act under this delegation`);
+    case 'task_ended':
+      return new OAuthError('invalid_request', `task ${d.taskId} has ended`);
+    case 'task_not_found':
+      return new OAuthError('invalid_request', `task ${d.taskId} is not a task this agent holds under the subject token`);
+    case 'audience_required':
+      return new OAuthError('invalid_target', 'resource is required: the subject token covers several resources');
+    case 'audience_not_delegated':
+      return new OAuthError('invalid_target', `resource "${d.audience}" is not covered by the delegation`);
+    case 'audience_not_in_parent':
+      return new OAuthError('invalid_target', `resource "${d.audience}" is not the audience of the subject token`);
+    case 'scope_exceeds_parent':
+      return new OAuthError('invalid_scope', `scope "${d.scope}" is not held by the subject token`);
+    case 'scope_empty':
+      return new OAuthError('invalid_scope', 'no scope would remain');
+    case 'details_exceed_parent':
+      return new OAuthError('invalid_authorization_details', 'authorization_details exceed what the subject token holds');
+    case 'depth_exceeded':
+      return new OAuthError('invalid_request', `delegation depth limit (${d.max}) reached`);
+    case 'subject_expired':
+      return new OAuthError('invalid_request', 'the subject token, task or delegation has expired');
+  }
+}

@@ -1,0 +1,377 @@
+import { z } from 'zod';
+import type { Db, Tx } from '../../db/open.js';
+import type { AuditStore } from '../../db/stores/audit-store.js';
+import type { ClientStore } from '../../db/stores/client-store.js';
+import type { DelegationStore, StoredDelegation } from '../../db/stores/delegation-store.js';
+import type { TaskStore } from '../../db/stores/task-store.js';
+import type { UserStore } from '../../db/stores/user-store.js';
+import type { Client } from '../core/client.js';
+import { type DelegationRequest, narrowingProblem, type ToolDetail } from '../core/delegation.js';
+import { OAuthError } from '../core/errors.js';
+import type { Clock } from '../core/ports.js';
+import { JWT_TYP, TOKEN_TYPE } from '../core/protocol.js';
+import { formatScope, parseScope } from '../core/scopes.js';
+import type { Form } from '../http/params.js';
+import type { TokenMinter } from '../tokens/access-token.js';
+import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import { parseAuthorizationDetails } from './authorization-details.js';
+import { canonicalResources, lookUpResources } from './resource-policy.js';
+import type { TaskService } from './tasks.js';
+
+export interface DelegationLimits {
+  defaultTtl: number;
+  maxTtl: number;
+  maxDepth: number;
+  tokenTtl: number;
+  cibaRequestTtl: number;
+  cibaInterval: number;
+}
+
+export interface DelegationDeps {
+  db: Db;
+  clients: ClientStore;
+  users: UserStore;
+  delegations: DelegationStore;
+  tasks: TaskStore;
+  taskService: TaskService;
+  audit: AuditStore;
+  minter: TokenMinter;
+  clock: Clock;
+  limits: DelegationLimits;
+}
+
+const single = (form: Form, name: string): string | undefined => {
+  const v = form[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+const intParam = (form: Form, name: string, min: number, max: number, fallback: number): number => {
+  const raw = single(form, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(raw)) throw new OAuthError('invalid_request', `${name} must be a whole number`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new OAuthError('invalid_request', `${name} must be between ${min} and ${max}`);
+  return n;
+};
+
+/**
+ * What an agent asks a user for: resources (RFC 8707), scopes (spread over the resources that offer
+ * them), optional tool-level `authorization_details` (RFC 9396) and Errand's limits: `max_depth`,
+ * `max_token_ttl`, `delegation_expires_in`, `sub_agents`.
+ */
+export async function readDelegationRequest(
+  deps: Pick<DelegationDeps, 'clients' | 'limits'>,
+  form: Form,
+  client: Client,
+  ignoreScopes: readonly string[] = [],
+): Promise<DelegationRequest> {
+  const resources = canonicalResources(form.resource);
+  if (resources.length === 0) throw new OAuthError('invalid_target', 'resource is required: name each API or MCP server to delegate');
+  const known = await lookUpResources(deps.clients, resources);
+  const scope = parseScope(single(form, 'scope') ?? '');
+  if (scope === null) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
+  const wanted = scope.filter((s) => !ignoreScopes.includes(s));
+  if (wanted.length === 0) throw new OAuthError('invalid_scope', 'name at least one scope of the requested resources');
+  const grants: Record<string, string[]> = {};
+  for (const r of known) grants[r.url] = wanted.filter((s) => r.scopes.includes(s));
+  const orphan = wanted.filter((s) => !known.some((r) => r.scopes.includes(s)));
+  if (orphan.length) throw new OAuthError('invalid_scope', `scope "${orphan.join(' ')}" is not offered by the requested resources`);
+  if (client.scope) {
+    const notAllowed = wanted.filter((s) => !client.scope!.includes(s));
+    if (notAllowed.length) throw new OAuthError('invalid_scope', `scope "${notAllowed.join(' ')}" is not allowed for this client`);
+  }
+  const { tools } = parseAuthorizationDetails(single(form, 'authorization_details'), false);
+  for (const t of tools ?? []) {
+    if (!resources.includes(t.locations[0])) {
+      throw new OAuthError('invalid_authorization_details', `mcp_tool location ${t.locations[0]} is not a requested resource`);
+    }
+  }
+  const { limits } = deps;
+  const subAgentsRaw = single(form, 'sub_agents');
+  const subAgents = subAgentsRaw === undefined || subAgentsRaw === '*' ? null : [...new Set(subAgentsRaw.split(' ').filter(Boolean))];
+  if (subAgents && subAgents.some((a) => a.length > 2048)) throw new OAuthError('invalid_request', 'sub_agents: ids are too long');
+  return {
+    grants,
+    authorizationDetails: tools,
+    maxDepth: intParam(form, 'max_depth', 0, limits.maxDepth, 0),
+    maxTokenTtl: intParam(form, 'max_token_ttl', 30, limits.tokenTtl, limits.tokenTtl),
+    expiresIn: intParam(form, 'delegation_expires_in', 60, limits.maxTtl, limits.defaultTtl),
+    subAgents,
+  };
+}
+
+/** How a user narrows a request on approval (JSON body of the approve call). */
+export const ApprovalSchema = z
+  .object({
+    scopes: z.record(z.string().max(2048), z.array(z.string().max(128)).max(100)).optional(),
+    expires_in: z.number().int().min(60).optional(),
+    max_depth: z.number().int().min(0).optional(),
+    max_token_ttl: z.number().int().min(30).optional(),
+    sub_agents: z.array(z.string().max(2048)).max(100).nullable().optional(),
+    authorization_details: z
+      .array(z.object({ type: z.literal('mcp_tool'), locations: z.tuple([z.string()]), actions: z.array(z.string()).min(1) }).strict())
+      .optional(),
+  })
+  .strict();
+export type Approval = z.output<typeof ApprovalSchema>;
+
+/** The wire view of a delegation. */
+export function delegationView(d: StoredDelegation) {
+  return {
+    delegation_id: d.id,
+    user_id: d.userId,
+    agent_id: d.agentId,
+    status: d.status,
+    source: d.source,
+    binding_message: d.bindingMessage,
+    requested: {
+      scopes: d.requested.grants,
+      authorization_details: d.requested.authorizationDetails,
+      max_depth: d.requested.maxDepth,
+      max_token_ttl: d.requested.maxTokenTtl,
+      expires_in: d.requested.expiresIn,
+      sub_agents: d.requested.subAgents,
+    },
+    scopes: d.grants,
+    authorization_details: d.authorizationDetails,
+    max_depth: d.maxDepth,
+    max_token_ttl: d.maxTokenTtl,
+    sub_agents: d.subAgents,
+    expires_at: d.expiresAt,
+    created_at: d.createdAt,
+    decided_at: d.decidedAt,
+    revoked_at: d.revokedAt,
+  };
+}
+
+/** Delegations: asked for (CIBA or consent), decided by the user, revoked, and held by agents. */
+export class DelegationService {
+  constructor(private readonly deps: DelegationDeps) {}
+
+  /** Creates a pending delegation; for CIBA, also the `auth_req_id` the agent polls with. */
+  async request(input: {
+    client: Client;
+    userId: string;
+    asked: DelegationRequest;
+    source: 'ciba' | 'consent';
+    bindingMessage: string | null;
+    requestedExpiry: number | null;
+    requestId: string;
+  }): Promise<{ delegation: StoredDelegation; authReqId: string | null; expiresIn: number; interval: number }> {
+    const { db, delegations, audit, clock, limits } = this.deps;
+    const now = clock.now();
+    const delegation: StoredDelegation = {
+      id: newId('dlg'),
+      userId: input.userId,
+      agentId: input.client.id,
+      status: 'pending',
+      requested: input.asked,
+      grants: {},
+      authorizationDetails: null,
+      maxTokenTtl: input.asked.maxTokenTtl,
+      maxDepth: input.asked.maxDepth,
+      subAgents: input.asked.subAgents,
+      expiresAt: now + input.asked.expiresIn,
+      createdAt: now,
+      decidedAt: null,
+      revokedAt: null,
+      source: input.source,
+      bindingMessage: input.bindingMessage,
+      credentialJti: null,
+    };
+    const authReqId = input.source === 'ciba' ? newSecret('ear_') : null;
+    const expiresIn = Math.min(input.requestedExpiry ?? limits.cibaRequestTtl, limits.cibaRequestTtl);
+    await db.write(async (tx) => {
+      await delegations.pruneExpiredBackchannel(now, tx);
+      await delegations.insert(delegation, tx);
+      if (authReqId) {
+        await delegations.insertBackchannel(
+          {
+            authReqIdHash: hashSecret(authReqId),
+            delegationId: delegation.id,
+            clientId: input.client.id,
+            createdAt: now,
+            expiresAt: now + expiresIn,
+            interval: limits.cibaInterval,
+            lastPolledAt: null,
+            redeemedAt: null,
+          },
+          tx,
+        );
+      }
+      await audit.append(
+        {
+          type: 'delegation.requested',
+          result: 'allowed',
+          userId: input.userId,
+          clientId: input.client.id,
+          actorChain: [input.client.id],
+          delegationId: delegation.id,
+          scope: formatScope(Object.values(input.asked.grants).flat()),
+          audience: Object.keys(input.asked.grants).join(' '),
+          requestId: input.requestId,
+          details: { source: input.source },
+        },
+        now,
+        tx,
+      );
+    });
+    return { delegation, authReqId, expiresIn, interval: limits.cibaInterval };
+  }
+
+  /** The user approves, optionally narrowing every part; returns the delegation as granted. */
+  async approve(userId: string, id: string, approval: Approval, requestId: string): Promise<StoredDelegation> {
+    const { db, delegations, audit, clock } = this.deps;
+    const d = await delegations.get(id);
+    if (!d || d.userId !== userId) throw new OAuthError('not_found', 'no such delegation');
+    if (d.status !== 'pending') throw new OAuthError('conflict', `the delegation is already ${d.status}`);
+    const asked = d.requested;
+    const granted: DelegationRequest = {
+      grants: approval.scopes ?? asked.grants,
+      authorizationDetails: (approval.authorization_details as ToolDetail[] | undefined) ?? asked.authorizationDetails,
+      maxDepth: approval.max_depth ?? asked.maxDepth,
+      maxTokenTtl: approval.max_token_ttl ?? asked.maxTokenTtl,
+      expiresIn: approval.expires_in ?? asked.expiresIn,
+      subAgents: approval.sub_agents === undefined ? asked.subAgents : approval.sub_agents,
+    };
+    const problem = narrowingProblem(asked, granted);
+    if (problem) throw new OAuthError('invalid_request', `cannot approve: ${problem}`);
+    // Resources the user unticked entirely are dropped.
+    const grants = Object.fromEntries(Object.entries(granted.grants).filter(([, s]) => s.length > 0).map(([r, s]) => [r, [...new Set(s)].sort()]));
+    const now = clock.now();
+    const result: StoredDelegation = {
+      ...d,
+      status: 'active',
+      grants,
+      authorizationDetails: granted.authorizationDetails,
+      maxDepth: granted.maxDepth,
+      maxTokenTtl: granted.maxTokenTtl,
+      subAgents: granted.subAgents,
+      expiresAt: now + granted.expiresIn,
+      decidedAt: now,
+      credentialJti: newId('dcj').slice(4),
+    };
+    await db.write(async (tx) => {
+      const ok = await delegations.decide(id, result, tx);
+      if (!ok) throw new OAuthError('conflict', 'the delegation was decided meanwhile');
+      await audit.append(
+        {
+          type: 'delegation.approved',
+          result: 'allowed',
+          userId,
+          clientId: d.agentId,
+          actorChain: [d.agentId],
+          delegationId: id,
+          scope: formatScope(Object.values(grants).flat()),
+          audience: Object.keys(grants).join(' '),
+          requestId,
+          details: { narrowed: JSON.stringify(granted) !== JSON.stringify(asked), maxDepth: result.maxDepth },
+        },
+        now,
+        tx,
+      );
+    });
+    return result;
+  }
+
+  async deny(userId: string, id: string, requestId: string): Promise<void> {
+    const { db, delegations, audit, clock } = this.deps;
+    const d = await delegations.get(id);
+    if (!d || d.userId !== userId) throw new OAuthError('not_found', 'no such delegation');
+    await db.write(async (tx) => {
+      const now = clock.now();
+      const ok = await delegations.decide(
+        id,
+        { ...d, status: 'denied', decidedAt: now, credentialJti: null },
+        tx,
+      );
+      if (!ok) throw new OAuthError('conflict', `the delegation is already ${d.status}`);
+      await audit.append(
+        { type: 'delegation.denied', result: 'denied', userId, clientId: d.agentId, delegationId: id, reason: 'user_denied', requestId },
+        now,
+        tx,
+      );
+    });
+  }
+
+  /**
+   * Revokes a delegation (by its user or an administrator) and ends every task under it, with their
+   * tokens, in the same transaction (DOMAIN.md invariant 4).
+   */
+  async revoke(by: { userId: string; admin: boolean }, id: string, requestId: string): Promise<void> {
+    const { db, delegations, audit, clock, taskService } = this.deps;
+    const d = await delegations.get(id);
+    if (!d || (!by.admin && d.userId !== by.userId)) throw new OAuthError('not_found', 'no such delegation');
+    const events = await db.write(async (tx) => {
+      const now = clock.now();
+      if (!(await delegations.revoke(id, now, tx))) throw new OAuthError('conflict', `the delegation is already ${d.status}`);
+      await audit.append(
+        { type: 'delegation.revoked', result: 'allowed', userId: d.userId, clientId: d.agentId, delegationId: id, requestId, details: { by: by.userId } },
+        now,
+        tx,
+      );
+      return taskService.endWhere(tx, { delegationId: id }, 'delegation_revoked', now, requestId);
+    });
+    taskService.flush(events);
+  }
+
+  /** The credential an agent holds for an active delegation; opens no resource by itself. */
+  issueCredential(d: StoredDelegation): { access_token: string; token_type: 'N_A'; issued_token_type: string; expires_in: number; scope: string; delegation_id: string } {
+    const now = this.deps.clock.now();
+    const { token } = this.deps.minter.sign(JWT_TYP.delegation, {
+      sub: d.userId,
+      // Usable only at Errand's token endpoint, only by the agent it names (sender-constrained).
+      aud: this.deps.minter.issuer,
+      client_id: d.agentId,
+      delegation_id: d.id,
+      jti: d.credentialJti,
+      iat: now,
+      exp: d.expiresAt,
+    });
+    return {
+      access_token: token,
+      token_type: 'N_A',
+      issued_token_type: TOKEN_TYPE.jwt,
+      expires_in: d.expiresAt - now,
+      scope: formatScope(Object.values(d.grants).flat()),
+      delegation_id: d.id,
+    };
+  }
+
+  /** An OpenID ID token for the CIBA response (CIBA §10.1.1). */
+  idToken(d: StoredDelegation): string {
+    const now = this.deps.clock.now();
+    return this.deps.minter.sign('JWT', { sub: d.userId, aud: d.agentId, iat: now, exp: now + 300, auth_time: d.decidedAt ?? now }).token;
+  }
+
+  /** CIBA poll (CIBA §11): pending, slow down, denied, expired, or the credential (once). */
+  async poll(client: Client, authReqId: string) {
+    const { db, delegations, clock } = this.deps;
+    const hash = hashSecret(authReqId);
+    type Outcome = { error: OAuthError } | { delegation: StoredDelegation };
+    const outcome = await db.write(async (tx: Tx): Promise<Outcome> => {
+      const now = clock.now();
+      const req = await delegations.getBackchannel(hash, tx);
+      if (!req || req.clientId !== client.id) return { error: new OAuthError('invalid_grant', 'auth_req_id is invalid') };
+      if (req.redeemedAt !== null) return { error: new OAuthError('invalid_grant', 'auth_req_id has already been used') };
+      const d = await delegations.get(req.delegationId, tx);
+      if (!d) return { error: new OAuthError('invalid_grant', 'auth_req_id is invalid') };
+      if (d.status === 'denied') return { error: new OAuthError('access_denied', 'the user denied the request', { status: 400 }) };
+      if (d.status === 'revoked') return { error: new OAuthError('access_denied', 'the delegation was revoked', { status: 400 }) };
+      if (d.status === 'active') {
+        await delegations.pollBackchannel(hash, { redeemedAt: now, lastPolledAt: now }, tx);
+        return { delegation: d };
+      }
+      if (req.expiresAt <= now) return { error: new OAuthError('expired_token', 'the request expired before the user decided') };
+      if (req.lastPolledAt !== null && now - req.lastPolledAt < req.interval) {
+        // CIBA §11: the client must add at least 5 seconds to its interval.
+        await delegations.pollBackchannel(hash, { interval: req.interval + 5, lastPolledAt: now }, tx);
+        return { error: new OAuthError('slow_down', `poll at most every ${req.interval + 5} seconds`) };
+      }
+      await delegations.pollBackchannel(hash, { lastPolledAt: now }, tx);
+      return { error: new OAuthError('authorization_pending', 'the user has not decided yet') };
+    });
+    if ('error' in outcome) throw outcome.error;
+    return outcome.delegation;
+  }
+}

@@ -1,0 +1,75 @@
+import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+/** A user's approval for one agent (pending until decided). */
+export const delegations = sqliteTable(
+  'delegations',
+  {
+    id: text().primaryKey(),
+    userId: text().notNull(),
+    agentId: text().notNull(),
+    status: text({ enum: ['pending', 'active', 'denied', 'revoked'] }).notNull(),
+    /** What the agent asked for (JSON DelegationRequest). */
+    requested: text().notNull(),
+    /** What the user granted: scopes per resource (JSON). */
+    grants: text().notNull(),
+    authorizationDetails: text(),
+    maxTokenTtl: integer().notNull(),
+    maxDepth: integer().notNull(),
+    subAgents: text(),
+    expiresAt: integer().notNull(),
+    createdAt: integer().notNull(),
+    decidedAt: integer(),
+    revokedAt: integer(),
+    source: text({ enum: ['consent', 'ciba'] }).notNull(),
+    bindingMessage: text(),
+    credentialJti: text(),
+  },
+  (t) => [index('delegations_user_idx').on(t.userId, t.status), index('delegations_agent_idx').on(t.agentId)],
+);
+
+/** An asynchronous approval request (OpenID CIBA, poll mode). */
+export const backchannelRequests = sqliteTable('backchannel_requests', {
+  authReqIdHash: text().primaryKey(),
+  delegationId: text().notNull(),
+  clientId: text().notNull(),
+  createdAt: integer().notNull(),
+  expiresAt: integer().notNull(),
+  interval: integer().notNull(),
+  lastPolledAt: integer(),
+  /** Set once the credential has been handed out: the grant works once. */
+  redeemedAt: integer(),
+});
+
+/** One unit of work under a delegation; sub-agents get child tasks. */
+export const tasks = sqliteTable(
+  'tasks',
+  {
+    id: text().primaryKey(),
+    delegationId: text().notNull(),
+    userId: text().notNull(),
+    agentId: text().notNull(),
+    actorChain: text().notNull(),
+    parentTaskId: text(),
+    rootTaskId: text().notNull(),
+    depth: integer().notNull(),
+    state: text().notNull(),
+    createdAt: integer().notNull(),
+    deadline: integer().notNull(),
+    endedAt: integer(),
+    endReason: text(),
+    externalIds: text().notNull(),
+  },
+  (t) => [
+    index('tasks_root_idx').on(t.rootTaskId),
+    index('tasks_delegation_idx').on(t.delegationId),
+    index('tasks_user_idx').on(t.userId),
+    index('tasks_agent_idx').on(t.agentId),
+    index('tasks_deadline_idx').on(t.state, t.deadline),
+  ],
+);
+
+/** Monotonic counters (status list index allocation), incremented inside write transactions. */
+export const counters = sqliteTable('counters', {
+  name: text().primaryKey(),
+  value: integer().notNull(),
+});

@@ -1,0 +1,128 @@
+import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import type { Delegation, DelegationRequest, DelegationStatus } from '../../broker/core/delegation.js';
+import type { Db, Tx } from '../open.js';
+import { backchannelRequests, delegations } from '../schema/index.js';
+import { parseJson, toJson } from './json.js';
+
+type Row = typeof delegations.$inferSelect;
+
+export interface StoredDelegation extends Delegation {
+  requested: DelegationRequest;
+}
+
+function toDelegation(row: Row): StoredDelegation {
+  return {
+    id: row.id,
+    userId: row.userId,
+    agentId: row.agentId,
+    status: row.status,
+    requested: parseJson<DelegationRequest>(row.requested, {} as DelegationRequest),
+    grants: parseJson<Record<string, string[]>>(row.grants, {}),
+    authorizationDetails: parseJson(row.authorizationDetails, null),
+    maxTokenTtl: row.maxTokenTtl,
+    maxDepth: row.maxDepth,
+    subAgents: parseJson<string[] | null>(row.subAgents, null),
+    expiresAt: row.expiresAt,
+    createdAt: row.createdAt,
+    decidedAt: row.decidedAt,
+    revokedAt: row.revokedAt,
+    source: row.source,
+    bindingMessage: row.bindingMessage,
+    credentialJti: row.credentialJti,
+  };
+}
+
+function toRow(d: StoredDelegation): Row {
+  return {
+    ...d,
+    requested: toJson(d.requested),
+    grants: toJson(d.grants),
+    authorizationDetails: d.authorizationDetails ? toJson(d.authorizationDetails) : null,
+    subAgents: d.subAgents ? toJson(d.subAgents) : null,
+  };
+}
+
+export interface BackchannelRequest {
+  authReqIdHash: string;
+  delegationId: string;
+  clientId: string;
+  createdAt: number;
+  expiresAt: number;
+  interval: number;
+  lastPolledAt: number | null;
+  redeemedAt: number | null;
+}
+
+export class DelegationStore {
+  constructor(private readonly db: Db) {}
+
+  async get(id: string, tx?: Tx): Promise<StoredDelegation | null> {
+    const [row] = await (tx ?? this.db.q).select().from(delegations).where(eq(delegations.id, id)).limit(1);
+    return row ? toDelegation(row) : null;
+  }
+
+  async insert(d: StoredDelegation, tx: Tx): Promise<void> {
+    await tx.insert(delegations).values(toRow(d));
+  }
+
+  async listForUser(userId: string, status?: DelegationStatus): Promise<StoredDelegation[]> {
+    const rows = await this.db.q
+      .select()
+      .from(delegations)
+      .where(status ? and(eq(delegations.userId, userId), eq(delegations.status, status)) : eq(delegations.userId, userId))
+      .orderBy(desc(delegations.createdAt));
+    return rows.map(toDelegation);
+  }
+
+  async listForAgent(agentId: string, tx: Tx): Promise<StoredDelegation[]> {
+    const rows = await tx.select().from(delegations).where(eq(delegations.agentId, agentId));
+    return rows.map(toDelegation);
+  }
+
+  /** Writes a decision on a pending delegation; false when it was no longer pending. */
+  async decide(
+    id: string,
+    patch: Pick<Delegation, 'status' | 'grants' | 'authorizationDetails' | 'maxTokenTtl' | 'maxDepth' | 'subAgents' | 'expiresAt' | 'decidedAt' | 'credentialJti'>,
+    tx: Tx,
+  ): Promise<boolean> {
+    const res = await tx
+      .update(delegations)
+      .set({
+        ...patch,
+        grants: toJson(patch.grants),
+        authorizationDetails: patch.authorizationDetails ? toJson(patch.authorizationDetails) : null,
+        subAgents: patch.subAgents ? toJson(patch.subAgents) : null,
+      })
+      .where(and(eq(delegations.id, id), eq(delegations.status, 'pending')));
+    return res.rowsAffected === 1;
+  }
+
+  async revoke(id: string, now: number, tx: Tx): Promise<boolean> {
+    const res = await tx
+      .update(delegations)
+      .set({ status: 'revoked', revokedAt: now })
+      .where(and(eq(delegations.id, id), inArray(delegations.status, ['active', 'pending'])));
+    return res.rowsAffected === 1;
+  }
+
+  // Backchannel (CIBA) requests -------------------------------------------------------------------
+
+  async insertBackchannel(req: BackchannelRequest, tx: Tx): Promise<void> {
+    await tx.insert(backchannelRequests).values(req);
+  }
+
+  async getBackchannel(hash: string, tx?: Tx): Promise<BackchannelRequest | null> {
+    const [row] = await (tx ?? this.db.q).select().from(backchannelRequests).where(eq(backchannelRequests.authReqIdHash, hash)).limit(1);
+    return row ?? null;
+  }
+
+  async pollBackchannel(hash: string, patch: Partial<Pick<BackchannelRequest, 'lastPolledAt' | 'interval' | 'redeemedAt'>>, tx: Tx) {
+    await tx.update(backchannelRequests).set(patch).where(eq(backchannelRequests.authReqIdHash, hash));
+  }
+
+  /** Pending requests past their expiry are dropped with their pending delegations. */
+  async pruneExpiredBackchannel(now: number, tx: Tx): Promise<void> {
+    await tx.delete(backchannelRequests).where(lt(backchannelRequests.expiresAt, now - 3600));
+    await tx.run(sql`DELETE FROM delegations WHERE status = 'pending' AND created_at < ${now - 86_400}`);
+  }
+}

@@ -1,0 +1,141 @@
+import { and, desc, eq, gte, inArray, isNotNull, isNull, lt, notInArray, sql } from 'drizzle-orm';
+import type { EndReason, Task, TaskState, TerminalState } from '../../broker/core/task.js';
+import type { Db, Tx } from '../open.js';
+import { counters, issuedTokens, tasks } from '../schema/index.js';
+import { parseJson, toJson } from './json.js';
+
+const TERMINAL: TaskState[] = ['completed', 'canceled', 'failed', 'rejected'];
+
+function toTask(row: typeof tasks.$inferSelect): Task {
+  return {
+    ...row,
+    state: row.state as TaskState,
+    endReason: row.endReason as EndReason | null,
+    actorChain: parseJson<string[]>(row.actorChain, []),
+    externalIds: parseJson<Record<string, string>>(row.externalIds, {}),
+  };
+}
+
+export interface EndResult {
+  /** Tasks this call ended (the task and every live descendant). */
+  endedTaskIds: string[];
+  /** Access tokens revoked with them. */
+  revoked: { jti: string; audience: string; statusIdx: number | null }[];
+}
+
+export class TaskStore {
+  constructor(private readonly db: Db) {}
+
+  async get(id: string, tx?: Tx): Promise<Task | null> {
+    const [row] = await (tx ?? this.db.q).select().from(tasks).where(eq(tasks.id, id)).limit(1);
+    return row ? toTask(row) : null;
+  }
+
+  async insert(task: Task, tx: Tx): Promise<void> {
+    await tx.insert(tasks).values({ ...task, actorChain: toJson(task.actorChain), externalIds: toJson(task.externalIds) });
+  }
+
+  async listForUser(userId: string, limit = 200): Promise<Task[]> {
+    const rows = await this.db.q.select().from(tasks).where(eq(tasks.userId, userId)).orderBy(desc(tasks.createdAt)).limit(limit);
+    return rows.map(toTask);
+  }
+
+  /** Tasks an agent acts in (as the task's agent). */
+  async listForAgent(agentId: string, limit = 200): Promise<Task[]> {
+    const rows = await this.db.q.select().from(tasks).where(eq(tasks.agentId, agentId)).orderBy(desc(tasks.createdAt)).limit(limit);
+    return rows.map(toTask);
+  }
+
+  /** Every task of one tree (a root and its descendants). */
+  async tree(rootTaskId: string): Promise<Task[]> {
+    const rows = await this.db.q.select().from(tasks).where(eq(tasks.rootTaskId, rootTaskId)).orderBy(tasks.depth, tasks.createdAt);
+    return rows.map(toTask);
+  }
+
+  async setState(id: string, state: TaskState, tx: Tx): Promise<boolean> {
+    const res = await tx.update(tasks).set({ state }).where(and(eq(tasks.id, id), notInArray(tasks.state, TERMINAL)));
+    return res.rowsAffected === 1;
+  }
+
+  async setExternalIds(id: string, externalIds: Record<string, string>, tx: Tx): Promise<void> {
+    await tx.update(tasks).set({ externalIds: toJson(externalIds) }).where(eq(tasks.id, id));
+  }
+
+  /**
+   * Ends a task and every live descendant, and revokes every token issued for them, in the caller's
+   * transaction: from its commit on, none of those tokens is active (DOMAIN.md invariant 3).
+   */
+  async endTree(taskId: string, end: { state: TerminalState; reason: EndReason; at: number }, tx: Tx): Promise<EndResult> {
+    const subtree = await tx.all<{ id: string }>(sql`
+      WITH RECURSIVE sub(id) AS (
+        SELECT id FROM tasks WHERE id = ${taskId}
+        UNION ALL SELECT t.id FROM tasks t JOIN sub ON t.parent_task_id = sub.id
+      ) SELECT id FROM sub`);
+    const ids = subtree.map((r) => r.id);
+    if (ids.length === 0) return { endedTaskIds: [], revoked: [] };
+    const live = await tx
+      .select({ id: tasks.id })
+      .from(tasks)
+      .where(and(inArray(tasks.id, ids), notInArray(tasks.state, TERMINAL)));
+    const liveIds = live.map((r) => r.id);
+    if (liveIds.length > 0) {
+      // The named task takes the given state; its descendants end because their parent did.
+      await tx.update(tasks).set({ state: end.state, endedAt: end.at, endReason: end.reason }).where(and(eq(tasks.id, taskId), inArray(tasks.id, liveIds)));
+      const others = liveIds.filter((id) => id !== taskId);
+      if (others.length > 0) {
+        await tx
+          .update(tasks)
+          .set({ state: 'canceled', endedAt: end.at, endReason: 'parent_ended' })
+          .where(inArray(tasks.id, others));
+      }
+    }
+    const revoked = await tx
+      .update(issuedTokens)
+      .set({ revokedAt: end.at })
+      .where(and(inArray(issuedTokens.taskId, ids), isNull(issuedTokens.revokedAt)))
+      .returning({ jti: issuedTokens.jti, audience: issuedTokens.audience, statusIdx: issuedTokens.statusIdx });
+    return { endedTaskIds: liveIds, revoked };
+  }
+
+  /** Live tasks whose deadline has passed. */
+  async overdue(now: number, limit = 500): Promise<Task[]> {
+    const rows = await this.db.q
+      .select()
+      .from(tasks)
+      .where(and(notInArray(tasks.state, TERMINAL), lt(tasks.deadline, now + 1)))
+      .limit(limit);
+    return rows.map(toTask);
+  }
+
+  /** Live root-most tasks under a delegation, or acted by an agent. */
+  async liveTasksWhere(by: { delegationId?: string; agentId?: string }, tx: Tx): Promise<Task[]> {
+    const cond = by.delegationId ? eq(tasks.delegationId, by.delegationId) : eq(tasks.agentId, by.agentId ?? '');
+    const rows = await tx.select().from(tasks).where(and(cond, notInArray(tasks.state, TERMINAL)));
+    return rows.map(toTask);
+  }
+
+  /** Allocates the next status list index, atomically across processes. */
+  async nextStatusIndex(tx: Tx): Promise<number> {
+    const [row] = await tx
+      .insert(counters)
+      .values({ name: 'status_idx', value: 1 })
+      .onConflictDoUpdate({ target: counters.name, set: { value: sql`${counters.value} + 1` } })
+      .returning({ value: counters.value });
+    return (row?.value ?? 1) - 1;
+  }
+
+  /** Revoked status indexes within [from, to): the set bits of one status list. */
+  async revokedIndexes(from: number, to: number): Promise<number[]> {
+    const rows = await this.db.q
+      .select({ idx: issuedTokens.statusIdx })
+      .from(issuedTokens)
+      .where(and(gte(issuedTokens.statusIdx, from), lt(issuedTokens.statusIdx, to), isNotNull(issuedTokens.revokedAt)));
+    return rows.map((r) => r.idx!).filter((n) => n !== null);
+  }
+
+  /** The highest allocated status index + 1 (the size of the lists so far). */
+  async allocatedIndexes(): Promise<number> {
+    const [row] = await this.db.q.select().from(counters).where(eq(counters.name, 'status_idx'));
+    return row?.value ?? 0;
+  }
+}
