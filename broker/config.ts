@@ -103,7 +103,14 @@ export interface Config {
     authRequestTtl: number;
   };
   clientAuth: { assertionMaxLifetime: number; clockSkew: number; jwksCacheTtl: number };
-  delegation: { defaultTtl: number; maxTtl: number; maxDepth: number; taskMaxTtl: number; cibaRequestTtl: number; cibaInterval: number };
+  delegation: {
+    defaultTtl: number;
+    maxTtl: number;
+    maxDepth: number;
+    taskMaxTtl: number;
+    cibaRequestTtl: number;
+    cibaInterval: number;
+  };
   statusList: { ttl: number };
   registration: {
     dcrEnabled: boolean;

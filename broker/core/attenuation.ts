@@ -49,7 +49,9 @@ export interface ExchangePlan {
   exp: number;
   /** Actor ids, current first (RFC 8693 §4.1). */
   actorChain: string[];
-  task: { kind: 'existing'; task: Task } | { kind: 'new'; parentTaskId: string | null; depth: number; deadline: number };
+  task:
+    | { kind: 'existing'; task: Task }
+    | { kind: 'new'; parentTaskId: string | null; depth: number; deadline: number };
 }
 
 const deny = (denial: Denial): Decision<never> => ({ ok: false, denial });
@@ -67,7 +69,13 @@ export function attenuate(parent: Parent, req: ExchangeRequest, ctx: ExchangeCon
   if (req.taskId !== null) {
     const named = ctx.named;
     const expectedParent = parent.task?.id ?? null;
-    if (!named || named.id !== req.taskId || named.delegationId !== d.id || named.agentId !== ctx.actorId || named.parentTaskId !== expectedParent) {
+    if (
+      !named ||
+      named.id !== req.taskId ||
+      named.delegationId !== d.id ||
+      named.agentId !== ctx.actorId ||
+      named.parentTaskId !== expectedParent
+    ) {
       return deny({ reason: 'task_not_found', taskId: req.taskId });
     }
     if (!isLive(named, now)) return deny({ reason: 'task_ended', taskId: named.id });
@@ -80,7 +88,12 @@ export function attenuate(parent: Parent, req: ExchangeRequest, ctx: ExchangeCon
       return deny({ reason: 'actor_not_allowed', actorId: ctx.actorId });
     }
     const ttl = Math.min(req.taskTtl ?? ctx.maxTaskTtl, ctx.maxTaskTtl);
-    task = { kind: 'new', parentTaskId: parent.task.id, depth, deadline: Math.min(now + ttl, parent.task.deadline, d.expiresAt) };
+    task = {
+      kind: 'new',
+      parentTaskId: parent.task.id,
+      depth,
+      deadline: Math.min(now + ttl, parent.task.deadline, d.expiresAt),
+    };
     actorChain = [ctx.actorId, ...parent.task.actorChain];
   } else {
     if (ctx.actorId !== d.agentId) return deny({ reason: 'actor_not_delegate', actorId: ctx.actorId });
@@ -98,7 +111,11 @@ export function attenuate(parent: Parent, req: ExchangeRequest, ctx: ExchangeCon
   if (audience === null) return deny({ reason: 'audience_required' });
   const parentScopes = parent.grants[audience];
   if (!parentScopes) {
-    return deny(parent.kind === 'delegation' ? { reason: 'audience_not_delegated', audience } : { reason: 'audience_not_in_parent', audience });
+    return deny(
+      parent.kind === 'delegation'
+        ? { reason: 'audience_not_delegated', audience }
+        : { reason: 'audience_not_in_parent', audience },
+    );
   }
   const delegated = d.grants[audience] ?? [];
 

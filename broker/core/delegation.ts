@@ -59,7 +59,8 @@ export function narrowingProblem(asked: DelegationRequest, granted: DelegationRe
   if (granted.authorizationDetails) {
     for (const d of granted.authorizationDetails) {
       const match = asked.authorizationDetails?.find((a) => a.locations[0] === d.locations[0]);
-      if (!match || d.actions.some((x) => !match.actions.includes(x))) return 'authorization_details may only be narrowed';
+      if (!match || d.actions.some((x) => !match.actions.includes(x)))
+        return 'authorization_details may only be narrowed';
     }
   } else if (asked.authorizationDetails) {
     return 'authorization_details may only be narrowed, not dropped';

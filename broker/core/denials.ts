@@ -39,7 +39,10 @@ export function denialToError(d: Denial): OAuthError {
     case 'task_ended':
       return new OAuthError('invalid_request', `task ${d.taskId} has ended`);
     case 'task_not_found':
-      return new OAuthError('invalid_request', `task ${d.taskId} is not a task this agent holds under the subject token`);
+      return new OAuthError(
+        'invalid_request',
+        `task ${d.taskId} is not a task this agent holds under the subject token`,
+      );
     case 'audience_required':
       return new OAuthError('invalid_target', 'resource is required: the subject token covers several resources');
     case 'audience_not_delegated':
@@ -51,7 +54,10 @@ export function denialToError(d: Denial): OAuthError {
     case 'scope_empty':
       return new OAuthError('invalid_scope', 'no scope would remain');
     case 'details_exceed_parent':
-      return new OAuthError('invalid_authorization_details', 'authorization_details exceed what the subject token holds');
+      return new OAuthError(
+        'invalid_authorization_details',
+        'authorization_details exceed what the subject token holds',
+      );
     case 'depth_exceeded':
       return new OAuthError('invalid_request', `delegation depth limit (${d.max}) reached`);
     case 'subject_expired':

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { GRANT_TYPE, TOKEN_TYPE } from '../core/protocol.js';
-import type { ClientAuthenticator } from '../identity/client-auth.js';
 import { param } from '../http/params.js';
+import type { ClientAuthenticator } from '../identity/client-auth.js';
 import { parseAuthorizationDetails } from '../services/authorization-details.js';
 import type { ExchangeService } from '../services/exchange-token.js';
 import { canonicalResources, requestedScope } from '../services/resource-policy.js';
@@ -28,7 +28,10 @@ export const TokenExchangeParamsSchema = z
   });
 
 /** RFC 8693 token exchange: per-task tokens from a delegation credential or a parent task token. */
-export function tokenExchangeGrant(deps: { exchange: ExchangeService; auth: ClientAuthenticator }): Grant<typeof TokenExchangeParamsSchema> {
+export function tokenExchangeGrant(deps: {
+  exchange: ExchangeService;
+  auth: ClientAuthenticator;
+}): Grant<typeof TokenExchangeParamsSchema> {
   return {
     type: GRANT_TYPE.tokenExchange,
     params: TokenExchangeParamsSchema,

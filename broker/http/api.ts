@@ -7,7 +7,8 @@ import { OAuthError } from '../core/errors.js';
 export async function jsonBody(c: Context, optional = false): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
   if (optional && !type && (c.req.header('content-length') ?? '0') === '0') return {};
-  if (!/^application\/json(\s*;|$)/i.test(type)) throw new OAuthError('invalid_request', 'the body must be application/json');
+  if (!/^application\/json(\s*;|$)/i.test(type))
+    throw new OAuthError('invalid_request', 'the body must be application/json');
   return c.req.json<unknown>().catch(() => {
     throw new OAuthError('invalid_request', 'the body is not valid JSON');
   });
@@ -39,4 +40,3 @@ export function auditFilter(q: z.output<typeof AuditQuerySchema>) {
     limit: q.limit,
   };
 }
-

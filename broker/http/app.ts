@@ -31,14 +31,14 @@ import { RateLimiter } from './rate-limit.js';
 import { adminApiRoutes } from './routes/admin-api.js';
 import { authorizeRoutes } from './routes/authorize.js';
 import { backchannelRoutes } from './routes/backchannel.js';
-import { statusListRoutes } from './routes/status-list.js';
-import { taskRoutes } from './routes/tasks.js';
-import { userApiRoutes } from './routes/user-api.js';
 import { healthRoutes } from './routes/health.js';
 import { metadataRoutes } from './routes/metadata.js';
 import { registerRoutes } from './routes/register.js';
+import { statusListRoutes } from './routes/status-list.js';
+import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/token.js';
 import { tokenManagementRoutes } from './routes/token-management.js';
+import { userApiRoutes } from './routes/user-api.js';
 import type { AppEnv } from './types.js';
 
 export interface AppDeps {

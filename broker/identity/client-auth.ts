@@ -96,10 +96,14 @@ export class ClientAuthenticator {
    */
   async verifyActorToken(token: string): Promise<Client> {
     try {
-      const { client } = await this.viaAssertion({ client_assertion_type: CLIENT_ASSERTION_TYPE.jwtBearer, client_assertion: token });
+      const { client } = await this.viaAssertion({
+        client_assertion_type: CLIENT_ASSERTION_TYPE.jwtBearer,
+        client_assertion: token,
+      });
       return client;
     } catch (err) {
-      if (err instanceof OAuthError) throw new OAuthError('invalid_request', `actor_token: ${err.message}`, { cause: err });
+      if (err instanceof OAuthError)
+        throw new OAuthError('invalid_request', `actor_token: ${err.message}`, { cause: err });
       throw err;
     }
   }

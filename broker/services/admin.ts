@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore, Resource } from '../../db/stores/client-store.js';
+import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
 import { type Client, credentialKindOf, redirectUriProblem } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
@@ -11,7 +12,6 @@ import { canonicalizeResource } from '../core/resource.js';
 import { formatScope, isScopeToken } from '../core/scopes.js';
 import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
-import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { TaskService } from './tasks.js';
 
 const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
@@ -132,7 +132,20 @@ export async function createClient(
     input.grant_types ??
     (input.kind === 'mcp_client'
       ? [GRANT_TYPE.authorizationCode, GRANT_TYPE.refreshToken]
-      : [GRANT_TYPE.clientCredentials]);
+      : input.kind === 'agent'
+        ? [GRANT_TYPE.clientCredentials, GRANT_TYPE.tokenExchange, GRANT_TYPE.ciba]
+        : [GRANT_TYPE.clientCredentials]);
+  const needsConfidential: readonly string[] = [
+    GRANT_TYPE.clientCredentials,
+    GRANT_TYPE.tokenExchange,
+    GRANT_TYPE.ciba,
+  ];
+  if (method === AUTH_METHOD.none && grantTypes.some((g) => needsConfidential.includes(g))) {
+    throw new OAuthError(
+      'invalid_client_metadata',
+      'client_credentials, token exchange and CIBA need a confidential client (not "none")',
+    );
+  }
   if (grantTypes.includes(GRANT_TYPE.authorizationCode) && input.redirect_uris.length === 0) {
     throw new OAuthError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI');
   }
@@ -224,7 +237,13 @@ export async function createUser(deps: AdminDeps, input: z.output<typeof CreateU
  * Disables or re-enables a client. Disabling ends every task the agent acts in (with their subtrees)
  * and revokes every token it holds, in one transaction (DOMAIN.md invariant 4).
  */
-export async function setClientStatus(deps: AdminDeps, id: string, status: 'active' | 'disabled', adminId: string, requestId: string) {
+export async function setClientStatus(
+  deps: AdminDeps,
+  id: string,
+  status: 'active' | 'disabled',
+  adminId: string,
+  requestId: string,
+) {
   const client = await deps.clients.get(id);
   if (!client) throw new OAuthError('not_found', 'no such client');
   if (client.status === status) return;
@@ -232,7 +251,13 @@ export async function setClientStatus(deps: AdminDeps, id: string, status: 'acti
     const now = deps.clock.now();
     await deps.clients.setStatus(id, status, tx);
     await deps.audit.append(
-      { type: status === 'disabled' ? 'agent.disabled' : 'agent.enabled', result: 'allowed', userId: adminId, clientId: id, requestId },
+      {
+        type: status === 'disabled' ? 'agent.disabled' : 'agent.enabled',
+        result: 'allowed',
+        userId: adminId,
+        clientId: id,
+        requestId,
+      },
       now,
       tx,
     );

@@ -9,16 +9,29 @@ import { canonicalizeResource } from '../core/resource.js';
  * resource) and, in token exchange only, `errand_task` (which task the token is for). Anything
  * else is `invalid_authorization_details` (§5).
  */
-const Name = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.\-/:]+$/, 'must be a tool or task name');
+const Name = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.\-/:]+$/, 'must be a tool or task name');
 const ToolSchema = z
-  .object({ type: z.literal(DETAILS_TYPE.mcpTool), locations: z.array(z.string().max(2048)).length(1), actions: z.array(Name).min(1).max(100) })
+  .object({
+    type: z.literal(DETAILS_TYPE.mcpTool),
+    locations: z.array(z.string().max(2048)).length(1),
+    actions: z.array(Name).min(1).max(100),
+  })
   .strict();
 const TaskSchema = z
   .object({
     type: z.literal(DETAILS_TYPE.task),
     task_id: z.string().min(1).max(64).optional(),
     /** Requested lifetime of a new task, in seconds (capped by ERRAND_TASK_MAX_TTL). */
-    ttl: z.number().int().min(1).max(365 * 86_400).optional(),
+    ttl: z
+      .number()
+      .int()
+      .min(1)
+      .max(365 * 86_400)
+      .optional(),
     /** External ids to record on a new task (an A2A or MCP task id). */
     external_ids: z.record(z.string().max(32), z.string().max(256)).optional(),
   })
@@ -57,16 +70,22 @@ export function parseAuthorizationDetails(raw: string | undefined, allowTask: bo
     const type = (entry as { type?: unknown })?.type;
     if (type === DETAILS_TYPE.mcpTool) {
       const parsed = ToolSchema.safeParse(entry);
-      if (!parsed.success) throw fail(`mcp_tool: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
+      if (!parsed.success)
+        throw fail(`mcp_tool: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
       const location = canonicalizeResource(parsed.data.locations[0]!);
       if (!location) throw fail('mcp_tool: locations must hold one absolute resource URL');
       if (tools.some((t) => t.locations[0] === location)) throw fail('mcp_tool: one entry per location');
       tools.push({ type: 'mcp_tool', locations: [location], actions: [...new Set(parsed.data.actions)].sort() });
     } else if (type === DETAILS_TYPE.task && allowTask) {
       const parsed = TaskSchema.safeParse(entry);
-      if (!parsed.success) throw fail(`errand_task: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
+      if (!parsed.success)
+        throw fail(`errand_task: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
       if (task) throw fail('errand_task: at most one entry');
-      task = { taskId: parsed.data.task_id ?? null, ttl: parsed.data.ttl ?? null, externalIds: parsed.data.external_ids ?? {} };
+      task = {
+        taskId: parsed.data.task_id ?? null,
+        ttl: parsed.data.ttl ?? null,
+        externalIds: parsed.data.external_ids ?? {},
+      };
     } else {
       throw fail(`authorization_details type "${String(type).slice(0, 64)}" is not supported`);
     }

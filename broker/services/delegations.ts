@@ -66,7 +66,8 @@ export async function readDelegationRequest(
   ignoreScopes: readonly string[] = [],
 ): Promise<DelegationRequest> {
   const resources = canonicalResources(form.resource);
-  if (resources.length === 0) throw new OAuthError('invalid_target', 'resource is required: name each API or MCP server to delegate');
+  if (resources.length === 0)
+    throw new OAuthError('invalid_target', 'resource is required: name each API or MCP server to delegate');
   const known = await lookUpResources(deps.clients, resources);
   const scope = parseScope(single(form, 'scope') ?? '');
   if (scope === null) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
@@ -75,21 +76,28 @@ export async function readDelegationRequest(
   const grants: Record<string, string[]> = {};
   for (const r of known) grants[r.url] = wanted.filter((s) => r.scopes.includes(s));
   const orphan = wanted.filter((s) => !known.some((r) => r.scopes.includes(s)));
-  if (orphan.length) throw new OAuthError('invalid_scope', `scope "${orphan.join(' ')}" is not offered by the requested resources`);
+  if (orphan.length)
+    throw new OAuthError('invalid_scope', `scope "${orphan.join(' ')}" is not offered by the requested resources`);
   if (client.scope) {
     const notAllowed = wanted.filter((s) => !client.scope!.includes(s));
-    if (notAllowed.length) throw new OAuthError('invalid_scope', `scope "${notAllowed.join(' ')}" is not allowed for this client`);
+    if (notAllowed.length)
+      throw new OAuthError('invalid_scope', `scope "${notAllowed.join(' ')}" is not allowed for this client`);
   }
   const { tools } = parseAuthorizationDetails(single(form, 'authorization_details'), false);
   for (const t of tools ?? []) {
     if (!resources.includes(t.locations[0])) {
-      throw new OAuthError('invalid_authorization_details', `mcp_tool location ${t.locations[0]} is not a requested resource`);
+      throw new OAuthError(
+        'invalid_authorization_details',
+        `mcp_tool location ${t.locations[0]} is not a requested resource`,
+      );
     }
   }
   const { limits } = deps;
   const subAgentsRaw = single(form, 'sub_agents');
-  const subAgents = subAgentsRaw === undefined || subAgentsRaw === '*' ? null : [...new Set(subAgentsRaw.split(' ').filter(Boolean))];
-  if (subAgents && subAgents.some((a) => a.length > 2048)) throw new OAuthError('invalid_request', 'sub_agents: ids are too long');
+  const subAgents =
+    subAgentsRaw === undefined || subAgentsRaw === '*' ? null : [...new Set(subAgentsRaw.split(' ').filter(Boolean))];
+  if (subAgents && subAgents.some((a) => a.length > 2048))
+    throw new OAuthError('invalid_request', 'sub_agents: ids are too long');
   return {
     grants,
     authorizationDetails: tools,
@@ -109,7 +117,15 @@ export const ApprovalSchema = z
     max_token_ttl: z.number().int().min(30).optional(),
     sub_agents: z.array(z.string().max(2048)).max(100).nullable().optional(),
     authorization_details: z
-      .array(z.object({ type: z.literal('mcp_tool'), locations: z.tuple([z.string()]), actions: z.array(z.string()).min(1) }).strict())
+      .array(
+        z
+          .object({
+            type: z.literal('mcp_tool'),
+            locations: z.tuple([z.string()]),
+            actions: z.array(z.string()).min(1),
+          })
+          .strict(),
+      )
       .optional(),
   })
   .strict();
@@ -237,7 +253,11 @@ export class DelegationService {
     const problem = narrowingProblem(asked, granted);
     if (problem) throw new OAuthError('invalid_request', `cannot approve: ${problem}`);
     // Resources the user unticked entirely are dropped.
-    const grants = Object.fromEntries(Object.entries(granted.grants).filter(([, s]) => s.length > 0).map(([r, s]) => [r, [...new Set(s)].sort()]));
+    const grants = Object.fromEntries(
+      Object.entries(granted.grants)
+        .filter(([, s]) => s.length > 0)
+        .map(([r, s]) => [r, [...new Set(s)].sort()]),
+    );
     const now = clock.now();
     const result: StoredDelegation = {
       ...d,
@@ -280,14 +300,18 @@ export class DelegationService {
     if (!d || d.userId !== userId) throw new OAuthError('not_found', 'no such delegation');
     await db.write(async (tx) => {
       const now = clock.now();
-      const ok = await delegations.decide(
-        id,
-        { ...d, status: 'denied', decidedAt: now, credentialJti: null },
-        tx,
-      );
+      const ok = await delegations.decide(id, { ...d, status: 'denied', decidedAt: now, credentialJti: null }, tx);
       if (!ok) throw new OAuthError('conflict', `the delegation is already ${d.status}`);
       await audit.append(
-        { type: 'delegation.denied', result: 'denied', userId, clientId: d.agentId, delegationId: id, reason: 'user_denied', requestId },
+        {
+          type: 'delegation.denied',
+          result: 'denied',
+          userId,
+          clientId: d.agentId,
+          delegationId: id,
+          reason: 'user_denied',
+          requestId,
+        },
         now,
         tx,
       );
@@ -304,9 +328,18 @@ export class DelegationService {
     if (!d || (!by.admin && d.userId !== by.userId)) throw new OAuthError('not_found', 'no such delegation');
     const events = await db.write(async (tx) => {
       const now = clock.now();
-      if (!(await delegations.revoke(id, now, tx))) throw new OAuthError('conflict', `the delegation is already ${d.status}`);
+      if (!(await delegations.revoke(id, now, tx)))
+        throw new OAuthError('conflict', `the delegation is already ${d.status}`);
       await audit.append(
-        { type: 'delegation.revoked', result: 'allowed', userId: d.userId, clientId: d.agentId, delegationId: id, requestId, details: { by: by.userId } },
+        {
+          type: 'delegation.revoked',
+          result: 'allowed',
+          userId: d.userId,
+          clientId: d.agentId,
+          delegationId: id,
+          requestId,
+          details: { by: by.userId },
+        },
         now,
         tx,
       );
@@ -316,7 +349,14 @@ export class DelegationService {
   }
 
   /** The credential an agent holds for an active delegation; opens no resource by itself. */
-  issueCredential(d: StoredDelegation): { access_token: string; token_type: 'N_A'; issued_token_type: string; expires_in: number; scope: string; delegation_id: string } {
+  issueCredential(d: StoredDelegation): {
+    access_token: string;
+    token_type: 'N_A';
+    issued_token_type: string;
+    expires_in: number;
+    scope: string;
+    delegation_id: string;
+  } {
     const now = this.deps.clock.now();
     const { token } = this.deps.minter.sign(JWT_TYP.delegation, {
       sub: d.userId,
@@ -341,7 +381,13 @@ export class DelegationService {
   /** An OpenID ID token for the CIBA response (CIBA §10.1.1). */
   idToken(d: StoredDelegation): string {
     const now = this.deps.clock.now();
-    return this.deps.minter.sign('JWT', { sub: d.userId, aud: d.agentId, iat: now, exp: now + 300, auth_time: d.decidedAt ?? now }).token;
+    return this.deps.minter.sign('JWT', {
+      sub: d.userId,
+      aud: d.agentId,
+      iat: now,
+      exp: now + 300,
+      auth_time: d.decidedAt ?? now,
+    }).token;
   }
 
   /** CIBA poll (CIBA §11): pending, slow down, denied, expired, or the credential (once). */
@@ -352,17 +398,22 @@ export class DelegationService {
     const outcome = await db.write(async (tx: Tx): Promise<Outcome> => {
       const now = clock.now();
       const req = await delegations.getBackchannel(hash, tx);
-      if (!req || req.clientId !== client.id) return { error: new OAuthError('invalid_grant', 'auth_req_id is invalid') };
-      if (req.redeemedAt !== null) return { error: new OAuthError('invalid_grant', 'auth_req_id has already been used') };
+      if (!req || req.clientId !== client.id)
+        return { error: new OAuthError('invalid_grant', 'auth_req_id is invalid') };
+      if (req.redeemedAt !== null)
+        return { error: new OAuthError('invalid_grant', 'auth_req_id has already been used') };
       const d = await delegations.get(req.delegationId, tx);
       if (!d) return { error: new OAuthError('invalid_grant', 'auth_req_id is invalid') };
-      if (d.status === 'denied') return { error: new OAuthError('access_denied', 'the user denied the request', { status: 400 }) };
-      if (d.status === 'revoked') return { error: new OAuthError('access_denied', 'the delegation was revoked', { status: 400 }) };
+      if (d.status === 'denied')
+        return { error: new OAuthError('access_denied', 'the user denied the request', { status: 400 }) };
+      if (d.status === 'revoked')
+        return { error: new OAuthError('access_denied', 'the delegation was revoked', { status: 400 }) };
       if (d.status === 'active') {
         await delegations.pollBackchannel(hash, { redeemedAt: now, lastPolledAt: now }, tx);
         return { delegation: d };
       }
-      if (req.expiresAt <= now) return { error: new OAuthError('expired_token', 'the request expired before the user decided') };
+      if (req.expiresAt <= now)
+        return { error: new OAuthError('expired_token', 'the request expired before the user decided') };
       if (req.lastPolledAt !== null && now - req.lastPolledAt < req.interval) {
         // CIBA §11: the client must add at least 5 seconds to its interval.
         await delegations.pollBackchannel(hash, { interval: req.interval + 5, lastPolledAt: now }, tx);

@@ -113,7 +113,14 @@ export class ExchangeService {
     return outcome.ok;
   }
 
-  private async issue(tx: Tx, plan: ExchangePlan, d: StoredDelegation, actor: Client, input: ExchangeInput, now: number) {
+  private async issue(
+    tx: Tx,
+    plan: ExchangePlan,
+    d: StoredDelegation,
+    actor: Client,
+    input: ExchangeInput,
+    now: number,
+  ) {
     const { deps } = this;
     let task: Task;
     if (plan.task.kind === 'existing') {
@@ -157,7 +164,13 @@ export class ExchangeService {
       },
     });
     await deps.grants.insertToken(
-      { ...minted.record, taskId: task.id, delegationId: d.id, actorChain: JSON.stringify(plan.actorChain), statusIdx: globalIdx },
+      {
+        ...minted.record,
+        taskId: task.id,
+        delegationId: d.id,
+        actorChain: JSON.stringify(plan.actorChain),
+        statusIdx: globalIdx,
+      },
       tx,
     );
     await deps.audit.append(
@@ -218,16 +231,24 @@ export class ExchangeService {
     const { deps } = this;
     if (input.subjectTokenType === TOKEN_TYPE.jwt) {
       const verified = deps.minter.verifyOwn(input.subjectToken, JWT_TYP.delegation);
-      if (!verified || verified.claims.aud !== deps.minter.issuer) throw new OAuthError('invalid_request', INVALID_SUBJECT);
+      if (!verified || verified.claims.aud !== deps.minter.issuer)
+        throw new OAuthError('invalid_request', INVALID_SUBJECT);
       const delegation = await deps.delegations.get(String(verified.claims[CLAIM.delegation]));
-      if (!delegation || delegation.credentialJti !== verified.jti) throw new OAuthError('invalid_request', INVALID_SUBJECT);
+      if (!delegation || delegation.credentialJti !== verified.jti)
+        throw new OAuthError('invalid_request', INVALID_SUBJECT);
       // Sender constraint: the credential works only with its own agent's client authentication.
       if (verified.claims.client_id !== input.client.id) {
         throw new OAuthError('invalid_request', 'the delegation credential was issued to another agent');
       }
       return {
         delegation,
-        parent: { kind: 'delegation', grants: delegation.grants, details: delegation.authorizationDetails, exp: delegation.expiresAt, task: null },
+        parent: {
+          kind: 'delegation',
+          grants: delegation.grants,
+          details: delegation.authorizationDetails,
+          exp: delegation.expiresAt,
+          task: null,
+        },
       };
     }
     if (input.subjectTokenType === TOKEN_TYPE.accessToken) {
@@ -247,9 +268,13 @@ export class ExchangeService {
         task,
       };
       // A revoked token of a live task (revoked on its own) is still not a valid subject.
-      if (row.revokedAt !== null && isLive(task, deps.clock.now())) throw new OAuthError('invalid_request', INVALID_SUBJECT);
+      if (row.revokedAt !== null && isLive(task, deps.clock.now()))
+        throw new OAuthError('invalid_request', INVALID_SUBJECT);
       return { delegation, parent };
     }
-    throw new OAuthError('invalid_request', `subject_token_type must be ${TOKEN_TYPE.jwt} (a delegation credential) or ${TOKEN_TYPE.accessToken} (a task token)`);
+    throw new OAuthError(
+      'invalid_request',
+      `subject_token_type must be ${TOKEN_TYPE.jwt} (a delegation credential) or ${TOKEN_TYPE.accessToken} (a task token)`,
+    );
   }
 }

@@ -12,7 +12,9 @@ export const STATUS_LIST_SIZE = 1 << 20;
  * sets it. Lists are numbered; a token's global index picks the list and the index within it.
  */
 export class StatusLists {
-  constructor(private readonly deps: { tasks: TaskStore; minter: TokenMinter; issuer: string; ttl: number; clock: Clock }) {}
+  constructor(
+    private readonly deps: { tasks: TaskStore; minter: TokenMinter; issuer: string; ttl: number; clock: Clock },
+  ) {}
 
   uri(list: number): string {
     return `${this.deps.issuer}${PATHS.statusLists}/${list}`;

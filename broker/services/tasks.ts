@@ -7,7 +7,10 @@ import { type EndReason, isTerminal, type Task, type TaskState, type TerminalSta
 import type { Logger } from '../log.js';
 
 /** Who asks to end a task: an agent in its actor chain, its user, or an administrator. */
-export type Ender = { kind: 'agent'; clientId: string } | { kind: 'user'; userId: string } | { kind: 'admin'; userId: string };
+export type Ender =
+  | { kind: 'agent'; clientId: string }
+  | { kind: 'user'; userId: string }
+  | { kind: 'admin'; userId: string };
 
 export interface RevocationEvent {
   jti: string;
@@ -64,7 +67,13 @@ export class TaskService {
     if (!task || !allowed) throw new OAuthError('not_found', 'no such task');
     if (isTerminal(task.state)) throw new OAuthError('conflict', `the task has already ended (${task.state})`);
     const reason: EndReason =
-      by.kind === 'admin' ? 'ended_by_admin' : by.kind === 'user' ? 'ended_by_user' : state === 'completed' ? 'finished' : 'ended_by_agent';
+      by.kind === 'admin'
+        ? 'ended_by_admin'
+        : by.kind === 'user'
+          ? 'ended_by_user'
+          : state === 'completed'
+            ? 'finished'
+            : 'ended_by_agent';
     const events = await db.write(async (tx) => {
       const now = clock.now();
       return this.endInTx(tx, task, state, reason, now, requestId);
@@ -77,7 +86,11 @@ export class TaskService {
   async setState(by: Ender, taskId: string, state: TaskState): Promise<Task> {
     if (isTerminal(state)) throw new OAuthError('invalid_request', 'use end to move a task to a terminal state');
     const task = await this.deps.tasks.get(taskId);
-    if (!task || (by.kind === 'agent' && !task.actorChain.includes(by.clientId)) || (by.kind === 'user' && task.userId !== by.userId)) {
+    if (
+      !task ||
+      (by.kind === 'agent' && !task.actorChain.includes(by.clientId)) ||
+      (by.kind === 'user' && task.userId !== by.userId)
+    ) {
       throw new OAuthError('not_found', 'no such task');
     }
     const ok = await this.deps.db.write((tx) => this.deps.tasks.setState(taskId, state, tx));
@@ -89,7 +102,13 @@ export class TaskService {
    * Ends every live task matching a condition (a revoked delegation, a disabled agent) inside the
    * caller's transaction. The caller passes the returned events to `flush` after commit.
    */
-  async endWhere(tx: Tx, by: { delegationId?: string; agentId?: string }, reason: EndReason, now: number, requestId: string) {
+  async endWhere(
+    tx: Tx,
+    by: { delegationId?: string; agentId?: string },
+    reason: EndReason,
+    now: number,
+    requestId: string,
+  ) {
     const live = await this.deps.tasks.liveTasksWhere(by, tx);
     const events: RevocationEvent[] = [];
     const ids = new Set(live.map((t) => t.id));
@@ -123,7 +142,14 @@ export class TaskService {
     return ended;
   }
 
-  private async endInTx(tx: Tx, task: Task, state: TerminalState, reason: EndReason, now: number, requestId: string | null) {
+  private async endInTx(
+    tx: Tx,
+    task: Task,
+    state: TerminalState,
+    reason: EndReason,
+    now: number,
+    requestId: string | null,
+  ) {
     const result = await this.deps.tasks.endTree(task.id, { state, reason, at: now }, tx);
     await this.deps.audit.append(
       {

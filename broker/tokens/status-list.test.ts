@@ -5,7 +5,10 @@ import { encodeStatusList, readStatus } from './status-list.js';
 describe('status list encoding (draft-ietf-oauth-status-list §4, test vectors)', () => {
   test('bits=1 vector: statuses 1,0,0,1,1,1,0,1,1,1,0,0,0,1,0,1', () => {
     const statuses = [1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1];
-    const lst = encodeStatusList(16, statuses.map((v, i) => [i, v] as [number, number]));
+    const lst = encodeStatusList(
+      16,
+      statuses.map((v, i) => [i, v] as [number, number]),
+    );
     expect(inflateSync(Buffer.from(lst, 'base64url')).toString('hex')).toBe('b9a3');
     // The draft's own compressed value decodes to the same statuses.
     for (const [i, v] of statuses.entries()) expect(readStatus('eNrbuRgAAhcBXQ', i)).toBe(v);
@@ -14,7 +17,11 @@ describe('status list encoding (draft-ietf-oauth-status-list §4, test vectors)'
 
   test('bits=2 vector: 1,2,0,3,0,1,0,1,1,2,3,3', () => {
     const statuses = [1, 2, 0, 3, 0, 1, 0, 1, 1, 2, 3, 3];
-    const lst = encodeStatusList(12, statuses.map((v, i) => [i, v] as [number, number]), 2);
+    const lst = encodeStatusList(
+      12,
+      statuses.map((v, i) => [i, v] as [number, number]),
+      2,
+    );
     expect(inflateSync(Buffer.from(lst, 'base64url')).toString('hex')).toBe('c944f9');
     for (const [i, v] of statuses.entries()) expect(readStatus('eNo76fITAAPfAgc', i, 2)).toBe(v);
   });

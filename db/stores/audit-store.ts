@@ -67,7 +67,8 @@ export class AuditStore {
     if (f.type) where.push(eq(auditEvents.type, f.type));
     if (f.userId) where.push(eq(auditEvents.userId, f.userId));
     if (f.clientId) where.push(eq(auditEvents.clientId, f.clientId));
-    if (f.agentId) where.push(sql`EXISTS (SELECT 1 FROM json_each(${auditEvents.actorChain}) WHERE value = ${f.agentId})`);
+    if (f.agentId)
+      where.push(sql`EXISTS (SELECT 1 FROM json_each(${auditEvents.actorChain}) WHERE value = ${f.agentId})`);
     if (f.taskId) where.push(eq(auditEvents.taskId, f.taskId));
     if (f.result) where.push(eq(auditEvents.result, f.result));
     if (f.from !== undefined) where.push(gte(auditEvents.at, f.from));

@@ -107,7 +107,8 @@ export class ClientStore {
   }
 
   async update(id: string, patch: Partial<Pick<Client, 'status' | 'ownerId' | 'name'>>): Promise<Client | null> {
-    if (Object.keys(patch).length > 0) await this.db.write((tx) => tx.update(clients).set(patch).where(eq(clients.id, id)));
+    if (Object.keys(patch).length > 0)
+      await this.db.write((tx) => tx.update(clients).set(patch).where(eq(clients.id, id)));
     return this.get(id);
   }
 

@@ -69,7 +69,9 @@ export class DelegationStore {
     const rows = await this.db.q
       .select()
       .from(delegations)
-      .where(status ? and(eq(delegations.userId, userId), eq(delegations.status, status)) : eq(delegations.userId, userId))
+      .where(
+        status ? and(eq(delegations.userId, userId), eq(delegations.status, status)) : eq(delegations.userId, userId),
+      )
       .orderBy(desc(delegations.createdAt));
     return rows.map(toDelegation);
   }
@@ -82,13 +84,29 @@ export class DelegationStore {
   /** Writes a decision on a pending delegation; false when it was no longer pending. */
   async decide(
     id: string,
-    patch: Pick<Delegation, 'status' | 'grants' | 'authorizationDetails' | 'maxTokenTtl' | 'maxDepth' | 'subAgents' | 'expiresAt' | 'decidedAt' | 'credentialJti'>,
+    patch: Pick<
+      Delegation,
+      | 'status'
+      | 'grants'
+      | 'authorizationDetails'
+      | 'maxTokenTtl'
+      | 'maxDepth'
+      | 'subAgents'
+      | 'expiresAt'
+      | 'decidedAt'
+      | 'credentialJti'
+    >,
     tx: Tx,
   ): Promise<boolean> {
     const res = await tx
       .update(delegations)
       .set({
-        ...patch,
+        status: patch.status,
+        maxTokenTtl: patch.maxTokenTtl,
+        maxDepth: patch.maxDepth,
+        expiresAt: patch.expiresAt,
+        decidedAt: patch.decidedAt,
+        credentialJti: patch.credentialJti,
         grants: toJson(patch.grants),
         authorizationDetails: patch.authorizationDetails ? toJson(patch.authorizationDetails) : null,
         subAgents: patch.subAgents ? toJson(patch.subAgents) : null,
@@ -112,11 +130,19 @@ export class DelegationStore {
   }
 
   async getBackchannel(hash: string, tx?: Tx): Promise<BackchannelRequest | null> {
-    const [row] = await (tx ?? this.db.q).select().from(backchannelRequests).where(eq(backchannelRequests.authReqIdHash, hash)).limit(1);
+    const [row] = await (tx ?? this.db.q)
+      .select()
+      .from(backchannelRequests)
+      .where(eq(backchannelRequests.authReqIdHash, hash))
+      .limit(1);
     return row ?? null;
   }
 
-  async pollBackchannel(hash: string, patch: Partial<Pick<BackchannelRequest, 'lastPolledAt' | 'interval' | 'redeemedAt'>>, tx: Tx) {
+  async pollBackchannel(
+    hash: string,
+    patch: Partial<Pick<BackchannelRequest, 'lastPolledAt' | 'interval' | 'redeemedAt'>>,
+    tx: Tx,
+  ) {
     await tx.update(backchannelRequests).set(patch).where(eq(backchannelRequests.authReqIdHash, hash));
   }
 

@@ -32,40 +32,66 @@ export class TaskStore {
   }
 
   async insert(task: Task, tx: Tx): Promise<void> {
-    await tx.insert(tasks).values({ ...task, actorChain: toJson(task.actorChain), externalIds: toJson(task.externalIds) });
+    await tx
+      .insert(tasks)
+      .values({ ...task, actorChain: toJson(task.actorChain), externalIds: toJson(task.externalIds) });
   }
 
   async listForUser(userId: string, limit = 200): Promise<Task[]> {
-    const rows = await this.db.q.select().from(tasks).where(eq(tasks.userId, userId)).orderBy(desc(tasks.createdAt)).limit(limit);
+    const rows = await this.db.q
+      .select()
+      .from(tasks)
+      .where(eq(tasks.userId, userId))
+      .orderBy(desc(tasks.createdAt))
+      .limit(limit);
     return rows.map(toTask);
   }
 
   /** Tasks an agent acts in (as the task's agent). */
   async listForAgent(agentId: string, limit = 200): Promise<Task[]> {
-    const rows = await this.db.q.select().from(tasks).where(eq(tasks.agentId, agentId)).orderBy(desc(tasks.createdAt)).limit(limit);
+    const rows = await this.db.q
+      .select()
+      .from(tasks)
+      .where(eq(tasks.agentId, agentId))
+      .orderBy(desc(tasks.createdAt))
+      .limit(limit);
     return rows.map(toTask);
   }
 
   /** Every task of one tree (a root and its descendants). */
   async tree(rootTaskId: string): Promise<Task[]> {
-    const rows = await this.db.q.select().from(tasks).where(eq(tasks.rootTaskId, rootTaskId)).orderBy(tasks.depth, tasks.createdAt);
+    const rows = await this.db.q
+      .select()
+      .from(tasks)
+      .where(eq(tasks.rootTaskId, rootTaskId))
+      .orderBy(tasks.depth, tasks.createdAt);
     return rows.map(toTask);
   }
 
   async setState(id: string, state: TaskState, tx: Tx): Promise<boolean> {
-    const res = await tx.update(tasks).set({ state }).where(and(eq(tasks.id, id), notInArray(tasks.state, TERMINAL)));
+    const res = await tx
+      .update(tasks)
+      .set({ state })
+      .where(and(eq(tasks.id, id), notInArray(tasks.state, TERMINAL)));
     return res.rowsAffected === 1;
   }
 
   async setExternalIds(id: string, externalIds: Record<string, string>, tx: Tx): Promise<void> {
-    await tx.update(tasks).set({ externalIds: toJson(externalIds) }).where(eq(tasks.id, id));
+    await tx
+      .update(tasks)
+      .set({ externalIds: toJson(externalIds) })
+      .where(eq(tasks.id, id));
   }
 
   /**
    * Ends a task and every live descendant, and revokes every token issued for them, in the caller's
    * transaction: from its commit on, none of those tokens is active (DOMAIN.md invariant 3).
    */
-  async endTree(taskId: string, end: { state: TerminalState; reason: EndReason; at: number }, tx: Tx): Promise<EndResult> {
+  async endTree(
+    taskId: string,
+    end: { state: TerminalState; reason: EndReason; at: number },
+    tx: Tx,
+  ): Promise<EndResult> {
     const subtree = await tx.all<{ id: string }>(sql`
       WITH RECURSIVE sub(id) AS (
         SELECT id FROM tasks WHERE id = ${taskId}
@@ -80,7 +106,10 @@ export class TaskStore {
     const liveIds = live.map((r) => r.id);
     if (liveIds.length > 0) {
       // The named task takes the given state; its descendants end because their parent did.
-      await tx.update(tasks).set({ state: end.state, endedAt: end.at, endReason: end.reason }).where(and(eq(tasks.id, taskId), inArray(tasks.id, liveIds)));
+      await tx
+        .update(tasks)
+        .set({ state: end.state, endedAt: end.at, endReason: end.reason })
+        .where(and(eq(tasks.id, taskId), inArray(tasks.id, liveIds)));
       const others = liveIds.filter((id) => id !== taskId);
       if (others.length > 0) {
         await tx
@@ -110,7 +139,10 @@ export class TaskStore {
   /** Live root-most tasks under a delegation, or acted by an agent. */
   async liveTasksWhere(by: { delegationId?: string; agentId?: string }, tx: Tx): Promise<Task[]> {
     const cond = by.delegationId ? eq(tasks.delegationId, by.delegationId) : eq(tasks.agentId, by.agentId ?? '');
-    const rows = await tx.select().from(tasks).where(and(cond, notInArray(tasks.state, TERMINAL)));
+    const rows = await tx
+      .select()
+      .from(tasks)
+      .where(and(cond, notInArray(tasks.state, TERMINAL)));
     return rows.map(toTask);
   }
 

@@ -16,8 +16,8 @@ import {
 } from '../../services/admin.js';
 import type { DelegationService } from '../../services/delegations.js';
 import { taskView } from '../../services/tasks.js';
-import { AuditQuerySchema, auditFilter, jsonBody } from '../api.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
+import { AuditQuerySchema, auditFilter, jsonBody } from '../api.js';
 import { parseParams } from '../params.js';
 import type { AppEnv } from '../types.js';
 
@@ -63,7 +63,12 @@ export function adminApiRoutes(
   });
 
   app.post('/api/admin/tasks/:id/end', async (c) => {
-    const task = await deps.taskService.end({ kind: 'admin', userId: c.get('user')!.id }, c.req.param('id'), 'canceled', c.var.requestId);
+    const task = await deps.taskService.end(
+      { kind: 'admin', userId: c.get('user')!.id },
+      c.req.param('id'),
+      'canceled',
+      c.var.requestId,
+    );
     return c.json(taskView(task));
   });
   app.post('/api/admin/delegations/:id/revoke', async (c) => {

@@ -1,15 +1,15 @@
 import { Hono } from 'hono';
+import type { ClientStore } from '../../../db/stores/client-store.js';
 import type { UserStore } from '../../../db/stores/user-store.js';
 import { isConfidential } from '../../core/client.js';
 import { OAuthError } from '../../core/errors.js';
 import { GRANT_TYPE, PATHS } from '../../core/protocol.js';
 import type { ClientAuthenticator } from '../../identity/client-auth.js';
-import { type DelegationService, readDelegationRequest } from '../../services/delegations.js';
-import type { ClientStore } from '../../../db/stores/client-store.js';
 import type { DelegationLimits } from '../../services/delegations.js';
+import { type DelegationService, readDelegationRequest } from '../../services/delegations.js';
 import { authenticateClient } from '../middleware/client-auth.js';
 import { readForm, singleValues } from '../params.js';
-import { NO_STORE, type AppEnv } from '../types.js';
+import { type AppEnv, NO_STORE } from '../types.js';
 
 // CIBA §7.1: binding messages are short, plain text shown on the user's device.
 const BINDING_MESSAGE = /^[\p{L}\p{N}\p{P}\p{Zs}]{1,64}$/u;
@@ -33,9 +33,11 @@ export function backchannelRoutes(deps: {
     }
     const p = singleValues(form);
     // CIBA §7.1: scope must contain openid; exactly one hint.
-    if (!(p.scope ?? '').split(' ').includes('openid')) throw new OAuthError('invalid_scope', 'scope must include openid');
+    if (!(p.scope ?? '').split(' ').includes('openid'))
+      throw new OAuthError('invalid_scope', 'scope must include openid');
     const hints = [p.login_hint, p.login_hint_token, p.id_token_hint].filter((h) => h !== undefined);
-    if (hints.length !== 1) throw new OAuthError('invalid_request', 'send exactly one of login_hint, login_hint_token, id_token_hint');
+    if (hints.length !== 1)
+      throw new OAuthError('invalid_request', 'send exactly one of login_hint, login_hint_token, id_token_hint');
     if (!p.login_hint) throw new OAuthError('invalid_request', 'only login_hint (the username) is supported');
     if (p.binding_message !== undefined && !BINDING_MESSAGE.test(p.binding_message)) {
       throw new OAuthError('invalid_binding_message', 'binding_message must be 1-64 characters of plain text');
@@ -48,7 +50,8 @@ export function backchannelRoutes(deps: {
       requestedExpiry = Number(p.requested_expiry);
     }
     const user = await deps.users.findByUsername(p.login_hint);
-    if (!user || user.disabledAt !== null) throw new OAuthError('unknown_user_id', 'login_hint does not name a known user');
+    if (!user || user.disabledAt !== null)
+      throw new OAuthError('unknown_user_id', 'login_hint does not name a known user');
     const asked = await readDelegationRequest({ clients: deps.clients, limits: deps.limits }, form, client, ['openid']);
     const result = await deps.delegations.request({
       client,
@@ -60,6 +63,10 @@ export function backchannelRoutes(deps: {
       requestId: c.var.requestId,
     });
     c.var.log.info('delegation.requested', { clientId: client.id, delegationId: result.delegation.id, source: 'ciba' });
-    return c.json({ auth_req_id: result.authReqId, expires_in: result.expiresIn, interval: result.interval }, 200, NO_STORE);
+    return c.json(
+      { auth_req_id: result.authReqId, expires_in: result.expiresIn, interval: result.interval },
+      200,
+      NO_STORE,
+    );
   });
 }

@@ -53,6 +53,8 @@ export function metadataRoutes(deps: MetadataDeps) {
           backchannel_authentication_endpoint: url(PATHS.backchannel),
           backchannel_token_delivery_modes_supported: ['poll'],
           backchannel_user_code_parameter_supported: false,
+          // CIBA responses carry an ID token (CIBA §10.1.1), signed like every Errand JWT.
+          id_token_signing_alg_values_supported: [deps.keys.signingKey().alg],
           // RFC 9396: named MCP tools, and the task a token exchange is for.
           authorization_details_types_supported: [DETAILS_TYPE.mcpTool, DETAILS_TYPE.task],
         },

@@ -71,7 +71,12 @@ export function userApiRoutes(deps: {
     return c.json({ ...taskView(task), tree: (await deps.tasks.tree(task.rootTaskId)).map(taskView) });
   });
   app.post('/api/me/tasks/:id/end', async (c) => {
-    const task = await deps.taskService.end({ kind: 'user', userId: me(c).id }, c.req.param('id'), 'canceled', c.var.requestId);
+    const task = await deps.taskService.end(
+      { kind: 'user', userId: me(c).id },
+      c.req.param('id'),
+      'canceled',
+      c.var.requestId,
+    );
     return c.json(taskView(task));
   });
 
