@@ -190,7 +190,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     statusRef: (idx) => statusLists.ref(idx),
   });
   const grantRegistry = new GrantRegistry([
-    authorizationCodeGrant({ grants, tokens, clock }),
+    authorizationCodeGrant({ db, grants, tokens, delegations, delegationService, clock }),
     refreshTokenGrant({ tokens }),
     clientCredentialsGrant({ clients, tokens }),
     tokenExchangeGrant({ exchange, auth }),

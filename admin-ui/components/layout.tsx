@@ -62,5 +62,8 @@ button.link { background:none; border:none; color:#fff; text-decoration:underlin
 .notice.info { background:#e8f1fb; color:#0b3d91; border:1px solid #b6d4fe; }
 .muted { color:var(--muted); }
 ul.scopes { padding-left:1.2rem; } code { background:#eef1f4; padding:0 .25rem; border-radius:4px; }
+fieldset.delegation { border:1px solid var(--border); border-radius:6px; margin:1rem 0; padding:.5rem 1rem 1rem; }
+label.check { display:flex; gap:.5rem; align-items:center; font-weight:400; margin:.25rem 0; }
+select { font-size:1rem; padding:.4rem; border:1px solid var(--border); border-radius:6px; }
 dl { display:grid; grid-template-columns: max-content 1fr; gap:.25rem 1rem; } dt { font-weight:600; } dd { margin:0; overflow-wrap:anywhere; }
 `;

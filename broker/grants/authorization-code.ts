@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import type { Db } from '../../db/open.js';
+import type { DelegationStore } from '../../db/stores/delegation-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { GRANT_TYPE } from '../core/protocol.js';
 import { param } from '../http/params.js';
+import type { DelegationService } from '../services/delegations.js';
 import { canonicalResources, pickAudience } from '../services/resource-policy.js';
 import type { TokenService } from '../services/token-service.js';
 import { hashSecret, safeEqual } from '../tokens/random.js';
@@ -27,8 +30,11 @@ export function s256(verifier: string): string {
 
 /** `authorization_code` with PKCE S256 only (OAuth 2.1 §4.1.3). */
 export function authorizationCodeGrant(deps: {
+  db: Db;
   grants: GrantStore;
   tokens: TokenService;
+  delegations: DelegationStore;
+  delegationService: DelegationService;
   clock: Clock;
 }): Grant<typeof Params> {
   return {
@@ -71,6 +77,18 @@ export function authorizationCodeGrant(deps: {
         if (p.redirect_uri !== code.redirectUri) {
           throw new OAuthError('invalid_grant', 'redirect_uri does not match the authorization request');
         }
+      }
+      if (code.delegationId) {
+        // An agent's consent: the code redeems to the delegation credential, never to resource tokens.
+        await deps.db.write(async (tx) => {
+          if (!(await deps.grants.redeemCode(codeHash, now, tx))) {
+            throw new OAuthError('invalid_grant', 'the authorization code was already used');
+          }
+        });
+        const delegation = await deps.delegations.get(code.delegationId);
+        if (!delegation || delegation.status !== 'active')
+          throw new OAuthError('invalid_grant', 'the delegation is no longer active');
+        return deps.delegationService.issueCredential(delegation);
       }
       const audience = pickAudience(canonicalResources(p.resource), code.resources);
       const withRefresh = client.grantTypes.includes(GRANT_TYPE.refreshToken);

@@ -191,6 +191,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       clock: deps.clock,
       requestTtl: config.tokens.authRequestTtl,
       codeTtl: config.tokens.authCodeTtl,
+      delegationService: deps.delegationService,
+      limits: delegationLimits(config),
       issuer: config.issuer,
     }),
   );

@@ -10,6 +10,7 @@ import { scopesOutside } from '../core/scopes.js';
 import type { Form } from '../http/params.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import { type Approval, type DelegationLimits, type DelegationService, readDelegationRequest } from './delegations.js';
 import { canonicalResources, lookUpResources, requestedScope } from './resource-policy.js';
 
 /** An error shown on Errand's own page: the redirect URI cannot be trusted yet (RFC 9700 §4.11). */
@@ -31,6 +32,8 @@ const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 
 export interface AuthorizeDeps {
   db: Db;
+  delegationService: DelegationService;
+  limits: DelegationLimits;
   directory: ClientDirectory;
   clients: ClientStore;
   grants: GrantStore;
@@ -128,9 +131,21 @@ export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promi
     throw err;
   }
 
+  // An agent asks for a delegation: the user may narrow it on the consent page.
+  let delegation: AuthorizationRequest['delegation'] = null;
+  if (client.kind === 'agent') {
+    try {
+      delegation = await readDelegationRequest({ clients: deps.clients, limits: deps.limits }, form, client);
+    } catch (err) {
+      if (err instanceof OAuthError) throw new RedirectableError(redirectUri, state, err);
+      throw err;
+    }
+  }
+
   const now = deps.clock.now();
   const request: AuthorizationRequest = {
     id: newSecret('req_'),
+    delegation,
     clientId: client.id,
     redirectUri,
     redirectUriSent: sentRedirect !== undefined,
@@ -148,7 +163,7 @@ export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promi
 /** Records the user's decision; an approval yields a one-time code bound to client, user and PKCE. */
 export async function decideAuthorization(
   deps: AuthorizeDeps,
-  input: { request: AuthorizationRequest; userId: string; approve: boolean; requestId: string },
+  input: { request: AuthorizationRequest; userId: string; approve: boolean; approval?: Approval; requestId: string },
 ): Promise<{ code: string } | { denied: true }> {
   const { request } = input;
   const code = newSecret('ec_');
@@ -156,8 +171,19 @@ export async function decideAuthorization(
     const now = deps.clock.now();
     if (!(await deps.grants.takeRequest(request.id, tx))) return null;
     if (input.approve) {
+      const delegation = request.delegation
+        ? await deps.delegationService.insertApproved(tx, {
+            agentId: request.clientId,
+            userId: input.userId,
+            asked: request.delegation,
+            approval: input.approval ?? {},
+            now,
+            requestId: input.requestId,
+          })
+        : null;
       await deps.grants.insertCode(
         {
+          delegationId: delegation?.id ?? null,
           codeHash: hashSecret(code),
           grantId: newId('grt'),
           clientId: request.clientId,

@@ -131,6 +131,61 @@ export const ApprovalSchema = z
   .strict();
 export type Approval = z.output<typeof ApprovalSchema>;
 
+/** What the user grants: the request narrowed by the approval, refused if it widens anything. */
+export function applyApproval(asked: DelegationRequest, approval: Approval): DelegationRequest {
+  const granted: DelegationRequest = {
+    grants: approval.scopes ?? asked.grants,
+    authorizationDetails: (approval.authorization_details as ToolDetail[] | undefined) ?? asked.authorizationDetails,
+    maxDepth: approval.max_depth ?? asked.maxDepth,
+    maxTokenTtl: approval.max_token_ttl ?? asked.maxTokenTtl,
+    expiresIn: approval.expires_in ?? asked.expiresIn,
+    subAgents: approval.sub_agents === undefined ? asked.subAgents : approval.sub_agents,
+  };
+  const problem = narrowingProblem(asked, granted);
+  if (problem) throw new OAuthError('invalid_request', `cannot approve: ${problem}`);
+  // Resources the user unticked entirely are dropped.
+  granted.grants = Object.fromEntries(
+    Object.entries(granted.grants)
+      .filter(([, scopes]) => scopes.length > 0)
+      .map(([resource, scopes]) => [resource, [...new Set(scopes)].sort()]),
+  );
+  return granted;
+}
+
+function approvedDelegation(d: StoredDelegation, granted: DelegationRequest, now: number): StoredDelegation {
+  return {
+    ...d,
+    status: 'active',
+    grants: granted.grants,
+    authorizationDetails: granted.authorizationDetails,
+    maxDepth: granted.maxDepth,
+    maxTokenTtl: granted.maxTokenTtl,
+    subAgents: granted.subAgents,
+    expiresAt: now + granted.expiresIn,
+    decidedAt: now,
+    credentialJti: newId('dcj').slice(4),
+  };
+}
+
+function approvedEvent(d: StoredDelegation, granted: DelegationRequest, requestId: string) {
+  return {
+    type: 'delegation.approved',
+    result: 'allowed' as const,
+    userId: d.userId,
+    clientId: d.agentId,
+    actorChain: [d.agentId],
+    delegationId: d.id,
+    scope: formatScope(Object.values(granted.grants).flat()),
+    audience: Object.keys(granted.grants).join(' '),
+    requestId,
+    details: {
+      narrowed: JSON.stringify(granted) !== JSON.stringify(d.requested),
+      maxDepth: granted.maxDepth,
+      source: d.source,
+    },
+  };
+}
+
 /** The wire view of a delegation. */
 export function delegationView(d: StoredDelegation) {
   return {
@@ -241,56 +296,52 @@ export class DelegationService {
     const d = await delegations.get(id);
     if (!d || d.userId !== userId) throw new OAuthError('not_found', 'no such delegation');
     if (d.status !== 'pending') throw new OAuthError('conflict', `the delegation is already ${d.status}`);
-    const asked = d.requested;
-    const granted: DelegationRequest = {
-      grants: approval.scopes ?? asked.grants,
-      authorizationDetails: (approval.authorization_details as ToolDetail[] | undefined) ?? asked.authorizationDetails,
-      maxDepth: approval.max_depth ?? asked.maxDepth,
-      maxTokenTtl: approval.max_token_ttl ?? asked.maxTokenTtl,
-      expiresIn: approval.expires_in ?? asked.expiresIn,
-      subAgents: approval.sub_agents === undefined ? asked.subAgents : approval.sub_agents,
-    };
-    const problem = narrowingProblem(asked, granted);
-    if (problem) throw new OAuthError('invalid_request', `cannot approve: ${problem}`);
-    // Resources the user unticked entirely are dropped.
-    const grants = Object.fromEntries(
-      Object.entries(granted.grants)
-        .filter(([, s]) => s.length > 0)
-        .map(([r, s]) => [r, [...new Set(s)].sort()]),
-    );
+    const granted = applyApproval(d.requested, approval);
     const now = clock.now();
-    const result: StoredDelegation = {
-      ...d,
-      status: 'active',
-      grants,
-      authorizationDetails: granted.authorizationDetails,
-      maxDepth: granted.maxDepth,
-      maxTokenTtl: granted.maxTokenTtl,
-      subAgents: granted.subAgents,
-      expiresAt: now + granted.expiresIn,
-      decidedAt: now,
-      credentialJti: newId('dcj').slice(4),
-    };
+    const result = approvedDelegation(d, granted, now);
     await db.write(async (tx) => {
       const ok = await delegations.decide(id, result, tx);
       if (!ok) throw new OAuthError('conflict', 'the delegation was decided meanwhile');
-      await audit.append(
-        {
-          type: 'delegation.approved',
-          result: 'allowed',
-          userId,
-          clientId: d.agentId,
-          actorChain: [d.agentId],
-          delegationId: id,
-          scope: formatScope(Object.values(grants).flat()),
-          audience: Object.keys(grants).join(' '),
-          requestId,
-          details: { narrowed: JSON.stringify(granted) !== JSON.stringify(asked), maxDepth: result.maxDepth },
-        },
-        now,
-        tx,
-      );
+      await audit.append(approvedEvent(result, granted, requestId), now, tx);
     });
+    return result;
+  }
+
+  /** Records a delegation approved on the consent page (authorization code flow) in `tx`. */
+  async insertApproved(
+    tx: Tx,
+    input: {
+      agentId: string;
+      userId: string;
+      asked: DelegationRequest;
+      approval: Approval;
+      now: number;
+      requestId: string;
+    },
+  ): Promise<StoredDelegation> {
+    const granted = applyApproval(input.asked, input.approval);
+    const pending: StoredDelegation = {
+      id: newId('dlg'),
+      userId: input.userId,
+      agentId: input.agentId,
+      status: 'pending',
+      requested: input.asked,
+      grants: {},
+      authorizationDetails: null,
+      maxTokenTtl: input.asked.maxTokenTtl,
+      maxDepth: input.asked.maxDepth,
+      subAgents: input.asked.subAgents,
+      expiresAt: input.now + input.asked.expiresIn,
+      createdAt: input.now,
+      decidedAt: null,
+      revokedAt: null,
+      source: 'consent',
+      bindingMessage: null,
+      credentialJti: null,
+    };
+    const result = approvedDelegation(pending, granted, input.now);
+    await this.deps.delegations.insert(result, tx);
+    await this.deps.audit.append(approvedEvent(result, granted, input.requestId), input.now, tx);
     return result;
   }
 

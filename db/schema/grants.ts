@@ -10,6 +10,8 @@ export const authorizationRequests = sqliteTable('authorization_requests', {
   codeChallenge: text().notNull(),
   scope: text().notNull(),
   resources: text().notNull(),
+  /** For agents: the delegation they ask for (JSON DelegationRequest), decided on the consent page. */
+  delegation: text(),
   createdAt: integer().notNull(),
   expiresAt: integer().notNull(),
 });
@@ -27,6 +29,8 @@ export const authorizationCodes = sqliteTable('authorization_codes', {
   createdAt: integer().notNull(),
   expiresAt: integer().notNull(),
   usedAt: integer(),
+  /** Set when the code redeems to a delegation credential rather than tokens. */
+  delegationId: text(),
 });
 
 /**

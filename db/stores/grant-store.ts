@@ -1,10 +1,13 @@
 import { and, eq, isNull, lt } from 'drizzle-orm';
+import type { DelegationRequest } from '../../broker/core/delegation.js';
 import type { Db, Tx } from '../open.js';
 import { authorizationCodes, authorizationRequests, issuedTokens, refreshTokens } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
 
 export interface AuthorizationRequest {
   id: string;
+  /** For agents: the delegation asked for, decided on the consent page. */
+  delegation?: DelegationRequest | null;
   clientId: string;
   redirectUri: string;
   redirectUriSent: boolean;
@@ -17,6 +20,8 @@ export interface AuthorizationRequest {
 }
 
 export interface AuthorizationCode {
+  /** Set when the code redeems to a delegation credential. */
+  delegationId?: string | null;
   codeHash: string;
   grantId: string;
   clientId: string;
@@ -76,14 +81,24 @@ export class GrantStore {
       await tx.delete(authorizationRequests).where(lt(authorizationRequests.expiresAt, req.createdAt));
       await tx
         .insert(authorizationRequests)
-        .values({ ...req, scope: toJson(req.scope), resources: toJson(req.resources) });
+        .values({
+          ...req,
+          scope: toJson(req.scope),
+          resources: toJson(req.resources),
+          delegation: req.delegation ? toJson(req.delegation) : null,
+        });
     });
   }
 
   async getRequest(id: string, now: number): Promise<AuthorizationRequest | null> {
     const [row] = await this.db.q.select().from(authorizationRequests).where(eq(authorizationRequests.id, id)).limit(1);
     if (!row || row.expiresAt <= now) return null;
-    return { ...row, scope: parseJson<string[]>(row.scope, []), resources: parseJson<string[]>(row.resources, []) };
+    return {
+      ...row,
+      scope: parseJson<string[]>(row.scope, []),
+      resources: parseJson<string[]>(row.resources, []),
+      delegation: parseJson<DelegationRequest | null>(row.delegation, null),
+    };
   }
 
   /** Removes a request and returns whether it was still there (a request is answered once). */

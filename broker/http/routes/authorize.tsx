@@ -11,6 +11,7 @@ import {
   startAuthorization,
   UntrustedRedirectError,
 } from '../../services/authorize.js';
+import type { Approval } from '../../services/delegations.js';
 import { collect } from '../params.js';
 import type { AppEnv } from '../types.js';
 
@@ -20,6 +21,28 @@ function backToClient(redirectUri: string, issuer: string, params: Record<string
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) url.searchParams.set(k, v);
   url.searchParams.set('iss', issuer);
   return url.toString();
+}
+
+/** The user's narrowing of an agent's delegation request, from the consent form. */
+function approvalFromForm(body: Record<string, string | File | (string | File)[]>): Approval {
+  const raw = body.grant;
+  const picks = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).filter(
+    (v): v is string => typeof v === 'string',
+  );
+  const scopes: Record<string, string[]> = {};
+  for (const pick of picks) {
+    const space = pick.lastIndexOf(' ');
+    if (space <= 0) throw new OAuthError('invalid_request', 'the form is malformed');
+    (scopes[pick.slice(0, space)] ??= []).push(pick.slice(space + 1));
+  }
+  const num = (v: unknown) => (typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : undefined);
+  const expires = num(body.expires_in);
+  const depth = num(body.max_depth);
+  return {
+    scopes,
+    ...(expires !== undefined ? { expires_in: expires } : {}),
+    ...(depth !== undefined ? { max_depth: depth } : {}),
+  };
 }
 
 /** The authorization endpoint and the consent page (OAuth 2.1 §4.1). */
@@ -92,6 +115,21 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
           localhostOnly: loopback,
           scopes: request.scope,
           resources: request.resources,
+          ...(request.delegation
+            ? {
+                delegation: {
+                  grants: request.delegation.grants,
+                  maxDepth: request.delegation.maxDepth,
+                  expiresIn: request.delegation.expiresIn,
+                  maxTokenTtl: request.delegation.maxTokenTtl,
+                  subAgents: request.delegation.subAgents,
+                  tools: (request.delegation.authorizationDetails ?? []).map((t) => ({
+                    location: t.locations[0],
+                    actions: t.actions,
+                  })),
+                },
+              }
+            : {}),
         }}
       />,
     );
@@ -100,9 +138,12 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
   app.post(PATHS.consent, async (c) => {
     const user = c.get('user');
     if (!user) throw new OAuthError('unauthorized', 'sign in first');
-    const body = await c.req.parseBody();
-    checkCsrf(c, typeof body._csrf === 'string' ? body._csrf : undefined);
-    const id = typeof body.request === 'string' ? body.request : '';
+    const body = await c.req.parseBody({ all: true });
+    const first = (v: unknown) => (Array.isArray(v) ? v[0] : v);
+    const csrf = first(body._csrf);
+    checkCsrf(c, typeof csrf === 'string' ? csrf : undefined);
+    const requestField = first(body.request);
+    const id = typeof requestField === 'string' ? requestField : '';
     const request = id ? await deps.grants.getRequest(id, deps.clock.now()) : null;
     if (!request) {
       return c.html(
@@ -113,8 +154,23 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
         400,
       );
     }
-    const approve = body.decision === 'approve';
-    const outcome = await decideAuthorization(deps, { request, userId: user.id, approve, requestId: c.var.requestId });
+    const approve = first(body.decision) === 'approve';
+    let outcome: Awaited<ReturnType<typeof decideAuthorization>>;
+    try {
+      outcome = await decideAuthorization(deps, {
+        request,
+        userId: user.id,
+        approve,
+        ...(approve && request.delegation ? { approval: approvalFromForm(body) } : {}),
+        requestId: c.var.requestId,
+      });
+    } catch (err) {
+      if (!(err instanceof OAuthError) || err.status >= 500) throw err;
+      return c.html(
+        <MessagePage title="Not approved" message={err.message} user={user} csrf={c.get('csrfToken') ?? ''} />,
+        400,
+      );
+    }
     const params =
       'code' in outcome
         ? { code: outcome.code, state: request.state }
