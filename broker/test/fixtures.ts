@@ -72,7 +72,7 @@ export async function startBroker(
   const clock = opts.clock ?? new TestClock();
   const broker = await buildBroker(config, { log, clock });
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: broker.app.fetch, hostname: '127.0.0.1', port }, () => resolve(s));
+    const s = serve({ fetch: broker.app.fetch, hostname: '127.0.0.1', port: config.port }, () => resolve(s));
   });
   return {
     url: config.issuer,

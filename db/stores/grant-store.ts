@@ -79,14 +79,12 @@ export class GrantStore {
   async saveRequest(req: AuthorizationRequest): Promise<void> {
     await this.db.write(async (tx) => {
       await tx.delete(authorizationRequests).where(lt(authorizationRequests.expiresAt, req.createdAt));
-      await tx
-        .insert(authorizationRequests)
-        .values({
-          ...req,
-          scope: toJson(req.scope),
-          resources: toJson(req.resources),
-          delegation: req.delegation ? toJson(req.delegation) : null,
-        });
+      await tx.insert(authorizationRequests).values({
+        ...req,
+        scope: toJson(req.scope),
+        resources: toJson(req.resources),
+        delegation: req.delegation ? toJson(req.delegation) : null,
+      });
     });
   }
 
