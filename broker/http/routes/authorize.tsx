@@ -33,7 +33,8 @@ function approvalFromForm(body: Record<string, string | File | (string | File)[]
   for (const pick of picks) {
     const space = pick.lastIndexOf(' ');
     if (space <= 0) throw new OAuthError('invalid_request', 'the form is malformed');
-    (scopes[pick.slice(0, space)] ??= []).push(pick.slice(space + 1));
+    const resource = pick.slice(0, space);
+    scopes[resource] = [...(scopes[resource] ?? []), pick.slice(space + 1)];
   }
   const num = (v: unknown) => (typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : undefined);
   const expires = num(body.expires_in);
