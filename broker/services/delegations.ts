@@ -453,6 +453,9 @@ export class DelegationService {
         return { error: new OAuthError('invalid_grant', 'auth_req_id is invalid') };
       if (req.redeemedAt !== null)
         return { error: new OAuthError('invalid_grant', 'auth_req_id has already been used') };
+      // CIBA §11: an expired auth_req_id never yields the credential, even if approved late.
+      if (req.expiresAt <= now)
+        return { error: new OAuthError('expired_token', 'the request expired before the user decided') };
       const d = await delegations.get(req.delegationId, tx);
       if (!d) return { error: new OAuthError('invalid_grant', 'auth_req_id is invalid') };
       if (d.status === 'denied')
@@ -463,8 +466,6 @@ export class DelegationService {
         await delegations.pollBackchannel(hash, { redeemedAt: now, lastPolledAt: now }, tx);
         return { delegation: d };
       }
-      if (req.expiresAt <= now)
-        return { error: new OAuthError('expired_token', 'the request expired before the user decided') };
       if (req.lastPolledAt !== null && now - req.lastPolledAt < req.interval) {
         // CIBA §11: the client must add at least 5 seconds to its interval.
         await delegations.pollBackchannel(hash, { interval: req.interval + 5, lastPolledAt: now }, tx);

@@ -150,6 +150,15 @@ describe('CIBA poll mode', () => {
     await expectError(await poll(a, started.auth_req_id), 400, 'expired_token');
   });
 
+  test('a request approved after it expired still never yields the credential', async () => {
+    await denyAllPending();
+    const started = await start({ requested_expiry: '60' });
+    tb.clock.advance(61);
+    const approved = await me.call('POST', `/api/me/delegations/${started.delegationId}/approve`, {});
+    expect(approved.status).toBe(200);
+    await expectError(await poll(a, started.auth_req_id), 400, 'expired_token');
+  });
+
   test("another client polling with someone's auth_req_id, or an unknown one, gets invalid_grant", async () => {
     await denyAllPending();
     const started = await start();
