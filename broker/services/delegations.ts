@@ -296,6 +296,12 @@ export class DelegationService {
     const d = await delegations.get(id);
     if (!d || d.userId !== userId) throw new OAuthError('not_found', 'no such delegation');
     if (d.status !== 'pending') throw new OAuthError('conflict', `the delegation is already ${d.status}`);
+    if (d.source === 'ciba') {
+      // CIBA §11: past the request's expiry the agent can no longer collect anything; say so.
+      const req = await delegations.backchannelForDelegation(d.id);
+      if (!req || req.expiresAt <= clock.now())
+        throw new OAuthError('conflict', "the agent's request has expired; it must ask again");
+    }
     const granted = applyApproval(d.requested, approval);
     const now = clock.now();
     const result = approvedDelegation(d, granted, now);

@@ -262,6 +262,10 @@ export class TokenService {
       iat: claims.iat,
       exp: claims.exp,
       jti: claims.jti,
+      // Task tokens: who acts for whom, and the task (RFC 8693 §4.1; RFC 7662 §2.2 extensions).
+      ...(claims.act ? { act: claims.act } : {}),
+      ...(claims.task_id ? { task_id: claims.task_id } : {}),
+      ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),
     };
   }
 

@@ -150,12 +150,17 @@ describe('CIBA poll mode', () => {
     await expectError(await poll(a, started.auth_req_id), 400, 'expired_token');
   });
 
-  test('a request approved after it expired still never yields the credential', async () => {
+  test('an expired request can no longer be approved and never yields the credential', async () => {
     await denyAllPending();
     const started = await start({ requested_expiry: '60' });
     tb.clock.advance(61);
+    // The user is told the request expired, and the agent polling gets expired_token.
     const approved = await me.call('POST', `/api/me/delegations/${started.delegationId}/approve`, {});
-    expect(approved.status).toBe(200);
+    expect(approved.status).toBe(409);
+    expect(await approved.json()).toMatchObject({
+      error: 'conflict',
+      error_description: expect.stringContaining('expired'),
+    });
     await expectError(await poll(a, started.auth_req_id), 400, 'expired_token');
   });
 

@@ -138,6 +138,15 @@ export class DelegationStore {
     return row ?? null;
   }
 
+  async backchannelForDelegation(delegationId: string): Promise<BackchannelRequest | null> {
+    const [row] = await this.db.q
+      .select()
+      .from(backchannelRequests)
+      .where(eq(backchannelRequests.delegationId, delegationId))
+      .limit(1);
+    return row ?? null;
+  }
+
   async pollBackchannel(
     hash: string,
     patch: Partial<Pick<BackchannelRequest, 'lastPolledAt' | 'interval' | 'redeemedAt'>>,
