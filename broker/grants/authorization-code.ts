@@ -86,7 +86,7 @@ export function authorizationCodeGrant(deps: {
           }
         });
         const delegation = await deps.delegations.get(code.delegationId);
-        if (!delegation || delegation.status !== 'active')
+        if (delegation?.status !== 'active')
           throw new OAuthError('invalid_grant', 'the delegation is no longer active');
         return deps.delegationService.issueCredential(delegation);
       }

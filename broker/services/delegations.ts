@@ -96,8 +96,7 @@ export async function readDelegationRequest(
   const subAgentsRaw = single(form, 'sub_agents');
   const subAgents =
     subAgentsRaw === undefined || subAgentsRaw === '*' ? null : [...new Set(subAgentsRaw.split(' ').filter(Boolean))];
-  if (subAgents && subAgents.some((a) => a.length > 2048))
-    throw new OAuthError('invalid_request', 'sub_agents: ids are too long');
+  if (subAgents?.some((a) => a.length > 2048)) throw new OAuthError('invalid_request', 'sub_agents: ids are too long');
   return {
     grants,
     authorizationDetails: tools,
