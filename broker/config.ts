@@ -79,6 +79,7 @@ export const EnvSchema = z.object({
   ERRAND_SIGNIN_MAX_FAILURES: count(1, 1000).default(5),
   ERRAND_SIGNIN_LOCKOUT: seconds(1, DAY).default(900),
   ERRAND_TRUST_PROXY: bool.default(false),
+  ERRAND_UNUSED_AGENT_DAYS: count(1, 3650).default(30),
   ERRAND_LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error'], { message: 'must be debug, info, warn or error' })
     .default('info'),
@@ -124,6 +125,7 @@ export interface Config {
   fetch: { timeoutMs: number; allowPrivate: boolean };
   http: { maxBodyBytes: number; trustProxy: boolean };
   sessions: { ttl: number; maxFailures: number; lockout: number };
+  ui: { unusedAgentDays: number };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -246,6 +248,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxFailures: e.ERRAND_SIGNIN_MAX_FAILURES,
       lockout: e.ERRAND_SIGNIN_LOCKOUT,
     },
+    ui: { unusedAgentDays: e.ERRAND_UNUSED_AGENT_DAYS },
     logLevel: e.ERRAND_LOG_LEVEL,
   };
 }
