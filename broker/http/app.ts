@@ -3,6 +3,7 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
+import { pageRoutes } from '../../admin-ui/pages-routes.js';
 import { uiRoutes } from '../../admin-ui/routes.js';
 import { loadSession, type SessionOptions } from '../../admin-ui/session.js';
 import type { Db } from '../../db/open.js';
@@ -246,6 +247,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       log: deps.log,
     }),
   );
+  app.route('/', pageRoutes(deps));
 
   app.notFound(notFound);
   app.onError(onError);
