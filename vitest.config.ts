@@ -8,6 +8,8 @@ export default defineConfig({
       'admin-ui/**/*.test.ts',
       'mcp-server/**/*.test.ts',
       'a2a/**/*.test.ts',
+      'e2e/**/*.spec.ts',
+      'e2e/**/*.spec.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 30_000,

@@ -1,10 +1,366 @@
-import { Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { assuranceLevel, credentialKindOf } from '../broker/core/client.js';
+import { OAuthError } from '../broker/core/errors.js';
 import type { AppDeps } from '../broker/http/app.js';
 import type { AppEnv } from '../broker/http/types.js';
+import { CreateUserSchema, createUser, setClientStatus } from '../broker/services/admin.js';
+import type { AuditFilter } from '../db/stores/audit-store.js';
+import { approvalFromForm } from './components/delegation-controls.js';
+import { AgentsPage, ClientsPage } from './pages/admin-agents.js';
+import { AdminHomePage } from './pages/admin-home.js';
+import { type AuditFilterValues, AuditPage, KeysPage, UsersPage } from './pages/admin-misc.js';
+import { DelegationPage, DelegationsPage } from './pages/delegations.js';
+import { MessagePage } from './pages/message.js';
+import { type AgentSummary, LIVE_REQUESTS_SCRIPT, RequestCard, RequestsPage } from './pages/requests.js';
+import { TasksPage, taskForest } from './pages/tasks.js';
+import { checkCsrf } from './session.js';
+
+type Body = Record<string, string | File | (string | File)[]>;
+const first = (v: Body[string] | undefined): string | undefined => {
+  const x = Array.isArray(v) ? v[0] : v;
+  return typeof x === 'string' ? x : undefined;
+};
+
+/** Pages need a session; state-changing forms also their CSRF token. */
+function signedIn(role?: 'admin'): MiddlewareHandler<AppEnv> {
+  return async function signedInMiddleware(c, next) {
+    const user = c.get('user');
+    if (!user) return c.redirect(`/signin?next=${encodeURIComponent(c.req.path)}`, 303);
+    if (role === 'admin' && user.role !== 'admin') {
+      return c.html(
+        <MessagePage
+          title="Not allowed"
+          message="This page is for administrators."
+          user={user}
+          csrf={c.get('csrfToken') ?? ''}
+        />,
+        403,
+      );
+    }
+    await next();
+  };
+}
+
+async function form(c: Context<AppEnv>): Promise<Body> {
+  const body = await c.req.parseBody({ all: true });
+  checkCsrf(c, first(body._csrf));
+  return body;
+}
+
+const NOTICES: Record<string, string> = {
+  approved: 'Approved. The agent can now collect its credential.',
+  denied: 'Denied. The agent has been told.',
+  revoked: 'Revoked. Every task under it has ended.',
+  ended: 'The task and its sub-tasks have ended; their tokens no longer work.',
+  disabled: 'The agent is disabled: its tasks have ended and its tokens are revoked.',
+  enabled: 'The agent is enabled again.',
+  owner: 'Owner assigned.',
+  rotated: 'The next key will sign once caches have seen it.',
+  added: 'Added.',
+};
+
+/** datetime-local (UTC) ⇄ epoch seconds. */
+function toEpoch(v: string): number | undefined {
+  if (!v) return undefined;
+  const t = Date.parse(`${v}Z`);
+  return Number.isNaN(t) ? undefined : Math.floor(t / 1000);
+}
+
+function csvCell(v: unknown): string {
+  const s =
+    v === null || v === undefined
+      ? ''
+      : Array.isArray(v)
+        ? v.join(' ')
+        : typeof v === 'object'
+          ? JSON.stringify(v)
+          : String(v);
+  // Quote every cell; neutralise spreadsheet formulas.
+  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  return `"${safe.replace(/"/g, '""')}"`;
+}
 
 /** The signed-in pages: a user's requests, delegations and tasks; an administrator's inventory. */
 export function pageRoutes(deps: AppDeps) {
   const app = new Hono<AppEnv>();
-  void deps;
+  const csrf = (c: Context<AppEnv>) => c.get('csrfToken') ?? '';
+  const me = (c: Context<AppEnv>) => c.get('user')!;
+
+  app.get('/assets/live-requests.js', (c) =>
+    c.body(LIVE_REQUESTS_SCRIPT, 200, {
+      'Content-Type': 'text/javascript; charset=utf-8',
+      'Cache-Control': 'no-cache',
+    }),
+  );
+
+  const anyone = signedIn();
+  const admins = signedIn('admin');
+  app.use('/my/*', anyone);
+  // '/admin/*' also matches '/admin' itself, the landing page every signed-in person gets.
+  app.use('/admin/*', (c, next) => (c.req.path === '/admin' ? anyone(c, next) : admins(c, next)));
+
+  app.get('/admin', async (c) => {
+    const pending = await deps.delegations.listForUser(me(c).id, 'pending');
+    return c.html(<AdminHomePage user={me(c)} csrf={csrf(c)} pending={pending.length} />);
+  });
+
+  // A person's pages -------------------------------------------------------------------------------
+
+  const agentSummaries = async (ids: string[]): Promise<Map<string, AgentSummary>> => {
+    const users = await deps.users.list();
+    const out = new Map<string, AgentSummary>();
+    for (const id of new Set(ids)) {
+      const client = await deps.clients.get(id);
+      out.set(id, {
+        id,
+        name: client?.name ?? id,
+        owner: users.find((u) => u.id === client?.ownerId)?.username ?? null,
+        assurance: client ? assuranceLevel(client) : null,
+        staticSecret: client ? credentialKindOf(client.authMethod) === 'client_secret' : false,
+      });
+    }
+    return out;
+  };
+
+  const requestsPage = async (c: Context<AppEnv>, extra: { error?: string } = {}, status: 200 | 400 = 200) => {
+    const pending = await deps.delegations.listForUser(me(c).id, 'pending');
+    const agents = await agentSummaries(pending.map((d) => d.agentId));
+    const notice = NOTICES[c.req.query('done') ?? ''];
+    return c.html(
+      <RequestsPage
+        user={me(c)}
+        csrf={csrf(c)}
+        requests={pending.map((d) => ({ d, agent: agents.get(d.agentId)! }))}
+        {...(notice ? { notice } : {})}
+        {...extra}
+      />,
+      status,
+    );
+  };
+  app.get('/my/requests', (c) => requestsPage(c));
+  app.get('/my/requests/:id/card', async (c) => {
+    const d = await deps.delegations.get(c.req.param('id'));
+    if (!d || d.userId !== me(c).id || d.status !== 'pending') return c.body(null, 404);
+    const agents = await agentSummaries([d.agentId]);
+    return c.html(<RequestCard d={d} agent={agents.get(d.agentId)!} csrf={csrf(c)} />);
+  });
+  app.post('/my/requests/:id/approve', async (c) => {
+    const body = await form(c);
+    const d = await deps.delegations.get(c.req.param('id'));
+    if (!d || d.userId !== me(c).id) throw new OAuthError('not_found', 'no such request');
+    try {
+      await deps.delegationService.approve(me(c).id, d.id, approvalFromForm(body, d.requested), c.var.requestId);
+    } catch (err) {
+      if (err instanceof OAuthError && err.status < 500) return requestsPage(c, { error: err.message }, 400);
+      throw err;
+    }
+    return c.redirect('/my/requests?done=approved', 303);
+  });
+  app.post('/my/requests/:id/deny', async (c) => {
+    await form(c);
+    await deps.delegationService.deny(me(c).id, c.req.param('id'), c.var.requestId);
+    return c.redirect('/my/requests?done=denied', 303);
+  });
+
+  app.get('/my/delegations', async (c) => {
+    const list = await deps.delegations.listForUser(me(c).id);
+    const agents = await agentSummaries(list.map((d) => d.agentId));
+    const notice = NOTICES[c.req.query('done') ?? ''];
+    return c.html(
+      <DelegationsPage
+        user={me(c)}
+        csrf={csrf(c)}
+        list={list.map((d) => ({ d, agentName: agents.get(d.agentId)?.name ?? d.agentId }))}
+        {...(notice ? { notice } : {})}
+      />,
+    );
+  });
+  app.get('/my/delegations/:id', async (c) => {
+    const d = await deps.delegations.get(c.req.param('id'));
+    if (!d || d.userId !== me(c).id) {
+      return c.html(
+        <MessagePage title="Not found" message="There is no such delegation." user={me(c)} csrf={csrf(c)} />,
+        404,
+      );
+    }
+    const agent = await deps.clients.get(d.agentId);
+    return c.html(<DelegationPage user={me(c)} csrf={csrf(c)} d={d} agentName={agent?.name ?? d.agentId} />);
+  });
+  app.post('/my/delegations/:id/revoke', async (c) => {
+    await form(c);
+    await deps.delegationService.revoke({ userId: me(c).id, admin: false }, c.req.param('id'), c.var.requestId);
+    return c.redirect('/my/delegations?done=revoked', 303);
+  });
+
+  app.get('/my/tasks', async (c) => {
+    const tasks = await deps.tasks.listForUser(me(c).id, 500);
+    const tokens = await deps.grants.countByTask(tasks.map((t) => t.id));
+    const agents = await agentSummaries(tasks.flatMap((t) => t.actorChain));
+    const names = new Map([...agents].map(([id, a]) => [id, a.name]));
+    const notice = NOTICES[c.req.query('done') ?? ''];
+    return c.html(
+      <TasksPage
+        user={me(c)}
+        csrf={csrf(c)}
+        forest={taskForest(tasks, tokens)}
+        names={names}
+        now={deps.clock.now()}
+        {...(notice ? { notice } : {})}
+      />,
+    );
+  });
+  app.post('/my/tasks/:id/end', async (c) => {
+    await form(c);
+    await deps.taskService.end({ kind: 'user', userId: me(c).id }, c.req.param('id'), 'canceled', c.var.requestId);
+    return c.redirect('/my/tasks?done=ended', 303);
+  });
+
+  // An administrator's pages ------------------------------------------------------------------------
+
+  app.get('/admin/agents', async (c) => {
+    const now = deps.clock.now();
+    const unused = deps.config.ui.unusedAgentDays * 86_400;
+    const [clients, users, counts] = await Promise.all([
+      deps.clients.list(),
+      deps.users.list(),
+      deps.grants.countIssuedSince(now - 86_400),
+    ]);
+    const rows = clients
+      .filter((client) => client.kind === 'agent')
+      .map((client) => ({
+        client,
+        tokens24h: counts.get(client.id) ?? 0,
+        stale: now - (client.lastUsedAt ?? client.createdAt) >= unused,
+      }));
+    const notice = NOTICES[c.req.query('done') ?? ''];
+    return c.html(
+      <AgentsPage
+        user={me(c)}
+        csrf={csrf(c)}
+        rows={rows}
+        users={users}
+        unusedDays={deps.config.ui.unusedAgentDays}
+        now={now}
+        {...(notice ? { notice } : {})}
+      />,
+    );
+  });
+  app.post('/admin/agents/:id/status', async (c) => {
+    const body = await form(c);
+    const status = first(body.status) === 'active' ? 'active' : 'disabled';
+    await setClientStatus(deps, c.req.param('id'), status, me(c).id, c.var.requestId);
+    return c.redirect(`/admin/agents?done=${status === 'active' ? 'enabled' : 'disabled'}`, 303);
+  });
+  app.post('/admin/agents/:id/owner', async (c) => {
+    const body = await form(c);
+    const ownerId = first(body.owner_id) || null;
+    if (ownerId && !(await deps.users.get(ownerId))) throw new OAuthError('invalid_request', 'no such user');
+    if (!(await deps.clients.get(c.req.param('id')))) throw new OAuthError('not_found', 'no such client');
+    await deps.clients.update(c.req.param('id'), { ownerId });
+    return c.redirect('/admin/agents?done=owner', 303);
+  });
+
+  app.get('/admin/clients', async (c) =>
+    c.html(<ClientsPage user={me(c)} csrf={csrf(c)} clients={await deps.clients.list()} />),
+  );
+
+  app.get('/admin/users', async (c) => {
+    const notice = NOTICES[c.req.query('done') ?? ''];
+    return c.html(
+      <UsersPage user={me(c)} csrf={csrf(c)} users={await deps.users.list()} {...(notice ? { notice } : {})} />,
+    );
+  });
+  app.post('/admin/users', async (c) => {
+    const body = await form(c);
+    const parsed = CreateUserSchema.safeParse({
+      username: first(body.username),
+      password: first(body.password),
+      role: first(body.role),
+    });
+    const again = (error: string) => c.html(<UsersPage user={me(c)} csrf={csrf(c)} users={[]} error={error} />, 400);
+    if (!parsed.success)
+      return again(`${String(parsed.error.issues[0]?.path[0] ?? '')}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    try {
+      await createUser(deps, parsed.data);
+    } catch (err) {
+      if (err instanceof OAuthError && err.status < 500) return again(err.message);
+      throw err;
+    }
+    return c.redirect('/admin/users?done=added', 303);
+  });
+
+  app.get('/admin/keys', (c) => {
+    const notice = NOTICES[c.req.query('done') ?? ''];
+    return c.html(<KeysPage user={me(c)} csrf={csrf(c)} keys={deps.keys.describe()} {...(notice ? { notice } : {})} />);
+  });
+  app.post('/admin/keys/rotate', async (c) => {
+    await form(c);
+    await deps.keys.rotateNow(deps.config.keys.jwksMaxAge);
+    return c.redirect('/admin/keys?done=rotated', 303);
+  });
+
+  const auditQuery = (c: Context<AppEnv>) => {
+    const q = c.req.query();
+    const values: AuditFilterValues = {
+      agent: (q.agent ?? '').slice(0, 2048),
+      user: (q.user ?? '').slice(0, 100),
+      task: (q.task ?? '').slice(0, 100),
+      result: q.result === 'allowed' || q.result === 'denied' ? q.result : '',
+      from: (q.from ?? '').slice(0, 20),
+      to: (q.to ?? '').slice(0, 20),
+    };
+    const from = toEpoch(values.from);
+    const to = toEpoch(values.to);
+    const filter: AuditFilter = {
+      ...(values.agent ? { agentId: values.agent } : {}),
+      ...(values.user ? { userId: values.user } : {}),
+      ...(values.task ? { taskId: values.task } : {}),
+      ...(values.result ? { result: values.result as 'allowed' | 'denied' } : {}),
+      ...(from !== undefined ? { from } : {}),
+      ...(to !== undefined ? { to } : {}),
+    };
+    const query = new URLSearchParams(Object.entries(values).filter(([, v]) => v !== '')).toString();
+    return { values, filter, query };
+  };
+  app.get('/admin/audit', async (c) => {
+    const { values, filter, query } = auditQuery(c);
+    const events = await deps.audit.query({ ...filter, limit: 500 });
+    return c.html(<AuditPage user={me(c)} csrf={csrf(c)} events={events} filters={values} query={query} />);
+  });
+  app.get('/admin/audit/export', async (c) => {
+    const { filter } = auditQuery(c);
+    const format = c.req.query('format') === 'csv' ? 'csv' : 'jsonl';
+    const events = await deps.audit.query({ ...filter, limit: 100_000 });
+    const stamp = new Date(deps.clock.now() * 1000).toISOString().slice(0, 19).replace(/[:T]/g, '-');
+    if (format === 'jsonl') {
+      return c.body(events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : ''), 200, {
+        'Content-Type': 'application/x-ndjson; charset=utf-8',
+        'Content-Disposition': `attachment; filename="errand-audit-${stamp}.jsonl"`,
+        'Cache-Control': 'no-store',
+      });
+    }
+    const columns = [
+      'id',
+      'at',
+      'type',
+      'result',
+      'userId',
+      'clientId',
+      'actorChain',
+      'taskId',
+      'delegationId',
+      'audience',
+      'scope',
+      'reason',
+      'requestId',
+    ] as const;
+    const lines = [columns.join(','), ...events.map((e) => columns.map((k) => csvCell(e[k])).join(','))];
+    return c.body(`${lines.join('\r\n')}\r\n`, 200, {
+      'Content-Type': 'text/csv; charset=utf-8',
+      'Content-Disposition': `attachment; filename="errand-audit-${stamp}.csv"`,
+      'Cache-Control': 'no-store',
+    });
+  });
+
   return app;
 }

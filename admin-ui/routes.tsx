@@ -9,7 +9,6 @@ import type { Logger } from '../broker/log.js';
 import { hashSecret, newId, newSecret, safeEqual } from '../broker/tokens/random.js';
 import type { UserStore, UserWithPassword } from '../db/stores/user-store.js';
 import { STYLESHEET } from './components/layout.js';
-import { AdminHomePage } from './pages/admin-home.js';
 import { MessagePage } from './pages/message.js';
 import { SetupPage } from './pages/setup.js';
 import { SignInPage } from './pages/sign-in.js';
@@ -24,6 +23,8 @@ export interface UiDeps {
   maxFailures: number;
   lockout: number;
   log: Logger;
+  /** The upstream provider's button label when single sign-on is configured (ERRAND_OIDC_DISPLAY_NAME). */
+  federationName?: string | null;
 }
 
 type Env = AppEnv;
@@ -90,7 +91,9 @@ export function uiRoutes(deps: UiDeps) {
       secure: deps.session.secure,
       path: '/signin',
     });
-    return c.html(<SignInPage csrf={csrf} next={safeNext(c.req.query('next'))} />);
+    return c.html(
+      <SignInPage csrf={csrf} next={safeNext(c.req.query('next'))} federationName={deps.federationName ?? null} />,
+    );
   });
 
   app.post('/signin', async (c) => {
@@ -98,12 +101,26 @@ export function uiRoutes(deps: UiDeps) {
     const cookie = getCookie(c, SIGNIN_CSRF_COOKIE);
     const next = safeNext(form.next);
     if (!cookie || !form._csrf || !safeEqual(cookie, form._csrf)) {
-      return c.html(<SignInPage csrf={cookie ?? ''} next={next} error="The form expired. Please try again." />, 403);
+      return c.html(
+        <SignInPage
+          csrf={cookie ?? ''}
+          next={next}
+          error="The form expired. Please try again."
+          federationName={deps.federationName ?? null}
+        />,
+        403,
+      );
     }
     const result = await checkCredentials(deps, c, form.username ?? '', form.password ?? '');
     if (!result.ok) {
       return c.html(
-        <SignInPage csrf={cookie} next={next} error={result.message} username={form.username ?? ''} />,
+        <SignInPage
+          csrf={cookie}
+          next={next}
+          error={result.message}
+          username={form.username ?? ''}
+          federationName={deps.federationName ?? null}
+        />,
         result.status,
       );
     }
@@ -182,12 +199,6 @@ export function uiRoutes(deps: UiDeps) {
     deps.log.info('user.bootstrapped', { userId: admin.id });
     await startSession(c, deps.session, admin.id);
     return c.redirect('/admin', 303);
-  });
-
-  app.get('/admin', (c) => {
-    const user = c.get('user');
-    if (!user) return c.redirect(`/signin?next=${encodeURIComponent('/admin')}`, 303);
-    return c.html(<AdminHomePage user={user} csrf={c.get('csrfToken') ?? ''} />);
   });
 
   app.get('/', (c) => c.redirect('/admin', 302));

@@ -216,6 +216,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     delegationService,
     taskService,
     statusLists,
+    box,
   };
   const app = createApp(deps);
 

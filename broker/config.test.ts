@@ -59,4 +59,37 @@ describe('loadConfig', () => {
     writeFileSync(file, '{not json');
     expect(problems({ ERRAND_CONFIG_FILE: file })[0]).toMatch(/^ERRAND_CONFIG_FILE: cannot read/);
   });
+
+  test('single sign-on is off by default and needs a client id and secret when an issuer is set', () => {
+    expect(loadConfig({}).oidc).toBeNull();
+    expect(problems({ ERRAND_OIDC_ISSUER: 'https://id.example' })).toEqual([
+      'ERRAND_OIDC_CLIENT_ID: is required when ERRAND_OIDC_ISSUER is set',
+      'ERRAND_OIDC_CLIENT_SECRET: is required when ERRAND_OIDC_ISSUER is set',
+    ]);
+    const base = {
+      ERRAND_OIDC_ISSUER: 'https://id.example',
+      ERRAND_OIDC_CLIENT_ID: 'c',
+      ERRAND_OIDC_CLIENT_SECRET: 's',
+    };
+    expect(loadConfig(base).oidc).toEqual({
+      issuer: 'https://id.example',
+      clientId: 'c',
+      clientSecret: 's',
+      scopes: 'openid email profile',
+      displayName: 'single sign-on',
+      autoCreate: true,
+    });
+    expect(problems({ ...base, ERRAND_OIDC_SCOPES: 'email profile' })).toEqual([
+      'ERRAND_OIDC_SCOPES: must contain openid',
+    ]);
+    expect(problems({ ...base, ERRAND_OIDC_ISSUER: 'http://id.example' })[0]).toMatch(
+      /^ERRAND_OIDC_ISSUER: must use https/,
+    );
+    expect(loadConfig({ ...base, ERRAND_OIDC_ISSUER: 'http://127.0.0.1:9000' }).oidc?.issuer).toBe(
+      'http://127.0.0.1:9000',
+    );
+    expect(problems({ ...base, ERRAND_OIDC_AUTO_CREATE: 'perhaps' })).toEqual([
+      'ERRAND_OIDC_AUTO_CREATE: must be true or false',
+    ]);
+  });
 });

@@ -80,6 +80,25 @@ export const EnvSchema = z.object({
   ERRAND_SIGNIN_LOCKOUT: seconds(1, DAY).default(900),
   ERRAND_TRUST_PROXY: bool.default(false),
   ERRAND_UNUSED_AGENT_DAYS: count(1, 3650).default(30),
+  ERRAND_OIDC_ISSUER: z
+    .url({ message: 'must be an absolute http(s) URL' })
+    .refine((v) => /^https?:\/\//.test(v), { message: 'must use http or https' })
+    .refine((v) => !v.includes('?') && !v.includes('#'), { message: 'must not contain a query or fragment' })
+    .optional(),
+  ERRAND_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  ERRAND_OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  ERRAND_OIDC_SCOPES: z
+    .string()
+    .trim()
+    .refine((v) => v.split(/\s+/).includes('openid'), { message: 'must contain openid' })
+    .default('openid email profile'),
+  ERRAND_OIDC_DISPLAY_NAME: z
+    .string()
+    .trim()
+    .min(1, { message: 'must not be empty' })
+    .max(64, { message: 'must be at most 64 characters' })
+    .default('single sign-on'),
+  ERRAND_OIDC_AUTO_CREATE: bool.default(true),
   ERRAND_LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error'], { message: 'must be debug, info, warn or error' })
     .default('info'),
@@ -126,6 +145,15 @@ export interface Config {
   http: { maxBodyBytes: number; trustProxy: boolean };
   sessions: { ttl: number; maxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
+  /** Sign-in federated to an upstream OpenID Connect provider; null when ERRAND_OIDC_ISSUER is unset. */
+  oidc: {
+    issuer: string;
+    clientId: string;
+    clientSecret: string;
+    scopes: string;
+    displayName: string;
+    autoCreate: boolean;
+  } | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -188,6 +216,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (issuer.startsWith('http://') && !isLoopbackIssuer(issuer)) {
     problems.push('ERRAND_ISSUER: must use https unless the broker runs on a loopback address');
   }
+  if (e.ERRAND_OIDC_ISSUER) {
+    if (!e.ERRAND_OIDC_CLIENT_ID) problems.push('ERRAND_OIDC_CLIENT_ID: is required when ERRAND_OIDC_ISSUER is set');
+    if (!e.ERRAND_OIDC_CLIENT_SECRET) {
+      problems.push('ERRAND_OIDC_CLIENT_SECRET: is required when ERRAND_OIDC_ISSUER is set');
+    }
+    if (e.ERRAND_OIDC_ISSUER.startsWith('http://') && !isLoopbackIssuer(e.ERRAND_OIDC_ISSUER)) {
+      problems.push('ERRAND_OIDC_ISSUER: must use https unless the provider runs on a loopback address');
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = e.ERRAND_DATA_DIR.replace(/\/+$/, '');
@@ -249,6 +286,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       lockout: e.ERRAND_SIGNIN_LOCKOUT,
     },
     ui: { unusedAgentDays: e.ERRAND_UNUSED_AGENT_DAYS },
+    oidc:
+      e.ERRAND_OIDC_ISSUER && e.ERRAND_OIDC_CLIENT_ID && e.ERRAND_OIDC_CLIENT_SECRET
+        ? {
+            issuer: e.ERRAND_OIDC_ISSUER,
+            clientId: e.ERRAND_OIDC_CLIENT_ID,
+            clientSecret: e.ERRAND_OIDC_CLIENT_SECRET,
+            scopes: e.ERRAND_OIDC_SCOPES.split(/\s+/).join(' '),
+            displayName: e.ERRAND_OIDC_DISPLAY_NAME,
+            autoCreate: e.ERRAND_OIDC_AUTO_CREATE,
+          }
+        : null,
     logLevel: e.ERRAND_LOG_LEVEL,
   };
 }

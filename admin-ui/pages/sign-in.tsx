@@ -1,6 +1,13 @@
 import { Layout, Notice } from '../components/layout.js';
 
-export function SignInPage(props: { csrf: string; next: string; error?: string; username?: string }) {
+export function SignInPage(props: {
+  csrf: string;
+  next: string;
+  error?: string;
+  username?: string;
+  /** Label of the upstream single sign-on provider; null or absent when federation is off. */
+  federationName?: string | null;
+}) {
   return (
     <Layout title="Sign in">
       <div class="card">
@@ -24,6 +31,12 @@ export function SignInPage(props: { csrf: string; next: string; error?: string; 
             <button type="submit">Sign in</button>
           </div>
         </form>
+        {props.federationName ? (
+          <p class="actions">
+            <span class="muted">or</span>
+            <a href={`/signin/oidc?next=${encodeURIComponent(props.next)}`}>Sign in with {props.federationName}</a>
+          </p>
+        ) : null}
       </div>
     </Layout>
   );

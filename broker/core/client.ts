@@ -38,6 +38,16 @@ export function credentialKindOf(method: AuthMethod): CredentialKind {
   return 'client_secret';
 }
 
+export type AssuranceLevel = 'NHI-AAL1' | 'NHI-AAL2' | 'NHI-AAL3';
+
+/**
+ * The assurance level of a non-human identity (SPECS §8): a key or secret registered by hand proves
+ * nothing about where it lives, so it is the lowest level; public clients have none.
+ */
+export function assuranceLevel(client: Pick<Client, 'authMethod'>): AssuranceLevel | null {
+  return client.authMethod === 'none' ? null : 'NHI-AAL1';
+}
+
 /** Whether the client authenticates (OAuth 2.1 §2.1: confidential clients). */
 export function isConfidential(client: Pick<Client, 'authMethod'>): boolean {
   return client.authMethod !== 'none';

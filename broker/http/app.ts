@@ -3,6 +3,7 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
+import { oidcRoutes } from '../../admin-ui/oidc-routes.js';
 import { pageRoutes } from '../../admin-ui/pages-routes.js';
 import { uiRoutes } from '../../admin-ui/routes.js';
 import { loadSession, type SessionOptions } from '../../admin-ui/session.js';
@@ -25,6 +26,7 @@ import type { DelegationService } from '../services/delegations.js';
 import type { StatusLists } from '../services/status-lists.js';
 import type { TaskService } from '../services/tasks.js';
 import type { TokenService } from '../services/token-service.js';
+import type { CryptoBox } from '../tokens/crypto-box.js';
 import type { KeyRing } from '../tokens/key-ring.js';
 import { newId } from '../tokens/random.js';
 import { notFound, onError } from './on-error.js';
@@ -61,6 +63,8 @@ export interface AppDeps {
   delegationService: DelegationService;
   taskService: TaskService;
   statusLists: StatusLists;
+  /** Seals short-lived browser state (the upstream sign-in cookie) with the master key. */
+  box: CryptoBox;
 }
 
 /** Delegation limits from the configuration. */
@@ -245,6 +249,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       maxFailures: config.sessions.maxFailures,
       lockout: config.sessions.lockout,
       log: deps.log,
+      federationName: config.oidc?.displayName ?? null,
+    }),
+  );
+  app.route(
+    '/',
+    oidcRoutes({
+      oidc: config.oidc,
+      issuer: config.issuer,
+      users: deps.users,
+      clock: deps.clock,
+      log: deps.log,
+      box: deps.box,
+      session,
+      timeoutMs: config.fetch.timeoutMs,
     }),
   );
   app.route('/', pageRoutes(deps));

@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 export const users = sqliteTable('users', {
   id: text().primaryKey(),
@@ -32,6 +32,20 @@ export const sessions = sqliteTable(
     expiresAt: integer().notNull(),
   },
   (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
+/** Accounts at an upstream OpenID Connect provider linked to a local user (federated sign-in). */
+export const userIdentities = sqliteTable(
+  'user_identities',
+  {
+    issuer: text().notNull(),
+    subject: text().notNull(),
+    userId: text()
+      .notNull()
+      .references(() => users.id),
+    createdAt: integer().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.issuer, t.subject] }), index('user_identities_user_idx').on(t.userId)],
 );
 
 /** Small process-wide facts kept in the database (for example the master key's fingerprint). */

@@ -1,4 +1,4 @@
-import { and, eq, isNull, lt } from 'drizzle-orm';
+import { and, count, eq, gte, inArray, isNull, lt } from 'drizzle-orm';
 import type { DelegationRequest } from '../../broker/core/delegation.js';
 import type { Db, Tx } from '../open.js';
 import { authorizationCodes, authorizationRequests, issuedTokens, refreshTokens } from '../schema/index.js';
@@ -141,6 +141,27 @@ export class GrantStore {
   async getToken(jti: string): Promise<IssuedToken | null> {
     const [row] = await this.db.q.select().from(issuedTokens).where(eq(issuedTokens.jti, jti)).limit(1);
     return row ?? null;
+  }
+
+  /** Access tokens issued per client since a time (the inventory's "tokens in the last 24 h"). */
+  async countIssuedSince(since: number): Promise<Map<string, number>> {
+    const rows = await this.db.q
+      .select({ clientId: issuedTokens.clientId, n: count() })
+      .from(issuedTokens)
+      .where(gte(issuedTokens.issuedAt, since))
+      .groupBy(issuedTokens.clientId);
+    return new Map(rows.map((r) => [r.clientId, r.n]));
+  }
+
+  /** Access tokens issued per task. */
+  async countByTask(taskIds: string[]): Promise<Map<string, number>> {
+    if (taskIds.length === 0) return new Map();
+    const rows = await this.db.q
+      .select({ taskId: issuedTokens.taskId, n: count() })
+      .from(issuedTokens)
+      .where(inArray(issuedTokens.taskId, taskIds))
+      .groupBy(issuedTokens.taskId);
+    return new Map(rows.map((r) => [r.taskId ?? '', r.n]));
   }
 
   async revokeToken(jti: string, now: number, tx: Tx): Promise<boolean> {

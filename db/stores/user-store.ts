@@ -1,6 +1,6 @@
 import { and, count, eq, gt, isNull, lt } from 'drizzle-orm';
 import type { Db } from '../open.js';
-import { bootstrapTokens, sessions, users } from '../schema/index.js';
+import { bootstrapTokens, sessions, userIdentities, users } from '../schema/index.js';
 
 export interface User {
   id: string;
@@ -22,6 +22,17 @@ export interface Session {
   csrfToken: string;
   expiresAt: number;
 }
+
+/** An account at an upstream OpenID Connect provider: `iss` and `sub` of its ID tokens. */
+export interface UpstreamIdentityRef {
+  issuer: string;
+  subject: string;
+}
+
+/** A user to create on a first federated sign-in; `username` is a wish, made unique on insert. */
+export type NewLinkedUser = Omit<User, 'failedSignins' | 'lockedUntil'>;
+
+const MAX_USERNAME = 64;
 
 function toUser(row: typeof users.$inferSelect): UserWithPassword {
   return { ...row };
@@ -71,6 +82,59 @@ export class UserStore {
 
   async recordSuccess(id: string): Promise<void> {
     await this.db.write((tx) => tx.update(users).set({ failedSignins: 0, lockedUntil: null }).where(eq(users.id, id)));
+  }
+
+  // Upstream identities -------------------------------------------------------------------------
+
+  /** The user linked to an upstream identity, or null. */
+  async findByIdentity(identity: UpstreamIdentityRef): Promise<User | null> {
+    const [row] = await this.db.q
+      .select({ userId: userIdentities.userId })
+      .from(userIdentities)
+      .where(and(eq(userIdentities.issuer, identity.issuer), eq(userIdentities.subject, identity.subject)))
+      .limit(1);
+    return row ? this.get(row.userId) : null;
+  }
+
+  /**
+   * Links an upstream identity to an existing user (`userId`) or to a new password-less user created
+   * in the same transaction (`create`; its username gets a `-2`, `-3`… suffix when taken). Returns the
+   * linked user: when the identity is already linked (two first sign-ins racing), the existing link wins.
+   */
+  async linkIdentity(
+    identity: UpstreamIdentityRef,
+    target: { userId: string } | { create: NewLinkedUser },
+    now: number,
+  ): Promise<User> {
+    const userId = await this.db.write(async (tx) => {
+      const [existing] = await tx
+        .select({ userId: userIdentities.userId })
+        .from(userIdentities)
+        .where(and(eq(userIdentities.issuer, identity.issuer), eq(userIdentities.subject, identity.subject)));
+      if (existing) return existing.userId;
+      let id: string;
+      if ('userId' in target) {
+        id = target.userId;
+      } else {
+        const base = target.create.username.slice(0, MAX_USERNAME);
+        let username = base;
+        for (let n = 2; ; n++) {
+          const [taken] = await tx.select({ id: users.id }).from(users).where(eq(users.username, username)).limit(1);
+          if (!taken) break;
+          const suffix = `-${n}`;
+          username = `${base.slice(0, MAX_USERNAME - suffix.length)}${suffix}`;
+        }
+        id = target.create.id;
+        await tx
+          .insert(users)
+          .values({ ...target.create, username, passwordHash: null, failedSignins: 0, lockedUntil: null });
+      }
+      await tx.insert(userIdentities).values({ ...identity, userId: id, createdAt: now });
+      return id;
+    });
+    const user = await this.get(userId);
+    if (!user) throw new Error('linked user not found');
+    return user;
   }
 
   // Bootstrap -----------------------------------------------------------------------------------

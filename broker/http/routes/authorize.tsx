@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { approvalFromForm } from '../../../admin-ui/components/delegation-controls.js';
 import { ConsentPage } from '../../../admin-ui/pages/consent.js';
 import { MessagePage } from '../../../admin-ui/pages/message.js';
 import { checkCsrf } from '../../../admin-ui/session.js';
@@ -11,7 +12,6 @@ import {
   startAuthorization,
   UntrustedRedirectError,
 } from '../../services/authorize.js';
-import type { Approval } from '../../services/delegations.js';
 import { collect } from '../params.js';
 import type { AppEnv } from '../types.js';
 
@@ -21,29 +21,6 @@ function backToClient(redirectUri: string, issuer: string, params: Record<string
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) url.searchParams.set(k, v);
   url.searchParams.set('iss', issuer);
   return url.toString();
-}
-
-/** The user's narrowing of an agent's delegation request, from the consent form. */
-function approvalFromForm(body: Record<string, string | File | (string | File)[]>): Approval {
-  const raw = body.grant;
-  const picks = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).filter(
-    (v): v is string => typeof v === 'string',
-  );
-  const scopes: Record<string, string[]> = {};
-  for (const pick of picks) {
-    const space = pick.lastIndexOf(' ');
-    if (space <= 0) throw new OAuthError('invalid_request', 'the form is malformed');
-    const resource = pick.slice(0, space);
-    scopes[resource] = [...(scopes[resource] ?? []), pick.slice(space + 1)];
-  }
-  const num = (v: unknown) => (typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : undefined);
-  const expires = num(body.expires_in);
-  const depth = num(body.max_depth);
-  return {
-    scopes,
-    ...(expires !== undefined ? { expires_in: expires } : {}),
-    ...(depth !== undefined ? { max_depth: depth } : {}),
-  };
 }
 
 /** The authorization endpoint and the consent page (OAuth 2.1 §4.1). */
@@ -116,21 +93,7 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
           localhostOnly: loopback,
           scopes: request.scope,
           resources: request.resources,
-          ...(request.delegation
-            ? {
-                delegation: {
-                  grants: request.delegation.grants,
-                  maxDepth: request.delegation.maxDepth,
-                  expiresIn: request.delegation.expiresIn,
-                  maxTokenTtl: request.delegation.maxTokenTtl,
-                  subAgents: request.delegation.subAgents,
-                  tools: (request.delegation.authorizationDetails ?? []).map((t) => ({
-                    location: t.locations[0],
-                    actions: t.actions,
-                  })),
-                },
-              }
-            : {}),
+          ...(request.delegation ? { delegation: request.delegation } : {}),
         }}
       />,
     );
@@ -162,7 +125,7 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
         request,
         userId: user.id,
         approve,
-        ...(approve && request.delegation ? { approval: approvalFromForm(body) } : {}),
+        ...(approve && request.delegation ? { approval: approvalFromForm(body, request.delegation) } : {}),
         requestId: c.var.requestId,
       });
     } catch (err) {

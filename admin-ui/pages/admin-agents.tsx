@@ -1,0 +1,167 @@
+import { assuranceLevel, type Client, credentialKindOf } from '../../broker/core/client.js';
+import type { User } from '../../db/stores/user-store.js';
+import { ActionForm, Badge, Layout, type LayoutUser, Notice, when } from '../components/layout.js';
+
+export interface AgentRow {
+  client: Client;
+  tokens24h: number;
+  stale: boolean;
+}
+
+function CredentialBadge(props: { client: Client }) {
+  const kind = credentialKindOf(props.client.authMethod);
+  return kind === 'client_secret' ? <Badge kind="risk">static secret</Badge> : <Badge>{kind}</Badge>;
+}
+
+/** The inventory of non-human identities an administrator governs. */
+export function AgentsPage(props: {
+  user: LayoutUser;
+  csrf: string;
+  rows: AgentRow[];
+  users: User[];
+  unusedDays: number;
+  now: number;
+  notice?: string;
+}) {
+  const owner = (id: string | null) => props.users.find((u) => u.id === id)?.username ?? null;
+  return (
+    <Layout title="Agents" user={props.user} csrf={props.csrf} current="/admin/agents" wide>
+      <h1>Agents</h1>
+      {props.notice ? <Notice kind="info">{props.notice}</Notice> : null}
+      <p class="muted">
+        Highlighted rows have not been used for {props.unusedDays} days or more. Static secrets are flagged as a risk.
+      </p>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Agent</th>
+              <th scope="col">Owner</th>
+              <th scope="col">Kind</th>
+              <th scope="col">Credential</th>
+              <th scope="col">Assurance</th>
+              <th scope="col">Last used</th>
+              <th scope="col">Tokens (24 h)</th>
+              <th scope="col">Status</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.rows.map(({ client, tokens24h, stale }) => (
+              <tr class={stale ? 'stale' : undefined} data-client-id={client.id}>
+                <td>
+                  {client.name}
+                  <br />
+                  <code>{client.id}</code>
+                  {stale ? (
+                    <>
+                      <br />
+                      <Badge kind="risk">unused</Badge>
+                    </>
+                  ) : null}
+                </td>
+                <td>
+                  <form method="post" action={`/admin/agents/${encodeURIComponent(client.id)}/owner`} class="inline">
+                    <input type="hidden" name="_csrf" value={props.csrf} />
+                    <label class="sr-only" for={`owner-${client.id}`}>
+                      Owner of {client.name}
+                    </label>
+                    <select id={`owner-${client.id}`} name="owner_id">
+                      <option value="" selected={!client.ownerId}>
+                        (none)
+                      </option>
+                      {props.users.map((u) => (
+                        <option value={u.id} selected={u.id === client.ownerId}>
+                          {u.username}
+                        </option>
+                      ))}
+                    </select>{' '}
+                    <button type="submit" class="secondary">
+                      Assign
+                    </button>
+                  </form>
+                  {owner(client.ownerId) ? null : <Badge kind="risk">no owner</Badge>}
+                </td>
+                <td>{client.kind}</td>
+                <td>
+                  <CredentialBadge client={client} />
+                </td>
+                <td>{assuranceLevel(client) ?? '—'}</td>
+                <td>{when(client.lastUsedAt)}</td>
+                <td>{tokens24h}</td>
+                <td>
+                  <Badge kind={client.status === 'active' ? 'ok' : 'risk'}>{client.status}</Badge>
+                </td>
+                <td>
+                  {client.status === 'active' ? (
+                    <ActionForm
+                      action={`/admin/agents/${encodeURIComponent(client.id)}/status`}
+                      csrf={props.csrf}
+                      label={`Disable ${client.name}`}
+                      danger
+                      fields={{ status: 'disabled' }}
+                    />
+                  ) : (
+                    <ActionForm
+                      action={`/admin/agents/${encodeURIComponent(client.id)}/status`}
+                      csrf={props.csrf}
+                      label={`Enable ${client.name}`}
+                      fields={{ status: 'active' }}
+                    />
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </Layout>
+  );
+}
+
+/** Every client and where it came from. */
+export function ClientsPage(props: { user: LayoutUser; csrf: string; clients: Client[] }) {
+  return (
+    <Layout title="Clients" user={props.user} csrf={props.csrf} current="/admin/clients" wide>
+      <h1>Clients</h1>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Client</th>
+              <th scope="col">Kind</th>
+              <th scope="col">Registered by</th>
+              <th scope="col">Credential</th>
+              <th scope="col">Status</th>
+              <th scope="col">Created</th>
+              <th scope="col">Last used</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.clients.map((c) => (
+              <tr data-client-id={c.id}>
+                <td>
+                  {c.name}
+                  <br />
+                  <code>{c.id}</code>
+                </td>
+                <td>{c.kind}</td>
+                <td>
+                  <Badge kind="info">
+                    {{ admin: 'administrator', dcr: 'dynamic registration', cimd: 'metadata document' }[c.source]}
+                  </Badge>
+                </td>
+                <td>
+                  <CredentialBadge client={c} />
+                </td>
+                <td>{c.status}</td>
+                <td>{when(c.createdAt)}</td>
+                <td>{when(c.lastUsedAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </Layout>
+  );
+}
