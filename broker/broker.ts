@@ -217,6 +217,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     taskService,
     statusLists,
     box,
+    exchange,
   };
   const app = createApp(deps);
 

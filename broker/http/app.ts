@@ -23,6 +23,7 @@ import type { ClientAuthenticator } from '../identity/client-auth.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
 import type { Logger } from '../log.js';
 import type { DelegationService } from '../services/delegations.js';
+import type { ExchangeService } from '../services/exchange-token.js';
 import type { StatusLists } from '../services/status-lists.js';
 import type { TaskService } from '../services/tasks.js';
 import type { TokenService } from '../services/token-service.js';
@@ -63,6 +64,7 @@ export interface AppDeps {
   delegationService: DelegationService;
   taskService: TaskService;
   statusLists: StatusLists;
+  exchange: ExchangeService;
   /** Seals short-lived browser state (the upstream sign-in cookie) with the master key. */
   box: CryptoBox;
 }

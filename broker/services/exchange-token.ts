@@ -70,10 +70,47 @@ const INVALID_SUBJECT = 'subject_token is invalid, expired or revoked';
 export class ExchangeService {
   constructor(private readonly deps: ExchangeDeps) {}
 
+  /** RFC 8693 at the token endpoint: the subject arrives as a token and is verified first. */
   async exchange(input: ExchangeInput): Promise<ExchangeResponse> {
     const actor = input.actor ?? input.client;
     if (actor.status !== 'active') throw new OAuthError('invalid_request', 'the acting agent is disabled');
-    const subject = await this.readSubject(input);
+    return this.decideAndIssue(input, actor, await this.readSubject(input));
+  }
+
+  /**
+   * The same exchange for callers Errand has already authenticated by other means (its MCP tools,
+   * its A2A skills): the subject is named by id instead of presented as a token. A task subject
+   * stands for the authority of the agent that holds the task: its delegation's grants, until the
+   * task's deadline. The rules are the same `attenuate`, the records and audit the same.
+   */
+  async exchangeOnBehalf(
+    input: Omit<ExchangeInput, 'subjectToken' | 'subjectTokenType'> & { subject: { delegationId: string } | { taskId: string } },
+  ): Promise<ExchangeResponse> {
+    const actor = input.actor ?? input.client;
+    if (actor.status !== 'active') throw new OAuthError('invalid_request', 'the acting agent is disabled');
+    const { deps } = this;
+    let subject: Subject;
+    if ('delegationId' in input.subject) {
+      const delegation = await deps.delegations.get(input.subject.delegationId);
+      if (!delegation || delegation.agentId !== input.client.id) throw new OAuthError('invalid_request', 'no such delegation for this agent');
+      subject = {
+        delegation,
+        parent: { kind: 'delegation', grants: delegation.grants, details: delegation.authorizationDetails, exp: delegation.expiresAt, task: null },
+      };
+    } else {
+      const task = await deps.tasks.get(input.subject.taskId);
+      const delegation = task ? await deps.delegations.get(task.delegationId) : null;
+      // Only an agent that holds the task may hand work below it.
+      if (!task || !delegation || task.agentId !== input.client.id) throw new OAuthError('invalid_request', 'no such task for this agent');
+      subject = {
+        delegation,
+        parent: { kind: 'task', grants: delegation.grants, details: delegation.authorizationDetails, exp: task.deadline, task },
+      };
+    }
+    return this.decideAndIssue({ ...input, subjectToken: '', subjectTokenType: '' }, actor, subject);
+  }
+
+  private async decideAndIssue(input: ExchangeInput, actor: Client, subject: Subject): Promise<ExchangeResponse> {
     const { deps } = this;
     const named = input.task?.taskId ? await deps.tasks.get(input.task.taskId) : null;
     const request = {
