@@ -7,6 +7,7 @@ import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
 import { UserStore } from '../db/stores/user-store.js';
+import { ensureMcpResource } from '../mcp-server/errand/resource.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './core/ports.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
@@ -92,6 +93,8 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
   const audit = new AuditStore(db);
   const delegations = new DelegationStore(db);
   const tasks = new TaskStore(db);
+  // Errand's own MCP endpoint is a built-in resource (idempotent; an admin's edits are kept).
+  await ensureMcpResource(clients, config.issuer, clock.now());
   const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
 
   const keys = new KeyRing({
@@ -218,16 +221,17 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     statusLists,
     box,
     exchange,
+    onRevoked(listener) {
+      revocationListeners.add(listener);
+      return () => revocationListeners.delete(listener);
+    },
   };
   const app = createApp(deps);
 
   return {
     app,
     deps,
-    onRevoked(listener) {
-      revocationListeners.add(listener);
-      return () => revocationListeners.delete(listener);
-    },
+    onRevoked: deps.onRevoked,
     async maintain() {
       await keys.maintain();
       const overdue = await taskService.endOverdue();

@@ -80,6 +80,8 @@ export const PATHS = {
   revoke: '/revoke',
   introspect: '/introspect',
   backchannel: '/bc-authorize',
+  /** Errand's revocation push channel (server-sent events of CAEP session-revoked payloads). */
+  revocationEvents: '/events/revocations',
   statusLists: '/statuslists',
   signIn: '/signin',
   consent: '/authorize/consent',
@@ -87,3 +89,6 @@ export const PATHS = {
   admin: '/admin',
   adminApi: '/api/admin',
 } as const;
+
+/** OpenID CAEP event type Errand's push channel carries (SPECS §9.8). */
+export const CAEP_SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';

@@ -14,6 +14,7 @@ import type { DelegationStore } from '../../db/stores/delegation-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
+import { errandMcpRoutes } from '../../mcp-server/errand/routes.js';
 import type { Config } from '../config.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
@@ -25,7 +26,7 @@ import type { Logger } from '../log.js';
 import type { DelegationService } from '../services/delegations.js';
 import type { ExchangeService } from '../services/exchange-token.js';
 import type { StatusLists } from '../services/status-lists.js';
-import type { TaskService } from '../services/tasks.js';
+import type { RevocationEvent, TaskService } from '../services/tasks.js';
 import type { TokenService } from '../services/token-service.js';
 import type { CryptoBox } from '../tokens/crypto-box.js';
 import type { KeyRing } from '../tokens/key-ring.js';
@@ -38,6 +39,7 @@ import { backchannelRoutes } from './routes/backchannel.js';
 import { healthRoutes } from './routes/health.js';
 import { metadataRoutes } from './routes/metadata.js';
 import { registerRoutes } from './routes/register.js';
+import { revocationEventRoutes } from './routes/revocation-events.js';
 import { statusListRoutes } from './routes/status-list.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/token.js';
@@ -67,6 +69,8 @@ export interface AppDeps {
   exchange: ExchangeService;
   /** Seals short-lived browser state (the upstream sign-in cookie) with the master key. */
   box: CryptoBox;
+  /** Subscribes to token revocations caused by ending tasks (after commit); returns the unsubscribe. */
+  onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
 }
 
 /** Delegation limits from the configuration. */
@@ -217,6 +221,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/', taskRoutes({ auth: deps.auth, tasks: deps.taskService }));
   app.route(
     '/',
+    revocationEventRoutes({
+      auth: deps.auth,
+      issuer: config.issuer,
+      onRevoked: (listener) => deps.onRevoked(listener),
+    }),
+  );
+  app.route(
+    '/',
     userApiRoutes({
       delegations: deps.delegations,
       delegationService: deps.delegationService,
@@ -267,6 +279,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       timeoutMs: config.fetch.timeoutMs,
     }),
   );
+  // Errand's own MCP endpoint (<issuer>/mcp) and its protected resource metadata.
+  app.route('/', errandMcpRoutes(deps));
   app.route('/', pageRoutes(deps));
 
   app.notFound(notFound);

@@ -84,7 +84,9 @@ export class ExchangeService {
    * task's deadline. The rules are the same `attenuate`, the records and audit the same.
    */
   async exchangeOnBehalf(
-    input: Omit<ExchangeInput, 'subjectToken' | 'subjectTokenType'> & { subject: { delegationId: string } | { taskId: string } },
+    input: Omit<ExchangeInput, 'subjectToken' | 'subjectTokenType'> & {
+      subject: { delegationId: string } | { taskId: string };
+    },
   ): Promise<ExchangeResponse> {
     const actor = input.actor ?? input.client;
     if (actor.status !== 'active') throw new OAuthError('invalid_request', 'the acting agent is disabled');
@@ -92,19 +94,33 @@ export class ExchangeService {
     let subject: Subject;
     if ('delegationId' in input.subject) {
       const delegation = await deps.delegations.get(input.subject.delegationId);
-      if (!delegation || delegation.agentId !== input.client.id) throw new OAuthError('invalid_request', 'no such delegation for this agent');
+      if (!delegation || delegation.agentId !== input.client.id)
+        throw new OAuthError('invalid_request', 'no such delegation for this agent');
       subject = {
         delegation,
-        parent: { kind: 'delegation', grants: delegation.grants, details: delegation.authorizationDetails, exp: delegation.expiresAt, task: null },
+        parent: {
+          kind: 'delegation',
+          grants: delegation.grants,
+          details: delegation.authorizationDetails,
+          exp: delegation.expiresAt,
+          task: null,
+        },
       };
     } else {
       const task = await deps.tasks.get(input.subject.taskId);
       const delegation = task ? await deps.delegations.get(task.delegationId) : null;
       // Only an agent that holds the task may hand work below it.
-      if (!task || !delegation || task.agentId !== input.client.id) throw new OAuthError('invalid_request', 'no such task for this agent');
+      if (!task || !delegation || task.agentId !== input.client.id)
+        throw new OAuthError('invalid_request', 'no such task for this agent');
       subject = {
         delegation,
-        parent: { kind: 'task', grants: delegation.grants, details: delegation.authorizationDetails, exp: task.deadline, task },
+        parent: {
+          kind: 'task',
+          grants: delegation.grants,
+          details: delegation.authorizationDetails,
+          exp: task.deadline,
+          task,
+        },
       };
     }
     return this.decideAndIssue({ ...input, subjectToken: '', subjectTokenType: '' }, actor, subject);

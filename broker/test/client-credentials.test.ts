@@ -55,7 +55,8 @@ describe('client_credentials with private_key_jwt', () => {
     expect(as.authorization_response_iss_parameter_supported).toBe(true);
     expect(as.client_id_metadata_document_supported).toBe(true);
     expect(as.token_endpoint_auth_signing_alg_values_supported).not.toContain('none');
-    expect(as.scopes_supported).toEqual(['notes:admin', 'notes:read', 'notes:write']);
+    expect(as.scopes_supported).toEqual(expect.arrayContaining(['notes:admin', 'notes:read', 'notes:write']));
+    expect(as.scopes_supported).not.toContain('offline_access');
   });
 
   test('an agent gets an RFC 9068 JWT for one resource, verifiable with the published JWKS', async () => {

@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from 'jose';
+import { z } from 'zod';
+
+/** Asymmetric algorithms accepted on DPoP proofs (RFC 9449 §4.3: never `none`, never a MAC). */
+export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'] as const;
+
+const DPOP_TYP = 'dpop+jwt';
+// RFC 7517/7518: members that make a JWK private (or symmetric).
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+const ProofClaimsSchema = z.object({
+  jti: z.string().min(1).max(256),
+  htm: z.string().min(1).max(16),
+  htu: z.string().min(1).max(4096),
+  iat: z.number(),
+  ath: z.string().max(128).optional(),
+  nonce: z.string().max(512).optional(),
+});
+
+/** Remembers proof `jti`s until they can no longer pass the `iat` window (RFC 9449 §11.1). */
+export class ReplayCache {
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly max = 100_000) {}
+
+  /** Records `jti` until `until` (epoch seconds); false when it was already seen. */
+  remember(jti: string, until: number, now: number): boolean {
+    const prev = this.seen.get(jti);
+    if (prev !== undefined && prev >= now) return false;
+    if (this.seen.size >= this.max) this.prune(now);
+    // Still full of live entries: refuse rather than forget one (fail closed).
+    if (this.seen.size >= this.max) return false;
+    this.seen.set(jti, until);
+    return true;
+  }
+
+  private prune(now: number): void {
+    for (const [jti, until] of this.seen) if (until < now) this.seen.delete(jti);
+  }
+}
+
+export interface DpopProofCheck {
+  /** The `DPoP` request header value. */
+  proof: string | null | undefined;
+  method: string;
+  url: string;
+  /** The access token presented with the proof (for `ath`). */
+  accessToken: string;
+  /** The token's `cnf.jkt`. */
+  jkt: string;
+  /** Epoch seconds. */
+  now: number;
+  replay: ReplayCache;
+  clockSkew?: number;
+  /** How old a proof may be, in seconds (default 300). */
+  maxAge?: number;
+  /** The nonce the server requires, if any (RFC 9449 §8). */
+  nonce?: string;
+}
+
+/** Outcome of a proof check. */
+export type DpopResult =
+  | { ok: true; jkt: string }
+  | { ok: false; error: 'invalid_dpop_proof' | 'use_dpop_nonce'; description: string };
+
+const invalid = (description: string): DpopResult => ({ ok: false, error: 'invalid_dpop_proof', description });
+
+/** RFC 9449 §4.3 `htu` comparison: scheme, host, port and path; query and fragment ignored. */
+function targetOf(uri: string): string | null {
+  try {
+    const u = new URL(uri);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return null;
+  }
+}
+
+/** base64url(SHA-256(access token)): the proof's `ath` (RFC 9449 §4.2). */
+export function accessTokenHash(token: string): string {
+  return createHash('sha256').update(token, 'ascii').digest('base64url');
+}
+
+/** Verifies a DPoP proof for a request carrying a DPoP-bound access token (RFC 9449 §4.3, §7.1). */
+export async function verifyDpopProof(check: DpopProofCheck): Promise<DpopResult> {
+  const { proof } = check;
+  if (!proof) return invalid('a DPoP proof is required with this token');
+  // One header holding one JWT: a repeated header arrives comma-joined.
+  if (proof.includes(',') || proof.split('.').length !== 3) return invalid('send exactly one DPoP proof JWT');
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(proof);
+  } catch {
+    return invalid('the DPoP proof is not a well-formed JWT');
+  }
+  if (header.typ !== DPOP_TYP) return invalid(`the DPoP proof typ must be ${DPOP_TYP}`);
+  if (typeof header.alg !== 'string' || !(DPOP_ALGS as readonly string[]).includes(header.alg)) {
+    return invalid(`the DPoP proof alg must be one of ${DPOP_ALGS.join(', ')}`);
+  }
+  const jwk = header.jwk as JWK | undefined;
+  if (!jwk || typeof jwk !== 'object') return invalid('the DPoP proof must carry its public key in jwk');
+  if (PRIVATE_MEMBERS.some((m) => m in jwk)) return invalid('the DPoP proof jwk must be a public key');
+  if (header.crit !== undefined) return invalid('the DPoP proof must not carry critical header parameters');
+
+  const skew = check.clockSkew ?? 30;
+  const maxAge = check.maxAge ?? 300;
+  let payload: unknown;
+  try {
+    ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+      algorithms: [...DPOP_ALGS],
+      typ: DPOP_TYP,
+      clockTolerance: skew,
+      currentDate: new Date(check.now * 1000),
+    }));
+  } catch {
+    return invalid('the DPoP proof signature is not valid');
+  }
+  const parsed = ProofClaimsSchema.safeParse(payload);
+  if (!parsed.success) return invalid('the DPoP proof lacks jti, htm, htu or iat');
+  const claims = parsed.data;
+  if (claims.htm !== check.method) return invalid('the DPoP proof htm does not match the request method');
+  const htu = targetOf(claims.htu);
+  if (htu === null || htu !== targetOf(check.url)) return invalid('the DPoP proof htu does not match the request URI');
+  if (claims.iat > check.now + skew || claims.iat < check.now - maxAge - skew) {
+    return invalid('the DPoP proof iat is outside the accepted window');
+  }
+  if (claims.ath === undefined || claims.ath !== accessTokenHash(check.accessToken)) {
+    return invalid('the DPoP proof ath does not match the access token');
+  }
+  if ((await calculateJwkThumbprint(jwk, 'sha256')) !== check.jkt) {
+    return invalid('the DPoP proof key is not the key the access token is bound to');
+  }
+  if (check.nonce !== undefined && claims.nonce !== check.nonce) {
+    return { ok: false, error: 'use_dpop_nonce', description: 'a DPoP nonce is required' };
+  }
+  // Last, so a proof rejected for another reason does not burn its jti.
+  if (!check.replay.remember(claims.jti, claims.iat + maxAge + skew, check.now)) {
+    return invalid('the DPoP proof has been used before');
+  }
+  return { ok: true, jkt: check.jkt };
+}

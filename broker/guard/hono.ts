@@ -1,0 +1,43 @@
+import { Hono, type MiddlewareHandler } from 'hono';
+import { cors } from 'hono/cors';
+import type { Guard, VerifiedAccess } from './guard.js';
+
+/** Hono environment of routes behind `guardMiddleware`: `c.var.auth` holds the verified token. */
+export type GuardEnv = { Variables: { auth: VerifiedAccess } };
+
+/** Middleware that lets a request through only with a valid access token (carrying `scopes`, if given). */
+export function guardMiddleware(guard: Guard, opts: { scopes?: string[] } = {}): MiddlewareHandler<GuardEnv> {
+  return async function requireAccessToken(c, next) {
+    const result = await guard.verify(
+      {
+        authorization: c.req.header('authorization'),
+        dpop: c.req.header('dpop'),
+        method: c.req.method,
+        url: c.req.url,
+      },
+      opts.scopes ? { scopes: opts.scopes } : {},
+    );
+    if (!result.ok) {
+      return c.json({ error: result.error, error_description: result.description }, result.status, {
+        'WWW-Authenticate': result.wwwAuthenticate,
+        'Cache-Control': 'no-store',
+      });
+    }
+    c.set('auth', result);
+    await next();
+  };
+}
+
+/** A Hono app serving the guard's RFC 9728 metadata at its path-specific well-known URL (CORS open). */
+export function protectedResourceMetadataRoute(guard: Guard): Hono {
+  const app = new Hono();
+  // Browser-based MCP clients fetch this cross-origin and send MCP-Protocol-Version.
+  app.use(
+    guard.metadataPath,
+    cors({ origin: '*', allowMethods: ['GET', 'OPTIONS'], allowHeaders: ['MCP-Protocol-Version', 'Content-Type'] }),
+  );
+  app.get(guard.metadataPath, (c) =>
+    c.json(guard.protectedResourceMetadata(), 200, { 'Cache-Control': 'public, max-age=3600' }),
+  );
+  return app;
+}

@@ -1,0 +1,51 @@
+/**
+ * Errand guard: the resource-server side of Errand, for tool servers running in their own process.
+ * It speaks only the wire (RFC 8414 discovery, JWKS, RFC 9068 tokens, DPoP, the Token Status List,
+ * Errand's revocation push channel) and imports nothing of the broker but pure helpers.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from 'hono';
+ * import { createGuard, guardMiddleware, protectedResourceMetadataRoute, type GuardEnv } from './broker/guard/index.js';
+ *
+ * const guard = createGuard({
+ *   issuer: 'https://errand.example',
+ *   resource: 'https://tools.example/mcp',
+ *   scopesSupported: ['notes:read', 'notes:write'],
+ *   // optional: sub-second revocation over Errand's push channel (a resource_server client)
+ *   push: { clientId: 'rs_…', privateKey, kid: 'k1' },
+ * });
+ * await guard.connect(); // only with `push`
+ *
+ * const app = new Hono<GuardEnv>();
+ * app.route('/', protectedResourceMetadataRoute(guard)); // /.well-known/oauth-protected-resource/mcp
+ * app.post('/mcp', guardMiddleware(guard, { scopes: ['notes:read'] }), (c) =>
+ *   c.json({ user: c.var.auth.sub, agent: c.var.auth.clientId, task: c.var.auth.taskId }),
+ * );
+ * ```
+ */
+
+export type { ChallengeInput, GuardErrorCode, GuardFailure } from './challenge.js';
+/** Builds a `WWW-Authenticate` value (Bearer, or DPoP + Bearer). */
+export { buildChallenge } from './challenge.js';
+export type { AuthorizationServerMetadata } from './discovery.js';
+export type { DpopProofCheck, DpopResult } from './dpop.js';
+/** DPoP proof verification (RFC 9449 §4.3), its replay cache, the `ath` hash and accepted algorithms. */
+export { accessTokenHash, DPOP_ALGS, ReplayCache, verifyDpopProof } from './dpop.js';
+export type { GuardOptions, GuardRequest, GuardResult, VerifiedAccess } from './guard.js';
+/** The guard: `createGuard(options)` returns a `Guard` with `verify`, `protectedResourceMetadata`, `connect`, `onRevoked`. */
+export { createGuard, Guard } from './guard.js';
+export type { GuardEnv } from './hono.js';
+/** Hono adapters: the auth middleware and the RFC 9728 metadata route. */
+export { guardMiddleware, protectedResourceMetadataRoute } from './hono.js';
+export type { ProtectedResourceMetadata } from './metadata.js';
+/** Well-known locations: RFC 9728 metadata path for a resource, RFC 8414 metadata URL for an issuer. */
+export { authorizationServerMetadataUrl, protectedResourceMetadataPath } from './metadata.js';
+export type { PushOptions, RevokedNotice } from './push.js';
+/** The push channel's path and the CAEP event type it carries. */
+export { CAEP_SESSION_REVOKED, REVOCATION_EVENTS_PATH } from './push.js';
+/** Status list decoding (Status List §4.1): inflate `lst`, read the bits at an index. */
+export { inflateStatusList, readStatusAt } from './status-list.js';
+export type { AccessTokenClaims } from './verify.js';
+/** Access token checks without the request around them, the accepted algorithms, and scope coverage. */
+export { ACCESS_TOKEN_ALGS, checkAccessToken, scopeCovers } from './verify.js';

@@ -1,0 +1,68 @@
+import type { McpServer } from '@modelcontextprotocol/server';
+import { z } from 'zod';
+import { guarded, success } from '../results.js';
+import type { ToolEnv } from '../tool-env.js';
+
+const Status = z.enum(['pending', 'active', 'denied', 'revoked']);
+const Grants = z.record(z.string(), z.array(z.string()));
+
+export const DelegationSchema = z.object({
+  delegation_id: z.string(),
+  user_id: z.string(),
+  status: Status,
+  requested_scopes: Grants,
+  scopes: Grants,
+  max_depth: z.number().int(),
+  max_token_ttl: z.number().int(),
+  sub_agents: z.array(z.string()).nullable(),
+  binding_message: z.string().nullable(),
+  created_at: z.number().int(),
+  decided_at: z.number().int().nullable(),
+  expires_at: z.number().int(),
+});
+
+export const ListDelegationsOutputSchema = z.object({ delegations: z.array(DelegationSchema) });
+
+/** `list_delegations`: the delegations users gave (or were asked to give) the caller agent. */
+export function registerListDelegations(server: McpServer, env: ToolEnv): void {
+  const { deps, caller } = env;
+  server.registerTool(
+    'list_delegations',
+    {
+      title: 'List my delegations',
+      description:
+        'Lists the delegations you hold or asked for: status (pending, active, denied, revoked), the scopes per ' +
+        'resource granted and requested, limits and expiry. Use an active delegation_id with start_task.',
+      inputSchema: z.strictObject({ status: Status.optional().describe('Only delegations in this status.') }),
+      outputSchema: ListDelegationsOutputSchema,
+      annotations: { readOnlyHint: true, openWorldHint: false },
+    },
+    async (args) =>
+      guarded(
+        env,
+        () => ({ how: 'try again later' }),
+        async () => {
+          // The store reads an agent's delegations inside a transaction only.
+          const all = await deps.db.write((tx) => deps.delegations.listForAgent(caller.agent.id, tx));
+          const delegations = all
+            .filter((d) => args.status === undefined || d.status === args.status)
+            .sort((a, b) => b.createdAt - a.createdAt)
+            .map((d) => ({
+              delegation_id: d.id,
+              user_id: d.userId,
+              status: d.status,
+              requested_scopes: d.requested.grants,
+              scopes: d.grants,
+              max_depth: d.maxDepth,
+              max_token_ttl: d.maxTokenTtl,
+              sub_agents: d.subAgents,
+              binding_message: d.bindingMessage,
+              created_at: d.createdAt,
+              decided_at: d.decidedAt,
+              expires_at: d.expiresAt,
+            }));
+          return success({ delegations } satisfies z.infer<typeof ListDelegationsOutputSchema>);
+        },
+      ),
+  );
+}

@@ -1,0 +1,172 @@
+import { createMcpHonoApp } from '@modelcontextprotocol/hono';
+import { type AuthInfo, createMcpHandler, type McpRequestContext, McpServer } from '@modelcontextprotocol/server';
+import type { Hono } from 'hono';
+import { z } from 'zod';
+import {
+  createGuard,
+  type Guard,
+  type GuardOptions,
+  protectedResourceMetadataRoute,
+  type VerifiedAccess,
+} from '../../broker/guard/index.js';
+
+/**
+ * An example MCP tool server protected by Errand's guard: a small notebook per user. Each tool needs
+ * its own scope; a token for another audience, an ended task or a missing scope is refused before
+ * the tool runs. Used by the tests, the demo (`npm run demo`) and as a template.
+ */
+
+/** The scope each tool needs. */
+export const NOTES_TOOL_SCOPES = {
+  list_notes: 'notes:read',
+  read_note: 'notes:read',
+  write_note: 'notes:write',
+  delete_note: 'notes:delete',
+} as const;
+export const NOTES_SCOPES = ['notes:read', 'notes:write', 'notes:delete'];
+
+interface Note {
+  id: string;
+  title: string;
+  body: string;
+  author: string;
+}
+
+/** Notes per user (the token's `sub`): an agent only ever sees the notebook of the user it acts for. */
+export class Notebook {
+  private readonly byUser = new Map<string, Note[]>();
+  private next = 1;
+
+  list(user: string): Note[] {
+    return this.byUser.get(user) ?? [];
+  }
+  add(user: string, title: string, body: string, author: string): Note {
+    const note = { id: `n${this.next++}`, title, body, author };
+    this.byUser.set(user, [...this.list(user), note]);
+    return note;
+  }
+  remove(user: string, id: string): boolean {
+    const before = this.list(user);
+    this.byUser.set(
+      user,
+      before.filter((n) => n.id !== id),
+    );
+    return before.length !== this.list(user).length;
+  }
+}
+
+function result(value: Record<string, unknown>, isError = false) {
+  return {
+    content: [{ type: 'text' as const, text: JSON.stringify(value) }],
+    structuredContent: value,
+    ...(isError ? { isError } : {}),
+  };
+}
+
+function buildServer(notebook: Notebook, access: VerifiedAccess): McpServer {
+  const server = new McpServer({ name: 'errand-example-notes', version: '1.0.0' }, { capabilities: { tools: {} } });
+  const user = access.sub;
+  const author = access.clientId;
+  const NoteSchema = z.object({ id: z.string(), title: z.string(), body: z.string(), author: z.string() });
+  server.registerTool(
+    'list_notes',
+    {
+      description: 'List your notes (needs notes:read).',
+      inputSchema: z.object({}),
+      outputSchema: z.object({ notes: z.array(NoteSchema) }),
+    },
+    async () => result({ notes: notebook.list(user) }),
+  );
+  server.registerTool(
+    'read_note',
+    {
+      description: 'Read one note (needs notes:read).',
+      inputSchema: z.object({ id: z.string() }),
+      outputSchema: z.object({ note: NoteSchema.nullable() }),
+    },
+    async ({ id }) => {
+      const note = notebook.list(user).find((n) => n.id === id) ?? null;
+      return note ? result({ note }) : result({ note: null, error: `no note ${id}` }, true);
+    },
+  );
+  server.registerTool(
+    'write_note',
+    {
+      description: 'Write a note (needs notes:write).',
+      inputSchema: z.object({ title: z.string().min(1).max(200), body: z.string().max(10_000) }),
+      outputSchema: z.object({ note: NoteSchema }),
+    },
+    async ({ title, body }) => result({ note: notebook.add(user, title, body, author) }),
+  );
+  server.registerTool(
+    'delete_note',
+    {
+      description: 'Delete a note (needs notes:delete).',
+      inputSchema: z.object({ id: z.string() }),
+      outputSchema: z.object({ deleted: z.boolean() }),
+    },
+    async ({ id }) => result({ deleted: notebook.remove(user, id) }),
+  );
+  return server;
+}
+
+/** The scopes a JSON-RPC body needs: `tools/call` names its tool. */
+function neededScopes(body: unknown): string[] {
+  const messages = Array.isArray(body) ? body : [body];
+  const needed = new Set<string>();
+  for (const m of messages) {
+    if ((m as { method?: unknown } | null)?.method !== 'tools/call') continue;
+    const name = (m as { params?: { name?: unknown } }).params?.name;
+    const scope = NOTES_TOOL_SCOPES[name as keyof typeof NOTES_TOOL_SCOPES];
+    if (scope) needed.add(scope);
+  }
+  return [...needed];
+}
+
+export interface NotesServer {
+  app: Hono;
+  guard: Guard;
+  notebook: Notebook;
+}
+
+/** Builds the example server for `resource` (its own URL, e.g. http://127.0.0.1:8790/mcp). */
+export function createNotesServer(options: Omit<GuardOptions, 'scopesSupported' | 'resourceName'>): NotesServer {
+  const guard = createGuard({ ...options, scopesSupported: NOTES_SCOPES, resourceName: 'Example notes' });
+  const notebook = new Notebook();
+  const handler = createMcpHandler((ctx: McpRequestContext) => {
+    const access = (ctx.authInfo?.extra as { access?: VerifiedAccess } | undefined)?.access;
+    if (!access) throw new Error('unauthenticated request reached the MCP handler');
+    return buildServer(notebook, access);
+  });
+  const host = new URL(options.resource).hostname;
+  const app = createMcpHonoApp({ host }) as unknown as Hono<{ Variables: { parsedBody?: unknown } }>;
+  app.route('/', protectedResourceMetadataRoute(guard));
+  const path = new URL(options.resource).pathname || '/';
+  app.all(path, async (c) => {
+    const body = c.get('parsedBody');
+    const verified = await guard.verify(
+      {
+        authorization: c.req.header('authorization'),
+        dpop: c.req.header('dpop'),
+        method: c.req.method,
+        url: options.resource,
+      },
+      { scopes: neededScopes(body) },
+    );
+    if (!verified.ok) {
+      return c.json({ error: verified.error, error_description: verified.description }, verified.status, {
+        'WWW-Authenticate': verified.wwwAuthenticate,
+        'Cache-Control': 'no-store',
+      });
+    }
+    const authInfo: AuthInfo = {
+      token: c.req.header('authorization')?.replace(/^\S+\s+/, '') ?? '',
+      clientId: verified.clientId,
+      scopes: verified.scopes,
+      expiresAt: verified.claims.exp,
+      extra: { access: verified },
+    };
+    return handler.fetch(c.req.raw, { authInfo, parsedBody: body });
+  });
+  return { app: app as unknown as Hono, guard, notebook };
+}
