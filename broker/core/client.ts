@@ -29,6 +29,10 @@ export interface Client {
   lastUsedAt: number | null;
   expiresAt: number | null;
   cachedUntil: number | null;
+  /** The level the agent last authenticated at; see `assuranceLevel`. */
+  recordedAssurance?: AssuranceLevel | null;
+  /** For workload identities: the trusted issuer that vouches for the agent. */
+  trustedIssuerId?: string | null;
 }
 
 /** The credential kind shown in the inventory; static secrets are flagged as a risk. */

@@ -28,6 +28,8 @@ export interface Delegation {
   bindingMessage: string | null;
   /** `jti` of the delegation credential currently valid for it. */
   credentialJti: string | null;
+  /** The lowest assurance level an actor needs to exchange under it. */
+  minAssurance?: string | null;
 }
 
 /** What an agent asks for; the user may narrow every part of it on approval. */

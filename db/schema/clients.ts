@@ -24,6 +24,10 @@ export const clients = sqliteTable(
     lastUsedAt: integer(),
     expiresAt: integer(),
     cachedUntil: integer(),
+    /** The assurance level the agent last authenticated at (NHI-AAL1..3), recorded by Errand. */
+    assuranceLevel: text(),
+    /** For workload identities: the trusted issuer that vouches for this agent. */
+    trustedIssuerId: text(),
   },
   (t) => [index('clients_source_idx').on(t.source, t.status)],
 );
@@ -34,6 +38,8 @@ export const resources = sqliteTable('resources', {
   url: text().notNull().unique(),
   name: text().notNull(),
   scopes: text().notNull(),
+  /** The lowest assurance level an agent must have to get tokens for this resource. */
+  minAssurance: text(),
   createdAt: integer().notNull(),
 });
 

@@ -23,6 +23,8 @@ export const delegations = sqliteTable(
     source: text({ enum: ['consent', 'ciba'] }).notNull(),
     bindingMessage: text(),
     credentialJti: text(),
+    /** The lowest assurance level an actor must have to exchange under this delegation. */
+    minAssurance: text(),
   },
   (t) => [index('delegations_user_idx').on(t.userId, t.status), index('delegations_agent_idx').on(t.agentId)],
 );

@@ -29,6 +29,8 @@ function toClient(row: ClientRow): Client {
     lastUsedAt: row.lastUsedAt,
     expiresAt: row.expiresAt,
     cachedUntil: row.cachedUntil,
+    recordedAssurance: (row.assuranceLevel as Client['recordedAssurance']) ?? null,
+    trustedIssuerId: row.trustedIssuerId,
   };
 }
 
@@ -54,6 +56,8 @@ function toRow(c: Client): ClientRow {
     lastUsedAt: c.lastUsedAt,
     expiresAt: c.expiresAt,
     cachedUntil: c.cachedUntil,
+    assuranceLevel: c.recordedAssurance ?? null,
+    trustedIssuerId: c.trustedIssuerId ?? null,
   };
 }
 
@@ -62,6 +66,8 @@ export interface Resource {
   url: string;
   name: string;
   scopes: string[];
+  /** The lowest assurance level an agent needs to get tokens for it. */
+  minAssurance?: string | null;
   createdAt: number;
 }
 
@@ -165,7 +171,9 @@ export class ClientStore {
   }
 
   async insertResource(r: Resource): Promise<void> {
-    await this.db.write((tx) => tx.insert(resources).values({ ...r, scopes: toJson(r.scopes) }));
+    await this.db.write((tx) =>
+      tx.insert(resources).values({ ...r, minAssurance: r.minAssurance ?? null, scopes: toJson(r.scopes) }),
+    );
   }
 
   /** Every scope any resource offers (the AS metadata `scopes_supported`). */

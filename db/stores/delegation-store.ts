@@ -29,6 +29,7 @@ function toDelegation(row: Row): StoredDelegation {
     source: row.source,
     bindingMessage: row.bindingMessage,
     credentialJti: row.credentialJti,
+    minAssurance: row.minAssurance,
   };
 }
 
@@ -39,6 +40,7 @@ function toRow(d: StoredDelegation): Row {
     grants: toJson(d.grants),
     authorizationDetails: d.authorizationDetails ? toJson(d.authorizationDetails) : null,
     subAgents: d.subAgents ? toJson(d.subAgents) : null,
+    minAssurance: d.minAssurance ?? null,
   };
 }
 
