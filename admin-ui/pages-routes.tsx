@@ -1,4 +1,5 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
+import { createPeerRegistry } from '../a2a/peers.js';
 import { assuranceLevel, credentialKindOf } from '../broker/core/client.js';
 import { OAuthError } from '../broker/core/errors.js';
 import type { AppDeps } from '../broker/http/app.js';
@@ -9,6 +10,7 @@ import { approvalFromForm } from './components/delegation-controls.js';
 import { AgentsPage, ClientsPage } from './pages/admin-agents.js';
 import { AdminHomePage } from './pages/admin-home.js';
 import { type AuditFilterValues, AuditPage, KeysPage, UsersPage } from './pages/admin-misc.js';
+import { PeersPage } from './pages/admin-peers.js';
 import { DelegationPage, DelegationsPage } from './pages/delegations.js';
 import { MessagePage } from './pages/message.js';
 import { type AgentSummary, LIVE_REQUESTS_SCRIPT, RequestCard, RequestsPage } from './pages/requests.js';
@@ -263,6 +265,41 @@ export function pageRoutes(deps: AppDeps) {
   app.get('/admin/clients', async (c) =>
     c.html(<ClientsPage user={me(c)} csrf={csrf(c)} clients={await deps.clients.list()} />),
   );
+
+  // A2A peers (a2a/peers.ts): registered from their Agent Card, each one a resource.
+  const peers = createPeerRegistry(deps);
+  const PEER_NOTICES: Record<string, string> = {
+    registered: 'Peer registered.',
+    refreshed: 'Peer card fetched again.',
+  };
+  const peersPage = async (c: Context<AppEnv>, extra: { error?: string; cardUrl?: string } = {}) => {
+    const notice = PEER_NOTICES[c.req.query('done') ?? ''];
+    const page = (
+      <PeersPage user={me(c)} csrf={csrf(c)} peers={await peers.list()} {...(notice ? { notice } : {})} {...extra} />
+    );
+    return c.html(page, extra.error ? 400 : 200);
+  };
+  const peerAction = async (c: Context<AppEnv>, action: () => Promise<unknown>, done: string, cardUrl?: string) => {
+    try {
+      await action();
+    } catch (err) {
+      if (err instanceof OAuthError && err.status < 500)
+        return peersPage(c, { error: err.message, ...(cardUrl ? { cardUrl } : {}) });
+      throw err;
+    }
+    return c.redirect(`/admin/peers?done=${done}`, 303);
+  };
+  app.get('/admin/peers', (c) => peersPage(c));
+  app.post('/admin/peers', async (c) => {
+    const cardUrl = (first((await form(c)).card_url) ?? '').trim().slice(0, 2048);
+    const by = { userId: me(c).id, requestId: c.var.requestId };
+    return peerAction(c, () => peers.register(cardUrl, by), 'registered', cardUrl);
+  });
+  app.post('/admin/peers/:id/refresh', async (c) => {
+    await form(c);
+    const by = { userId: me(c).id, requestId: c.var.requestId };
+    return peerAction(c, () => peers.refresh(c.req.param('id'), by), 'refreshed');
+  });
 
   app.get('/admin/users', async (c) => {
     const notice = NOTICES[c.req.query('done') ?? ''];

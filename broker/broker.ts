@@ -1,4 +1,5 @@
 import { and, eq, isNotNull, lt } from 'drizzle-orm';
+import { ensureA2aResource } from '../a2a/routes.js';
 import { type Db, openDb } from '../db/open.js';
 import { refreshTokens, settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
@@ -6,10 +7,12 @@ import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
+import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
 import { ensureMcpResource } from '../mcp-server/errand/resource.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './core/ports.js';
+import { PATHS } from './core/protocol.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
 import { cibaGrant } from './grants/ciba.js';
 import { clientCredentialsGrant } from './grants/client-credentials.js';
@@ -20,6 +23,8 @@ import { type AppDeps, createApp, delegationLimits } from './http/app.js';
 import { ClientAuthenticator } from './identity/client-auth.js';
 import { ClientDirectory } from './identity/client-directory.js';
 import { ClientKeys } from './identity/client-keys.js';
+import { DpopProofs } from './identity/dpop.js';
+import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
 import { DelegationService } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
@@ -95,6 +100,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
   const tasks = new TaskStore(db);
   // Errand's own MCP endpoint is a built-in resource (idempotent; an admin's edits are kept).
   await ensureMcpResource(clients, config.issuer, clock.now());
+  await ensureA2aResource(clients, config.issuer, clock.now());
   const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
 
   const keys = new KeyRing({
@@ -139,23 +145,50 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
       allowPrivate: config.fetch.allowPrivate,
     },
   );
+  // One cache of outside keys: agents' jwks_uri and trusted workload issuers' key sets.
+  const clientKeys = new ClientKeys({
+    clock,
+    cacheTtl: config.clientAuth.jwksCacheTtl,
+    timeoutMs: config.fetch.timeoutMs,
+    allowPrivate: config.fetch.allowPrivate,
+  });
+  const trustedIssuers = new TrustedIssuerStore(db);
+  const workload = new WorkloadVerifier({
+    issuers: trustedIssuers,
+    keys: clientKeys,
+    clock,
+    clockSkew: config.clientAuth.clockSkew,
+    fetch: {
+      timeoutMs: config.fetch.timeoutMs,
+      allowPrivate: config.fetch.allowPrivate,
+      cacheTtl: config.clientAuth.jwksCacheTtl,
+    },
+    remember: (scope, jti, exp, now) => clients.rememberAssertion(scope, jti, exp, now),
+    log,
+  });
   const auth = new ClientAuthenticator(
     {
       directory,
-      keys: new ClientKeys({
-        clock,
-        cacheTtl: config.clientAuth.jwksCacheTtl,
-        timeoutMs: config.fetch.timeoutMs,
-        allowPrivate: config.fetch.allowPrivate,
-      }),
+      keys: clientKeys,
       clock,
       issuer: config.issuer,
       assertionMaxLifetime: config.clientAuth.assertionMaxLifetime,
       clockSkew: config.clientAuth.clockSkew,
       rememberAssertion: (clientId, jti, exp, now) => clients.rememberAssertion(clientId, jti, exp, now),
+      workload,
+      recordAssurance: (id, level, issuerId) => clients.recordAssurance(id, level, issuerId),
     },
     log,
   );
+  // RFC 9449 at the token endpoint: proof jtis are remembered in the database, like assertion jtis.
+  const dpop = new DpopProofs({
+    tokenEndpoint: `${config.issuer}${PATHS.token}`,
+    nonceRequired: config.dpop.nonceRequired,
+    clock,
+    clockSkew: config.clientAuth.clockSkew,
+    box,
+    remember: (key, until, now) => clients.rememberAssertion('dpop', key, until, now),
+  });
   const taskService = new TaskService({
     db,
     tasks,
@@ -221,6 +254,8 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     statusLists,
     box,
     exchange,
+    trustedIssuers,
+    dpop,
     onRevoked(listener) {
       revocationListeners.add(listener);
       return () => revocationListeners.delete(listener);

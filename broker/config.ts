@@ -72,6 +72,7 @@ export const EnvSchema = z.object({
   ERRAND_CIMD_CACHE_TTL: seconds(0, DAY).default(3600),
   ERRAND_CIMD_MAX_BYTES: count(512, 65_536).default(5120),
   ERRAND_JWKS_CACHE_TTL: seconds(0, DAY).default(300),
+  ERRAND_DPOP_NONCE_REQUIRED: bool.default(false),
   ERRAND_FETCH_TIMEOUT_MS: count(100, 60_000).default(5000),
   ERRAND_FETCH_ALLOW_PRIVATE: bool.default(false),
   ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
@@ -123,6 +124,8 @@ export interface Config {
     authRequestTtl: number;
   };
   clientAuth: { assertionMaxLifetime: number; clockSkew: number; jwksCacheTtl: number };
+  /** RFC 9449 at the token endpoint: whether every proof must carry a server nonce. */
+  dpop: { nonceRequired: boolean };
   delegation: {
     defaultTtl: number;
     maxTtl: number;
@@ -260,6 +263,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       clockSkew: e.ERRAND_CLOCK_SKEW,
       jwksCacheTtl: e.ERRAND_JWKS_CACHE_TTL,
     },
+    dpop: { nonceRequired: e.ERRAND_DPOP_NONCE_REQUIRED },
     delegation: {
       defaultTtl: e.ERRAND_DELEGATION_DEFAULT_TTL,
       maxTtl: e.ERRAND_DELEGATION_MAX_TTL,

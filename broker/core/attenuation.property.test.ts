@@ -7,6 +7,7 @@ import {
   type ExchangeRequest,
   type Parent,
 } from './attenuation.js';
+import type { AssuranceLevel } from './client.js';
 import type { Delegation, DelegationStatus, ToolDetail } from './delegation.js';
 import { type Denial, denialToError } from './denials.js';
 import { isTerminal, type Task, type TaskState } from './task.js';
@@ -28,6 +29,21 @@ const FOREIGN = 'root:all';
 const TOOLS = ['search', 'fetch', 'send'];
 const AGENTS = ['agt_a', 'agt_b', 'agt_c', 'agt_d', 'agt_e'];
 const DELEGATE = AGENTS[0]!;
+/** Each agent's assurance level (SPECS §8); the delegate is attested (AAL2). */
+const AGENT_LEVEL: Record<string, AssuranceLevel | null> = {
+  agt_a: 'NHI-AAL2',
+  agt_b: 'NHI-AAL3',
+  agt_c: 'NHI-AAL1',
+  agt_d: null,
+  agt_e: 'NHI-AAL2',
+};
+/** Minimum levels of the resources: one of them asks for an attested workload. */
+const RESOURCE_MIN: Record<string, AssuranceLevel | null> = {
+  'https://r1.example.test/mcp': null,
+  'https://r2.example.test/api': 'NHI-AAL2',
+  'https://r3.example.test/a2a': null,
+};
+const LEVELS: (AssuranceLevel | null)[] = [null, 'NHI-AAL1', 'NHI-AAL2', 'NHI-AAL3'];
 const TERMINAL: TaskState[] = ['completed', 'canceled', 'failed', 'rejected'];
 
 type Reason = Denial['reason'];
@@ -48,6 +64,7 @@ const WIRE: Record<Reason, string> = {
   details_exceed_parent: 'invalid_authorization_details',
   depth_exceeded: 'invalid_request',
   subject_expired: 'invalid_request',
+  assurance_too_low: 'invalid_request',
 };
 
 const pick = <T>(xs: readonly T[], n: number): T => xs[n % xs.length]!;
@@ -76,38 +93,45 @@ const delegationArb = fc
       { weight: 1, arbitrary: fc.integer({ min: -600, max: 0 }) },
     ),
     subAgents: fc.option(fc.subarray(AGENTS), { nil: null }),
+    minAssurance: fc.oneof(
+      { weight: 6, arbitrary: fc.constant(null) },
+      { weight: 1, arbitrary: fc.constantFrom<AssuranceLevel>('NHI-AAL1', 'NHI-AAL2', 'NHI-AAL3') },
+    ),
   })
-  .map(({ resources, scopeMasks, toolMasks, maxDepth, maxTokenTtl, expiresIn, subAgents }): Delegation => {
-    const grants: Record<string, string[]> = {};
-    resources.forEach((r, i) => {
-      grants[r] = byMask(SCOPES, scopeMasks[i]!);
-    });
-    const details: ToolDetail[] = [];
-    if (toolMasks) {
+  .map(
+    ({ resources, scopeMasks, toolMasks, maxDepth, maxTokenTtl, expiresIn, subAgents, minAssurance }): Delegation => {
+      const grants: Record<string, string[]> = {};
       resources.forEach((r, i) => {
-        const actions = byMask(TOOLS, toolMasks[i]!);
-        if (actions.length) details.push({ type: 'mcp_tool', locations: [r], actions });
+        grants[r] = byMask(SCOPES, scopeMasks[i]!);
       });
-    }
-    return {
-      id: 'dlg_1',
-      userId: 'usr_1',
-      agentId: DELEGATE,
-      status: 'active',
-      grants,
-      authorizationDetails: details.length ? details : null,
-      maxTokenTtl,
-      maxDepth,
-      subAgents,
-      expiresAt: START + expiresIn,
-      createdAt: START - 10,
-      decidedAt: START - 5,
-      revokedAt: null,
-      source: 'ciba',
-      bindingMessage: null,
-      credentialJti: 'jti_cred',
-    };
-  });
+      const details: ToolDetail[] = [];
+      if (toolMasks) {
+        resources.forEach((r, i) => {
+          const actions = byMask(TOOLS, toolMasks[i]!);
+          if (actions.length) details.push({ type: 'mcp_tool', locations: [r], actions });
+        });
+      }
+      return {
+        id: 'dlg_1',
+        userId: 'usr_1',
+        agentId: DELEGATE,
+        status: 'active',
+        grants,
+        authorizationDetails: details.length ? details : null,
+        maxTokenTtl,
+        maxDepth,
+        subAgents,
+        expiresAt: START + expiresIn,
+        createdAt: START - 10,
+        decidedAt: START - 5,
+        revokedAt: null,
+        source: 'ciba',
+        bindingMessage: null,
+        credentialJti: 'jti_cred',
+        minAssurance,
+      };
+    },
+  );
 
 const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary });
 
@@ -199,6 +223,10 @@ function violations(parent: Parent, req: ExchangeRequest, ctx: ExchangeContext):
     const scope = req.scope ?? parentScopes;
     if (!subsetOf(scope, parentScopes) || !subsetOf(scope, d.grants[audience] ?? [])) out.add('scope_exceeds_parent');
     else if (scope.length === 0) out.add('scope_empty');
+    // Assurance: the actor reaches the delegation's minimum and the resource's.
+    const reaches = (min: AssuranceLevel | null | undefined) =>
+      !min || LEVELS.indexOf(ctx.actorAssurance ?? null) >= LEVELS.indexOf(min);
+    if (!reaches(d.minAssurance) || !reaches(ctx.resourceMinAssurance?.[audience])) out.add('assurance_too_low');
     if (req.details) {
       const mine = (parent.details ?? []).filter((x) => x.locations[0] === audience);
       const within = (x: ToolDetail) =>
@@ -367,6 +395,11 @@ function checkAllowed(plan: ExchangePlan, parent: Parent, req: ExchangeRequest, 
   expect(plan.actorChain.slice(1)).toEqual(parentChain);
   expect(plan.actorChain[plan.actorChain.length - 1]).toBe(d.agentId);
   if (parent.kind === 'delegation') expect(actorId).toBe(d.agentId);
+  // Assurance: the actor reaches every minimum that applies.
+  const level = LEVELS.indexOf(ctx.actorAssurance ?? null);
+  for (const min of [d.minAssurance, ctx.resourceMinAssurance?.[plan.audience]]) {
+    if (min) expect(level).toBeGreaterThanOrEqual(LEVELS.indexOf(min));
+  }
   // Task: depth and deadline.
   if (plan.task.kind === 'new') {
     expect(req.taskId).toBeNull();
@@ -414,7 +447,16 @@ function runChain(delegation: Delegation, steps: Step[], stats: Stats) {
     if (step.endParent && parent.task) endSubtree(tasks, parent.task, now);
 
     const { req, actorId, named } = buildRequest(step, parent, d, tasks);
-    const ctx: ExchangeContext = { now, actorId, delegation: d, named, tokenTtl: TOKEN_TTL, maxTaskTtl: MAX_TASK_TTL };
+    const ctx: ExchangeContext = {
+      now,
+      actorId,
+      delegation: d,
+      named,
+      tokenTtl: TOKEN_TTL,
+      maxTaskTtl: MAX_TASK_TTL,
+      actorAssurance: AGENT_LEVEL[actorId] ?? null,
+      resourceMinAssurance: RESOURCE_MIN,
+    };
     const expected = violations(parent, req, ctx);
     const decision = attenuate(parent, req, ctx);
     stats.steps++;

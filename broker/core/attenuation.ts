@@ -1,3 +1,5 @@
+import { meetsAssurance } from './assurance.js';
+import type { AssuranceLevel } from './client.js';
 import type { Delegation, ToolDetail } from './delegation.js';
 import type { Decision, Denial } from './denials.js';
 import { isLive, type Task } from './task.js';
@@ -40,6 +42,10 @@ export interface ExchangeContext {
   /** Broker limits. */
   tokenTtl: number;
   maxTaskTtl: number;
+  /** The acting agent's assurance level, derived when it authenticated (SPECS §8). */
+  actorAssurance?: AssuranceLevel | null;
+  /** Minimum assurance per resource (canonical URL → level), for the resources the parent holds. */
+  resourceMinAssurance?: Record<string, AssuranceLevel | null>;
 }
 
 export interface ExchangePlan {
@@ -118,6 +124,16 @@ export function attenuate(parent: Parent, req: ExchangeRequest, ctx: ExchangeCon
     );
   }
   const delegated = d.grants[audience] ?? [];
+
+  // Assurance: the current actor must reach the delegation's minimum and the resource's.
+  const actual = ctx.actorAssurance ?? null;
+  if (d.minAssurance && !meetsAssurance(actual, d.minAssurance)) {
+    return deny({ reason: 'assurance_too_low', required: d.minAssurance, actual, by: 'delegation' });
+  }
+  const resourceMin = ctx.resourceMinAssurance?.[audience] ?? null;
+  if (resourceMin && !meetsAssurance(actual, resourceMin)) {
+    return deny({ reason: 'assurance_too_low', required: resourceMin, actual, by: 'resource' });
+  }
 
   // Scope: a subset of the parent's and of the delegation's.
   const scope = req.scope ?? parentScopes;

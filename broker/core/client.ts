@@ -1,9 +1,9 @@
-import type { AuthMethod, GrantType } from './protocol.js';
+import type { ASSURANCE_LEVELS, AuthMethod, GrantType } from './protocol.js';
 
 export type ClientKind = 'agent' | 'mcp_client' | 'resource_server';
 export type ClientSource = 'admin' | 'dcr' | 'cimd';
 export type ClientStatus = 'active' | 'disabled' | 'expired';
-export type CredentialKind = 'private_key_jwt' | 'none' | 'client_secret';
+export type CredentialKind = 'private_key_jwt' | 'workload_federation' | 'none' | 'client_secret';
 
 /** A registered client, whatever the door it came in through. */
 export interface Client {
@@ -38,18 +38,25 @@ export interface Client {
 /** The credential kind shown in the inventory; static secrets are flagged as a risk. */
 export function credentialKindOf(method: AuthMethod): CredentialKind {
   if (method === 'private_key_jwt') return 'private_key_jwt';
+  if (method === 'workload_federation') return 'workload_federation';
   if (method === 'none') return 'none';
   return 'client_secret';
 }
 
-export type AssuranceLevel = 'NHI-AAL1' | 'NHI-AAL2' | 'NHI-AAL3';
+export type AssuranceLevel = (typeof ASSURANCE_LEVELS)[number];
 
 /**
- * The assurance level of a non-human identity (SPECS §8): a key or secret registered by hand proves
- * nothing about where it lives, so it is the lowest level; public clients have none.
+ * The assurance level of a non-human identity (SPECS §8): the level Errand recorded when the agent
+ * last authenticated (a workload token from a trusted issuer: AAL2, or AAL3 with hardware
+ * attestation); otherwise a key or secret registered by hand, which proves nothing about where it
+ * lives, so the lowest level. Public clients, and workload agents not yet seen, have none.
  */
-export function assuranceLevel(client: Pick<Client, 'authMethod'>): AssuranceLevel | null {
-  return client.authMethod === 'none' ? null : 'NHI-AAL1';
+export function assuranceLevel(
+  client: Pick<Client, 'authMethod'> & Partial<Pick<Client, 'recordedAssurance'>>,
+): AssuranceLevel | null {
+  if (client.recordedAssurance) return client.recordedAssurance;
+  if (client.authMethod === 'none' || client.authMethod === 'workload_federation') return null;
+  return 'NHI-AAL1';
 }
 
 /** Whether the client authenticates (OAuth 2.1 §2.1: confidential clients). */

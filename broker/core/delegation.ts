@@ -1,3 +1,6 @@
+import { meetsAssurance } from './assurance.js';
+import type { AssuranceLevel } from './client.js';
+
 /** A user's approval for one agent: the ceiling for everything issued under it. */
 export type DelegationStatus = 'pending' | 'active' | 'denied' | 'revoked';
 
@@ -29,7 +32,7 @@ export interface Delegation {
   /** `jti` of the delegation credential currently valid for it. */
   credentialJti: string | null;
   /** The lowest assurance level an actor needs to exchange under it. */
-  minAssurance?: string | null;
+  minAssurance?: AssuranceLevel | null;
 }
 
 /** What an agent asks for; the user may narrow every part of it on approval. */
@@ -40,6 +43,8 @@ export interface DelegationRequest {
   maxDepth: number;
   subAgents: string[] | null;
   expiresIn: number;
+  /** The lowest assurance level any actor under the delegation must have (absent: none). */
+  minAssurance?: AssuranceLevel | null;
 }
 
 /** Narrowing on approval: each part must be within what was asked. Returns a problem or null. */
@@ -54,6 +59,10 @@ export function narrowingProblem(asked: DelegationRequest, granted: DelegationRe
   if (granted.maxDepth > asked.maxDepth) return `depth ${granted.maxDepth} exceeds the ${asked.maxDepth} requested`;
   if (granted.maxTokenTtl > asked.maxTokenTtl) return 'token lifetime exceeds the one requested';
   if (granted.expiresIn > asked.expiresIn) return 'expiry exceeds the one requested';
+  // A user may demand a higher assurance level than the agent offered, never a lower one.
+  if (!meetsAssurance(granted.minAssurance, asked.minAssurance)) {
+    return `the minimum assurance level may only be raised, not lowered below ${asked.minAssurance}`;
+  }
   if (asked.subAgents !== null) {
     if (granted.subAgents === null) return 'sub-agents may only be narrowed';
     if (granted.subAgents.some((a) => !asked.subAgents!.includes(a))) return 'sub-agents may only be narrowed';

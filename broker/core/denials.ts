@@ -1,3 +1,4 @@
+import type { AssuranceLevel } from './client.js';
 import { OAuthError } from './errors.js';
 
 /**
@@ -18,7 +19,14 @@ export type Denial =
   | { reason: 'scope_empty' }
   | { reason: 'details_exceed_parent' }
   | { reason: 'depth_exceeded'; max: number }
-  | { reason: 'subject_expired' };
+  | { reason: 'subject_expired' }
+  | {
+      reason: 'assurance_too_low';
+      required: AssuranceLevel;
+      actual: AssuranceLevel | null;
+      /** What sets the minimum: the delegation, or the resource the token is for. */
+      by: 'delegation' | 'resource';
+    };
 
 export type Decision<T> = { ok: true; value: T } | { ok: false; denial: Denial };
 
@@ -62,5 +70,11 @@ export function denialToError(d: Denial): OAuthError {
       return new OAuthError('invalid_request', `delegation depth limit (${d.max}) reached`);
     case 'subject_expired':
       return new OAuthError('invalid_request', 'the subject token, task or delegation has expired');
+    case 'assurance_too_low':
+      // SPECS §8: say which minimum applies and what the agent has, so its operator can act.
+      return new OAuthError(
+        'invalid_request',
+        `the ${d.by} requires assurance level ${d.required}; the acting agent authenticated at ${d.actual ?? 'no level'} (use a workload identity from a trusted issuer)`,
+      );
   }
 }

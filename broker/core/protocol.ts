@@ -26,6 +26,22 @@ export const CLAIM = {
   act: 'act',
   status: 'status',
   authorizationDetails: 'authorization_details',
+  /** RFC 9449 §6.1 / RFC 7800: the confirmation claim (`cnf.jkt`) of a DPoP-bound token. */
+  confirmation: 'cnf',
+  /** The assurance level (NHI-AAL1..3) of the current actor, derived by Errand at authentication (SPECS §8). */
+  assurance: 'errand_aal',
+} as const;
+
+/** Assurance levels of non-human identities, lowest first (SPECS §8). */
+export const ASSURANCE_LEVELS = ['NHI-AAL1', 'NHI-AAL2', 'NHI-AAL3'] as const;
+
+/** RFC 9449: the proof header, the server-nonce header and the token type of DPoP-bound tokens. */
+export const DPOP = {
+  header: 'DPoP',
+  nonceHeader: 'DPoP-Nonce',
+  tokenType: 'DPoP',
+  /** Signing algorithms Errand accepts on DPoP proofs (asymmetric only). */
+  algs: ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'],
 } as const;
 
 /** RFC 9396 `authorization_details` types Errand understands. */
@@ -38,6 +54,8 @@ export const DETAILS_TYPE = {
 
 export const CLIENT_ASSERTION_TYPE = {
   jwtBearer: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+  /** draft-ietf-oauth-spiffe-client-auth: a JWT-SVID as the client assertion. */
+  jwtSpiffe: 'urn:ietf:params:oauth:client-assertion-type:jwt-spiffe',
 } as const;
 
 export const AUTH_METHOD = {
@@ -45,6 +63,8 @@ export const AUTH_METHOD = {
   none: 'none',
   clientSecretBasic: 'client_secret_basic',
   clientSecretPost: 'client_secret_post',
+  /** No secret at Errand: the agent presents a workload token from a trusted issuer (RFC 7523, SPIFFE). */
+  workloadFederation: 'workload_federation',
 } as const;
 export type AuthMethod = (typeof AUTH_METHOD)[keyof typeof AUTH_METHOD];
 
@@ -55,6 +75,8 @@ export const JWT_TYP = {
   /** The credential an agent holds for a delegation: usable only at Errand's token endpoint. */
   delegation: 'delegation+jwt',
   statusList: 'statuslist+jwt',
+  /** RFC 9449 §4.2. */
+  dpopProof: 'dpop+jwt',
 } as const;
 
 /** Signing algorithms Errand accepts on client assertions (never `none`, never a MAC). */
@@ -88,6 +110,8 @@ export const PATHS = {
   setup: '/setup',
   admin: '/admin',
   adminApi: '/api/admin',
+  /** Agents end their tasks at `<tasks>/<task id>/end`. */
+  tasks: '/tasks',
 } as const;
 
 /** OpenID CAEP event type Errand's push channel carries (SPECS §9.8). */

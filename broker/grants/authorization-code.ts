@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { DelegationStore } from '../../db/stores/delegation-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
+import { isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { GRANT_TYPE } from '../core/protocol.js';
@@ -88,7 +89,7 @@ export function authorizationCodeGrant(deps: {
         const delegation = await deps.delegations.get(code.delegationId);
         if (delegation?.status !== 'active')
           throw new OAuthError('invalid_grant', 'the delegation is no longer active');
-        return deps.delegationService.issueCredential(delegation);
+        return deps.delegationService.issueCredential(delegation, ctx.client.assurance);
       }
       const audience = pickAudience(canonicalResources(p.resource), code.resources);
       const withRefresh = client.grantTypes.includes(GRANT_TYPE.refreshToken);
@@ -100,7 +101,18 @@ export function authorizationCodeGrant(deps: {
           audience,
           scope: code.scope,
           grantId: code.grantId,
-          ...(withRefresh ? { refresh: { resources: code.resources, scope: code.scope } } : {}),
+          ...(withRefresh
+            ? {
+                refresh: {
+                  resources: code.resources,
+                  scope: code.scope,
+                  // RFC 9449 §5: a public client's refresh token is bound to its DPoP key.
+                  dpopJkt: isConfidential(client) ? null : (ctx.dpop?.jkt ?? null),
+                },
+              }
+            : {}),
+          assurance: ctx.client.assurance,
+          dpopJkt: ctx.dpop?.jkt ?? null,
           auditType: 'token.issued',
           requestId: ctx.requestId,
         },

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { ClientStore } from '../../db/stores/client-store.js';
+import { meetsAssurance } from '../core/assurance.js';
 import { isConfidential } from '../core/client.js';
+import { denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
 import { GRANT_TYPE } from '../core/protocol.js';
 import { param } from '../http/params.js';
@@ -39,6 +41,15 @@ export function clientCredentialsGrant(deps: { clients: ClientStore; tokens: Tok
       // Without a scope parameter the client gets what it is registered for at this resource.
       const scope = requestedScope(p.scope) ?? client.scope.filter((s) => resource.scopes.includes(s));
       checkScope(scope, resource, client);
+      // SPECS §8: a resource's minimum assurance level holds for tokens an agent gets as itself too.
+      if (resource.minAssurance && !meetsAssurance(ctx.client.assurance, resource.minAssurance)) {
+        throw denialToError({
+          reason: 'assurance_too_low',
+          required: resource.minAssurance,
+          actual: ctx.client.assurance,
+          by: 'resource',
+        });
+      }
       return deps.tokens.issue({
         clientId: client.id,
         subject: client.id,
@@ -46,6 +57,8 @@ export function clientCredentialsGrant(deps: { clients: ClientStore; tokens: Tok
         audience,
         scope,
         grantId: null,
+        assurance: ctx.client.assurance,
+        dpopJkt: ctx.dpop?.jkt ?? null,
         auditType: 'token.issued',
         requestId: ctx.requestId,
       });

@@ -29,6 +29,8 @@ export function refreshTokenGrant(deps: { tokens: TokenService }): Grant<typeof 
         scope: requestedScope(p.scope),
         audience: (row) => pickAudience(requested, row.resources),
         requestId: ctx.requestId,
+        assurance: ctx.client.assurance,
+        dpopJkt: ctx.dpop?.jkt ?? null,
       });
     },
   };

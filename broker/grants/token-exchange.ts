@@ -50,10 +50,14 @@ export function tokenExchangeGrant(deps: {
       const targets = canonicalResources([...(p.resource ?? []), ...(p.audience ?? [])]);
       if (targets.length > 1) throw new OAuthError('invalid_target', 'request one resource per access token');
       const details = parseAuthorizationDetails(p.authorization_details, true);
-      const actor = p.actor_token ? await deps.auth.verifyActorToken(p.actor_token) : null;
+      // The actor (RFC 8693 §4.1): a separate actor_token (a key-signed JWT or a workload token), or the client.
+      const actor = p.actor_token ? await deps.auth.verifyActorToken(p.actor_token) : ctx.client;
       const response = await deps.exchange.exchange({
         client,
-        actor,
+        actor: actor === ctx.client ? null : actor.client,
+        actorAssurance: actor.assurance,
+        // RFC 9449: the token is bound to the key of this request's proof, the requester's own key.
+        dpopJkt: ctx.dpop?.jkt ?? null,
         subjectToken: p.subject_token,
         subjectTokenType: p.subject_token_type,
         audience: targets[0] ?? null,

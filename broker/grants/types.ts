@@ -1,9 +1,12 @@
 import type { z } from 'zod';
 import type { AuthenticatedClient } from '../identity/client-auth.js';
+import type { DpopBinding } from '../identity/dpop.js';
 import type { Logger } from '../log.js';
 
 export interface GrantContext {
   client: AuthenticatedClient;
+  /** The request's verified DPoP proof (RFC 9449 §5): issued access tokens are bound to its key. */
+  dpop: DpopBinding | null;
   log: Logger;
   requestId: string;
 }

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from 'jose';
 import { z } from 'zod';
+import { DPOP, JWT_TYP } from '../core/protocol.js';
 
 /** Asymmetric algorithms accepted on DPoP proofs (RFC 9449 §4.3: never `none`, never a MAC). */
-export const DPOP_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'] as const;
+export const DPOP_ALGS = DPOP.algs;
 
-const DPOP_TYP = 'dpop+jwt';
+const DPOP_TYP = JWT_TYP.dpopProof;
 // RFC 7517/7518: members that make a JWK private (or symmetric).
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
@@ -18,8 +19,14 @@ const ProofClaimsSchema = z.object({
   nonce: z.string().max(512).optional(),
 });
 
+/** Where seen proof `jti`s are kept: memory in one process, or a database shared by several. */
+export interface ProofReplay {
+  /** Records `jti` until `until` (epoch seconds); false when it was already seen. */
+  remember(jti: string, until: number, now: number): boolean | Promise<boolean>;
+}
+
 /** Remembers proof `jti`s until they can no longer pass the `iat` window (RFC 9449 §11.1). */
-export class ReplayCache {
+export class ReplayCache implements ProofReplay {
   private readonly seen = new Map<string, number>();
 
   constructor(private readonly max = 100_000) {}
@@ -45,18 +52,18 @@ export interface DpopProofCheck {
   proof: string | null | undefined;
   method: string;
   url: string;
-  /** The access token presented with the proof (for `ath`). */
-  accessToken: string;
-  /** The token's `cnf.jkt`. */
-  jkt: string;
+  /** The access token presented with the proof (for `ath`); absent at a token endpoint. */
+  accessToken?: string;
+  /** The token's `cnf.jkt`; absent when the proof's own key is what is being learnt. */
+  jkt?: string;
   /** Epoch seconds. */
   now: number;
-  replay: ReplayCache;
+  replay: ProofReplay;
   clockSkew?: number;
   /** How old a proof may be, in seconds (default 300). */
   maxAge?: number;
-  /** The nonce the server requires, if any (RFC 9449 §8). */
-  nonce?: string;
+  /** The nonce the server requires, if any (RFC 9449 §8), or a check of the proof's nonce. */
+  nonce?: string | ((nonce: string | undefined) => boolean);
 }
 
 /** Outcome of a proof check. */
@@ -81,7 +88,10 @@ export function accessTokenHash(token: string): string {
   return createHash('sha256').update(token, 'ascii').digest('base64url');
 }
 
-/** Verifies a DPoP proof for a request carrying a DPoP-bound access token (RFC 9449 §4.3, §7.1). */
+/**
+ * Verifies a DPoP proof (RFC 9449 §4.3): for a request carrying a DPoP-bound access token (§7.1,
+ * with `accessToken` and `jkt`), or at a token endpoint (without them; the key's thumbprint is returned).
+ */
 export async function verifyDpopProof(check: DpopProofCheck): Promise<DpopResult> {
   const { proof } = check;
   if (!proof) return invalid('a DPoP proof is required with this token');
@@ -124,18 +134,24 @@ export async function verifyDpopProof(check: DpopProofCheck): Promise<DpopResult
   if (claims.iat > check.now + skew || claims.iat < check.now - maxAge - skew) {
     return invalid('the DPoP proof iat is outside the accepted window');
   }
-  if (claims.ath === undefined || claims.ath !== accessTokenHash(check.accessToken)) {
+  if (
+    check.accessToken !== undefined &&
+    (claims.ath === undefined || claims.ath !== accessTokenHash(check.accessToken))
+  ) {
     return invalid('the DPoP proof ath does not match the access token');
   }
-  if ((await calculateJwkThumbprint(jwk, 'sha256')) !== check.jkt) {
+  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  if (check.jkt !== undefined && jkt !== check.jkt) {
     return invalid('the DPoP proof key is not the key the access token is bound to');
   }
-  if (check.nonce !== undefined && claims.nonce !== check.nonce) {
-    return { ok: false, error: 'use_dpop_nonce', description: 'a DPoP nonce is required' };
-  }
-  // Last, so a proof rejected for another reason does not burn its jti.
-  if (!check.replay.remember(claims.jti, claims.iat + maxAge + skew, check.now)) {
+  const nonceOk =
+    check.nonce === undefined ||
+    (typeof check.nonce === 'function' ? check.nonce(claims.nonce) : claims.nonce === check.nonce);
+  if (!nonceOk) return { ok: false, error: 'use_dpop_nonce', description: 'a DPoP nonce is required' };
+  // Last, so a proof rejected for another reason does not burn its jti. The key is part of the
+  // entry: a jti is unique per key, and one key cannot spend another's.
+  if (!(await check.replay.remember(`${jkt}:${claims.jti}`, claims.iat + maxAge + skew, check.now))) {
     return invalid('the DPoP proof has been used before');
   }
-  return { ok: true, jkt: check.jkt };
+  return { ok: true, jkt };
 }

@@ -3,6 +3,8 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
+import { peerRoutes } from '../../a2a/peer-routes.js';
+import { a2aRoutes } from '../../a2a/routes.js';
 import { oidcRoutes } from '../../admin-ui/oidc-routes.js';
 import { pageRoutes } from '../../admin-ui/pages-routes.js';
 import { uiRoutes } from '../../admin-ui/routes.js';
@@ -13,6 +15,7 @@ import type { ClientStore } from '../../db/stores/client-store.js';
 import type { DelegationStore } from '../../db/stores/delegation-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
+import type { TrustedIssuerStore } from '../../db/stores/trusted-issuer-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
 import { errandMcpRoutes } from '../../mcp-server/errand/routes.js';
 import type { Config } from '../config.js';
@@ -22,6 +25,7 @@ import { PATHS } from '../core/protocol.js';
 import type { GrantRegistry } from '../grants/index.js';
 import type { ClientAuthenticator } from '../identity/client-auth.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
+import type { DpopProofs } from '../identity/dpop.js';
 import type { Logger } from '../log.js';
 import type { DelegationService } from '../services/delegations.js';
 import type { ExchangeService } from '../services/exchange-token.js';
@@ -44,6 +48,7 @@ import { statusListRoutes } from './routes/status-list.js';
 import { taskRoutes } from './routes/tasks.js';
 import { tokenRoutes } from './routes/token.js';
 import { tokenManagementRoutes } from './routes/token-management.js';
+import { trustedIssuerRoutes } from './routes/trusted-issuers.js';
 import { userApiRoutes } from './routes/user-api.js';
 import type { AppEnv } from './types.js';
 
@@ -71,6 +76,10 @@ export interface AppDeps {
   box: CryptoBox;
   /** Subscribes to token revocations caused by ending tasks (after commit); returns the unsubscribe. */
   onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
+  /** Trusted workload issuers (workload identity federation). */
+  trustedIssuers: TrustedIssuerStore;
+  /** DPoP proofs at the token endpoint (RFC 9449). */
+  dpop: DpopProofs;
 }
 
 /** Delegation limits from the configuration. */
@@ -172,6 +181,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     tokenRoutes({
       grants: deps.grantRegistry,
       auth: deps.auth,
+      dpop: deps.dpop,
       touch: (id) => deps.clients.touch(id, deps.clock.now()),
     }),
   );
@@ -252,6 +262,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       rotateDelay: config.keys.jwksMaxAge,
     }),
   );
+  // Trusted workload issuers: the admin API for workload identity federation.
+  app.route(
+    '/',
+    trustedIssuerRoutes({
+      db: deps.db,
+      trustedIssuers: deps.trustedIssuers,
+      clients: deps.clients,
+      audit: deps.audit,
+      clock: deps.clock,
+      issuer: config.issuer,
+    }),
+  );
+  // A2A peers: the admin API for registering agents from their Agent Card (a2a/peer-routes.ts).
+  app.route('/', peerRoutes(deps));
   app.route(
     '/',
     uiRoutes({
@@ -279,6 +303,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       timeoutMs: config.fetch.timeoutMs,
     }),
   );
+  // Errand as an A2A agent: its signed Agent Card, <issuer>/a2a and its protected resource metadata.
+  app.route('/', a2aRoutes(deps));
   // Errand's own MCP endpoint (<issuer>/mcp) and its protected resource metadata.
   app.route('/', errandMcpRoutes(deps));
   app.route('/', pageRoutes(deps));

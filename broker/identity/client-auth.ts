@@ -1,5 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
-import { type Client, isConfidential } from '../core/client.js';
+import { type AssuranceLevel, type Client, isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { ASSERTION_ALGS, AUTH_METHOD, CLIENT_ASSERTION_TYPE } from '../core/protocol.js';
@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { hashSecret, safeEqual } from '../tokens/random.js';
 import type { ClientDirectory } from './client-directory.js';
 import { ClientKeyError, type ClientKeys } from './client-keys.js';
+import { WorkloadError, type WorkloadVerifier } from './workload.js';
 
 export interface ClientAuthDeps {
   directory: ClientDirectory;
@@ -16,11 +17,21 @@ export interface ClientAuthDeps {
   assertionMaxLifetime: number;
   clockSkew: number;
   rememberAssertion(clientId: string, jti: string, expiresAt: number, now: number): Promise<boolean>;
+  /** Workload identity federation (trusted issuers); absent: workload tokens are refused. */
+  workload?: WorkloadVerifier;
+  /** Records the level a workload agent authenticated at (shown in the inventory). */
+  recordAssurance?(clientId: string, level: AssuranceLevel, trustedIssuerId: string): Promise<void>;
 }
 
 export interface AuthenticatedClient {
   client: Client;
   method: Client['authMethod'];
+  /**
+   * The assurance level of this authentication (SPECS §8), derived here and never taken from a
+   * claim the client chose: a workload token's matching rule (NHI-AAL2/3), a key or secret
+   * registered by hand (NHI-AAL1), nothing for a public client.
+   */
+  assurance: AssuranceLevel | null;
 }
 
 /** The credentials a request carries, before any of them is checked. */
@@ -94,13 +105,12 @@ export class ClientAuthenticator {
    * same rules as a client assertion (audience = the issuer, short life, one use). A failure is the
    * exchange's `invalid_request` (RFC 8693 §2.2.2), not the caller's authentication failing.
    */
-  async verifyActorToken(token: string): Promise<Client> {
+  async verifyActorToken(token: string): Promise<AuthenticatedClient> {
     try {
-      const { client } = await this.viaAssertion({
+      return await this.viaAssertion({
         client_assertion_type: CLIENT_ASSERTION_TYPE.jwtBearer,
         client_assertion: token,
       });
-      return client;
     } catch (err) {
       if (err instanceof OAuthError)
         throw new OAuthError('invalid_request', `actor_token: ${err.message}`, { cause: err });
@@ -118,7 +128,7 @@ export class ClientAuthenticator {
   private async asPublic(clientId: string): Promise<AuthenticatedClient> {
     const client = await this.load(clientId);
     if (isConfidential(client)) throw fail('this client must authenticate');
-    return { client, method: AUTH_METHOD.none };
+    return { client, method: AUTH_METHOD.none, assurance: null };
   }
 
   private async viaSecret(
@@ -136,13 +146,16 @@ export class ClientAuthenticator {
     const ok = safeEqual(hashSecret(secret), client?.secretHash ?? hashSecret(`unknown:${secret}`));
     if (!client || !ok || client.authMethod !== method) throw fail(GENERIC, viaHeader);
     if (client.status !== 'active') throw fail('the client is disabled', viaHeader);
-    return { client, method };
+    return { client, method, assurance: 'NHI-AAL1' };
   }
 
   private async viaAssertion(form: Record<string, string | undefined>): Promise<AuthenticatedClient> {
     const { client_assertion: assertion, client_assertion_type: type } = form;
-    if (type !== CLIENT_ASSERTION_TYPE.jwtBearer) {
-      throw new OAuthError('invalid_request', `client_assertion_type must be ${CLIENT_ASSERTION_TYPE.jwtBearer}`);
+    if (type !== CLIENT_ASSERTION_TYPE.jwtBearer && type !== CLIENT_ASSERTION_TYPE.jwtSpiffe) {
+      throw new OAuthError(
+        'invalid_request',
+        `client_assertion_type must be ${CLIENT_ASSERTION_TYPE.jwtBearer} or ${CLIENT_ASSERTION_TYPE.jwtSpiffe}`,
+      );
     }
     if (!assertion) throw new OAuthError('invalid_request', 'client_assertion is required with client_assertion_type');
 
@@ -158,6 +171,10 @@ export class ClientAuthenticator {
       throw fail(`client_assertion alg must be one of ${ASSERTION_ALGS.join(', ')}`);
     }
     if (header.crit !== undefined) throw fail('client_assertion must not carry critical header parameters');
+    // A workload token: issued by a trusted platform about the workload (iss ≠ sub), or a JWT-SVID.
+    if (type === CLIENT_ASSERTION_TYPE.jwtSpiffe || unverified.iss !== unverified.sub) {
+      return this.viaWorkloadToken(assertion, unverified, form.client_id);
+    }
     // RFC 7523 §3: iss and sub are the client_id; client_id in the body, if sent, must agree.
     const clientId = unverified.sub;
     if (typeof clientId !== 'string' || unverified.iss !== clientId) {
@@ -202,6 +219,51 @@ export class ClientAuthenticator {
     // RFC 7523 §3 item 7: a jti is accepted once, across every broker process (the database decides).
     const fresh = await this.deps.rememberAssertion(clientId, payload.jti as string, exp + this.deps.clockSkew, now);
     if (!fresh) throw fail('client_assertion has already been used');
-    return { client, method: AUTH_METHOD.privateKeyJwt };
+    return { client, method: AUTH_METHOD.privateKeyJwt, assurance: 'NHI-AAL1' };
+  }
+
+  /**
+   * Workload identity federation (RFC 7523 client authentication with a token from a trusted
+   * issuer; draft-ietf-oauth-spiffe-client-auth for JWT-SVIDs). The issuer's rule names the agent
+   * and its assurance level; the agent has no secret or key at Errand.
+   */
+  private async viaWorkloadToken(
+    token: string,
+    unverified: ReturnType<typeof decodeJwt>,
+    bodyClientId: string | undefined,
+  ): Promise<AuthenticatedClient> {
+    const { workload } = this.deps;
+    const issuer = workload ? await workload.findIssuer(unverified) : null;
+    if (!workload || !issuer) {
+      throw fail(
+        'client_assertion issuer is not a trusted workload issuer (a private_key_jwt assertion has iss = sub = client_id)',
+      );
+    }
+    let identity: Awaited<ReturnType<typeof workload.verify>>;
+    try {
+      identity = await workload.verify(token, issuer);
+    } catch (err) {
+      if (err instanceof WorkloadError) throw fail(err.message, false, err);
+      throw err;
+    }
+    const { rule } = identity;
+    if (bodyClientId !== undefined && bodyClientId !== rule.agentId) {
+      throw fail('client_id does not match the agent the workload token maps to');
+    }
+    const client = await this.load(rule.agentId);
+    // The rule may only name an agent registered for federation (never one with a key or a secret).
+    if (client.kind !== 'agent' || client.authMethod !== AUTH_METHOD.workloadFederation) {
+      this.log.info('workload.agent_mismatch', { issuerId: issuer.id, clientId: client.id });
+      throw fail(GENERIC);
+    }
+    if (client.recordedAssurance !== rule.assurance || client.trustedIssuerId !== issuer.id) {
+      await this.deps.recordAssurance?.(client.id, rule.assurance, issuer.id);
+    }
+    this.log.info('workload.authenticated', { clientId: client.id, issuerId: issuer.id, assurance: rule.assurance });
+    return {
+      client: { ...client, recordedAssurance: rule.assurance, trustedIssuerId: issuer.id },
+      method: AUTH_METHOD.workloadFederation,
+      assurance: rule.assurance,
+    };
   }
 }

@@ -28,6 +28,8 @@ export const ClientMetadataSchema = z.object({
   software_version: z.string().max(100).optional(),
   software_statement: z.string().optional(),
   application_type: z.enum(['web', 'native']).optional(),
+  /** RFC 9449 §5.2: the client always sends DPoP proofs; requests without one are refused. */
+  dpop_bound_access_tokens: z.boolean().optional(),
   client_secret: z.unknown().optional(),
   client_secret_expires_at: z.unknown().optional(),
 });
@@ -119,6 +121,7 @@ export function validateSelfServiceMetadata(input: unknown): ValidatedClientMeta
     'contacts',
     'software_id',
     'software_version',
+    'dpop_bound_access_tokens',
   ] as const) {
     if (m[k] !== undefined) display[k] = m[k];
   }

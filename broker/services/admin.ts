@@ -4,10 +4,10 @@ import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore, Resource } from '../../db/stores/client-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
-import { type Client, credentialKindOf, redirectUriProblem } from '../core/client.js';
+import { assuranceLevel, type Client, credentialKindOf, redirectUriProblem } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { AUTH_METHOD, GRANT_TYPE } from '../core/protocol.js';
+import { ASSURANCE_LEVELS, AUTH_METHOD, GRANT_TYPE } from '../core/protocol.js';
 import { canonicalizeResource } from '../core/resource.js';
 import { formatScope, isScopeToken } from '../core/scopes.js';
 import { hashPassword } from '../identity/passwords.js';
@@ -22,8 +22,16 @@ export const CreateClientSchema = z
     name: z.string().min(1).max(200),
     owner_id: z.string().max(100).optional(),
     token_endpoint_auth_method: z
-      .enum([AUTH_METHOD.privateKeyJwt, AUTH_METHOD.none, AUTH_METHOD.clientSecretBasic, AUTH_METHOD.clientSecretPost])
+      .enum([
+        AUTH_METHOD.privateKeyJwt,
+        AUTH_METHOD.workloadFederation,
+        AUTH_METHOD.none,
+        AUTH_METHOD.clientSecretBasic,
+        AUTH_METHOD.clientSecretPost,
+      ])
       .default(AUTH_METHOD.privateKeyJwt),
+    /** RFC 9449 §5.2: every token request of this client must carry a DPoP proof. */
+    dpop_bound_access_tokens: z.boolean().optional(),
     /** Shared secrets are a risk Errand flags; an administrator must opt in per client. */
     allow_static_secret: z.boolean().default(false),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
@@ -56,7 +64,13 @@ export const UpdateClientSchema = z
   .strict();
 
 export const CreateResourceSchema = z
-  .object({ url: z.string().max(2048), name: z.string().min(1).max(200), scopes: ScopeList.min(1) })
+  .object({
+    url: z.string().max(2048),
+    name: z.string().min(1).max(200),
+    scopes: ScopeList.min(1),
+    /** The lowest assurance level an agent must have to get tokens for it (SPECS §8). */
+    min_assurance: z.enum(ASSURANCE_LEVELS).optional(),
+  })
   .strict();
 
 export const CreateUserSchema = z
@@ -96,6 +110,9 @@ export function clientView(c: Client) {
     resources: c.resources,
     jwks_uri: c.jwksUri,
     jwks: c.jwks,
+    assurance_level: assuranceLevel(c),
+    trusted_issuer_id: c.trustedIssuerId ?? null,
+    dpop_bound_access_tokens: c.metadata.dpop_bound_access_tokens === true,
     created_at: c.createdAt,
     last_used_at: c.lastUsedAt,
     expires_at: c.expiresAt,
@@ -121,6 +138,15 @@ export async function createClient(
     throw new OAuthError('invalid_client_metadata', 'private_key_jwt needs jwks or jwks_uri');
   }
   if (input.jwks && input.jwks_uri) throw new OAuthError('invalid_client_metadata', 'send jwks or jwks_uri, not both');
+  if (method === AUTH_METHOD.workloadFederation) {
+    // No secret and no key at Errand: a trusted issuer's rule vouches for the agent at each request.
+    if (input.kind !== 'agent') {
+      throw new OAuthError('invalid_client_metadata', 'workload_federation is for agents (kind "agent")');
+    }
+    if (input.jwks || input.jwks_uri) {
+      throw new OAuthError('invalid_client_metadata', 'workload_federation takes no jwks or jwks_uri');
+    }
+  }
   for (const key of input.jwks?.keys ?? []) {
     if ('d' in key || 'k' in key) throw new OAuthError('invalid_client_metadata', 'jwks must hold public keys only');
   }
@@ -175,7 +201,7 @@ export async function createClient(
     scope: input.scope ?? null,
     resources,
     applicationType: null,
-    metadata: {},
+    metadata: input.dpop_bound_access_tokens ? { dpop_bound_access_tokens: true } : {},
     createdAt: now,
     lastUsedAt: null,
     expiresAt: null,
@@ -208,6 +234,7 @@ export async function createResource(deps: AdminDeps, input: z.output<typeof Cre
     url,
     name: input.name,
     scopes: [...new Set(input.scopes)].sort(),
+    minAssurance: input.min_assurance ?? null,
     createdAt: deps.clock.now(),
   };
   await deps.clients.insertResource(resource);

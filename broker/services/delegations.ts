@@ -5,11 +5,12 @@ import type { ClientStore } from '../../db/stores/client-store.js';
 import type { DelegationStore, StoredDelegation } from '../../db/stores/delegation-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
-import type { Client } from '../core/client.js';
+import { isAssuranceLevel } from '../core/assurance.js';
+import type { AssuranceLevel, Client } from '../core/client.js';
 import { type DelegationRequest, narrowingProblem, type ToolDetail } from '../core/delegation.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { JWT_TYP, TOKEN_TYPE } from '../core/protocol.js';
+import { ASSURANCE_LEVELS, CLAIM, JWT_TYP, TOKEN_TYPE } from '../core/protocol.js';
 import { formatScope, parseScope } from '../core/scopes.js';
 import type { Form } from '../http/params.js';
 import type { TokenMinter } from '../tokens/access-token.js';
@@ -93,6 +94,11 @@ export async function readDelegationRequest(
     }
   }
   const { limits } = deps;
+  // SPECS §8: the agent may ask that every actor under the delegation reach a minimum level.
+  const minAssurance = single(form, 'min_assurance');
+  if (minAssurance !== undefined && !isAssuranceLevel(minAssurance)) {
+    throw new OAuthError('invalid_request', `min_assurance must be one of ${ASSURANCE_LEVELS.join(', ')}`);
+  }
   const subAgentsRaw = single(form, 'sub_agents');
   const subAgents =
     subAgentsRaw === undefined || subAgentsRaw === '*' ? null : [...new Set(subAgentsRaw.split(' ').filter(Boolean))];
@@ -104,6 +110,7 @@ export async function readDelegationRequest(
     maxTokenTtl: intParam(form, 'max_token_ttl', 30, limits.tokenTtl, limits.tokenTtl),
     expiresIn: intParam(form, 'delegation_expires_in', 60, limits.maxTtl, limits.defaultTtl),
     subAgents,
+    ...(minAssurance ? { minAssurance } : {}),
   };
 }
 
@@ -115,6 +122,8 @@ export const ApprovalSchema = z
     max_depth: z.number().int().min(0).optional(),
     max_token_ttl: z.number().int().min(30).optional(),
     sub_agents: z.array(z.string().max(2048)).max(100).nullable().optional(),
+    /** The user may require a higher assurance level of every actor (never a lower one than asked). */
+    min_assurance: z.enum(ASSURANCE_LEVELS).optional(),
     authorization_details: z
       .array(
         z
@@ -140,6 +149,8 @@ export function applyApproval(asked: DelegationRequest, approval: Approval): Del
     expiresIn: approval.expires_in ?? asked.expiresIn,
     subAgents: approval.sub_agents === undefined ? asked.subAgents : approval.sub_agents,
   };
+  const minAssurance = approval.min_assurance ?? asked.minAssurance;
+  if (minAssurance) granted.minAssurance = minAssurance;
   const problem = narrowingProblem(asked, granted);
   if (problem) throw new OAuthError('invalid_request', `cannot approve: ${problem}`);
   // Resources the user unticked entirely are dropped.
@@ -160,6 +171,7 @@ function approvedDelegation(d: StoredDelegation, granted: DelegationRequest, now
     maxDepth: granted.maxDepth,
     maxTokenTtl: granted.maxTokenTtl,
     subAgents: granted.subAgents,
+    minAssurance: granted.minAssurance ?? null,
     expiresAt: now + granted.expiresIn,
     decidedAt: now,
     credentialJti: newId('dcj').slice(4),
@@ -201,12 +213,14 @@ export function delegationView(d: StoredDelegation) {
       max_token_ttl: d.requested.maxTokenTtl,
       expires_in: d.requested.expiresIn,
       sub_agents: d.requested.subAgents,
+      min_assurance: d.requested.minAssurance ?? null,
     },
     scopes: d.grants,
     authorization_details: d.authorizationDetails,
     max_depth: d.maxDepth,
     max_token_ttl: d.maxTokenTtl,
     sub_agents: d.subAgents,
+    min_assurance: d.minAssurance ?? null,
     expires_at: d.expiresAt,
     created_at: d.createdAt,
     decided_at: d.decidedAt,
@@ -405,7 +419,11 @@ export class DelegationService {
   }
 
   /** The credential an agent holds for an active delegation; opens no resource by itself. */
-  issueCredential(d: StoredDelegation): {
+  issueCredential(
+    d: StoredDelegation,
+    /** The level the agent authenticated at when collecting it (SPECS §8: stated in every token). */
+    assurance: AssuranceLevel | null = null,
+  ): {
     access_token: string;
     token_type: 'N_A';
     issued_token_type: string;
@@ -423,6 +441,7 @@ export class DelegationService {
       jti: d.credentialJti,
       iat: now,
       exp: d.expiresAt,
+      ...(assurance ? { [CLAIM.assurance]: assurance } : {}),
     });
     return {
       access_token: token,

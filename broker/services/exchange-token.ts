@@ -6,7 +6,7 @@ import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
 import { toActClaim } from '../core/act-chain.js';
 import { attenuate, type ExchangePlan, type Parent } from '../core/attenuation.js';
-import type { Client } from '../core/client.js';
+import { type AssuranceLevel, assuranceLevel, type Client } from '../core/client.js';
 import type { ToolDetail } from '../core/delegation.js';
 import { type Denial, denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
@@ -14,7 +14,7 @@ import type { Clock } from '../core/ports.js';
 import { CLAIM, JWT_TYP, TOKEN_TYPE } from '../core/protocol.js';
 import { formatScope, parseScope } from '../core/scopes.js';
 import { isLive, type Task } from '../core/task.js';
-import type { TokenMinter } from '../tokens/access-token.js';
+import { actorClaims, type TokenMinter, tokenTypeFor } from '../tokens/access-token.js';
 import { newId } from '../tokens/random.js';
 import type { TaskDetail } from './authorization-details.js';
 
@@ -44,12 +44,19 @@ export interface ExchangeInput {
   tools: ToolDetail[] | null;
   task: TaskDetail | null;
   requestId: string;
+  /**
+   * The acting agent's assurance level for this request, as its authentication established it;
+   * absent: the level recorded on the agent (callers Errand authenticated by other means).
+   */
+  actorAssurance?: AssuranceLevel | null;
+  /** The key of the request's DPoP proof: the issued token is bound to it (RFC 9449 §6.1). */
+  dpopJkt?: string | null;
 }
 
 export interface ExchangeResponse {
   access_token: string;
   issued_token_type: string;
-  token_type: 'Bearer';
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
   task_id: string;
@@ -129,6 +136,12 @@ export class ExchangeService {
   private async decideAndIssue(input: ExchangeInput, actor: Client, subject: Subject): Promise<ExchangeResponse> {
     const { deps } = this;
     const named = input.task?.taskId ? await deps.tasks.get(input.task.taskId) : null;
+    const actorAssurance = input.actorAssurance !== undefined ? input.actorAssurance : assuranceLevel(actor);
+    // Minimum levels of the resources the subject covers (SPECS §8), checked by `attenuate`.
+    const resourceMinAssurance: Record<string, AssuranceLevel | null> = {};
+    for (const url of Object.keys(subject.parent.grants)) {
+      resourceMinAssurance[url] = (await deps.clients.getResource(url))?.minAssurance ?? null;
+    }
     const request = {
       audience: input.audience,
       scope: input.scope,
@@ -144,6 +157,8 @@ export class ExchangeService {
         named: task,
         tokenTtl: deps.tokenTtl,
         maxTaskTtl: deps.taskMaxTtl,
+        actorAssurance,
+        resourceMinAssurance,
       });
 
     const first = decide(deps.clock.now(), subject.parent, subject.delegation, named);
@@ -160,7 +175,7 @@ export class ExchangeService {
       const parent = { ...subject.parent, task: parentTask };
       const decision = decide(now, parent, delegation, namedNow);
       if (!decision.ok) return { denial: decision.denial };
-      return { ok: await this.issue(tx, decision.value, delegation, actor, input, now) };
+      return { ok: await this.issue(tx, decision.value, delegation, actor, { ...input, actorAssurance }, now) };
     });
     if ('denial' in outcome) return this.refuse(outcome.denial, input, actor, subject);
     return outcome.ok;
@@ -214,6 +229,8 @@ export class ExchangeService {
         [CLAIM.task]: task.id,
         [CLAIM.status]: { status_list: { idx: status.idx, uri: status.uri } },
         ...(plan.details ? { [CLAIM.authorizationDetails]: plan.details } : {}),
+        // The current actor's level and, with a proof, the requester's key (SPECS §8; RFC 9449 §6.1).
+        ...actorClaims({ assurance: input.actorAssurance ?? null, dpopJkt: input.dpopJkt ?? null }),
       },
     });
     await deps.grants.insertToken(
@@ -238,7 +255,14 @@ export class ExchangeService {
         audience: plan.audience,
         scope: formatScope(plan.scope),
         requestId: input.requestId,
-        details: { jti: minted.record.jti, depth: task.depth, newTask: plan.task.kind === 'new', via: input.client.id },
+        details: {
+          jti: minted.record.jti,
+          depth: task.depth,
+          newTask: plan.task.kind === 'new',
+          via: input.client.id,
+          assurance: input.actorAssurance ?? null,
+          dpopBound: Boolean(input.dpopJkt),
+        },
       },
       now,
       tx,
@@ -246,7 +270,7 @@ export class ExchangeService {
     return {
       access_token: minted.token,
       issued_token_type: TOKEN_TYPE.accessToken,
-      token_type: 'Bearer' as const,
+      token_type: tokenTypeFor(input.dpopJkt),
       expires_in: minted.expiresIn,
       scope: formatScope(plan.scope),
       task_id: task.id,
@@ -271,6 +295,9 @@ export class ExchangeService {
           scope: input.scope ? formatScope(input.scope) : null,
           reason: denial.reason,
           requestId: input.requestId,
+          ...(denial.reason === 'assurance_too_low'
+            ? { details: { required: denial.required, actual: denial.actual, by: denial.by } }
+            : {}),
         },
         deps.clock.now(),
         tx,

@@ -1,12 +1,13 @@
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { GrantStore, RefreshToken } from '../../db/stores/grant-store.js';
-import type { Client } from '../core/client.js';
+import type { AssuranceLevel, Client } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
+import { CLAIM } from '../core/protocol.js';
 import { formatScope, isScopeSubset } from '../core/scopes.js';
 import type { TokenResponse } from '../grants/types.js';
-import type { TokenMinter } from '../tokens/access-token.js';
+import { actorClaims, type TokenMinter, tokenTypeFor } from '../tokens/access-token.js';
 import type { CryptoBox } from '../tokens/crypto-box.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 
@@ -30,8 +31,15 @@ export interface IssueRequest {
   scope: string[];
   /** The grant the token belongs to (revoking the grant revokes the token); null for client_credentials. */
   grantId: string | null;
-  /** Start a refresh-token family covering these resources and scopes. */
-  refresh?: { resources: string[]; scope: string[] };
+  /**
+   * Start a refresh-token family covering these resources and scopes; `dpopJkt` binds it to a
+   * public client's DPoP key (RFC 9449 §5).
+   */
+  refresh?: { resources: string[]; scope: string[]; dpopJkt?: string | null };
+  /** The assurance level of the client's authentication for this request (SPECS §8). */
+  assurance?: AssuranceLevel | null;
+  /** The DPoP key thumbprint to bind the access token to (RFC 9449 §6.1). */
+  dpopJkt?: string | null;
   /** Scope the client asked for, to report narrowing (RFC 6749 §5.1). */
   requestedScope?: string[];
   auditType: string;
@@ -57,10 +65,11 @@ export class TokenService {
       scope: req.scope,
       ttl: ttl.accessToken,
       grantId: req.grantId,
+      claims: actorClaims(req),
     });
     const response: TokenResponse = {
       access_token: minted.token,
-      token_type: 'Bearer',
+      token_type: tokenTypeFor(req.dpopJkt),
       expires_in: minted.expiresIn,
       ...(minted.record.scope ? { scope: minted.record.scope } : {}),
     };
@@ -83,6 +92,7 @@ export class TokenService {
             usedAt: null,
             graceResponse: null,
             revokedAt: null,
+            dpopJkt: req.refresh.dpopJkt ?? null,
           },
           tx,
         );
@@ -120,6 +130,9 @@ export class TokenService {
     scope: string[] | undefined;
     audience: (row: RefreshToken) => string;
     requestId: string;
+    /** The key of the request's DPoP proof, if any. */
+    dpopJkt?: string | null;
+    assurance?: AssuranceLevel | null;
   }): Promise<TokenResponse> {
     const { db, grants, audit, clock, minter, box, ttl } = this.deps;
     const tokenHash = hashSecret(input.refreshToken);
@@ -150,6 +163,10 @@ export class TokenService {
         return invalid('the refresh token was already used; its token family has been revoked');
       }
       if (row.expiresAt <= now || row.familyExpiresAt <= now) return invalid('the refresh token has expired');
+      // RFC 9449 §5: a bound refresh token is usable only with a proof by the key it is bound to.
+      if (row.dpopJkt && row.dpopJkt !== input.dpopJkt) {
+        return invalid('the refresh token is bound to a DPoP key: send a DPoP proof made with that key');
+      }
 
       const scope = input.scope ?? row.scope;
       if (!isScopeSubset(scope, row.scope)) {
@@ -169,11 +186,12 @@ export class TokenService {
         scope,
         ttl: ttl.accessToken,
         grantId: row.familyId,
+        claims: actorClaims(input),
       });
       const successor = newSecret(REFRESH_PREFIX);
       const response: TokenResponse = {
         access_token: minted.token,
-        token_type: 'Bearer',
+        token_type: tokenTypeFor(input.dpopJkt),
         expires_in: minted.expiresIn,
         refresh_token: successor,
         ...(minted.record.scope ? { scope: minted.record.scope } : {}),
@@ -251,9 +269,12 @@ export class TokenService {
     if (!row || row.revokedAt !== null || row.expiresAt <= now) return inactive;
     if (row.clientId !== caller.id && !caller.resources.includes(row.audience)) return inactive;
     const { claims } = verified;
+    const cnf = claims[CLAIM.confirmation] as { jkt?: string } | undefined;
     return {
       active: true,
-      token_type: 'Bearer',
+      // RFC 9449 §6.2: a bound token introspects as DPoP, with its confirmation.
+      token_type: tokenTypeFor(cnf?.jkt),
+      ...(cnf?.jkt ? { cnf: { jkt: cnf.jkt } } : {}),
       iss: claims.iss,
       sub: claims.sub,
       aud: claims.aud,
@@ -265,6 +286,7 @@ export class TokenService {
       // Task tokens: who acts for whom, and the task (RFC 8693 §4.1; RFC 7662 §2.2 extensions).
       ...(claims.act ? { act: claims.act } : {}),
       ...(claims.task_id ? { task_id: claims.task_id } : {}),
+      ...(claims[CLAIM.assurance] ? { [CLAIM.assurance]: claims[CLAIM.assurance] } : {}),
       ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),
     };
   }

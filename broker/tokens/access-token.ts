@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IssuedToken } from '../../db/stores/grant-store.js';
+import type { AssuranceLevel } from '../core/client.js';
 import type { Clock } from '../core/ports.js';
-import { JWT_TYP } from '../core/protocol.js';
+import { CLAIM, DPOP, JWT_TYP } from '../core/protocol.js';
 import { formatScope } from '../core/scopes.js';
 import { signJwt, verifyJwtSignature } from './jws.js';
 import type { KeyRing } from './key-ring.js';
@@ -28,6 +29,25 @@ export interface MintedToken {
 export interface VerifiedAccessToken {
   jti: string;
   claims: Record<string, unknown>;
+}
+
+/**
+ * Claims about the current actor every access token carries: its assurance level (SPECS §8) and,
+ * when the request carried a DPoP proof, the key the token is bound to (RFC 9449 §6.1 `cnf.jkt`).
+ */
+export function actorClaims(opts: {
+  assurance?: AssuranceLevel | null;
+  dpopJkt?: string | null;
+}): Record<string, unknown> {
+  return {
+    ...(opts.assurance ? { [CLAIM.assurance]: opts.assurance } : {}),
+    ...(opts.dpopJkt ? { [CLAIM.confirmation]: { jkt: opts.dpopJkt } } : {}),
+  };
+}
+
+/** RFC 9449 §5: `token_type` is `DPoP` for a bound token, `Bearer` otherwise. */
+export function tokenTypeFor(dpopJkt: string | null | undefined): 'Bearer' | 'DPoP' {
+  return dpopJkt ? DPOP.tokenType : 'Bearer';
 }
 
 /** Mints and checks Errand's JWT access tokens (RFC 9068). */

@@ -53,6 +53,8 @@ export const refreshTokens = sqliteTable(
     usedAt: integer(),
     graceResponse: text(),
     revokedAt: integer(),
+    /** RFC 9449 §5: a public client's refresh token is bound to its DPoP key (JWK thumbprint). */
+    dpopJkt: text(),
   },
   (t) => [index('refresh_tokens_family_idx').on(t.familyId)],
 );

@@ -1,5 +1,5 @@
 import { and, count, eq, isNull, lt } from 'drizzle-orm';
-import type { Client } from '../../broker/core/client.js';
+import type { AssuranceLevel, Client } from '../../broker/core/client.js';
 import type { AuthMethod, GrantType } from '../../broker/core/protocol.js';
 import type { Db, Tx } from '../open.js';
 import { clients, resources, usedAssertions } from '../schema/index.js';
@@ -67,8 +67,16 @@ export interface Resource {
   name: string;
   scopes: string[];
   /** The lowest assurance level an agent needs to get tokens for it. */
-  minAssurance?: string | null;
+  minAssurance?: AssuranceLevel | null;
   createdAt: number;
+}
+
+function toResource(row: typeof resources.$inferSelect): Resource {
+  return {
+    ...row,
+    scopes: parseJson<string[]>(row.scopes, []),
+    minAssurance: (row.minAssurance as AssuranceLevel | null) ?? null,
+  };
 }
 
 export class ClientStore {
@@ -118,6 +126,13 @@ export class ClientStore {
     return this.get(id);
   }
 
+  /** Records the assurance level (and vouching issuer) a workload agent authenticated at. */
+  async recordAssurance(id: string, level: AssuranceLevel, trustedIssuerId: string | null): Promise<void> {
+    await this.db.write((tx) =>
+      tx.update(clients).set({ assuranceLevel: level, trustedIssuerId }).where(eq(clients.id, id)),
+    );
+  }
+
   async setStatus(id: string, status: Client['status'], tx: Tx): Promise<void> {
     await tx.update(clients).set({ status }).where(eq(clients.id, id));
   }
@@ -162,12 +177,12 @@ export class ClientStore {
 
   async getResource(url: string): Promise<Resource | null> {
     const [row] = await this.db.q.select().from(resources).where(eq(resources.url, url)).limit(1);
-    return row ? { ...row, scopes: parseJson<string[]>(row.scopes, []) } : null;
+    return row ? toResource(row) : null;
   }
 
   async listResources(): Promise<Resource[]> {
     const rows = await this.db.q.select().from(resources).orderBy(resources.url);
-    return rows.map((r) => ({ ...r, scopes: parseJson<string[]>(r.scopes, []) }));
+    return rows.map(toResource);
   }
 
   async insertResource(r: Resource): Promise<void> {

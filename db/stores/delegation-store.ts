@@ -29,7 +29,7 @@ function toDelegation(row: Row): StoredDelegation {
     source: row.source,
     bindingMessage: row.bindingMessage,
     credentialJti: row.credentialJti,
-    minAssurance: row.minAssurance,
+    minAssurance: (row.minAssurance as Delegation['minAssurance']) ?? null,
   };
 }
 
@@ -97,7 +97,8 @@ export class DelegationStore {
       | 'expiresAt'
       | 'decidedAt'
       | 'credentialJti'
-    >,
+    > &
+      Partial<Pick<Delegation, 'minAssurance'>>,
     tx: Tx,
   ): Promise<boolean> {
     const res = await tx
@@ -112,6 +113,7 @@ export class DelegationStore {
         grants: toJson(patch.grants),
         authorizationDetails: patch.authorizationDetails ? toJson(patch.authorizationDetails) : null,
         subAgents: patch.subAgents ? toJson(patch.subAgents) : null,
+        ...(patch.minAssurance !== undefined ? { minAssurance: patch.minAssurance } : {}),
       })
       .where(and(eq(delegations.id, id), eq(delegations.status, 'pending')));
     return res.rowsAffected === 1;

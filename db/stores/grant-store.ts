@@ -65,6 +65,8 @@ export interface RefreshToken {
   usedAt: number | null;
   graceResponse: string | null;
   revokedAt: number | null;
+  /** The DPoP key (JWK thumbprint) a public client's refresh token is bound to (RFC 9449 §5). */
+  dpopJkt?: string | null;
 }
 
 function toRefresh(row: typeof refreshTokens.$inferSelect): RefreshToken {

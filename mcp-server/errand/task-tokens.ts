@@ -9,7 +9,7 @@ import type { Guidance } from './results.js';
 export const TaskTokenOutputSchema = z.object({
   task_id: z.string(),
   access_token: z.string(),
-  token_type: z.literal('Bearer'),
+  token_type: z.enum(['Bearer', 'DPoP']),
   expires_in: z.number().int(),
   scope: z.string(),
 });

@@ -22,7 +22,7 @@ import { parseParams } from '../params.js';
 import type { AppEnv } from '../types.js';
 
 /** Admin API callers are signed-in administrators; unsafe methods also carry the CSRF token. */
-function requireAdmin(): MiddlewareHandler<AppEnv> {
+export function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async function requireAdminMiddleware(c, next) {
     const user = c.get('user');
     if (!user) throw new OAuthError('unauthorized', 'sign in first (POST /api/session or the web sign-in)');

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { ASSERTION_ALGS, AUTH_METHOD, DETAILS_TYPE, PATHS } from '../../core/protocol.js';
+import { ASSERTION_ALGS, AUTH_METHOD, DETAILS_TYPE, DPOP, PATHS } from '../../core/protocol.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import type { AppEnv } from '../types.js';
 
@@ -57,6 +57,8 @@ export function metadataRoutes(deps: MetadataDeps) {
           id_token_signing_alg_values_supported: [deps.keys.signingKey().alg],
           // RFC 9396: named MCP tools, and the task a token exchange is for.
           authorization_details_types_supported: [DETAILS_TYPE.mcpTool, DETAILS_TYPE.task],
+          // RFC 9449 §5.1: sender-constrained tokens; proofs with these algorithms are accepted.
+          dpop_signing_alg_values_supported: [...DPOP.algs],
         },
         200,
         { 'Cache-Control': 'public, max-age=300' },

@@ -1,6 +1,9 @@
 import { Hono } from 'hono';
+import { OAuthError } from '../../core/errors.js';
+import { DPOP } from '../../core/protocol.js';
 import type { GrantRegistry } from '../../grants/index.js';
 import type { ClientAuthenticator } from '../../identity/client-auth.js';
+import type { DpopProofs } from '../../identity/dpop.js';
 import { authenticateClient } from '../middleware/client-auth.js';
 import { parseParams, readForm } from '../params.js';
 import { type AppEnv, NO_STORE } from '../types.js';
@@ -9,19 +12,35 @@ import { type AppEnv, NO_STORE } from '../types.js';
 export function tokenRoutes(deps: {
   grants: GrantRegistry;
   auth: ClientAuthenticator;
+  dpop: DpopProofs;
   touch: (id: string) => Promise<void>;
 }) {
   return new Hono<AppEnv>().post('/token', async (c) => {
     const form = await readForm(c);
     const grant = deps.grants.select(form.grant_type);
+    // RFC 9449 §5: the proof is checked before client authentication, so that a retry with the
+    // server's nonce does not find its client assertion already spent.
+    const dpop = await deps.dpop.verify(c.req.header(DPOP.header), c.req.method);
     const client = await authenticateClient(c, form, deps.auth);
+    // RFC 9449 §5.2: a client registered with dpop_bound_access_tokens must always send a proof.
+    if (!dpop && client.client.metadata.dpop_bound_access_tokens === true) {
+      throw new OAuthError('invalid_dpop_proof', 'this client must send a DPoP proof (dpop_bound_access_tokens)', {
+        headers: deps.dpop.responseHeaders(),
+      });
+    }
     const body = await grant.handle(parseParams(grant.params, form), {
       client,
+      dpop,
       log: c.var.log,
       requestId: c.var.requestId,
     });
     await deps.touch(client.client.id);
-    c.var.log.info('token.issued', { clientId: client.client.id, grantType: grant.type });
-    return c.json(body, 200, NO_STORE);
+    c.var.log.info('token.issued', {
+      clientId: client.client.id,
+      grantType: grant.type,
+      dpopBound: body.token_type === DPOP.tokenType,
+      assurance: client.assurance,
+    });
+    return c.json(body, 200, { ...NO_STORE, ...deps.dpop.responseHeaders() });
   });
 }

@@ -1,0 +1,39 @@
+import { type Context, Hono } from 'hono';
+import { z } from 'zod';
+import { OAuthError } from '../broker/core/errors.js';
+import { jsonBody } from '../broker/http/api.js';
+import type { AppDeps } from '../broker/http/app.js';
+import { parseParams } from '../broker/http/params.js';
+import { requireAdmin } from '../broker/http/routes/admin-api.js';
+import type { AppEnv } from '../broker/http/types.js';
+import { createPeerRegistry, peerView } from './peers.js';
+
+export const RegisterPeerSchema = z.object({ card_url: z.string().min(1).max(2048) }).strict();
+
+/** The admin API for A2A peers (administrators only; unsafe methods carry the CSRF token). */
+export function peerRoutes(deps: Pick<AppDeps, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>) {
+  const registry = createPeerRegistry(deps);
+  const app = new Hono<AppEnv>();
+  app.use('/api/admin/peers', requireAdmin());
+  app.use('/api/admin/peers/*', requireAdmin());
+  const actor = (c: Context<AppEnv>) => ({
+    userId: c.get('user')!.id,
+    requestId: c.var.requestId,
+  });
+
+  app.get('/api/admin/peers', async (c) => c.json({ peers: (await registry.list()).map(peerView) }));
+  app.post('/api/admin/peers', async (c) => {
+    const input = parseParams(RegisterPeerSchema, await jsonBody(c));
+    const { peer, created } = await registry.register(input.card_url, actor(c));
+    return c.json(peerView(peer), created ? 201 : 200);
+  });
+  app.get('/api/admin/peers/:id', async (c) => {
+    const peer = await registry.get(c.req.param('id'));
+    if (!peer) throw new OAuthError('not_found', 'no such peer');
+    return c.json(peerView(peer));
+  });
+  app.post('/api/admin/peers/:id/refresh', async (c) =>
+    c.json(peerView(await registry.refresh(c.req.param('id'), actor(c)))),
+  );
+  return app;
+}
