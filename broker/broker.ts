@@ -28,6 +28,7 @@ import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
 import { DelegationService } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
+import { RetentionService } from './services/retention.js';
 import { StatusLists } from './services/status-lists.js';
 import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
@@ -262,6 +263,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     },
   };
   const app = createApp(deps);
+  const retention = new RetentionService({ db, clock }, config.retention);
 
   return {
     app,
@@ -274,6 +276,9 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
       const now = clock.now();
       const pruned = await clients.pruneUnused(now);
       if (pruned > 0) log.info('client.pruned', { count: pruned });
+      const retained = await retention.prune();
+      const deleted = Object.values(retained).reduce((n, v) => n + v, 0);
+      if (deleted > 0) log.info('retention.pruned', { ...retained });
       // Successor responses are kept only for the concurrent-refresh grace window.
       await db.write((tx) =>
         tx

@@ -81,6 +81,9 @@ export const EnvSchema = z.object({
   ERRAND_SIGNIN_LOCKOUT: seconds(1, DAY).default(900),
   ERRAND_TRUST_PROXY: bool.default(false),
   ERRAND_UNUSED_AGENT_DAYS: count(1, 3650).default(30),
+  ERRAND_RETENTION_TOKENS: seconds(300, 365 * DAY).default(DAY),
+  ERRAND_RETENTION_TASKS: seconds(300, 3650 * DAY).default(7 * DAY),
+  ERRAND_RETENTION_AUDIT: seconds(0, 36_500 * DAY).default(365 * DAY),
   ERRAND_OIDC_ISSUER: z
     .url({ message: 'must be an absolute http(s) URL' })
     .refine((v) => /^https?:\/\//.test(v), { message: 'must use http or https' })
@@ -148,6 +151,8 @@ export interface Config {
   http: { maxBodyBytes: number; trustProxy: boolean };
   sessions: { ttl: number; maxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
+  /** What maintenance deletes: seconds past expiry/use (tokens), past the end (tasks), past `at` (audit; 0 = never). */
+  retention: { tokens: number; tasks: number; audit: number };
   /** Sign-in federated to an upstream OpenID Connect provider; null when ERRAND_OIDC_ISSUER is unset. */
   oidc: {
     issuer: string;
@@ -290,6 +295,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       lockout: e.ERRAND_SIGNIN_LOCKOUT,
     },
     ui: { unusedAgentDays: e.ERRAND_UNUSED_AGENT_DAYS },
+    retention: {
+      tokens: e.ERRAND_RETENTION_TOKENS,
+      tasks: e.ERRAND_RETENTION_TASKS,
+      audit: e.ERRAND_RETENTION_AUDIT,
+    },
     oidc:
       e.ERRAND_OIDC_ISSUER && e.ERRAND_OIDC_CLIENT_ID && e.ERRAND_OIDC_CLIENT_SECRET
         ? {

@@ -1,0 +1,100 @@
+import { type SQL, sql } from 'drizzle-orm';
+import type { Db } from '../../db/open.js';
+import type { Clock } from '../core/ports.js';
+
+/**
+ * Retention: deletes what the broker no longer needs so the database does not grow without bound.
+ * Every statement deletes at most `batchSize` rows (one short write transaction each), and one call
+ * of `prune()` does at most `maxBatches` statements per table, so a large backlog is worked off over
+ * several maintenance runs instead of stalling token issuance.
+ *
+ * Status list bits of deleted tokens are irrelevant: a token row is deleted only after its `exp`
+ * has passed, and no verifier accepts an expired token whatever its status bit says.
+ */
+export interface RetentionPolicy {
+  /** Seconds past expiry/use after which token-like rows are deleted. */
+  tokens: number;
+  /** Seconds after a task ended after which it is deleted (if no live token references it). */
+  tasks: number;
+  /** Seconds after which audit events are deleted; 0 keeps them forever. */
+  audit: number;
+}
+
+export interface RetentionResult {
+  issuedTokens: number;
+  refreshTokens: number;
+  authorizationCodes: number;
+  authorizationRequests: number;
+  usedAssertions: number;
+  backchannelRequests: number;
+  tasks: number;
+  auditEvents: number;
+}
+
+export const RETENTION_BATCH_SIZE = 5000;
+
+export class RetentionService {
+  constructor(
+    private readonly deps: { db: Db; clock: Clock },
+    private readonly policy: RetentionPolicy,
+    private readonly opts: { batchSize?: number; maxBatches?: number } = {},
+  ) {}
+
+  async prune(): Promise<RetentionResult> {
+    const now = this.deps.clock.now();
+    const tokenCutoff = now - this.policy.tokens;
+    const taskCutoff = now - this.policy.tasks;
+    const t = tokenCutoff;
+    const result: RetentionResult = {
+      issuedTokens: await this.batched('issued_tokens', 'jti', sql`expires_at < ${t}`),
+      refreshTokens: await this.batched(
+        'refresh_tokens',
+        'token_hash',
+        sql`expires_at < ${t} OR family_expires_at < ${t} OR revoked_at < ${t} OR used_at < ${t}`,
+      ),
+      authorizationCodes: await this.batched(
+        'authorization_codes',
+        'code_hash',
+        sql`expires_at < ${t} OR used_at < ${t}`,
+      ),
+      authorizationRequests: await this.batched('authorization_requests', 'id', sql`expires_at < ${t}`),
+      usedAssertions: await this.batched('used_assertions', 'key', sql`expires_at < ${t}`),
+      backchannelRequests: await this.batched(
+        'backchannel_requests',
+        'auth_req_id_hash',
+        sql`expires_at < ${t} OR redeemed_at < ${t}`,
+      ),
+      // An ended task goes only when no unexpired token names it and no child task is left
+      // (children go first, their parent on a later batch or run).
+      tasks: await this.batched(
+        'tasks',
+        'id',
+        sql`ended_at IS NOT NULL AND ended_at < ${taskCutoff}
+          AND NOT EXISTS (SELECT 1 FROM issued_tokens it WHERE it.task_id = tasks.id AND it.expires_at >= ${now})
+          AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_task_id = tasks.id)`,
+      ),
+      auditEvents:
+        this.policy.audit > 0 ? await this.batched('audit_events', 'id', sql`at < ${now - this.policy.audit}`) : 0,
+    };
+    return result;
+  }
+
+  /** Deletes matching rows `batchSize` at a time until none are left or `maxBatches` is reached. */
+  private async batched(table: string, key: string, where: SQL): Promise<number> {
+    const batchSize = this.opts.batchSize ?? RETENTION_BATCH_SIZE;
+    const maxBatches = this.opts.maxBatches ?? 20;
+    const tbl = sql.identifier(table);
+    const col = sql.identifier(key);
+    let total = 0;
+    for (let i = 0; i < maxBatches; i++) {
+      const res = await this.deps.db.write((tx) =>
+        tx.run(sql`DELETE FROM ${tbl} WHERE ${col} IN (SELECT ${col} FROM ${tbl} WHERE ${where} LIMIT ${batchSize})`),
+      );
+      total += res.rowsAffected;
+      if (res.rowsAffected < batchSize) break;
+      // Yield between batches so requests waiting on the database get their turn.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return total;
+  }
+}

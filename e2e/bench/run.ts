@@ -1,0 +1,612 @@
+/**
+ * `npm run bench`: Errand under load against a reference peer (oidc-provider), on this machine.
+ * Settings: BENCH_DURATION (s per run, default 8), BENCH_CONNECTIONS (default 50),
+ * BENCH_MEMORY_TOKENS (tokens issued before the RSS reading, default 20000), BENCH_CPU_PROF=1
+ * (run the broker with --cpu-prof into e2e/bench/results/).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import autocannon, { type Request, type Result } from 'autocannon';
+import { createGuard } from '../../broker/guard/index.js';
+import { hashPassword } from '../../broker/identity/passwords.js';
+import { encodeStatusList } from '../../broker/tokens/status-list.js';
+import { openDb } from '../../db/open.js';
+import { UserStore } from '../../db/stores/user-store.js';
+import { assertions, type BenchKey, dpopProofs, newKey } from './jws.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const OUT = join(import.meta.dirname, 'results');
+const DURATION = Number(process.env.BENCH_DURATION ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const MEMORY_TOKENS = Number(process.env.BENCH_MEMORY_TOKENS ?? 20_000);
+const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
+const RESOURCE = 'https://notes.bench.test/mcp';
+const TT_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+const TT_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
+const GRANT_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const GRANT_CIBA = 'urn:openid:params:grant-type:ciba';
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const ASSERTION_TYP = 'client-authentication+jwt';
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+const form = (o: Record<string, string>) => new URLSearchParams(o).toString();
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const addr = srv.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function waitFor(url: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`process for ${url} exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(url)).status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not become ready`);
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+/** A cookie-keeping fetch for the session APIs. */
+class Session {
+  private cookies = new Map<string, string>();
+  csrf = '';
+  constructor(private readonly base: string) {}
+  async fetch(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.cookies.size) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
+    if (this.csrf) headers.set('x-csrf-token', this.csrf);
+    const res = await fetch(`${this.base}${path}`, { ...init, headers, redirect: 'manual' });
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (pair && eq > 0) this.cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+    }
+    return res;
+  }
+  async json<T>(method: string, path: string, body?: unknown, expect = 200): Promise<T> {
+    const res = await this.fetch(path, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    if (res.status !== expect) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+  async signIn(username: string, password: string): Promise<void> {
+    const { csrf_token } = await this.json<{ csrf_token: string }>('POST', '/api/session', { username, password });
+    this.csrf = csrf_token;
+  }
+}
+
+interface Row {
+  name: string;
+  server: 'errand' | 'peer' | 'in-process';
+  rps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  failed: number;
+}
+
+/** The next pre-signed body, and optionally headers, for one request. */
+type Next = (() => { body: string }) & { headersOf?: () => Record<string, string> };
+
+/** Runs autocannon with a request whose body (and headers) come from a pre-signed pool. */
+async function load(
+  name: string,
+  server: Row['server'],
+  base: string,
+  req: Request,
+  next: Next | null,
+  opts: { duration?: number; amount?: number } = {},
+): Promise<Row> {
+  const request: Request = next
+    ? { ...req, setupRequest: (r) => ({ ...r, body: next().body, headers: { ...r.headers, ...next.headersOf?.() } }) }
+    : req;
+  const result: Result = await autocannon({
+    url: base,
+    connections: CONNECTIONS,
+    timeout: 30,
+    requests: [request],
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration ?? DURATION }),
+  });
+  const failed = result.non2xx + result.errors + result.timeouts;
+  const row: Row = {
+    name,
+    server,
+    rps: Math.round(result['2xx'] / (result.duration || 1)),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok: result['2xx'],
+    failed,
+  };
+  if (!opts.amount) log(`${name}: ${row.rps} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${failed} failed`);
+  return row;
+}
+
+/** A pool of pre-signed values handed out once each; counts how often it ran dry. */
+function pool<T>(items: T[]) {
+  let i = 0;
+  const take = (): T => {
+    const v = items[i % items.length]!;
+    i += 1;
+    return v;
+  };
+  return {
+    take,
+    get used() {
+      return i;
+    },
+    get exhausted() {
+      return i > items.length;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  mkdirSync(OUT, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), 'errand-bench-'));
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const tokenUrl = `${issuer}/token`;
+  const children: ChildProcess[] = [];
+  const stopAll = () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
+  process.on('exit', stopAll);
+
+  // 1. Errand: a separate process on a fresh embedded database.
+  const brokerArgs = [...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', OUT] : []), '--import', 'tsx', 'broker/main.ts'];
+  const broker = spawn(process.execPath, brokerArgs, {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      ERRAND_HOST: '127.0.0.1',
+      ERRAND_PORT: String(port),
+      ERRAND_DATA_DIR: dir,
+      ERRAND_LOG_LEVEL: 'warn',
+      // Pre-signed assertions must outlive the run; tokens used as subjects too.
+      ERRAND_ASSERTION_MAX_LIFETIME: '3600',
+      ERRAND_ACCESS_TOKEN_TTL: '3600',
+      ERRAND_CIBA_INTERVAL: '1',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.push(broker);
+  const brokerErr: string[] = [];
+  broker.stderr?.on('data', (d: Buffer) => brokerErr.push(d.toString()));
+  await waitFor(`${issuer}/readyz`, broker);
+  log(`errand up at ${issuer} (pid ${broker.pid})`);
+
+  // 2. Setup through the admin API (an administrator created in the store).
+  const db = await openDb(`file:${join(dir, 'errand.db')}`);
+  const users = new UserStore(db);
+  const mkUser = async (role: 'user' | 'admin') => {
+    const username = `${role}-bench`;
+    const password = `pw-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+    await users.insert({
+      id: `usr_bench_${role}`,
+      username,
+      displayName: null,
+      passwordHash: await hashPassword(password),
+      role,
+      createdAt: Math.floor(Date.now() / 1000),
+      disabledAt: null,
+      failedSignins: 0,
+      lockedUntil: null,
+    });
+    return { username, password };
+  };
+  const adminUser = await mkUser('admin');
+  const person = await mkUser('user');
+  db.close();
+  const admin = new Session(issuer);
+  await admin.signIn(adminUser.username, adminUser.password);
+  await admin.json(
+    'POST',
+    '/api/admin/resources',
+    { url: RESOURCE, name: 'Notes', scopes: ['notes:read', 'notes:write'] },
+    201,
+  );
+  const addAgent = async (name: string, extra: Record<string, unknown> = {}) => {
+    const key = newKey(`k-${name}`);
+    const created = await admin.json<{ client_id: string; client_secret?: string }>(
+      'POST',
+      '/api/admin/clients',
+      { kind: 'agent', name, jwks: { keys: [key.publicJwk] }, ...extra },
+      201,
+    );
+    return { id: created.client_id, key, secret: created.client_secret };
+  };
+  const agentA = await addAgent('bench-a', { scope: ['notes:read', 'notes:write'], resources: [RESOURCE] });
+  const agentB = await addAgent('bench-b', { scope: ['notes:read', 'notes:write'], resources: [RESOURCE] });
+  const rs = await admin.json<{ client_id: string; client_secret: string }>(
+    'POST',
+    '/api/admin/clients',
+    {
+      kind: 'resource_server',
+      name: 'bench-rs',
+      token_endpoint_auth_method: 'client_secret_basic',
+      allow_static_secret: true,
+      resources: [RESOURCE],
+      grant_types: ['client_credentials'],
+    },
+    201,
+  );
+  const rsBasic = `Basic ${Buffer.from(`${encodeURIComponent(rs.client_id)}:${encodeURIComponent(rs.client_secret)}`).toString('base64')}`;
+
+  const assertFor = (a: { id: string; key: BenchKey }, n: number) =>
+    assertions(a.key, a.id, issuer, n, 3000, ASSERTION_TYP);
+  const post = async (path: string, body: Record<string, string>, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${issuer}${path}`, { method: 'POST', headers: { ...FORM, ...headers }, body: form(body) });
+    const json = (await res.json()) as Record<string, unknown>;
+    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const clientAuth = (a: { id: string; key: BenchKey }) => ({
+    client_assertion_type: JWT_BEARER,
+    client_assertion: assertFor(a, 1)[0]!,
+  });
+
+  // 3. A delegation: CIBA request by agent A, approval by the person through the user API.
+  const bc = await post('/bc-authorize', {
+    login_hint: person.username,
+    scope: 'openid notes:read notes:write',
+    resource: RESOURCE,
+    binding_message: 'Benchmark',
+    max_depth: '2',
+    ...clientAuth(agentA),
+  });
+  const me = new Session(issuer);
+  await me.signIn(person.username, person.password);
+  const pending = await me.json<{ delegations: { delegation_id: string; agent_id: string }[] }>(
+    'GET',
+    '/api/me/delegations?status=pending',
+  );
+  const mine = pending.delegations.find((d) => d.agent_id === agentA.id);
+  if (!mine) throw new Error('no pending delegation');
+  await me.json('POST', `/api/me/delegations/${mine.delegation_id}/approve`, {});
+  let credential = '';
+  for (let i = 0; i < 20 && !credential; i++) {
+    await new Promise((r) => setTimeout(r, 1100));
+    const res = await fetch(tokenUrl, {
+      method: 'POST',
+      headers: FORM,
+      body: form({ grant_type: GRANT_CIBA, auth_req_id: String(bc.auth_req_id), ...clientAuth(agentA) }),
+    });
+    const json = (await res.json()) as { access_token?: string; error?: string };
+    if (res.status === 200 && json.access_token) credential = json.access_token;
+    else if (json.error !== 'authorization_pending' && json.error !== 'slow_down') {
+      throw new Error(`CIBA poll: ${res.status} ${JSON.stringify(json)}`);
+    }
+  }
+  const task = await post('/token', {
+    grant_type: GRANT_EXCHANGE,
+    subject_token: credential,
+    subject_token_type: TT_JWT,
+    resource: RESOURCE,
+    ...clientAuth(agentA),
+  });
+  const taskToken = String(task.access_token);
+  const statusUri = (
+    JSON.parse(Buffer.from(taskToken.split('.')[1]!, 'base64url').toString()) as {
+      status: { status_list: { uri: string } };
+    }
+  ).status.status_list.uri;
+  log(`delegation approved, task ${String(task.task_id)}; status list ${statusUri}`);
+
+  // 4. The peer, in its own process.
+  const peerPort = await freePort();
+  const peerIssuer = `http://127.0.0.1:${peerPort}`;
+  const peerClient = newKey('peer-client');
+  const peerSigning = newKey('peer-signing');
+  const peer = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'peer.ts')], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      BENCH_PEER: JSON.stringify({
+        port: peerPort,
+        clientId: 'peer-client',
+        clientJwk: peerClient.publicJwk,
+        signingJwk: { ...peerSigning.privateJwk, use: 'sig' },
+        resource: RESOURCE,
+      }),
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.push(peer);
+  const peerErr: string[] = [];
+  peer.stderr?.on('data', (d: Buffer) => peerErr.push(d.toString()));
+  await waitFor(`${peerIssuer}/.well-known/openid-configuration`, peer);
+
+  // Each pool is sized from a short probe run (which doubles as a warm-up).
+  const rows: Row[] = [];
+  let errandTokens = 0;
+  const tokenScenario = async (
+    name: string,
+    server: Row['server'],
+    base: string,
+    sign: (n: number) => { bodies: string[]; headers?: Record<string, string>[] },
+    counts = true,
+  ) => {
+    const probeN = 4000;
+    const probe = sign(probeN);
+    const probeRow = await run(name, server, base, probe, { duration: 1 });
+    const need = Math.ceil(probeRow.rps * DURATION * 1.6) + 2000;
+    const row = await run(name, server, base, sign(need), { duration: DURATION });
+    if (server === 'errand' && counts) errandTokens += probeRow.ok + row.ok;
+    rows.push(row);
+    return row;
+  };
+  const run = async (
+    name: string,
+    server: Row['server'],
+    base: string,
+    signed: { bodies: string[]; headers?: Record<string, string>[] },
+    opts: { duration?: number; amount?: number },
+  ) => {
+    const bodies = pool(signed.bodies);
+    const headers = signed.headers ? pool(signed.headers) : null;
+    const next: Next = () => ({ body: bodies.take() });
+    if (headers) next.headersOf = () => headers.take();
+    const row = await load(
+      name,
+      server,
+      base,
+      { method: 'POST', path: new URL(base).pathname, headers: FORM },
+      next,
+      opts,
+    );
+    if (bodies.exhausted) log(`WARNING: ${name} ran out of pre-signed assertions (${bodies.used} used)`);
+    return row;
+  };
+
+  const peerToken = `${peerIssuer}/token`;
+  const peerCc = (n: number) => ({
+    bodies: assertions(peerClient, 'peer-client', peerIssuer, n, 3000).map((a) =>
+      form({
+        grant_type: 'client_credentials',
+        scope: 'read',
+        resource: RESOURCE,
+        client_assertion_type: JWT_BEARER,
+        client_assertion: a,
+      }),
+    ),
+  });
+  const exchangeBodies = (n: number) => ({
+    bodies: assertFor(agentA, n).map((a) =>
+      form({
+        grant_type: GRANT_EXCHANGE,
+        subject_token: credential,
+        subject_token_type: TT_JWT,
+        resource: RESOURCE,
+        client_assertion_type: JWT_BEARER,
+        client_assertion: a,
+      }),
+    ),
+  });
+  const dpopKey = newKey('dpop');
+
+  log('peer: client_credentials');
+  const peerRow = await tokenScenario('oidc-provider client_credentials (peer)', 'peer', peerToken, peerCc);
+  log('errand: token exchange');
+  const exRow = await tokenScenario('token exchange (delegation → task)', 'errand', tokenUrl, exchangeBodies);
+  log('errand: token exchange + DPoP');
+  await tokenScenario('token exchange + DPoP', 'errand', tokenUrl, (n) => ({
+    ...exchangeBodies(n),
+    headers: dpopProofs(dpopKey, tokenUrl, n).map((p) => ({ dpop: p })),
+  }));
+  log('errand: sub-agent exchange');
+  await tokenScenario('sub-agent exchange (task token → B)', 'errand', tokenUrl, (n) => ({
+    bodies: assertFor(agentB, n).map((a) =>
+      form({
+        grant_type: GRANT_EXCHANGE,
+        subject_token: taskToken,
+        subject_token_type: TT_ACCESS,
+        scope: 'notes:read',
+        client_assertion_type: JWT_BEARER,
+        client_assertion: a,
+      }),
+    ),
+  }));
+  const ccBodies = (n: number) => ({
+    bodies: assertFor(agentA, n).map((a) =>
+      form({
+        grant_type: 'client_credentials',
+        scope: 'notes:read',
+        resource: RESOURCE,
+        client_assertion_type: JWT_BEARER,
+        client_assertion: a,
+      }),
+    ),
+  });
+  log('errand: client_credentials');
+  await tokenScenario('client_credentials', 'errand', tokenUrl, ccBodies);
+
+  log('errand: introspection');
+  const introBody = form({ token: taskToken });
+  await load(
+    'introspection (RS, client_secret_basic)',
+    'errand',
+    `${issuer}/introspect`,
+    {
+      method: 'POST',
+      path: '/introspect',
+      headers: { ...FORM, authorization: rsBasic },
+      body: introBody,
+    },
+    null,
+    { duration: 1 },
+  );
+  const introRow = await load(
+    'introspection (RS, client_secret_basic)',
+    'errand',
+    `${issuer}/introspect`,
+    {
+      method: 'POST',
+      path: '/introspect',
+      headers: { ...FORM, authorization: rsBasic },
+      body: introBody,
+    },
+    null,
+  );
+  rows.push(introRow);
+  log('errand: status list');
+  const statusPath = new URL(statusUri).pathname;
+  rows.push(await load('status list fetch', 'errand', statusUri, { method: 'GET', path: statusPath }, null));
+
+  // 5. The guard's verify, in this process, against a token from the live broker.
+  log('guard: verify (in-process)');
+  const guard = createGuard({ issuer, resource: RESOURCE });
+  const guardReq = { authorization: `Bearer ${taskToken}`, method: 'GET', url: RESOURCE };
+  const first = await guard.verify(guardReq);
+  if (!first.ok) throw new Error(`guard refused the task token: ${JSON.stringify(first)}`);
+  const lat: number[] = [];
+  const until = performance.now() + DURATION * 1000;
+  const t0 = performance.now();
+  while (performance.now() < until) {
+    const s = performance.now();
+    const r = await guard.verify(guardReq);
+    lat.push(performance.now() - s);
+    if (!r.ok) throw new Error('guard refused during the run');
+  }
+  const elapsed = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  const pct = (p: number) => Math.round(lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]! * 1000) / 1000;
+  const guardRow: Row = {
+    name: 'guard verify (in-process, 1 caller)',
+    server: 'in-process',
+    rps: Math.round(lat.length / elapsed),
+    p50: pct(0.5),
+    p99: pct(0.99),
+    ok: lat.length,
+    failed: 0,
+  };
+  rows.push(guardRow);
+  guard.close();
+  log(`guard verify: ${guardRow.rps} ops/s, p50 ${guardRow.p50} ms, p99 ${guardRow.p99} ms`);
+
+  // 6. Resident memory of the broker after N tokens issued (top up with client_credentials).
+  const topUp = Math.max(0, MEMORY_TOKENS - errandTokens);
+  if (topUp > 0) {
+    log(`memory: issuing ${topUp} more tokens (target ${MEMORY_TOKENS})`);
+    const r = await run('top-up', 'errand', tokenUrl, ccBodies(topUp), { amount: topUp });
+    errandTokens += r.ok;
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const memory = { tokensIssued: errandTokens, rssMb: rssMb(broker.pid!) };
+  log(`memory: ${memory.rssMb} MB RSS after ${memory.tokensIssued} tokens`);
+
+  // 7. A status list covering 1,000,000 tokens with 1 % revoked (random positions).
+  const revoked = new Set<number>();
+  while (revoked.size < 10_000) revoked.add(Math.floor(Math.random() * 1_000_000));
+  const lst = encodeStatusList(
+    1_000_000,
+    [...revoked].map((i) => [i, 1] as [number, number]),
+  );
+  const statusList = {
+    tokens: 1_000_000,
+    revokedShare: 0.01,
+    compressedBytes: Math.floor((lst.length * 3) / 4),
+    base64urlChars: lst.length,
+  };
+
+  stopAll();
+  await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+  rmSync(dir, { recursive: true, force: true });
+  if (brokerErr.join('').includes('"level":"error"')) log('WARNING: the broker logged errors');
+  if (peerErr.length) log(`peer stderr: ${peerErr.join('').slice(0, 500)}`);
+
+  // 8. Verdicts and reports.
+  const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : 0);
+  const targets = [
+    {
+      target: 'token exchange ≥ 1.25× peer client_credentials (c=50)',
+      value: `${ratio(exRow.rps, peerRow.rps)}×`,
+      met: peerRow.failed === 0 && exRow.failed === 0 && exRow.rps >= 1.25 * peerRow.rps,
+    },
+    {
+      target: 'token exchange p99 ≤ peer p99',
+      value: `${exRow.p99} ms vs ${peerRow.p99} ms`,
+      met: peerRow.failed === 0 && exRow.p99 <= peerRow.p99,
+    },
+    {
+      target: 'introspection ≥ 1.5× token exchange',
+      value: `${ratio(introRow.rps, exRow.rps)}×`,
+      met: introRow.rps >= 1.5 * exRow.rps,
+    },
+    {
+      target: `RSS < 200 MB after 100,000 tokens (measured after ${memory.tokensIssued})`,
+      value: `${memory.rssMb} MB`,
+      met: memory.tokensIssued >= 100_000 ? memory.rssMb < 200 : null,
+    },
+    {
+      target: 'status list for 1,000,000 tokens < 200 KB compressed',
+      value: `${(statusList.compressedBytes / 1024).toFixed(1)} KB`,
+      met: statusList.compressedBytes < 200 * 1024,
+    },
+  ];
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+  const results = {
+    date: new Date().toISOString(),
+    machine,
+    settings: { connections: CONNECTIONS, durationSeconds: DURATION, memoryTokens: MEMORY_TOKENS },
+    rows: rows.map((r) => ({ ...r, vsPeer: r.server === 'errand' ? ratio(r.rps, peerRow.rps) : null })),
+    memory,
+    statusList,
+    targets,
+  };
+  writeFileSync(join(OUT, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const md = [
+    `Errand benchmark, ${results.date.slice(0, 10)}: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGb} GB, Node ${machine.node}, ${machine.platform}.`,
+    `c=${CONNECTIONS}, ${DURATION} s per run, autocannon in the bench process; Errand and the peer each one process, all on one machine.`,
+    '',
+    '| operation | server | req/s | p50 ms | p99 ms | vs peer | failed |',
+    '|---|---|---:|---:|---:|---:|---:|',
+    ...results.rows.map(
+      (r) =>
+        `| ${r.name} | ${r.server} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.vsPeer === null ? '' : `${r.vsPeer}×`} | ${r.failed} |`,
+    ),
+    '',
+    `Broker RSS after ${memory.tokensIssued} tokens issued: ${memory.rssMb} MB. Status list for 1,000,000 tokens (1 % revoked): ${(statusList.compressedBytes / 1024).toFixed(1)} KB compressed.`,
+    '',
+    '| target | measured | met |',
+    '|---|---|---|',
+    ...targets.map(
+      (t) => `| ${t.target} | ${t.value} | ${t.met === null ? 'not measured at 100k' : t.met ? 'yes' : 'no'} |`,
+    ),
+    '',
+  ].join('\n');
+  writeFileSync(join(OUT, 'latest.md'), md);
+  process.stdout.write(`\n${md}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
