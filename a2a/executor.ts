@@ -6,6 +6,7 @@ import { OAuthError } from '../broker/core/errors.js';
 import type { TerminalState } from '../broker/core/task.js';
 import { type AppDeps, delegationLimits } from '../broker/http/app.js';
 import type { Form } from '../broker/http/params.js';
+import { delegateToSubagent } from '../broker/services/agent-tasks.js';
 import { readDelegationRequest } from '../broker/services/delegations.js';
 import type { Caller } from '../mcp-server/errand/auth.js';
 import {
@@ -413,10 +414,18 @@ export class ErrandAgentExecutor implements AgentExecutor {
     const { deps } = this;
     const { turn, caller } = env;
     const taskId = args.task_id ?? errandTaskIdOf(env.rc.task);
-    const task = taskId ? await deps.tasks.get(taskId) : null;
-    if (!task || task.agentId !== caller.agent.id) return turn.refuse(noTask(taskId));
-    const subAgent = await deps.clients.get(args.sub_agent_id);
-    if (!subAgent) {
+    if (!taskId) return turn.refuse(noTask(null));
+    const target = exchangeTarget(args.resource, args.scope);
+    const result = await delegateToSubagent(deps, {
+      agent: caller.agent,
+      taskId,
+      subAgentId: args.sub_agent_id,
+      audience: target.audience,
+      scope: target.scope,
+      requestId: env.requestId,
+    });
+    if (!result.ok && result.reason === 'no_task') return turn.refuse(noTask(taskId));
+    if (!result.ok) {
       return turn.refuse({
         error: 'unknown_sub_agent',
         error_description: `no client ${args.sub_agent_id} is registered at Errand`,
@@ -424,18 +433,8 @@ export class ErrandAgentExecutor implements AgentExecutor {
         how: 'ask an administrator to register the sub-agent, then send again with its client id',
       });
     }
-    const target = exchangeTarget(args.resource, args.scope);
-    const issued = await deps.exchange.exchangeOnBehalf({
-      client: caller.agent,
-      actor: subAgent,
-      subject: { taskId: task.id },
-      audience: target.audience,
-      scope: target.scope,
-      tools: null,
-      task: null,
-      requestId: env.requestId,
-    });
-    turn.reply(`A token for ${subAgent.name} under a sub-task of ${task.id}; hand it to that agent.`, {
+    const { issued, subAgent } = result;
+    turn.reply(`A token for ${subAgent.name} under a sub-task of ${taskId}; hand it to that agent.`, {
       ...taskTokenOutput(issued),
       sub_agent_id: subAgent.id,
     });

@@ -1,5 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { delegateToSubagent } from '../../../broker/services/agent-tasks.js';
 import { guarded, refusal, success } from '../results.js';
 import {
   exchangeGuidance,
@@ -37,8 +38,16 @@ export function registerDelegateToSubagent(server: McpServer, env: ToolEnv): voi
     },
     async (args) =>
       guarded(env, exchangeGuidance(args), async () => {
-        const task = await deps.tasks.get(args.task_id);
-        if (!task || task.agentId !== caller.agent.id) {
+        const target = exchangeTarget(args.resource, args.scope);
+        const result = await delegateToSubagent(deps, {
+          agent: caller.agent,
+          taskId: args.task_id,
+          subAgentId: args.sub_agent_id,
+          audience: target.audience,
+          scope: target.scope,
+          requestId: env.requestId,
+        });
+        if (!result.ok && result.reason === 'no_task') {
           return refusal({
             error: 'no_task',
             error_description: `no task ${args.task_id} is held by this agent`,
@@ -46,8 +55,7 @@ export function registerDelegateToSubagent(server: McpServer, env: ToolEnv): voi
             how: 'call start_task under an active delegation, or list_tasks to find your tasks',
           });
         }
-        const subAgent = await deps.clients.get(args.sub_agent_id);
-        if (!subAgent) {
+        if (!result.ok) {
           return refusal({
             error: 'unknown_sub_agent',
             error_description: `no client ${args.sub_agent_id} is registered at Errand`,
@@ -55,17 +63,7 @@ export function registerDelegateToSubagent(server: McpServer, env: ToolEnv): voi
             how: 'ask an administrator to register the sub-agent, then call again with its client id',
           });
         }
-        const target = exchangeTarget(args.resource, args.scope);
-        const issued = await deps.exchange.exchangeOnBehalf({
-          client: caller.agent,
-          actor: subAgent,
-          subject: { taskId: task.id },
-          audience: target.audience,
-          scope: target.scope,
-          tools: null,
-          task: null,
-          requestId: env.requestId,
-        });
+        const { issued } = result;
         return success(taskTokenOutput(issued));
       }),
   );
