@@ -1,60 +1,285 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Client, createClient } from '@libsql/client';
-import { drizzle, type LibSQLDatabase } from 'drizzle-orm/libsql';
+import { type Client, createClient, type InStatement, type Transaction } from '@libsql/client';
+import { drizzle, type SqliteRemoteDatabase } from 'drizzle-orm/sqlite-proxy';
+import Database from 'libsql';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
-export type Drizzle = LibSQLDatabase<Schema>;
+export type Drizzle = SqliteRemoteDatabase<Schema>;
 /** The handle a write transaction receives: the same query API as the database. */
-export type Tx = Parameters<Parameters<Drizzle['transaction']>[0]>[0];
+export type Tx = Drizzle;
 
 export interface Db {
-  /** Reads (and single-statement writes that need no transaction). */
+  /**
+   * Reads see committed data only. A write through this handle (a single statement) joins the
+   * write queue as its own transaction; inside `write`, use the transaction handle instead.
+   */
   readonly q: Drizzle;
   /**
-   * Runs `fn` in one write transaction (BEGIN IMMEDIATE). Write transactions of this process are
-   * queued: the embedded driver blocks the event loop while it waits for a lock, so two open
-   * transactions in one process would deadlock instead of waiting. Other processes on the same
-   * file wait through SQLite's busy timeout. Keep `fn` short and free of network calls.
+   * Runs `fn` in a write transaction (BEGIN IMMEDIATE) and resolves once it is durable. Writes of
+   * this process are queued and committed in groups: the transactions waiting together run one
+   * after another, each in its own savepoint (a failing one rolls back alone), under one COMMIT,
+   * so concurrent requests share one fsync. Other processes on the same file wait through
+   * SQLite's busy timeout. Keep `fn` short and free of network calls.
    */
   write<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
-  readonly client: Client;
+  /** Runs a maintenance statement (PRAGMA, checkpoint) on the writing connection. */
+  exec(sql: string): Promise<void>;
   close(): void;
+}
+
+export interface OpenOptions {
+  authToken?: string;
+  /**
+   * `native` (default for `file:` URLs): the embedded engine with reused prepared statements.
+   * `client`: `@libsql/client` (always for remote `libsql:`/`https:` servers).
+   */
+  driver?: 'native' | 'client';
 }
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 const BUSY_TIMEOUT_MS = 10_000;
+/** Transactions committed together at most; the rest wait for the next group. */
+const MAX_GROUP = 128;
+/** Prepared statements kept per connection (queries with IN lists vary in shape). */
+const STATEMENT_CACHE = 400;
+
+type Method = 'run' | 'all' | 'values' | 'get';
+type Rows = { rows: unknown[]; rowsAffected?: number };
+
+/** One connection as drizzle's proxy driver sees it, plus what the write queue needs. */
+interface Conn {
+  exec(sql: string, params: unknown[], method: Method): Rows | Promise<Rows>;
+  /** Runs SQL text that may return rows or hold several statements, ignoring any result. */
+  script(sql: string): void | Promise<void>;
+  begin(): void | Promise<void>;
+  commit(): void | Promise<void>;
+  rollback(): void | Promise<void>;
+  close(): void;
+}
+
+/** Rows changed by a `run` (insert, update, delete) through either driver. */
+export function affected(res: unknown): number {
+  return (res as { rowsAffected?: number }).rowsAffected ?? 0;
+}
 
 /** Opens the database at `url`, applies pending migrations and returns the handle. */
-export async function openDb(url: string, opts: { authToken?: string } = {}): Promise<Db> {
-  if (url.startsWith('file:')) {
+export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
+  const isFile = url.startsWith('file:');
+  if (isFile) {
     const path = url.slice('file:'.length);
     if (path && path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   }
-  const client = createClient({
-    url,
-    ...(opts.authToken ? { authToken: opts.authToken } : {}),
-    timeout: BUSY_TIMEOUT_MS,
-    concurrency: 4,
-  });
-  if (url.startsWith('file:')) {
-    // WAL lets readers run beside the writer; FULL makes each commit durable before we answer.
-    await client.execute('PRAGMA journal_mode = WAL');
-    await client.execute('PRAGMA synchronous = FULL');
-    await client.execute('PRAGMA foreign_keys = ON');
+  const driver = opts.driver ?? (isFile ? 'native' : 'client');
+  let reader: Conn;
+  let writer: Conn;
+  let closeAll: () => void;
+  if (driver === 'native') {
+    if (!isFile) throw new Error('the native driver opens file: URLs only');
+    const path = url.slice('file:'.length);
+    // Two connections: reads never see another request's uncommitted group.
+    writer = nativeConn(path, true);
+    reader = nativeConn(path, false);
+    closeAll = () => {
+      reader.close();
+      writer.close();
+    };
+  } else {
+    const client = createClient({
+      url,
+      ...(opts.authToken ? { authToken: opts.authToken } : {}),
+      timeout: BUSY_TIMEOUT_MS,
+      concurrency: 4,
+    });
+    if (isFile) {
+      await client.execute('PRAGMA journal_mode = WAL');
+      await client.execute('PRAGMA synchronous = FULL');
+      await client.execute('PRAGMA foreign_keys = ON');
+    }
+    ({ reader, writer } = clientConns(client));
+    closeAll = () => client.close();
   }
-  const q = drizzle({ client, schema, casing: 'snake_case' });
-  await migrate(client);
+  await migrate(writer);
 
-  let queue: Promise<unknown> = Promise.resolve();
-  const write = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => {
-    const run = queue.then(() => q.transaction(fn, { behavior: 'immediate' }));
-    queue = run.catch(() => undefined);
-    return run;
+  const queue: Job[] = [];
+  let flushing = false;
+  const tx: Tx = orm((sql, params, method) => writer.exec(sql, params, method));
+
+  /** Commits the queued transactions in groups until the queue is empty. */
+  const flush = async (): Promise<void> => {
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (queue.length > 0) {
+        const head = queue[0]!;
+        if (head.outside) {
+          // A maintenance statement runs alone, outside any transaction.
+          queue.shift();
+          await head.fn(tx).then(head.resolve, head.reject);
+          continue;
+        }
+        const group: { job: Job; ok: boolean; value: unknown }[] = [];
+        try {
+          await writer.begin();
+          // Jobs that arrive while the group runs join it, up to the cap.
+          while (group.length < MAX_GROUP && queue.length > 0 && !queue[0]!.outside) {
+            const job = queue.shift()!;
+            const entry = { job, ok: false, value: undefined as unknown };
+            group.push(entry);
+            await writer.exec('SAVEPOINT errand_w', [], 'run');
+            try {
+              entry.value = await job.fn(tx);
+              entry.ok = true;
+              await writer.exec('RELEASE errand_w', [], 'run');
+            } catch (err) {
+              entry.value = err;
+              await writer.exec('ROLLBACK TO errand_w', [], 'run');
+              await writer.exec('RELEASE errand_w', [], 'run');
+            }
+          }
+          await writer.commit();
+        } catch (err) {
+          // Nothing of this group is durable: every caller in it hears the error.
+          await Promise.resolve()
+            .then(() => writer.rollback())
+            .catch(() => undefined);
+          for (const { job } of group) job.reject(err);
+          if (group.length === 0) for (const job of queue.splice(0, MAX_GROUP)) job.reject(err);
+          continue;
+        }
+        for (const { job, ok, value } of group) (ok ? job.resolve : job.reject)(value);
+      }
+    } finally {
+      flushing = false;
+    }
   };
-  return { q, write, client, close: () => client.close() };
+  const write = <T>(fn: (tx: Tx) => Promise<T>, outside = false): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, outside });
+      // Deferred to the end of this I/O turn, so the requests parsed together commit together.
+      if (!flushing && queue.length === 1) setImmediate(() => void flush().catch(() => undefined));
+    });
+
+  const q: Drizzle = orm((sql, params, method) =>
+    isRead(sql) ? reader.exec(sql, params, method) : write(async () => writer.exec(sql, params, method)),
+  );
+  return {
+    q,
+    write: (fn) => write(fn),
+    exec: (sql) => write(async () => void (await writer.script(sql)), true),
+    close: closeAll,
+  };
+}
+
+interface Job {
+  fn: (tx: Tx) => Promise<unknown>;
+  /** Runs without a transaction (maintenance statements). */
+  outside: boolean;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/** Drizzle over one connection (the batch form is passed so that the config's casing applies). */
+function orm(exec: (sql: string, params: unknown[], method: Method) => Rows | Promise<Rows>): Drizzle {
+  const one = async (sql: string, params: unknown[], method: Method) =>
+    (await exec(sql, params, method)) as { rows: [] };
+  const batch = async (queries: { sql: string; params: unknown[]; method: Method }[]) => {
+    const out: { rows: [] }[] = [];
+    for (const b of queries) out.push(await one(b.sql, b.params, b.method));
+    return out;
+  };
+  return drizzle(one, batch, { schema, casing: 'snake_case' });
+}
+
+function isRead(sql: string): boolean {
+  return /^\s*select\b/i.test(sql);
+}
+
+/** A native connection with a bounded cache of prepared statements. */
+function nativeConn(path: string, writes: boolean): Conn {
+  const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  if (writes) {
+    // WAL lets readers run beside the writer; FULL makes each commit durable before we answer.
+    db.pragma('journal_mode = WAL');
+  }
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  const cache = new Map<string, ReturnType<typeof db.prepare>>();
+  const statement = (sql: string) => {
+    let stmt = cache.get(sql);
+    if (!stmt) {
+      stmt = db.prepare(sql);
+      if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
+      cache.set(sql, stmt);
+    }
+    return stmt;
+  };
+  return {
+    exec(sql, params, method) {
+      const stmt = statement(sql);
+      if (method === 'run') return { rows: [], rowsAffected: stmt.run(params).changes };
+      stmt.raw(true);
+      if (method === 'get') return { rows: stmt.get(params) as unknown[] };
+      return { rows: stmt.all(params) };
+    },
+    script: (sql) => void db.exec(sql),
+    begin: () => void db.exec('BEGIN IMMEDIATE'),
+    commit: () => void db.exec('COMMIT'),
+    rollback: () => {
+      if (db.inTransaction) db.exec('ROLLBACK');
+    },
+    close: () => db.close(),
+  };
+}
+
+/** Reader and writer over `@libsql/client`; the writer runs in the transaction `begin` opened. */
+function clientConns(client: Client): { reader: Conn; writer: Conn } {
+  const run = async (target: Client | Transaction, sql: string, params: unknown[], method: Method): Promise<Rows> => {
+    const rs = await target.execute({ sql, args: params } as InStatement);
+    if (method === 'run') return { rows: [], rowsAffected: rs.rowsAffected };
+    const arrays = rs.rows.map((row) => rs.columns.map((_, i) => row[i]));
+    return { rows: method === 'get' ? (arrays[0] as unknown[]) : arrays };
+  };
+  let open: Transaction | null = null;
+  const none = () => undefined;
+  return {
+    reader: {
+      exec: (sql, p, m) => run(client, sql, p, m),
+      script: none,
+      begin: none,
+      commit: none,
+      rollback: none,
+      close: none,
+    },
+    writer: {
+      exec: (sql, p, m) => run(open ?? client, sql, p, m),
+      script: async (sql) => void (await client.executeMultiple(sql)),
+      begin: async () => {
+        open = await client.transaction('write');
+      },
+      commit: async () => {
+        const t = open;
+        open = null;
+        try {
+          await t?.commit();
+        } finally {
+          t?.close();
+        }
+      },
+      rollback: async () => {
+        const t = open;
+        open = null;
+        try {
+          await t?.rollback();
+        } finally {
+          t?.close();
+        }
+      },
+      close: none,
+    },
+  };
 }
 
 interface Journal {
@@ -65,27 +290,32 @@ interface Journal {
  * Applies committed migrations in order. The check and the apply happen inside one write
  * transaction, so two processes starting on a fresh file do not both try to create the schema.
  */
-async function migrate(client: Client): Promise<void> {
+async function migrate(conn: Conn): Promise<void> {
   const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, 'meta', '_journal.json'), 'utf8')) as Journal;
-  const tx = await client.transaction('write');
+  await conn.begin();
   try {
-    await tx.execute(
+    await conn.exec(
       'CREATE TABLE IF NOT EXISTS errand_migrations (tag TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)',
+      [],
+      'run',
     );
-    const applied = new Set((await tx.execute('SELECT tag FROM errand_migrations')).rows.map((r) => String(r.tag)));
+    const { rows } = await conn.exec('SELECT tag FROM errand_migrations', [], 'all');
+    const applied = new Set((rows as unknown[][]).map((r) => String(r[0])));
     for (const entry of [...journal.entries].sort((a, b) => a.idx - b.idx)) {
       if (applied.has(entry.tag)) continue;
       const sql = readFileSync(join(MIGRATIONS_DIR, `${entry.tag}.sql`), 'utf8');
       for (const stmt of sql.split('--> statement-breakpoint')) {
-        if (stmt.trim()) await tx.execute(stmt);
+        if (stmt.trim()) await conn.exec(stmt, [], 'run');
       }
-      await tx.execute({
-        sql: 'INSERT INTO errand_migrations (tag, applied_at) VALUES (?, ?)',
-        args: [entry.tag, Math.floor(Date.now() / 1000)],
-      });
+      await conn.exec(
+        'INSERT INTO errand_migrations (tag, applied_at) VALUES (?, ?)',
+        [entry.tag, Math.floor(Date.now() / 1000)],
+        'run',
+      );
     }
-    await tx.commit();
-  } finally {
-    tx.close();
+    await conn.commit();
+  } catch (err) {
+    await conn.rollback();
+    throw err;
   }
 }

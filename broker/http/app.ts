@@ -1,4 +1,5 @@
 import { getConnInfo } from '@hono/node-server/conninfo';
+import { sql } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -116,18 +117,29 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.set('requestId', requestId);
     c.set('log', deps.log.child({ requestId }));
     await next();
-    c.header('X-Request-Id', requestId);
+    // On the response's own headers: c.header() after the response exists would rebuild it.
+    try {
+      c.res.headers.set('X-Request-Id', requestId);
+    } catch {
+      c.header('X-Request-Id', requestId);
+    }
   });
-  app.use(
-    bodyLimit({
-      maxSize: config.http.maxBodyBytes,
-      onError: () => {
-        throw new OAuthError('invalid_request', `the request body exceeds ${config.http.maxBodyBytes} bytes`, {
-          status: 413,
-        });
-      },
-    }),
-  );
+  const tooLarge = () => {
+    throw new OAuthError('invalid_request', `the request body exceeds ${config.http.maxBodyBytes} bytes`, {
+      status: 413,
+    });
+  };
+  const streamedLimit = bodyLimit({ maxSize: config.http.maxBodyBytes, onError: tooLarge });
+  app.use(async function limitBody(c, next) {
+    // A declared length is checked from the header alone; a streamed body is counted as it arrives.
+    const length = c.req.header('content-length');
+    if (c.req.header('transfer-encoding') === undefined) {
+      if (length === undefined) return next();
+      if (!/^\d+$/.test(length) || Number(length) > config.http.maxBodyBytes) return tooLarge();
+      return next();
+    }
+    return streamedLimit(c, next);
+  });
   app.use(
     secureHeaders({
       contentSecurityPolicy: {
@@ -171,7 +183,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     '/',
     healthRoutes({
       ready: async () => {
-        await deps.db.client.execute('SELECT 1');
+        await deps.db.q.values(sql`SELECT 1`);
         return deps.keys.signingKey() !== undefined;
       },
     }),
@@ -182,7 +194,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       grants: deps.grantRegistry,
       auth: deps.auth,
       dpop: deps.dpop,
-      touch: (id) => deps.clients.touch(id, deps.clock.now()),
+      touch: (client) => deps.clients.touch(client, deps.clock.now()),
     }),
   );
   app.route('/', tokenManagementRoutes({ tokens: deps.tokens, auth: deps.auth }));

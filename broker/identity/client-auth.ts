@@ -1,9 +1,10 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
 import { type AssuranceLevel, type Client, isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { ASSERTION_ALGS, AUTH_METHOD, CLIENT_ASSERTION_TYPE } from '../core/protocol.js';
 import type { Logger } from '../log.js';
+import { verifyJwtSignature } from '../tokens/jws.js';
 import { hashSecret, safeEqual } from '../tokens/random.js';
 import type { ClientDirectory } from './client-directory.js';
 import { ClientKeyError, type ClientKeys } from './client-keys.js';
@@ -187,22 +188,21 @@ export class ClientAuthenticator {
     if (client.authMethod !== AUTH_METHOD.privateKeyJwt) throw fail(GENERIC);
 
     const now = this.deps.clock.now();
-    let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
-    try {
-      ({ payload } = await jwtVerify(assertion, this.deps.keys.resolverFor(client), {
-        algorithms: [...ASSERTION_ALGS],
-        issuer: clientId,
-        subject: clientId,
-        requiredClaims: ['exp', 'jti'],
-        clockTolerance: this.deps.clockSkew,
-        currentDate: new Date(now * 1000),
-      }));
-    } catch (err) {
-      this.log.info('client.assertion_rejected', { clientId, reason: err instanceof Error ? err.name : 'error' });
-      if (err instanceof ClientKeyError) throw fail(err.message, false, err);
-      if (err instanceof joseErrors.JWTExpired) throw fail('client_assertion has expired', false, err);
-      if (err instanceof joseErrors.JWTClaimValidationFailed) throw fail(`client_assertion ${err.message}`, false, err);
-      throw fail(GENERIC, false, err);
+    let payload: JWTPayload;
+    // The common case (ES256/EdDSA, a known key) is checked on node:crypto; anything else by jose.
+    const known = this.deps.keys.knownKey(client, header.kid, header.alg);
+    if (known) {
+      const verified = verifyJwtSignature(assertion, (kid, alg) =>
+        kid === header.kid && alg === header.alg ? known : undefined,
+      );
+      const problem = verified ? assertionClaimsProblem(verified.payload, clientId, now, this.deps.clockSkew) : null;
+      if (!verified || problem) {
+        this.log.info('client.assertion_rejected', { clientId, reason: verified ? 'claims' : 'signature' });
+        throw fail(problem ?? GENERIC);
+      }
+      payload = verified.payload;
+    } else {
+      payload = await this.verifyWithJose(assertion, client, now);
     }
     // RFC 7523bis §4: the audience is the issuer identifier, as the sole value, compared as strings.
     const aud = payload.aud;
@@ -220,6 +220,30 @@ export class ClientAuthenticator {
     const fresh = await this.deps.rememberAssertion(clientId, payload.jti as string, exp + this.deps.clockSkew, now);
     if (!fresh) throw fail('client_assertion has already been used');
     return { client, method: AUTH_METHOD.privateKeyJwt, assurance: 'NHI-AAL1' };
+  }
+
+  /** The general path: every allowed algorithm, keys from the registered set or `jwks_uri`. */
+  private async verifyWithJose(assertion: string, client: Client, now: number): Promise<JWTPayload> {
+    try {
+      const { payload } = await jwtVerify(assertion, this.deps.keys.resolverFor(client), {
+        algorithms: [...ASSERTION_ALGS],
+        issuer: client.id,
+        subject: client.id,
+        requiredClaims: ['exp', 'jti'],
+        clockTolerance: this.deps.clockSkew,
+        currentDate: new Date(now * 1000),
+      });
+      return payload;
+    } catch (err) {
+      this.log.info('client.assertion_rejected', {
+        clientId: client.id,
+        reason: err instanceof Error ? err.name : 'error',
+      });
+      if (err instanceof ClientKeyError) throw fail(err.message, false, err);
+      if (err instanceof joseErrors.JWTExpired) throw fail('client_assertion has expired', false, err);
+      if (err instanceof joseErrors.JWTClaimValidationFailed) throw fail(`client_assertion ${err.message}`, false, err);
+      throw fail(GENERIC, false, err);
+    }
   }
 
   /**
@@ -266,4 +290,23 @@ export class ClientAuthenticator {
       assurance: rule.assurance,
     };
   }
+}
+
+/**
+ * The claim rules jose applies to an assertion (issuer and subject = the client, `exp` and `jti`
+ * required, `nbf`/`iat` numeric, the clock skew allowed), for assertions verified on node:crypto.
+ */
+function assertionClaimsProblem(p: JWTPayload, clientId: string, now: number, skew: number): string | null {
+  for (const name of ['exp', 'jti'] as const) {
+    if (p[name] === undefined) return `client_assertion missing required "${name}" claim`;
+  }
+  if (p.iss !== clientId) return 'client_assertion unexpected "iss" claim value';
+  if (p.sub !== clientId) return 'client_assertion unexpected "sub" claim value';
+  for (const name of ['exp', 'nbf', 'iat'] as const) {
+    if (p[name] !== undefined && (typeof p[name] !== 'number' || !Number.isFinite(p[name])))
+      return `client_assertion "${name}" claim must be a number`;
+  }
+  if ((p.exp as number) <= now - skew) return 'client_assertion has expired';
+  if (p.nbf !== undefined && p.nbf > now + skew) return 'client_assertion "nbf" claim timestamp check failed';
+  return null;
 }

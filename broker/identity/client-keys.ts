@@ -1,3 +1,4 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { z } from 'zod';
 import type { Client } from '../core/client.js';
@@ -9,6 +10,8 @@ const JwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())).m
 // At most one refetch of a client's jwks_uri per this many seconds, whatever `kid`s callers send.
 const REFETCH_MIN_INTERVAL = 10;
 const JWKS_MAX_BYTES = 65_536;
+// Key sets kept with their imported keys, so a known key is not imported again on every request.
+const LOCAL_SETS_MAX = 1000;
 
 interface CacheEntry {
   jwks: JSONWebKeySet;
@@ -37,6 +40,8 @@ export interface ResolverOptions {
  */
 export class ClientKeys {
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly localSets = new Map<string, LocalSet>();
+  private readonly keyObjects = new Map<string, KeyObject>();
 
   constructor(private readonly opts: { clock: Clock; cacheTtl: number; timeoutMs: number; allowPrivate: boolean }) {}
 
@@ -44,7 +49,7 @@ export class ClientKeys {
   resolverFor(source: KeySource, opts: ResolverOptions = {}): KeyLookup {
     const owner = opts.owner ?? 'the client';
     const local = (jwks: JSONWebKeySet) =>
-      createLocalJWKSet(
+      this.localSet(
         opts.selectKeys
           ? ({ keys: opts.selectKeys(jwks.keys as unknown as Record<string, unknown>[]) } as JSONWebKeySet)
           : jwks,
@@ -67,6 +72,59 @@ export class ClientKeys {
         return await local(entry.jwks)(header, input);
       }
     };
+  }
+
+  /**
+   * The one registered key an ES256 or EdDSA JWT with this `kid` can be verified with, as a
+   * node:crypto key, when it is already at hand (a static set, or a cached `jwks_uri` that is
+   * still fresh) and the choice is unambiguous; otherwise null, and the caller takes the general
+   * path. Selection follows the same rules as jose's key sets: kid, alg, kty/crv, use, key_ops.
+   */
+  knownKey(source: KeySource, kid: unknown, alg: unknown): KeyObject | null {
+    if (typeof kid !== 'string' || (alg !== 'ES256' && alg !== 'EdDSA')) return null;
+    let jwks = source.jwks as JSONWebKeySet | null;
+    if (!jwks && source.jwksUri) {
+      const entry = this.cache.get(source.jwksUri);
+      if (entry && this.opts.clock.now() - entry.fetchedAt < this.opts.cacheTtl) jwks = entry.jwks;
+    }
+    if (!jwks) return null;
+    const [kty, crv] = alg === 'ES256' ? ['EC', 'P-256'] : ['OKP', 'Ed25519'];
+    const matches = jwks.keys.filter(
+      (k) =>
+        k.kid === kid &&
+        k.kty === kty &&
+        k.crv === crv &&
+        (k.alg === undefined || k.alg === alg) &&
+        (k.use === undefined || k.use === 'sig') &&
+        (k.key_ops === undefined || (Array.isArray(k.key_ops) && k.key_ops.includes('verify'))),
+    );
+    if (matches.length !== 1) return null;
+    const jwk = matches[0]!;
+    const id = JSON.stringify([jwk.kty, jwk.crv, jwk.x, jwk.y]);
+    let key = this.keyObjects.get(id);
+    if (!key) {
+      try {
+        key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } as never, format: 'jwk' });
+      } catch {
+        return null;
+      }
+      if (key.type !== 'public') return null;
+      if (this.keyObjects.size >= LOCAL_SETS_MAX) this.keyObjects.delete(this.keyObjects.keys().next().value as string);
+      this.keyObjects.set(id, key);
+    }
+    return key;
+  }
+
+  /** jose's local key set for `jwks`, reused while the set's content is the same. */
+  private localSet(jwks: JSONWebKeySet): LocalSet {
+    const id = JSON.stringify(jwks);
+    let set = this.localSets.get(id);
+    if (!set) {
+      set = createLocalJWKSet(jwks);
+      if (this.localSets.size >= LOCAL_SETS_MAX) this.localSets.delete(this.localSets.keys().next().value as string);
+      this.localSets.set(id, set);
+    }
+    return set;
   }
 
   private async fetch(uri: string, now: number, owner: string): Promise<CacheEntry> {

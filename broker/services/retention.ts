@@ -1,5 +1,5 @@
 import { type SQL, sql } from 'drizzle-orm';
-import type { Db } from '../../db/open.js';
+import { affected, type Db } from '../../db/open.js';
 import type { Clock } from '../core/ports.js';
 
 /**
@@ -90,8 +90,8 @@ export class RetentionService {
       const res = await this.deps.db.write((tx) =>
         tx.run(sql`DELETE FROM ${tbl} WHERE ${col} IN (SELECT ${col} FROM ${tbl} WHERE ${where} LIMIT ${batchSize})`),
       );
-      total += res.rowsAffected;
-      if (res.rowsAffected < batchSize) break;
+      total += affected(res);
+      if (affected(res) < batchSize) break;
       // Yield between batches so requests waiting on the database get their turn.
       await new Promise((resolve) => setImmediate(resolve));
     }

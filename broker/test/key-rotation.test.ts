@@ -142,7 +142,7 @@ describe('signing key rotation', () => {
       expect(row.privateKeySealed).toMatch(/^v1\./);
       expect(row.privateKeySealed).not.toMatch(/PRIVATE KEY/);
     }
-    await tb.broker.deps.db.client.execute('PRAGMA wal_checkpoint(FULL)');
+    await tb.broker.deps.db.exec('PRAGMA wal_checkpoint(FULL)');
     const file = readFileSync(join(tb.dir, 'errand.db')).toString('latin1');
     expect(file).not.toMatch(/BEGIN PRIVATE KEY/);
     expect(file).not.toMatch(/"d":"/);

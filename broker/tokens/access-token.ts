@@ -4,7 +4,7 @@ import type { AssuranceLevel } from '../core/client.js';
 import type { Clock } from '../core/ports.js';
 import { CLAIM, DPOP, JWT_TYP } from '../core/protocol.js';
 import { formatScope } from '../core/scopes.js';
-import { signJwt, verifyJwtSignature } from './jws.js';
+import { signJwt, type VerifiedJws, verifyJwtSignature } from './jws.js';
 import type { KeyRing } from './key-ring.js';
 
 export interface MintRequest {
@@ -51,7 +51,12 @@ export function tokenTypeFor(dpopJkt: string | null | undefined): 'Bearer' | 'DP
 }
 
 /** Mints and checks Errand's JWT access tokens (RFC 9068). */
+/** Recently verified Errand JWTs whose signature check is not repeated. */
+const VERIFIED_CACHE = 2000;
+
 export class TokenMinter {
+  private readonly verified = new Map<string, VerifiedJws>();
+
   constructor(private readonly deps: { keys: KeyRing; issuer: string; clock: Clock }) {}
 
   get issuer(): string {
@@ -112,7 +117,7 @@ export class TokenMinter {
 
   /** Checks an Errand-signed JWT of the given `typ`: signature, issuer, `jti` and expiry. */
   verifyOwn(token: string, typ: string): VerifiedAccessToken | null {
-    const verified = verifyJwtSignature(token, (kid) => this.deps.keys.verificationKey(kid));
+    const verified = this.checkSignature(token);
     if (!verified) return null;
     const { header, payload } = verified;
     if (header.typ !== typ) return null;
@@ -120,5 +125,22 @@ export class TokenMinter {
     if (typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return null;
     if (payload.exp <= this.deps.clock.now()) return null;
     return { jti: payload.jti, claims: payload };
+  }
+
+  /**
+   * The signature check, remembered for tokens seen recently: a delegation credential or a task
+   * token is presented again and again, and the same bytes under the same, still published key
+   * verify the same way. Only the signature is remembered; every claim is checked on each use.
+   */
+  private checkSignature(token: string): VerifiedJws | null {
+    const seen = this.verified.get(token);
+    if (seen && this.deps.keys.verificationKey(seen.header.kid) !== undefined) return seen;
+    const verified = verifyJwtSignature(token, (kid) => this.deps.keys.verificationKey(kid));
+    if (!verified) return null;
+    Object.freeze(verified.header);
+    Object.freeze(verified.payload);
+    if (this.verified.size >= VERIFIED_CACHE) this.verified.delete(this.verified.keys().next().value as string);
+    this.verified.set(token, verified);
+    return verified;
   }
 }

@@ -1,8 +1,11 @@
 import { and, desc, eq, gte, lte, type SQL, sql } from 'drizzle-orm';
 import { newId } from '../../broker/tokens/random.js';
 import type { Db, Tx } from '../open.js';
+import { insertRow } from '../prepared.js';
 import { auditEvents } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
+
+const insertEvent = insertRow(auditEvents);
 
 export interface AuditEventInput {
   type: string;
@@ -44,7 +47,7 @@ export class AuditStore {
 
   /** Appends an event; pass the transaction of the state change it records. */
   async append(event: AuditEventInput, at: number, tx: Tx): Promise<void> {
-    await tx.insert(auditEvents).values({
+    await insertEvent(tx, {
       id: newId('evt'),
       at,
       type: event.type,

@@ -1,9 +1,16 @@
 import { and, count, eq, isNull, lt } from 'drizzle-orm';
 import type { AssuranceLevel, Client } from '../../broker/core/client.js';
 import type { AuthMethod, GrantType } from '../../broker/core/protocol.js';
-import type { Db, Tx } from '../open.js';
+import { affected, type Db, type Tx } from '../open.js';
+import { insertRow, selectOneBy } from '../prepared.js';
 import { clients, resources, usedAssertions } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
+
+const clientById = selectOneBy(clients, clients.id);
+/** Seconds within which a client's last use is not recorded again. */
+const TOUCH_GRANULARITY = 60;
+const resourceByUrl = selectOneBy(resources, resources.url);
+const insertAssertion = insertRow(usedAssertions, { ignoreConflict: true });
 
 type ClientRow = typeof clients.$inferSelect;
 
@@ -83,7 +90,7 @@ export class ClientStore {
   constructor(private readonly db: Db) {}
 
   async get(id: string): Promise<Client | null> {
-    const [row] = await this.db.q.select().from(clients).where(eq(clients.id, id)).limit(1);
+    const row = await clientById(this.db.q, id);
     return row ? toClient(row) : null;
   }
 
@@ -137,8 +144,13 @@ export class ClientStore {
     await tx.update(clients).set({ status }).where(eq(clients.id, id));
   }
 
-  /** Records use; a dynamically registered client that is used no longer expires as unused. */
-  async touch(id: string, now: number): Promise<void> {
+  /**
+   * Records use; a dynamically registered client that is used no longer expires as unused. The
+   * time is kept to the minute: a client used again within a minute is not written again.
+   */
+  async touch(client: Pick<Client, 'id' | 'lastUsedAt' | 'expiresAt'>, now: number): Promise<void> {
+    if (client.lastUsedAt !== null && client.expiresAt === null && now - client.lastUsedAt < TOUCH_GRANULARITY) return;
+    const id = client.id;
     await this.db.write((tx) => tx.update(clients).set({ lastUsedAt: now, expiresAt: null }).where(eq(clients.id, id)));
   }
 
@@ -155,7 +167,7 @@ export class ClientStore {
     const res = await this.db.write((tx) =>
       tx.delete(clients).where(and(eq(clients.source, 'dcr'), isNull(clients.lastUsedAt), lt(clients.expiresAt, now))),
     );
-    return res.rowsAffected;
+    return affected(res);
   }
 
   /**
@@ -163,20 +175,17 @@ export class ClientStore {
    * the primary key makes this atomic across every process sharing the database.
    */
   async rememberAssertion(clientId: string, jti: string, expiresAt: number, now: number): Promise<boolean> {
-    return this.db.write(async (tx) => {
-      await tx.delete(usedAssertions).where(lt(usedAssertions.expiresAt, now));
-      const res = await tx
-        .insert(usedAssertions)
-        .values({ key: `${clientId} ${jti}`, expiresAt })
-        .onConflictDoNothing();
-      return res.rowsAffected === 1;
-    });
+    // Expired entries are removed by the retention pass (maintenance), not on this path.
+    void now;
+    return this.db.write(
+      async (tx) => affected(await insertAssertion(tx, { key: `${clientId} ${jti}`, expiresAt })) === 1,
+    );
   }
 
   // Resources -----------------------------------------------------------------------------------
 
   async getResource(url: string): Promise<Resource | null> {
-    const [row] = await this.db.q.select().from(resources).where(eq(resources.url, url)).limit(1);
+    const row = await resourceByUrl(this.db.q, url);
     return row ? toResource(row) : null;
   }
 

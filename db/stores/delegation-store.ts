@@ -1,8 +1,11 @@
 import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { Delegation, DelegationRequest, DelegationStatus } from '../../broker/core/delegation.js';
-import type { Db, Tx } from '../open.js';
+import { affected, type Db, type Tx } from '../open.js';
+import { selectOneBy } from '../prepared.js';
 import { backchannelRequests, delegations } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
+
+const delegationById = selectOneBy(delegations, delegations.id);
 
 type Row = typeof delegations.$inferSelect;
 
@@ -59,7 +62,7 @@ export class DelegationStore {
   constructor(private readonly db: Db) {}
 
   async get(id: string, tx?: Tx): Promise<StoredDelegation | null> {
-    const [row] = await (tx ?? this.db.q).select().from(delegations).where(eq(delegations.id, id)).limit(1);
+    const row = await delegationById(tx ?? this.db.q, id);
     return row ? toDelegation(row) : null;
   }
 
@@ -116,7 +119,7 @@ export class DelegationStore {
         ...(patch.minAssurance !== undefined ? { minAssurance: patch.minAssurance } : {}),
       })
       .where(and(eq(delegations.id, id), eq(delegations.status, 'pending')));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 
   async revoke(id: string, now: number, tx: Tx): Promise<boolean> {
@@ -124,7 +127,7 @@ export class DelegationStore {
       .update(delegations)
       .set({ status: 'revoked', revokedAt: now })
       .where(and(eq(delegations.id, id), inArray(delegations.status, ['active', 'pending'])));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 
   // Backchannel (CIBA) requests -------------------------------------------------------------------

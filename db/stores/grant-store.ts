@@ -1,8 +1,12 @@
 import { and, count, eq, gte, inArray, isNull, lt } from 'drizzle-orm';
 import type { DelegationRequest } from '../../broker/core/delegation.js';
-import type { Db, Tx } from '../open.js';
+import { affected, type Db, type Tx } from '../open.js';
+import { insertRow, selectOneBy } from '../prepared.js';
 import { authorizationCodes, authorizationRequests, issuedTokens, refreshTokens } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
+
+const tokenByJti = selectOneBy(issuedTokens, issuedTokens.jti);
+const insertToken = insertRow(issuedTokens);
 
 export interface AuthorizationRequest {
   id: string;
@@ -104,7 +108,7 @@ export class GrantStore {
   /** Removes a request and returns whether it was still there (a request is answered once). */
   async takeRequest(id: string, tx: Tx): Promise<boolean> {
     const res = await tx.delete(authorizationRequests).where(eq(authorizationRequests.id, id));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 
   // Authorization codes -------------------------------------------------------------------------
@@ -131,17 +135,17 @@ export class GrantStore {
       .update(authorizationCodes)
       .set({ usedAt: now })
       .where(and(eq(authorizationCodes.codeHash, codeHash), isNull(authorizationCodes.usedAt)));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 
   // Access tokens -------------------------------------------------------------------------------
 
   async insertToken(token: IssuedToken, tx: Tx): Promise<void> {
-    await tx.insert(issuedTokens).values(token);
+    await insertToken(tx, token);
   }
 
   async getToken(jti: string): Promise<IssuedToken | null> {
-    const [row] = await this.db.q.select().from(issuedTokens).where(eq(issuedTokens.jti, jti)).limit(1);
+    const row = await tokenByJti(this.db.q, jti);
     return row ?? null;
   }
 
@@ -171,7 +175,7 @@ export class GrantStore {
       .update(issuedTokens)
       .set({ revokedAt: now })
       .where(and(eq(issuedTokens.jti, jti), isNull(issuedTokens.revokedAt)));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 
   /** Revokes every access and refresh token of a grant (a refresh family or a code's grant). */
@@ -219,6 +223,6 @@ export class GrantStore {
       .update(refreshTokens)
       .set({ usedAt: now, graceResponse })
       .where(and(eq(refreshTokens.tokenHash, tokenHash), isNull(refreshTokens.usedAt)));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 }

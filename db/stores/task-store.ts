@@ -1,8 +1,20 @@
 import { and, desc, eq, gte, inArray, isNotNull, isNull, lt, notInArray, sql } from 'drizzle-orm';
 import type { EndReason, Task, TaskState, TerminalState } from '../../broker/core/task.js';
-import type { Db, Tx } from '../open.js';
+import { affected, type Db, type Tx } from '../open.js';
+import { insertRow, perHandle, selectOneBy } from '../prepared.js';
 import { counters, issuedTokens, tasks } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
+
+const taskById = selectOneBy(tasks, tasks.id);
+const insertTask = insertRow(tasks);
+const nextStatus = perHandle((d) =>
+  d
+    .insert(counters)
+    .values({ name: 'status_idx', value: 1 })
+    .onConflictDoUpdate({ target: counters.name, set: { value: sql`${counters.value} + 1` } })
+    .returning({ value: counters.value })
+    .prepare(),
+);
 
 const TERMINAL: TaskState[] = ['completed', 'canceled', 'failed', 'rejected'];
 
@@ -27,14 +39,12 @@ export class TaskStore {
   constructor(private readonly db: Db) {}
 
   async get(id: string, tx?: Tx): Promise<Task | null> {
-    const [row] = await (tx ?? this.db.q).select().from(tasks).where(eq(tasks.id, id)).limit(1);
+    const row = await taskById(tx ?? this.db.q, id);
     return row ? toTask(row) : null;
   }
 
   async insert(task: Task, tx: Tx): Promise<void> {
-    await tx
-      .insert(tasks)
-      .values({ ...task, actorChain: toJson(task.actorChain), externalIds: toJson(task.externalIds) });
+    await insertTask(tx, { ...task, actorChain: toJson(task.actorChain), externalIds: toJson(task.externalIds) });
   }
 
   async listForUser(userId: string, limit = 200): Promise<Task[]> {
@@ -73,7 +83,7 @@ export class TaskStore {
       .update(tasks)
       .set({ state })
       .where(and(eq(tasks.id, id), notInArray(tasks.state, TERMINAL)));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 
   async setExternalIds(id: string, externalIds: Record<string, string>, tx: Tx): Promise<void> {
@@ -92,12 +102,12 @@ export class TaskStore {
     end: { state: TerminalState; reason: EndReason; at: number },
     tx: Tx,
   ): Promise<EndResult> {
-    const subtree = await tx.all<{ id: string }>(sql`
+    const subtree = await tx.values<[string]>(sql`
       WITH RECURSIVE sub(id) AS (
         SELECT id FROM tasks WHERE id = ${taskId}
         UNION ALL SELECT t.id FROM tasks t JOIN sub ON t.parent_task_id = sub.id
       ) SELECT id FROM sub`);
-    const ids = subtree.map((r) => r.id);
+    const ids = subtree.map((r) => r[0]);
     if (ids.length === 0) return { endedTaskIds: [], revoked: [] };
     const live = await tx
       .select({ id: tasks.id })
@@ -148,11 +158,7 @@ export class TaskStore {
 
   /** Allocates the next status list index, atomically across processes. */
   async nextStatusIndex(tx: Tx): Promise<number> {
-    const [row] = await tx
-      .insert(counters)
-      .values({ name: 'status_idx', value: 1 })
-      .onConflictDoUpdate({ target: counters.name, set: { value: sql`${counters.value} + 1` } })
-      .returning({ value: counters.value });
+    const row = await nextStatus(tx).get();
     return (row?.value ?? 1) - 1;
   }
 

@@ -1,6 +1,6 @@
 import { eq } from 'drizzle-orm';
 import type { TrustedIssuer, WorkloadRule } from '../../broker/core/trusted-issuer.js';
-import type { Db, Tx } from '../open.js';
+import { affected, type Db, type Tx } from '../open.js';
 import { trustedIssuers } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
 
@@ -56,6 +56,6 @@ export class TrustedIssuerStore {
 
   async delete(id: string, tx: Tx): Promise<boolean> {
     const res = await tx.delete(trustedIssuers).where(eq(trustedIssuers.id, id));
-    return res.rowsAffected === 1;
+    return affected(res) === 1;
   }
 }

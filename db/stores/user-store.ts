@@ -1,5 +1,5 @@
 import { and, count, eq, gt, isNull, lt } from 'drizzle-orm';
-import type { Db } from '../open.js';
+import { affected, type Db } from '../open.js';
 import { bootstrapTokens, sessions, userIdentities, users } from '../schema/index.js';
 
 export interface User {
@@ -176,7 +176,7 @@ export class UserStore {
             gt(bootstrapTokens.expiresAt, now),
           ),
         );
-      if (used.rowsAffected !== 1) return false;
+      if (affected(used) !== 1) return false;
       await tx.insert(users).values(admin);
       // Every other outstanding bootstrap link dies with the first administrator.
       await tx.update(bootstrapTokens).set({ usedAt: now }).where(isNull(bootstrapTokens.usedAt));

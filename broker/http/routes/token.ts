@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import type { Client } from '../../core/client.js';
 import { OAuthError } from '../../core/errors.js';
 import { DPOP } from '../../core/protocol.js';
 import type { GrantRegistry } from '../../grants/index.js';
@@ -13,7 +14,7 @@ export function tokenRoutes(deps: {
   grants: GrantRegistry;
   auth: ClientAuthenticator;
   dpop: DpopProofs;
-  touch: (id: string) => Promise<void>;
+  touch: (client: Client) => Promise<void>;
 }) {
   return new Hono<AppEnv>().post('/token', async (c) => {
     const form = await readForm(c);
@@ -34,7 +35,7 @@ export function tokenRoutes(deps: {
       log: c.var.log,
       requestId: c.var.requestId,
     });
-    await deps.touch(client.client.id);
+    await deps.touch(client.client);
     c.var.log.info('token.issued', {
       clientId: client.client.id,
       grantType: grant.type,
