@@ -1,4 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
+import { decodeJwt, decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { type AssuranceLevel, type Client, isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';

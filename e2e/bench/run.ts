@@ -741,9 +741,7 @@ async function main(): Promise<void> {
     '',
     '| target | measured | met |',
     '|---|---|---|',
-    ...targets.map(
-      (t) => `| ${t.target} | ${t.value} | ${t.met === null ? 'not measured' : t.met ? 'yes' : 'no'} |`,
-    ),
+    ...targets.map((t) => `| ${t.target} | ${t.value} | ${t.met === null ? 'not measured' : t.met ? 'yes' : 'no'} |`),
     '',
   ].join('\n');
   writeFileSync(join(OUT, 'latest.md'), md);
