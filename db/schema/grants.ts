@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 /** A validated authorization request waiting for sign-in and consent. */
@@ -85,5 +86,7 @@ export const issuedTokens = sqliteTable(
     index('issued_tokens_task_idx').on(t.taskId),
     index('issued_tokens_client_idx').on(t.clientId),
     index('issued_tokens_status_idx').on(t.statusIdx),
+    // The status list reads only revoked tokens: this index holds just those.
+    index('issued_tokens_revoked_status_idx').on(t.statusIdx).where(sql`${t.revokedAt} IS NOT NULL`),
   ],
 );

@@ -1,0 +1,1 @@
+CREATE INDEX `issued_tokens_revoked_status_idx` ON `issued_tokens` (`status_idx`) WHERE "issued_tokens"."revoked_at" IS NOT NULL;
