@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { DPOP, JWT_TYP } from '../core/protocol.js';
+import { verifyJwtSignature } from '../tokens/jws.js';
 
 /** Asymmetric algorithms accepted on DPoP proofs (RFC 9449 §4.3: never `none`, never a MAC). */
 export const DPOP_ALGS = DPOP.algs;
@@ -83,6 +84,54 @@ function targetOf(uri: string): string | null {
   }
 }
 
+// Public keys of recent proofs: an agent signs many proofs with one key.
+const curveKeys = new Map<string, KeyObject>();
+const CURVE_KEYS_MAX = 1000;
+
+/** The P-256 or Ed25519 public key a proof's jwk holds, fit for `alg`; null to take jose's path. */
+function curveKey(jwk: JWK, alg: 'ES256' | 'EdDSA'): KeyObject | null {
+  const fits =
+    alg === 'ES256'
+      ? jwk.kty === 'EC' && jwk.crv === 'P-256' && typeof jwk.y === 'string'
+      : jwk.kty === 'OKP' && jwk.crv === 'Ed25519';
+  if (!fits || typeof jwk.x !== 'string') return null;
+  const id = `${jwk.crv}.${jwk.x}.${jwk.y ?? ''}`;
+  let key = curveKeys.get(id);
+  if (!key) {
+    try {
+      key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y } as never, format: 'jwk' });
+    } catch {
+      return null;
+    }
+    if (curveKeys.size >= CURVE_KEYS_MAX) curveKeys.delete(curveKeys.keys().next().value as string);
+    curveKeys.set(id, key);
+  }
+  return key;
+}
+
+/** jose's time rules: exp/nbf/iat numeric when present, exp not passed, nbf reached (with skew). */
+function timesAcceptable(p: Record<string, unknown>, now: number, skew: number): boolean {
+  for (const name of ['exp', 'nbf', 'iat']) {
+    if (p[name] !== undefined && (typeof p[name] !== 'number' || !Number.isFinite(p[name]))) return false;
+  }
+  if (typeof p.exp === 'number' && p.exp <= now - skew) return false;
+  if (typeof p.nbf === 'number' && p.nbf > now + skew) return false;
+  return true;
+}
+
+/** RFC 7638 SHA-256 thumbprint of an EC or OKP key (required members, lexical order); null otherwise. */
+function thumbprintOf(jwk: JWK): string | null {
+  let members: string;
+  if (jwk.kty === 'EC' && typeof jwk.crv === 'string' && typeof jwk.x === 'string' && typeof jwk.y === 'string') {
+    members = JSON.stringify({ crv: jwk.crv, kty: 'EC', x: jwk.x, y: jwk.y });
+  } else if (jwk.kty === 'OKP' && typeof jwk.crv === 'string' && typeof jwk.x === 'string') {
+    members = JSON.stringify({ crv: jwk.crv, kty: 'OKP', x: jwk.x });
+  } else {
+    return null;
+  }
+  return createHash('sha256').update(members, 'utf8').digest('base64url');
+}
+
 /** base64url(SHA-256(access token)): the proof's `ath` (RFC 9449 §4.2). */
 export function accessTokenHash(token: string): string {
   return createHash('sha256').update(token, 'ascii').digest('base64url');
@@ -115,15 +164,27 @@ export async function verifyDpopProof(check: DpopProofCheck): Promise<DpopResult
   const skew = check.clockSkew ?? 30;
   const maxAge = check.maxAge ?? 300;
   let payload: unknown;
-  try {
-    ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
-      algorithms: [...DPOP_ALGS],
-      typ: DPOP_TYP,
-      clockTolerance: skew,
-      currentDate: new Date(check.now * 1000),
-    }));
-  } catch {
-    return invalid('the DPoP proof signature is not valid');
+  const key = header.alg === 'ES256' || header.alg === 'EdDSA' ? curveKey(jwk, header.alg) : null;
+  if (key) {
+    // ES256 and EdDSA (nearly every proof) are checked on node:crypto, with the rules jose applies.
+    const verified = verifyJwtSignature(proof, (_kid, alg) => (alg === header.alg ? key : undefined), {
+      kidOptional: true,
+    });
+    if (!verified || !timesAcceptable(verified.payload, check.now, skew)) {
+      return invalid('the DPoP proof signature is not valid');
+    }
+    payload = verified.payload;
+  } else {
+    try {
+      ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+        algorithms: [...DPOP_ALGS],
+        typ: DPOP_TYP,
+        clockTolerance: skew,
+        currentDate: new Date(check.now * 1000),
+      }));
+    } catch {
+      return invalid('the DPoP proof signature is not valid');
+    }
   }
   const parsed = ProofClaimsSchema.safeParse(payload);
   if (!parsed.success) return invalid('the DPoP proof lacks jti, htm, htu or iat');
@@ -140,7 +201,7 @@ export async function verifyDpopProof(check: DpopProofCheck): Promise<DpopResult
   ) {
     return invalid('the DPoP proof ath does not match the access token');
   }
-  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  const jkt = thumbprintOf(jwk) ?? (await calculateJwkThumbprint(jwk, 'sha256'));
   if (check.jkt !== undefined && jkt !== check.jkt) {
     return invalid('the DPoP proof key is not the key the access token is bound to');
   }

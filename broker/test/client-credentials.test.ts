@@ -1,4 +1,4 @@
-import { decodeProtectedHeader } from 'jose';
+import { decodeProtectedHeader, generateKeyPair } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -148,6 +148,30 @@ describe('client assertion attacks', () => {
     expect(body.error_description).not.toMatch(/at |stack|Error:/);
     return body;
   };
+
+  // ES256 with a kid is checked on node:crypto; without a kid it takes the general (jose) path.
+  // Both must reach the same verdicts.
+  test.each([
+    ['with kid', {}],
+    ['without kid', { kid: undefined }],
+  ])('the same rules hold %s: accepted once, refused on replay, wrong key, expiry, iss or nbf', async (_, header) => {
+    const now = Math.floor(Date.now() / 1000);
+    const ok = await clientAssertion(agent, tb.url, { header });
+    expect((await token(ok)).status).toBe(200);
+    expect((await expectInvalidClient(await token(ok))).error_description).toMatch(/already been used/);
+    const other = (await generateKeyPair('ES256')).privateKey;
+    await expectInvalidClient(await token(await clientAssertion(agent, tb.url, { header, key: other })));
+    const expired = { iat: now - 700, exp: now - 600 };
+    expect(
+      (await expectInvalidClient(await token(await clientAssertion(agent, tb.url, { header, claims: expired }))))
+        .error_description,
+    ).toMatch(/expired/);
+    await expectInvalidClient(await token(await clientAssertion(agent, tb.url, { header, claims: { iss: 'x' } })));
+    await expectInvalidClient(
+      await token(await clientAssertion(agent, tb.url, { header, claims: { nbf: now + 600 } })),
+    );
+    await expectInvalidClient(await token(await clientAssertion(agent, tb.url, { header, claims: { exp: 'later' } })));
+  });
 
   test('a replayed assertion (same jti) is refused', async () => {
     const assertion = await clientAssertion(agent, tb.url);

@@ -100,16 +100,20 @@ export function signJwt(key: JwsKey, header: Record<string, unknown>, payload: R
  * Checks a compact JWS signature and returns its decoded header and payload, or null on any problem.
  * Claims (exp, aud, ...) are deliberately not checked here; the caller owns those rules.
  */
-export function verifyJwtSignature(token: string, resolveKey: KeyResolver): VerifiedJws | null {
+export function verifyJwtSignature(
+  token: string,
+  resolveKey: KeyResolver,
+  opts: { kidOptional?: boolean } = {},
+): VerifiedJws | null {
   try {
-    return verifyOrNull(token, resolveKey);
+    return verifyOrNull(token, resolveKey, opts.kidOptional === true);
   } catch {
     // A throwing resolver or an OpenSSL error must still read as "not valid", never as a 500.
     return null;
   }
 }
 
-function verifyOrNull(token: string, resolveKey: KeyResolver): VerifiedJws | null {
+function verifyOrNull(token: string, resolveKey: KeyResolver, kidOptional: boolean): VerifiedJws | null {
   if (typeof token !== 'string') return null;
   // RFC 7515 §7.1: compact serialisation is exactly three parts; five would be a JWE.
   const parts = token.split('.');
@@ -127,12 +131,15 @@ function verifyOrNull(token: string, resolveKey: KeyResolver): VerifiedJws | nul
   const alg = header.alg;
   if (alg !== 'ES256' && alg !== 'EdDSA') return null;
   const kid = header.kid;
-  if (typeof kid !== 'string' || kid.length === 0) return null;
+  // A key that travels in the header (a DPoP proof's jwk) needs no kid; Errand's own keys do.
+  if (kidOptional ? kid !== undefined && typeof kid !== 'string' : typeof kid !== 'string' || kid.length === 0) {
+    return null;
+  }
   // RFC 7515 §4.1.11: we understand no extensions, so any `crit` (even an empty one) means reject.
   if ('crit' in header) return null;
   if (signature.length !== SIGNATURE_LENGTH) return null;
 
-  const key = resolveKey(kid, alg);
+  const key = resolveKey(typeof kid === 'string' ? kid : '', alg);
   if (!key || !isKeyForAlg(key, alg)) return null;
 
   // RFC 7515 §5.2: the signature covers the ASCII of the encoded header and payload as received.

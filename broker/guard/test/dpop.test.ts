@@ -48,6 +48,17 @@ function check(p: string | undefined, over: Partial<DpopProofCheck> = {}): Promi
   });
 }
 
+/** A proof as a token endpoint checks it: no access token, the key is what is learnt. */
+function atTokenEndpoint(p: string): Promise<DpopResult> {
+  return verifyDpopProof({
+    proof: p,
+    method: 'POST',
+    url: URL_,
+    now: Math.floor(Date.now() / 1000),
+    replay: new ReplayCache(),
+  });
+}
+
 const refused = (description: RegExp) => ({
   ok: false,
   error: 'invalid_dpop_proof',
@@ -55,6 +66,36 @@ const refused = (description: RegExp) => ({
 });
 
 describe('DPoP proofs (RFC 9449 §4.3)', () => {
+  test('every accepted algorithm verifies and yields the RFC 7638 thumbprint jose computes', async () => {
+    for (const alg of ['ES256', 'EdDSA', 'RS256', 'PS256'] as const) {
+      const k = await generateKeyPair(alg, { extractable: true });
+      const pub = await exportJWK(k.publicKey);
+      const expected = await calculateJwkThumbprint(pub, 'sha256');
+      const signed = await new SignJWT({
+        jti: randomUUID(),
+        htm: 'POST',
+        htu: URL_,
+        iat: Math.floor(Date.now() / 1000),
+      })
+        .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk: pub })
+        .sign(k.privateKey);
+      expect(await atTokenEndpoint(signed), alg).toEqual({ ok: true, jkt: expected });
+      // The same proof with one signature byte changed is refused.
+      const [h, p, sig] = signed.split('.') as [string, string, string];
+      const bytes = Buffer.from(sig, 'base64url');
+      bytes[5] = (bytes[5]! + 1) % 256;
+      const tampered = `${h}.${p}.${bytes.toString('base64url')}`;
+      expect(await atTokenEndpoint(tampered), alg).toMatchObject(refused(/signature/));
+    }
+  });
+
+  test('a proof whose exp has passed, or whose nbf is ahead, is refused', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    expect(await check(await proof({ claims: { exp: now - 120 } }))).toMatchObject(refused(/signature/));
+    expect(await check(await proof({ claims: { nbf: now + 120 } }))).toMatchObject(refused(/signature/));
+    expect(await check(await proof({ claims: { exp: 'soon' } }))).toMatchObject(refused(/signature/));
+  });
+
   test('a valid proof is accepted; query and fragment of the request URI are ignored', async () => {
     expect(await check(await proof())).toEqual({ ok: true, jkt });
     expect(await check(await proof(), { url: `${URL_}?page=2` })).toEqual({ ok: true, jkt });

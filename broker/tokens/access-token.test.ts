@@ -1,0 +1,69 @@
+import { describe, expect, test } from 'vitest';
+import { JWT_TYP } from '../core/protocol.js';
+import { TokenMinter } from './access-token.js';
+import { generateSigningKey, type JwsKey } from './jws.js';
+import type { KeyRing } from './key-ring.js';
+
+/** A key ring whose published keys the test controls. */
+function ring(initial: JwsKey) {
+  const published = new Map([[initial.kid, initial]]);
+  let current = initial;
+  const keys = {
+    signingKey: () => current,
+    verificationKey: (kid: string) => published.get(kid)?.publicKey,
+  } as unknown as KeyRing;
+  return {
+    keys,
+    rotate(next: JwsKey) {
+      published.set(next.kid, next);
+      current = next;
+    },
+    retire(kid: string) {
+      published.delete(kid);
+    },
+  };
+}
+
+describe('TokenMinter.verifyOwn', () => {
+  const clock = { now: () => Math.floor(Date.now() / 1000) };
+  const issuer = 'https://errand.example.test';
+
+  test('a token seen before is still refused once its key is no longer published', () => {
+    const r = ring(generateSigningKey('ES256', 'k1'));
+    const minter = new TokenMinter({ keys: r.keys, issuer, clock });
+    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j1', exp: clock.now() + 60 });
+    expect(minter.verifyOwn(token, JWT_TYP.delegation)?.jti).toBe('j1');
+    expect(minter.verifyOwn(token, JWT_TYP.delegation)?.jti).toBe('j1');
+    r.rotate(generateSigningKey('ES256', 'k2'));
+    expect(minter.verifyOwn(token, JWT_TYP.delegation)?.jti).toBe('j1');
+    r.retire('k1');
+    expect(minter.verifyOwn(token, JWT_TYP.delegation)).toBeNull();
+  });
+
+  test('claims are checked on every use: expiry, type and issuer', () => {
+    let now = Math.floor(Date.now() / 1000);
+    const r = ring(generateSigningKey('ES256', 'k1'));
+    const minter = new TokenMinter({ keys: r.keys, issuer, clock: { now: () => now } });
+    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j2', exp: now + 60 });
+    expect(minter.verifyOwn(token, JWT_TYP.delegation)).not.toBeNull();
+    expect(minter.verifyOwn(token, JWT_TYP.accessToken)).toBeNull();
+    now += 61;
+    expect(minter.verifyOwn(token, JWT_TYP.delegation)).toBeNull();
+    const other = new TokenMinter({
+      keys: r.keys,
+      issuer: 'https://other.example.test',
+      clock: { now: () => now - 61 },
+    });
+    expect(other.verifyOwn(token, JWT_TYP.delegation)).toBeNull();
+  });
+
+  test('a tampered copy of a remembered token is refused', () => {
+    const r = ring(generateSigningKey('ES256', 'k1'));
+    const minter = new TokenMinter({ keys: r.keys, issuer, clock });
+    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j3', exp: clock.now() + 60 });
+    expect(minter.verifyOwn(token, JWT_TYP.delegation)).not.toBeNull();
+    const [h, , s] = token.split('.');
+    const forged = `${h}.${Buffer.from(JSON.stringify({ iss: issuer, jti: 'j4', exp: clock.now() + 60 })).toString('base64url')}.${s}`;
+    expect(minter.verifyOwn(forged, JWT_TYP.delegation)).toBeNull();
+  });
+});
