@@ -4,7 +4,8 @@
  * BENCH_MEMORY_TOKENS (tokens issued before the RSS reading, default 100000), BENCH_GROWN_TOKENS (tokens
  * written before the growth run, default 1000000), BENCH_CPU_PROF=1
  * (run the broker with --cpu-prof into e2e/bench/results/), BENCH_ONLY (comma-separated scenarios to
- * run, for profiling: peer, exchange, dpop, subagent, cc, introspect, status, guard, memory).
+ * run, for profiling: peer, exchange, dpop, subagent, cc, introspect, status, guard, propagation, memory,
+ * multi, grown), BENCH_PROPAGATION_TASKS (tasks ended in the propagation run, default 1000).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +30,7 @@ const MEMORY_TOKENS = Number(process.env.BENCH_MEMORY_TOKENS ?? 100_000);
 const CPU_PROF = process.env.BENCH_CPU_PROF === '1';
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
 const want = (scenario: string) => !ONLY || ONLY.has(scenario);
+const PROPAGATION_TASKS = Number(process.env.BENCH_PROPAGATION_TASKS ?? 1000);
 const GROWN_TOKENS = Number(process.env.BENCH_GROWN_TOKENS ?? 1_000_000);
 const SKIPPED: Row = { name: 'skipped', server: 'errand', rps: 0, p50: 0, p99: 0, ok: 0, failed: 0 };
 const RESOURCE = 'https://notes.bench.test/mcp';
@@ -188,6 +190,16 @@ function seedIssued(file: string, n: number, agentId: string): void {
     db.exec('COMMIT');
   }
   db.close();
+}
+
+/** Runs `task(0..n-1)` with at most `width` at once. */
+async function inParallel(n: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, n) }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
 }
 
 /** A pool of pre-signed values handed out once each; counts how often it ran dry. */
@@ -574,6 +586,77 @@ async function main(): Promise<void> {
     log(`guard verify: ${guardRow.rps} ops/s, p50 ${guardRow.p50} ms, p99 ${guardRow.p99} ms`);
   }
 
+  // 5b. Revocation propagation: 1,000 tasks ended by their agent, each heard by a guard over the
+  // push channel; latency from sending the end request to the guard's notice.
+  let propagation: { tasks: number; heard: number; p50: number; p99: number; max: number } | null = null;
+  if (want('propagation')) {
+    log(`propagation: ${PROPAGATION_TASKS} tasks`);
+    const rsKey = newKey('k-bench-push');
+    const pushClient = await admin.json<{ client_id: string }>(
+      'POST',
+      '/api/admin/clients',
+      { kind: 'resource_server', name: 'bench-push', jwks: { keys: [rsKey.publicJwk] }, resources: [RESOURCE] },
+      201,
+    );
+    const guard = createGuard({
+      issuer,
+      resource: RESOURCE,
+      push: { clientId: pushClient.client_id, privateKey: rsKey.privateKey, kid: rsKey.publicJwk.kid },
+    });
+    await guard.connect();
+    // Task tokens, one task each.
+    const tokens: { taskId: string; jti: string }[] = [];
+    const exchangeForms = exchangeBodies(PROPAGATION_TASKS).bodies;
+    const ends = assertFor(agentA, PROPAGATION_TASKS);
+    await inParallel(PROPAGATION_TASKS, 20, async (i) => {
+      const res = await fetch(tokenUrl, { method: 'POST', headers: FORM, body: exchangeForms[i]! });
+      const json = (await res.json()) as { access_token: string; task_id: string };
+      if (res.status !== 200) throw new Error(`exchange for propagation: ${res.status} ${JSON.stringify(json)}`);
+      const claims = JSON.parse(Buffer.from(json.access_token.split('.')[1]!, 'base64url').toString()) as {
+        jti: string;
+      };
+      tokens.push({ taskId: json.task_id, jti: claims.jti });
+    });
+    const sentAt = new Map<string, number>();
+    const latencies: number[] = [];
+    const byJti = new Map(tokens.map((t) => [t.jti, t.taskId]));
+    const heard = new Promise<void>((resolve) => {
+      guard.onRevoked((notice) => {
+        const taskId = byJti.get(notice.jti);
+        const t0 = taskId ? sentAt.get(taskId) : undefined;
+        if (t0 === undefined || !taskId) return;
+        latencies.push(performance.now() - t0);
+        byJti.delete(notice.jti);
+        if (latencies.length === tokens.length) resolve();
+      });
+    });
+    await inParallel(tokens.length, 20, async (i) => {
+      const { taskId } = tokens[i]!;
+      sentAt.set(taskId, performance.now());
+      const res = await fetch(`${issuer}/tasks/${encodeURIComponent(taskId)}/end`, {
+        method: 'POST',
+        headers: FORM,
+        body: form({ state: 'completed', client_assertion_type: JWT_BEARER, client_assertion: ends[i]! }),
+      });
+      if (res.status !== 200) throw new Error(`ending a task: ${res.status} ${await res.text()}`);
+    });
+    await Promise.race([heard, new Promise((r) => setTimeout(r, 10_000))]);
+    guard.close();
+    latencies.sort((a, b) => a - b);
+    const at = (p: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!);
+    propagation = {
+      tasks: tokens.length,
+      heard: latencies.length,
+      p50: latencies.length ? at(0.5) : -1,
+      p99: latencies.length ? at(0.99) : -1,
+      max: latencies.length ? Math.round(latencies[latencies.length - 1]!) : -1,
+    };
+    errandTokens += tokens.length;
+    log(
+      `propagation: ${propagation.heard}/${propagation.tasks} heard, p50 ${propagation.p50} ms, p99 ${propagation.p99} ms`,
+    );
+  }
+
   // 6. Resident memory of the broker after N tokens issued (top up with client_credentials).
   const topUp = want('memory') ? Math.max(0, MEMORY_TOKENS - errandTokens) : 0;
   if (topUp > 0) {
@@ -694,6 +777,13 @@ async function main(): Promise<void> {
       met: memory.tokensIssued >= 100_000 ? memory.rssMb < 200 : null,
     },
     {
+      target: `revocation heard by a guard over the push channel, p99 < 1 s (${PROPAGATION_TASKS} ended tasks)`,
+      value: propagation
+        ? `p99 ${propagation.p99} ms, p50 ${propagation.p50} ms, ${propagation.heard}/${propagation.tasks} heard`
+        : 'not run',
+      met: propagation ? propagation.heard === propagation.tasks && propagation.p99 < 1000 : null,
+    },
+    {
       target: 'two processes on one database (both cores): token exchange',
       value: multiRow ? `${multiRow.rps} req/s, ${ratio(multiRow.rps, exRow.rps)}× one process` : 'not run',
       met: multiRow ? multiRow.failed === 0 && multiRow.rps > exRow.rps : null,
@@ -722,6 +812,7 @@ async function main(): Promise<void> {
     settings: { connections: CONNECTIONS, durationSeconds: DURATION, memoryTokens: MEMORY_TOKENS },
     rows: rows.map((r) => ({ ...r, vsPeer: r.server === 'errand' ? ratio(r.rps, peerRow.rps) : null })),
     memory,
+    propagation,
     statusList,
     targets,
   };
