@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { IssuedToken } from '../../db/stores/grant-store.js';
 import type { AssuranceLevel } from '../core/client.js';
 import type { Clock } from '../core/ports.js';
@@ -6,6 +5,7 @@ import { CLAIM, DPOP, JWT_TYP } from '../core/protocol.js';
 import { formatScope } from '../core/scopes.js';
 import { signJwt, type VerifiedJws, verifyJwtSignature } from './jws.js';
 import type { KeyRing } from './key-ring.js';
+import { timeOrderedId } from './random.js';
 
 export interface MintRequest {
   clientId: string;
@@ -68,7 +68,7 @@ export class TokenMinter {
     const key = this.deps.keys.signingKey();
     const iat = this.deps.clock.now();
     const exp = Math.min(iat + req.ttl, req.exp ?? Number.POSITIVE_INFINITY);
-    const jti = randomBytes(16).toString('base64url');
+    const jti = timeOrderedId();
     const scope = formatScope(req.scope);
     // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; scope when one was granted.
     const claims: Record<string, unknown> = {

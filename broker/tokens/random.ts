@@ -1,8 +1,17 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** A prefixed random id (`cli_…`, `usr_…`) so that logs read well; 128 bits of entropy. */
+/**
+ * A time-ordered, unguessable value: the millisecond clock as 12 hex digits, then 128 random bits
+ * (base64url). Rows keyed this way are written at the end of their indexes instead of on random
+ * pages, so inserts stay cheap as tables grow; the random part keeps them unguessable.
+ */
+export function timeOrderedId(): string {
+  return `${Date.now().toString(16).padStart(12, '0')}${randomBytes(16).toString('base64url')}`;
+}
+
+/** A prefixed id (`tsk_…`, `evt_…`) so that logs read well; time-ordered, 128 bits of entropy. */
 export function newId(prefix: string): string {
-  return `${prefix}_${randomBytes(16).toString('base64url')}`;
+  return `${prefix}_${timeOrderedId()}`;
 }
 
 /** An unguessable bearer value (256 bits), optionally prefixed. */

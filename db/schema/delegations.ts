@@ -63,6 +63,8 @@ export const tasks = sqliteTable(
   },
   (t) => [
     index('tasks_root_idx').on(t.rootTaskId),
+    // Ending a task walks its subtree by parent.
+    index('tasks_parent_idx').on(t.parentTaskId),
     index('tasks_delegation_idx').on(t.delegationId),
     index('tasks_user_idx').on(t.userId),
     index('tasks_agent_idx').on(t.agentId),

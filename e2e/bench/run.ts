@@ -153,8 +153,9 @@ async function load(
 
 /**
  * Writes `n` issued task tokens with their tasks and audit events straight into the database, as a
- * long-running broker would have (random ids, so the indexes grow as they do in use). Tokens stay
- * unexpired and tasks live, so nothing is pruned from under the measurement.
+ * long-running broker would have: ids are time-ordered like Errand's (a clock part that sorts before
+ * today's, then random), so the indexes have the shape they get in use. Tokens stay unexpired and
+ * tasks live, so nothing is pruned from under the measurement.
  */
 function seedIssued(file: string, n: number, agentId: string): void {
   const db = new Database(file, { timeout: 10_000 });
@@ -173,7 +174,7 @@ function seedIssued(file: string, n: number, agentId: string): void {
     db.prepare(`CREATE TEMP TABLE IF NOT EXISTS seed (i INTEGER PRIMARY KEY, task TEXT, jti TEXT)`).run([]);
     db.prepare(`DELETE FROM seed`).run([]);
     db.prepare(
-      `${rows} INSERT INTO seed (i, task, jti) SELECT i, 'tsk_' || lower(hex(randomblob(16))), lower(hex(randomblob(16))) FROM n`,
+      `${rows} INSERT INTO seed (i, task, jti) SELECT i, 'tsk_0000' || lower(hex(randomblob(16))), '0000' || lower(hex(randomblob(16))) FROM n`,
     ).run([count]);
     db.prepare(
       `INSERT INTO tasks (id, delegation_id, user_id, agent_id, actor_chain, parent_task_id, root_task_id, depth, state, created_at, deadline, ended_at, end_reason, external_ids)
@@ -185,7 +186,7 @@ function seedIssued(file: string, n: number, agentId: string): void {
     ).run([agentId, RESOURCE, now, now + 86_400, agentId, base]);
     db.prepare(
       `INSERT INTO audit_events (id, at, type, result, user_id, client_id, actor_chain, task_id, delegation_id, audience, scope, reason, request_id, details)
-       SELECT 'evt_' || lower(hex(randomblob(16))), ?, 'token.exchanged', 'allowed', 'usr_seed', ?, '["' || ? || '"]', task, 'dlg_seed', ?, 'notes:read', NULL, NULL, '{"jti":"' || jti || '"}' FROM seed`,
+       SELECT 'evt_0000' || lower(hex(randomblob(16))), ?, 'token.exchanged', 'allowed', 'usr_seed', ?, '["' || ? || '"]', task, 'dlg_seed', ?, 'notes:read', NULL, NULL, '{"jti":"' || jti || '"}' FROM seed`,
     ).run([now, agentId, agentId, RESOURCE]);
     db.exec('COMMIT');
   }

@@ -1,0 +1,1 @@
+CREATE INDEX `tasks_parent_idx` ON `tasks` (`parent_task_id`);
