@@ -80,8 +80,8 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
     if (!isFile) throw new Error('the native driver opens file: URLs only');
     const path = url.slice('file:'.length);
     // Two connections: reads never see another request's uncommitted group.
-    writer = nativeConn(path, true);
     reader = nativeConn(path, false);
+    writer = nativeConn(path, true);
     closeAll = () => {
       reader.close();
       writer.close();
@@ -197,13 +197,37 @@ function isRead(sql: string): boolean {
   return /^\s*select\b/i.test(sql);
 }
 
+/** SQLITE_BUSY: another process holds the write lock. */
+function isBusy(err: unknown): boolean {
+  const e = err as { code?: unknown; rawCode?: unknown };
+  return (typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY')) || e.rawCode === 5;
+}
+
+/**
+ * Runs `step` until it does not meet another process's write lock, waiting without blocking the
+ * event loop (the engine's own busy wait would stall every request of this process), for at most
+ * the busy timeout.
+ */
+async function whenUnlocked(step: () => void): Promise<void> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+    try {
+      step();
+      return;
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
 /** A native connection with a bounded cache of prepared statements. */
 function nativeConn(path: string, writes: boolean): Conn {
-  const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-  if (writes) {
-    // WAL lets readers run beside the writer; FULL makes each commit durable before we answer.
-    db.pragma('journal_mode = WAL');
-  }
+  // The writer never busy-waits inside the engine: `begin` waits for the lock asynchronously.
+  const db = new Database(path, { timeout: writes ? 0 : BUSY_TIMEOUT_MS });
+  // WAL lets readers run beside the writer (set once per file, by the reading connection, which
+  // may wait for the lock); FULL makes each commit durable before we answer.
+  if (!writes) db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   const cache = new Map<string, ReturnType<typeof db.prepare>>();
@@ -224,8 +248,8 @@ function nativeConn(path: string, writes: boolean): Conn {
       if (method === 'get') return { rows: stmt.get(params) as unknown[] };
       return { rows: stmt.all(params) };
     },
-    script: (sql) => void db.exec(sql),
-    begin: () => void db.exec('BEGIN IMMEDIATE'),
+    script: (sql) => whenUnlocked(() => db.exec(sql)),
+    begin: () => whenUnlocked(() => db.exec('BEGIN IMMEDIATE')),
     commit: () => void db.exec('COMMIT'),
     rollback: () => {
       if (db.inTransaction) db.exec('ROLLBACK');
