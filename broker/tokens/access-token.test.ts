@@ -67,3 +67,19 @@ describe('TokenMinter.verifyOwn', () => {
     expect(minter.verifyOwn(forged, JWT_TYP.delegation)).toBeNull();
   });
 });
+
+describe('ids', () => {
+  test('time-ordered ids sort by creation time, carry 128 random bits and never repeat', async () => {
+    const { newId, timeOrderedId } = await import('./random.js');
+    const ids = Array.from({ length: 5000 }, () => timeOrderedId());
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{12}[A-Za-z0-9_-]{22}$/);
+    const first = ids[0]!;
+    await new Promise((r) => setTimeout(r, 5));
+    const later = timeOrderedId();
+    expect(later > first).toBe(true);
+    // The random parts differ even within one millisecond.
+    expect(new Set(ids.map((id) => id.slice(12))).size).toBe(ids.length);
+    expect(newId('tsk')).toMatch(/^tsk_[0-9a-f]{12}[A-Za-z0-9_-]{22}$/);
+  });
+});

@@ -1,4 +1,19 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+
+// Random bytes for ids are drawn from the CSPRNG a block at a time; each slice is used once.
+const POOL = Buffer.allocUnsafe(16 * 512);
+let poolOffset = POOL.length;
+
+/** 128 fresh random bits as base64url. */
+function random128(): string {
+  if (poolOffset + 16 > POOL.length) {
+    randomFillSync(POOL);
+    poolOffset = 0;
+  }
+  const out = POOL.toString('base64url', poolOffset, poolOffset + 16);
+  poolOffset += 16;
+  return out;
+}
 
 /**
  * A time-ordered, unguessable value: the millisecond clock as 12 hex digits, then 128 random bits
@@ -6,7 +21,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
  * pages, so inserts stay cheap as tables grow; the random part keeps them unguessable.
  */
 export function timeOrderedId(): string {
-  return `${Date.now().toString(16).padStart(12, '0')}${randomBytes(16).toString('base64url')}`;
+  return `${Date.now().toString(16).padStart(12, '0')}${random128()}`;
 }
 
 /** A prefixed id (`tsk_…`, `evt_…`) so that logs read well; time-ordered, 128 bits of entropy. */
