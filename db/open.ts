@@ -268,6 +268,16 @@ function clientConns(client: Client): { reader: Conn; writer: Conn } {
   };
   let open: Transaction | null = null;
   const none = () => undefined;
+  /** Ends the open transaction either way and gives its connection back. */
+  const settle = async (how: 'commit' | 'rollback') => {
+    const t = open;
+    open = null;
+    try {
+      await t?.[how]();
+    } finally {
+      t?.close();
+    }
+  };
   return {
     reader: {
       exec: (sql, p, m) => run(client, sql, p, m),
@@ -283,24 +293,8 @@ function clientConns(client: Client): { reader: Conn; writer: Conn } {
       begin: async () => {
         open = await client.transaction('write');
       },
-      commit: async () => {
-        const t = open;
-        open = null;
-        try {
-          await t?.commit();
-        } finally {
-          t?.close();
-        }
-      },
-      rollback: async () => {
-        const t = open;
-        open = null;
-        try {
-          await t?.rollback();
-        } finally {
-          t?.close();
-        }
-      },
+      commit: () => settle('commit'),
+      rollback: () => settle('rollback'),
       close: none,
     },
   };

@@ -519,31 +519,15 @@ async function main(): Promise<void> {
   const introBody = form({ token: taskToken });
   const introspect = async () => {
     log('errand: introspection');
-    await load(
-      'introspection (RS, client_secret_basic)',
-      'errand',
-      `${issuer}/introspect`,
-      {
-        method: 'POST',
-        path: '/introspect',
-        headers: { ...FORM, authorization: rsBasic },
-        body: introBody,
-      },
-      null,
-      { duration: 1 },
-    );
-    const row = await load(
-      'introspection (RS, client_secret_basic)',
-      'errand',
-      `${issuer}/introspect`,
-      {
-        method: 'POST',
-        path: '/introspect',
-        headers: { ...FORM, authorization: rsBasic },
-        body: introBody,
-      },
-      null,
-    );
+    const request = {
+      method: 'POST',
+      path: '/introspect',
+      headers: { ...FORM, authorization: rsBasic },
+      body: introBody,
+    };
+    const url = `${issuer}/introspect`;
+    await load('introspection (RS, client_secret_basic)', 'errand', url, request, null, { duration: 1 });
+    const row = await load('introspection (RS, client_secret_basic)', 'errand', url, request, null);
     rows.push(row);
     return row;
   };
