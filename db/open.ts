@@ -231,6 +231,8 @@ function nativeConn(path: string, writes: boolean): Conn {
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   const cache = new Map<string, ReturnType<typeof db.prepare>>();
+  // Statements already switched to rows-as-arrays (a native call each time otherwise).
+  const raw = new WeakSet<object>();
   const statement = (sql: string) => {
     let stmt = cache.get(sql);
     if (!stmt) {
@@ -244,7 +246,10 @@ function nativeConn(path: string, writes: boolean): Conn {
     exec(sql, params, method) {
       const stmt = statement(sql);
       if (method === 'run') return { rows: [], rowsAffected: stmt.run(params).changes };
-      stmt.raw(true);
+      if (!raw.has(stmt)) {
+        stmt.raw(true);
+        raw.add(stmt);
+      }
       if (method === 'get') return { rows: stmt.get(params) as unknown[] };
       return { rows: stmt.all(params) };
     },
