@@ -6,7 +6,7 @@ import { OAuthError } from '../broker/core/errors.js';
 import type { TerminalState } from '../broker/core/task.js';
 import { type AppDeps, delegationLimits } from '../broker/http/app.js';
 import type { Form } from '../broker/http/params.js';
-import { delegateToSubagent } from '../broker/services/agent-tasks.js';
+import { delegateToSubagent, renewTaskToken } from '../broker/services/agent-tasks.js';
 import { readDelegationRequest } from '../broker/services/delegations.js';
 import type { Caller } from '../mcp-server/errand/auth.js';
 import {
@@ -348,19 +348,15 @@ export class ErrandAgentExecutor implements AgentExecutor {
     const target = exchangeTarget(args.resource, args.scope);
     const existing = args.task_id ?? errandTaskIdOf(rc.task);
     if (existing) {
-      const task = await deps.tasks.get(existing);
-      if (!task || task.agentId !== caller.agent.id) return turn.refuse(noTask(existing));
-      const issued = await deps.exchange.exchangeOnBehalf({
-        client: caller.agent,
-        actor: null,
-        subject: { delegationId: task.delegationId },
+      const renewed = await renewTaskToken(deps, {
+        agent: caller.agent,
+        taskId: existing,
         audience: target.audience,
         scope: target.scope,
-        tools: null,
-        task: { taskId: task.id, ttl: null, externalIds: {} },
         requestId: env.requestId,
       });
-      return turn.reply(`A new access token for task ${task.id}.`, taskTokenOutput(issued));
+      if (!renewed) return turn.refuse(noTask(existing));
+      return turn.reply(`A new access token for task ${renewed.taskId}.`, taskTokenOutput(renewed.issued));
     }
 
     const missing = { delegation: { resource: args.resource ?? null, scope: args.scope ?? null } };

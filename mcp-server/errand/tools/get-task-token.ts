@@ -1,5 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
+import { renewTaskToken } from '../../../broker/services/agent-tasks.js';
 import { guarded, refusal, success } from '../results.js';
 import {
   exchangeGuidance,
@@ -33,8 +34,15 @@ export function registerGetTaskToken(server: McpServer, env: ToolEnv): void {
     },
     async (args) =>
       guarded(env, exchangeGuidance(args), async () => {
-        const task = await deps.tasks.get(args.task_id);
-        if (!task || task.agentId !== caller.agent.id) {
+        const target = exchangeTarget(args.resource, args.scope);
+        const renewed = await renewTaskToken(deps, {
+          agent: caller.agent,
+          taskId: args.task_id,
+          audience: target.audience,
+          scope: target.scope,
+          requestId: env.requestId,
+        });
+        if (!renewed) {
           return refusal({
             error: 'no_task',
             error_description: `no task ${args.task_id} is held by this agent`,
@@ -42,18 +50,7 @@ export function registerGetTaskToken(server: McpServer, env: ToolEnv): void {
             how: 'call start_task under an active delegation, or list_tasks to find your tasks',
           });
         }
-        const target = exchangeTarget(args.resource, args.scope);
-        const issued = await deps.exchange.exchangeOnBehalf({
-          client: caller.agent,
-          actor: null,
-          subject: { delegationId: task.delegationId },
-          audience: target.audience,
-          scope: target.scope,
-          tools: null,
-          task: { taskId: task.id, ttl: null, externalIds: {} },
-          requestId: env.requestId,
-        });
-        return success(taskTokenOutput(issued));
+        return success(taskTokenOutput(renewed.issued));
       }),
   );
 }
