@@ -8,38 +8,24 @@ import {
   type SecurityScheme,
 } from '@a2a-js/sdk';
 import { duplicateInterfacesForLegacy } from '@a2a-js/sdk/compat/v0_3';
-import { PATHS } from '../broker/core/protocol.js';
-import { canonicalizeResource } from '../broker/core/resource.js';
+import { ERRAND_SCOPE, PATHS } from '../broker/core/protocol.js';
+import { AGENT_OPERATIONS } from '../broker/services/agent-ops.js';
+import { a2aUrl } from '../broker/services/built-in-resources.js';
 import type { JwsKey } from '../broker/tokens/jws.js';
-import { ERRAND_SCOPE } from '../mcp-server/errand/resource.js';
 
-/** Errand's A2A endpoint: its path below the issuer (JSON-RPC binding, A2A 1.0 and 0.3). */
-export const A2A_PATH = '/a2a';
 export const AGENT_VERSION = '0.1.0';
-
-/** The endpoint URL as clients use it. */
-export function a2aUrl(issuer: string): string {
-  return `${issuer}${A2A_PATH}`;
-}
-
-/** The resource id Errand tokens for the endpoint carry in `aud` (RFC 8707, canonical form). */
-export function a2aResourceId(issuer: string): string {
-  const id = canonicalizeResource(a2aUrl(issuer));
-  if (!id) throw new Error(`the issuer ${issuer} does not give a valid A2A resource URL`);
-  return id;
-}
 
 const SCOPE_DESCRIPTIONS = {
   [ERRAND_SCOPE.delegate]: 'Ask users for delegations',
   [ERRAND_SCOPE.tasks]: 'Start, hand down and end tasks (task tokens)',
 };
 
-/** The skills and the scope each needs: the same operations as Errand's MCP tools. */
+/** The skills and the scope each needs: the engine's agent operations, as the MCP tools use them. */
 export const SKILL_SCOPES = {
-  request_delegation: ERRAND_SCOPE.delegate,
-  issue_task_token: ERRAND_SCOPE.tasks,
-  delegate_to_subagent: ERRAND_SCOPE.tasks,
-  end_task: ERRAND_SCOPE.tasks,
+  request_delegation: AGENT_OPERATIONS.request_delegation,
+  issue_task_token: AGENT_OPERATIONS.start_task,
+  delegate_to_subagent: AGENT_OPERATIONS.delegate_to_subagent,
+  end_task: AGENT_OPERATIONS.end_task,
 } as const;
 export type SkillId = keyof typeof SKILL_SCOPES;
 export const SKILL_IDS = Object.keys(SKILL_SCOPES) as [SkillId, ...SkillId[]];
@@ -149,11 +135,12 @@ export function buildAgentCard(issuer: string): AgentCard {
       skill(
         'delegate_to_subagent',
         'Delegate to a sub-agent',
-        'Creates a sub-task of your task for another agent and returns its access token, never wider than yours; ' +
-          'the token carries act = sub-agent ← you. Equivalent to an RFC 8693 exchange with your task token as ' +
-          'subject_token and the sub-agent as actor.',
+        'Creates a sub-task of your task for another agent and returns its access token, never wider than what ' +
+          'your task holds; the token carries act = sub-agent ← you. The sub-agent takes part with actor_token, a ' +
+          'JWT it signed. Equivalent to an RFC 8693 exchange with your task token as subject_token and the ' +
+          "sub-agent's actor_token.",
         ['oauth', 'token-exchange', 'rfc8693', 'sub-agent'],
-        { task_id: 'tsk_…', sub_agent_id: 'agt_…', resource: notes, scope: 'notes:read' },
+        { task_id: 'tsk_…', sub_agent_id: 'cli_…', actor_token: 'eyJ…', resource: notes, scope: 'notes:read' },
       ),
       skill(
         'end_task',

@@ -2,40 +2,27 @@ import { randomUUID } from 'node:crypto';
 import { type Message, type Part, Role, TaskState } from '@a2a-js/sdk';
 import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
 import { z } from 'zod';
-import { OAuthError } from '../broker/core/errors.js';
 import type { TerminalState } from '../broker/core/task.js';
-import { type AppDeps, delegationLimits } from '../broker/http/app.js';
-import type { Form } from '../broker/http/params.js';
-import { delegateToSubagent, renewTaskToken } from '../broker/services/agent-tasks.js';
-import { readDelegationRequest } from '../broker/services/delegations.js';
-import type { Caller } from '../mcp-server/errand/auth.js';
+import { isToolAllowed } from '../broker/core/tool-grants.js';
+import type { Engine } from '../broker/engine.js';
 import {
-  exchangeTarget,
+  DelegateToSubagentArgs,
+  delegationAskOf,
+  EndTaskArgs,
+  RequestDelegationArgs,
   ResourceArg,
   ScopeArg,
   type TaskTokenOutput,
   taskTokenOutput,
-} from '../mcp-server/errand/task-tokens.js';
-import { DelegateToSubagentInputSchema } from '../mcp-server/errand/tools/delegate-to-subagent.js';
-import { EndTaskInputSchema } from '../mcp-server/errand/tools/end-task.js';
-import { RequestDelegationInputSchema } from '../mcp-server/errand/tools/request-delegation.js';
-import { a2aUrl, SKILL_IDS, SKILL_SCOPES, type SkillId } from './card.js';
+} from '../broker/services/agent-args.js';
+import type { RefusalCode, Result } from '../broker/services/agent-refusals.js';
+import { a2aUrl } from '../broker/services/built-in-resources.js';
+import type { Caller } from '../broker/services/resource-access.js';
+import { SKILL_IDS, SKILL_SCOPES, type SkillId } from './card.js';
 import { A2A_EXTERNAL_ID, a2aStateOf, callerOf, ERRAND_TASK_KEY, errandTaskIdOf } from './task-bridge.js';
 
-/** What the skills use from the broker: the same services as the token endpoint and the MCP tools. */
-export type ExecutorDeps = Pick<
-  AppDeps,
-  | 'config'
-  | 'clock'
-  | 'log'
-  | 'clients'
-  | 'users'
-  | 'delegations'
-  | 'tasks'
-  | 'delegationService'
-  | 'taskService'
-  | 'exchange'
->;
+/** What the skills use from the engine: the same agent operations as the MCP tools. */
+export type ExecutorDeps = Pick<Engine, 'config' | 'clock' | 'log' | 'agentOps'>;
 
 /** A skill call: a data part (or text holding the same JSON) naming the skill and its arguments. */
 const SkillCallSchema = z.object({
@@ -51,8 +38,8 @@ const IssueTaskTokenSchema = z.strictObject({
   ttl: z.number().int().positive().optional().describe('Task lifetime in seconds (capped by Errand).'),
 });
 // Inside an A2A task that stands for an Errand task, task_id defaults to that task.
-const DelegateSchema = DelegateToSubagentInputSchema.partial({ task_id: true });
-const EndTaskSchema = EndTaskInputSchema.partial({ task_id: true });
+const DelegateSchema = DelegateToSubagentArgs.partial({ task_id: true });
+const EndTaskSchema = EndTaskArgs.partial({ task_id: true });
 
 /** A structured "no", as the MCP tools give it: what went wrong, what is missing, how to get it. */
 interface Refusal {
@@ -62,19 +49,49 @@ interface Refusal {
   how: string;
 }
 
-function howToRecover(err: OAuthError): Pick<Refusal, 'how'> {
-  switch (err.code) {
+/** What the agent can do about a refusal, worded for the skills. */
+const HOW: Record<Exclude<RefusalCode, 'refused'>, string> = {
+  insufficient_scope: 'get an access token for this endpoint with the scope named in missing',
+  client_not_allowed: 'use a confidential agent registered for token exchange (ask an administrator)',
+  user_required: 'send request_delegation again with user set to their username',
+  other_user: 'omit user: the request goes to the user the access token speaks for',
+  unknown_user: 'check the username with the person and send again',
+  too_many_unknown: 'wait, then send again with a username you have checked with the person',
+  no_delegation: 'use request_delegation for this resource and scope, have the user approve it, then send again',
+  approval_pending: 'ask the user to approve the request at the approval URL, then send again',
+  delegation_inactive: 'use request_delegation for a new delegation',
+  no_task: 'start a task with issue_task_token under an active delegation',
+  not_root_task: 'ask the agent that handed you the sub-task for a new token',
+  unknown_sub_agent: 'ask an administrator to register the sub-agent, then send again with its client id',
+  actor_required: "have the sub-agent sign an actor token and send it as actor_token (see the README's Actor tokens)",
+  actor_mismatch: 'send the actor token of the agent named in sub_agent_id',
+};
+
+/** Guidance for a plain protocol refusal, by its OAuth error code. */
+function howToRecover(error: string): string {
+  switch (error) {
     case 'invalid_target':
-      return { how: 'name a resource the delegation covers (the extended card lists them), or request_delegation' };
+      return 'name a resource the delegation covers (the extended card lists them), or request_delegation';
     case 'invalid_scope':
-      return { how: 'ask only for scopes the delegation grants, or request_delegation for more' };
+      return 'ask only for scopes the delegation grants, or request_delegation for more';
     case 'not_found':
-      return { how: 'pass the task_id of a task you take part in' };
+      return 'pass the task_id of a task you take part in';
     case 'conflict':
-      return { how: 'nothing to do: the task has already ended' };
+      return 'nothing to do: the task has already ended';
     default:
-      return { how: 'check the arguments, the delegation and the task, then send the message again' };
+      return 'check the arguments, the delegation and the task, then send the message again';
   }
+}
+
+/** The engine's refusal, worded for A2A. */
+function worded(result: Extract<Result<unknown>, { ok: false }>): Refusal {
+  const r = result.refusal;
+  return {
+    error: r.error,
+    error_description: r.description,
+    ...(r.missing ? { missing: r.missing } : {}),
+    how: r.code === 'refused' ? howToRecover(r.error) : HOW[r.code],
+  };
 }
 
 const textPart = (text: string): Part => ({
@@ -186,15 +203,6 @@ class Turn {
   }
 }
 
-function toForm(args: z.infer<typeof RequestDelegationInputSchema>): Form {
-  const form: Form = { resource: args.resources, scope: args.scopes.join(' ') };
-  if (args.max_depth !== undefined) form.max_depth = String(args.max_depth);
-  if (args.max_token_ttl !== undefined) form.max_token_ttl = String(args.max_token_ttl);
-  if (args.expires_in !== undefined) form.delegation_expires_in = String(args.expires_in);
-  if (args.sub_agents !== undefined) form.sub_agents = args.sub_agents.join(' ');
-  return form;
-}
-
 interface SkillEnv {
   turn: Turn;
   rc: RequestContext;
@@ -220,8 +228,8 @@ export class ErrandAgentExecutor implements AgentExecutor {
     try {
       await this.dispatch({ turn, rc, caller, requestId });
     } catch (err) {
-      if (err instanceof OAuthError) {
-        turn.refuse({ error: err.code, error_description: err.message, ...howToRecover(err) });
+      if (err instanceof ArgumentError) {
+        turn.refuse({ error: 'invalid_request', error_description: err.message, how: howToRecover('invalid_request') });
       } else {
         this.deps.log.error('a2a.skill_failed', { err, requestId });
         turn.refuse({
@@ -280,10 +288,19 @@ export class ErrandAgentExecutor implements AgentExecutor {
         how: `get an access token for ${a2aUrl(this.deps.config.issuer)} with the scope ${scope}`,
       });
     }
+    // RFC 9396 grants at this endpoint name skills as the actions a token may use.
+    if (!isToolAllowed(caller.tools, skill)) {
+      return turn.refuse({
+        error: 'insufficient_scope',
+        error_description: `the access token does not grant the skill ${skill} (authorization_details)`,
+        missing: { authorization_details: { type: 'mcp_tool', actions: [skill] } },
+        how: 'get an access token whose authorization_details include this skill',
+      });
+    }
     const args = call.data.arguments ?? {};
     switch (skill as SkillId) {
       case 'request_delegation':
-        return this.requestDelegation(env, parseArgs(RequestDelegationInputSchema, args));
+        return this.requestDelegation(env, parseArgs(RequestDelegationArgs, args));
       case 'issue_task_token':
         return this.issueTaskToken(env, parseArgs(IssueTaskTokenSchema, args));
       case 'delegate_to_subagent':
@@ -293,47 +310,20 @@ export class ErrandAgentExecutor implements AgentExecutor {
     }
   }
 
-  private async requestDelegation(env: SkillEnv, args: z.infer<typeof RequestDelegationInputSchema>) {
+  private async requestDelegation(env: SkillEnv, args: RequestDelegationArgs) {
     const { deps } = this;
     const { turn, caller } = env;
-    let userId: string;
-    if (caller.user) {
-      if (args.user !== undefined && args.user !== caller.user.username) {
-        return turn.refuse({
-          error: 'invalid_request',
-          error_description: 'the access token speaks for another user',
-          how: 'omit user: the request goes to the user the access token speaks for',
-        });
-      }
-      userId = caller.user.id;
-    } else {
-      const user = args.user === undefined ? null : await deps.users.findByUsername(args.user);
-      if (!user || user.disabledAt !== null) {
-        return turn.refuse({
-          error: args.user === undefined ? 'invalid_request' : 'unknown_user_id',
-          error_description:
-            args.user === undefined
-              ? 'user is required: the access token does not speak for a user'
-              : 'user does not name a known user',
-          missing: { user: 'the Errand username of the person to ask' },
-          how: 'send request_delegation again with user set to their username',
-        });
-      }
-      userId = user.id;
+    const asked = await deps.agentOps.requestDelegation(
+      caller,
+      { user: args.user, ask: delegationAskOf(args), bindingMessage: args.binding_message ?? null },
+      env.requestId,
+    );
+    if (!asked.ok) return turn.refuse(worded(asked));
+    const { delegation, created } = asked.value;
+    if (created) {
+      deps.log.info('delegation.requested', { clientId: caller.client.id, delegationId: delegation.id, via: 'a2a' });
     }
-    const limits = delegationLimits(deps.config);
-    const asked = await readDelegationRequest({ clients: deps.clients, limits }, toForm(args), caller.agent);
-    const { delegation } = await deps.delegationService.request({
-      client: caller.agent,
-      userId,
-      asked,
-      source: 'ciba',
-      bindingMessage: args.binding_message ?? null,
-      requestedExpiry: null,
-      requestId: env.requestId,
-    });
-    deps.log.info('delegation.requested', { clientId: caller.agent.id, delegationId: delegation.id, via: 'a2a' });
-    const approvalUrl = `${deps.config.issuer}/my/requests`;
+    const approvalUrl = deps.agentOps.approvalUrl;
     turn.reply(`Ask the user to review and approve the request at ${approvalUrl}.`, {
       delegation_id: delegation.id,
       status: delegation.status,
@@ -343,23 +333,18 @@ export class ErrandAgentExecutor implements AgentExecutor {
   }
 
   private async issueTaskToken(env: SkillEnv, args: z.infer<typeof IssueTaskTokenSchema>) {
-    const { deps } = this;
+    const { agentOps } = this.deps;
     const { turn, caller, rc } = env;
-    const target = exchangeTarget(args.resource, args.scope);
     const existing = args.task_id ?? errandTaskIdOf(rc.task);
     if (existing) {
-      const renewed = await renewTaskToken(deps, {
-        agent: caller.agent,
-        taskId: existing,
-        audience: target.audience,
-        scope: target.scope,
-        requestId: env.requestId,
-      });
-      if (!renewed) return turn.refuse(noTask(existing));
-      return turn.reply(`A new access token for task ${renewed.taskId}.`, taskTokenOutput(renewed.issued));
+      const renewed = await agentOps.renewTaskToken(
+        caller,
+        { taskId: existing, resource: args.resource, scope: args.scope },
+        env.requestId,
+      );
+      if (!renewed.ok) return turn.refuse(worded(renewed));
+      return turn.reply(`A new access token for task ${renewed.value.task_id}.`, taskTokenOutput(renewed.value));
     }
-
-    const missing = { delegation: { resource: args.resource ?? null, scope: args.scope ?? null } };
     if (!args.delegation_id || !args.resource) {
       return turn.refuse({
         error: 'invalid_request',
@@ -371,65 +356,39 @@ export class ErrandAgentExecutor implements AgentExecutor {
         how: 'name an active delegation (request_delegation gets one) and the resource the token is for',
       });
     }
-    // Guidance only: the exchange decides, with the same rules as the token endpoint.
-    const d = await deps.delegations.get(args.delegation_id);
-    if (!d || d.agentId !== caller.agent.id) {
-      return turn.refuse({
-        error: 'no_delegation',
-        error_description: `no delegation ${args.delegation_id} is held by this agent`,
-        missing,
-        how: 'use request_delegation for this resource and scope, have the user approve it, then send again',
-      });
-    }
-    if (d.status !== 'active') {
-      const pending = d.status === 'pending';
-      return turn.refuse({
-        error: pending ? 'approval_pending' : `delegation_${d.status}`,
-        error_description: pending ? 'the user has not approved the delegation yet' : `the delegation is ${d.status}`,
-        missing: pending ? { approval: `${deps.config.issuer}/my/requests` } : missing,
-        how: pending
-          ? 'ask the user to approve the request at the approval URL, then send again'
-          : 'use request_delegation for a new delegation',
-      });
-    }
     // The Errand task records this A2A task's id; cancelling the A2A task ends it (task-bridge.ts).
-    const issued = await deps.exchange.exchangeOnBehalf({
-      client: caller.agent,
-      actor: null,
-      subject: { delegationId: d.id },
-      audience: target.audience,
-      scope: target.scope,
-      tools: null,
-      task: { taskId: null, ttl: args.ttl ?? null, externalIds: { [A2A_EXTERNAL_ID]: rc.taskId } },
-      requestId: env.requestId,
-    });
-    turn.startTask(issued.task_id, taskTokenOutput(issued));
+    const started = await agentOps.startTask(
+      caller,
+      {
+        delegationId: args.delegation_id,
+        resource: args.resource,
+        scope: args.scope,
+        ttl: args.ttl,
+        externalIds: { [A2A_EXTERNAL_ID]: rc.taskId },
+      },
+      env.requestId,
+    );
+    if (!started.ok) return turn.refuse(worded(started));
+    turn.startTask(started.value.task_id, taskTokenOutput(started.value));
   }
 
   private async delegateToSubagent(env: SkillEnv, args: z.infer<typeof DelegateSchema>) {
-    const { deps } = this;
     const { turn, caller } = env;
     const taskId = args.task_id ?? errandTaskIdOf(env.rc.task);
-    if (!taskId) return turn.refuse(noTask(null));
-    const target = exchangeTarget(args.resource, args.scope);
-    const result = await delegateToSubagent(deps, {
-      agent: caller.agent,
-      taskId,
-      subAgentId: args.sub_agent_id,
-      audience: target.audience,
-      scope: target.scope,
-      requestId: env.requestId,
-    });
-    if (!result.ok && result.reason === 'no_task') return turn.refuse(noTask(taskId));
-    if (!result.ok) {
-      return turn.refuse({
-        error: 'unknown_sub_agent',
-        error_description: `no client ${args.sub_agent_id} is registered at Errand`,
-        missing: { sub_agent_id: 'the client id of a registered agent' },
-        how: 'ask an administrator to register the sub-agent, then send again with its client id',
-      });
-    }
-    const { issued, subAgent } = result;
+    if (!taskId) return turn.refuse(noTaskId());
+    const handed = await this.deps.agentOps.delegateToSubagent(
+      caller,
+      {
+        taskId,
+        subAgentId: args.sub_agent_id,
+        actorToken: args.actor_token,
+        resource: args.resource,
+        scope: args.scope,
+      },
+      env.requestId,
+    );
+    if (!handed.ok) return turn.refuse(worded(handed));
+    const { subAgent, ...issued } = handed.value;
     turn.reply(`A token for ${subAgent.name} under a sub-task of ${taskId}; hand it to that agent.`, {
       ...taskTokenOutput(issued),
       sub_agent_id: subAgent.id,
@@ -439,13 +398,10 @@ export class ErrandAgentExecutor implements AgentExecutor {
   private async endTask(env: SkillEnv, args: z.infer<typeof EndTaskSchema>) {
     const { turn, caller, rc } = env;
     const taskId = args.task_id ?? errandTaskIdOf(rc.task);
-    if (!taskId) return turn.refuse(noTask(null));
-    const task = await this.deps.taskService.end(
-      { kind: 'agent', clientId: caller.agent.id },
-      taskId,
-      args.state,
-      env.requestId,
-    );
+    if (!taskId) return turn.refuse(noTaskId());
+    const ended = await this.deps.agentOps.endTask(caller, { taskId, state: args.state }, env.requestId);
+    if (!ended.ok) return turn.refuse(worded(ended));
+    const task = ended.value;
     const out = { task_id: task.id, state: task.state, ended_at: task.endedAt, end_reason: task.endReason };
     const text = `Task ${task.id} ended (${task.state}); its tokens and those of its sub-tasks are revoked.`;
     if (rc.task && errandTaskIdOf(rc.task) === task.id) return turn.endCurrent(args.state, text, out);
@@ -453,14 +409,17 @@ export class ErrandAgentExecutor implements AgentExecutor {
   }
 }
 
-function noTask(taskId: string | null): Refusal {
+function noTaskId(): Refusal {
   return {
     error: 'no_task',
-    error_description: taskId ? `no task ${taskId} is held by this agent` : 'task_id is required',
+    error_description: 'task_id is required',
     missing: { task: 'a task_id from issue_task_token' },
     how: 'start a task with issue_task_token under an active delegation',
   };
 }
+
+/** Skill arguments that do not match the skill's schema. */
+class ArgumentError extends Error {}
 
 /** Skill arguments through their schema; the first issue becomes an `invalid_request` refusal. */
 function parseArgs<S extends z.ZodType>(schema: S, args: unknown): z.output<S> {
@@ -468,5 +427,5 @@ function parseArgs<S extends z.ZodType>(schema: S, args: unknown): z.output<S> {
   if (result.success) return result.data;
   const [issue] = result.error.issues;
   const field = issue?.path.map(String).join('.') ?? '';
-  throw new OAuthError('invalid_request', field ? `arguments.${field}: ${issue?.message}` : String(issue?.message));
+  throw new ArgumentError(field ? `arguments.${field}: ${issue?.message}` : String(issue?.message));
 }

@@ -1,8 +1,8 @@
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { OAuthError } from '../broker/core/errors.js';
+import type { Engine } from '../broker/engine.js';
 import { jsonBody } from '../broker/http/api.js';
-import type { AppDeps } from '../broker/http/app.js';
 import { parseParams } from '../broker/http/params.js';
 import { requireAdmin } from '../broker/http/routes/admin-api.js';
 import type { AppEnv } from '../broker/http/types.js';
@@ -11,7 +11,7 @@ import { createPeerRegistry, peerView } from './peers.js';
 export const RegisterPeerSchema = z.object({ card_url: z.string().min(1).max(2048) }).strict();
 
 /** The admin API for A2A peers (administrators only; unsafe methods carry the CSRF token). */
-export function peerRoutes(deps: Pick<AppDeps, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>) {
+export function peerRoutes(deps: Pick<Engine, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>) {
   const registry = createPeerRegistry(deps);
   const app = new Hono<AppEnv>();
   app.use('/api/admin/peers', requireAdmin());

@@ -10,7 +10,7 @@ import { OAuthError } from '../broker/core/errors.js';
 import type { Clock } from '../broker/core/ports.js';
 import { canonicalizeResource } from '../broker/core/resource.js';
 import { isLive, isTerminal, type Task, type TerminalState } from '../broker/core/task.js';
-import type { AppDeps } from '../broker/http/app.js';
+import type { Engine } from '../broker/engine.js';
 import type { Logger } from '../broker/log.js';
 import type { ExchangeService } from '../broker/services/exchange-token.js';
 import type { TaskService } from '../broker/services/tasks.js';
@@ -185,6 +185,8 @@ function tokenSource(deps: PeerTaskDeps, task: Task, peer: Peer, given: FollowOp
     const issued = await deps.exchange.exchangeOnBehalf({
       client: agent,
       actor: null,
+      // Errand calls the peer itself: no agent authenticated in this request, so no assurance level is claimed.
+      actorAssurance: null,
       subject: { delegationId: task.delegationId },
       audience: peer.endpoint,
       scope: null,
@@ -249,7 +251,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** The follower's dependencies from the application's. */
 export function peerTaskDeps(
-  deps: Pick<AppDeps, 'db' | 'tasks' | 'taskService' | 'exchange' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>,
+  deps: Pick<Engine, 'db' | 'tasks' | 'taskService' | 'exchange' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>,
 ): PeerTaskDeps {
   return {
     db: deps.db,

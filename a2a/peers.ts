@@ -6,7 +6,7 @@
 
 import { OAuthError } from '../broker/core/errors.js';
 import type { Clock } from '../broker/core/ports.js';
-import type { AppDeps } from '../broker/http/app.js';
+import type { Engine } from '../broker/engine.js';
 import type { Logger } from '../broker/log.js';
 import { newId } from '../broker/tokens/random.js';
 import type { Db } from '../db/open.js';
@@ -175,7 +175,7 @@ export class PeerRegistry {
 
 /** The registry over the application's stores and fetch rules (admin API and admin pages). */
 export function createPeerRegistry(
-  deps: Pick<AppDeps, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>,
+  deps: Pick<Engine, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>,
 ): PeerRegistry {
   return new PeerRegistry({
     db: deps.db,

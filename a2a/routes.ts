@@ -23,50 +23,14 @@ import {
   validateVersion,
 } from '@a2a-js/sdk/server';
 import { type Context, Hono } from 'hono';
-import { OAuthError } from '../broker/core/errors.js';
-import { PATHS } from '../broker/core/protocol.js';
-import type { AppDeps } from '../broker/http/app.js';
+import { DPOP, ERRAND_SCOPES, PATHS } from '../broker/core/protocol.js';
+import type { Engine } from '../broker/engine.js';
 import { type AppEnv, NO_STORE } from '../broker/http/types.js';
-import { TokenMinter } from '../broker/tokens/access-token.js';
-import { newId } from '../broker/tokens/random.js';
-import { authenticate, bearerChallenge } from '../mcp-server/errand/auth.js';
-import { ERRAND_SCOPES } from '../mcp-server/errand/resource.js';
-import {
-  A2A_PATH,
-  AgentCardPublisher,
-  a2aResourceId,
-  a2aUrl,
-  buildAgentCard,
-  extendedAgentCard,
-  signAgentCard,
-} from './card.js';
+import { a2aResourceId, a2aUrl } from '../broker/services/built-in-resources.js';
+import { type AccessFailure, accessChallenge } from '../broker/services/resource-access.js';
+import { AgentCardPublisher, buildAgentCard, extendedAgentCard, signAgentCard } from './card.js';
 import { ErrandAgentExecutor } from './executor.js';
 import { A2aCaller, callerOf, ErrandRequestHandler, ErrandTaskStore, setRequestId } from './task-bridge.js';
-
-/**
- * Registers `<issuer>/a2a` as a resource with Errand's scopes when it is missing (start-up,
- * idempotent). A resource an administrator already created at that URL is left as it is.
- */
-export async function ensureA2aResource(
-  clients: Pick<AppDeps['clients'], 'getResource' | 'insertResource'>,
-  issuer: string,
-  now: number,
-): Promise<void> {
-  const url = a2aResourceId(issuer);
-  if (await clients.getResource(url)) return;
-  try {
-    await clients.insertResource({
-      id: newId('res'),
-      url,
-      name: 'Errand A2A',
-      scopes: [...ERRAND_SCOPES],
-      createdAt: now,
-    });
-  } catch (err) {
-    // Another broker process sharing the database may have inserted it meanwhile.
-    if (!(await clients.getResource(url))) throw err;
-  }
-}
 
 /** RFC 9110 §13.1.2: If-None-Match uses the weak comparison; `*` matches any current representation. */
 function matchesEtag(header: string | undefined, etag: string): boolean {
@@ -86,28 +50,26 @@ type RpcError = { code: number; message: string; data?: unknown };
  * an Errand token issued for exactly that resource. This is the glue the SDK's express
  * `jsonRpcHandler` does, on Hono.
  */
-export function a2aRoutes(deps: AppDeps) {
+export function a2aRoutes(deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys' | 'agentOps' | 'access'>) {
   const { issuer } = deps.config;
-  const endpoint = a2aUrl(issuer);
-  const resource = a2aResourceId(issuer);
-  const endpointUrl = new URL(endpoint);
+  const endpoint = { resource: a2aResourceId(issuer), url: a2aUrl(issuer) };
+  const endpointUrl = new URL(endpoint.url);
   // RFC 9728 §3.1: the well-known segment goes between the host and the resource's path.
   const resourceMetadataUrl = `${endpointUrl.origin}/.well-known/oauth-protected-resource${endpointUrl.pathname}`;
   const jku = `${issuer}${PATHS.jwks}`;
-  const minter = new TokenMinter({ keys: deps.keys, issuer, clock: deps.clock });
 
   const card = buildAgentCard(issuer);
   const publisher = new AgentCardPublisher(card, () => deps.keys.signingKey(), jku);
   const extendedCard: ExtendedAgentCardProvider = async (context) => {
     const { caller } = callerOf(context);
-    // The store reads an agent's delegations inside a transaction only.
-    const all = await deps.db.write((tx) => deps.delegations.listForAgent(caller.agent.id, tx));
+    // The caller's delegations as the engine scopes them (the user its token speaks for).
+    const listed = await deps.agentOps.listDelegations(caller);
     const view = extendedAgentCard(card, {
-      clientId: caller.agent.id,
-      clientName: caller.agent.name,
+      clientId: caller.client.id,
+      clientName: caller.client.name,
       username: caller.user?.username ?? null,
       scopes: caller.scopes,
-      delegations: all.filter((d) => !caller.user || d.userId === caller.user.id),
+      delegations: listed.ok ? listed.value : [],
       now: deps.clock.now(),
     });
     return AgentCard.fromJSON(await signAgentCard(view, deps.keys.signingKey(), jku));
@@ -117,17 +79,11 @@ export function a2aRoutes(deps: AppDeps) {
   const v1 = new JsonRpcTransportHandler(handler);
   const legacy = new LegacyJsonRpcTransportHandler(handler);
 
-  const challenge = (c: Context<AppEnv>, err: OAuthError | null) =>
+  const challenge = (c: Context<AppEnv>, failure: AccessFailure) =>
     c.json(
-      err ? err.toBody() : { error: 'unauthorized', error_description: `an access token for ${endpoint} is required` },
-      401,
-      {
-        ...NO_STORE,
-        'WWW-Authenticate': bearerChallenge({
-          resourceMetadataUrl,
-          ...(err ? { error: 'invalid_token' as const, description: err.message } : {}),
-        }),
-      },
+      { error: failure.omitError ? 'unauthorized' : failure.error, error_description: failure.description },
+      failure.status,
+      { ...NO_STORE, 'WWW-Authenticate': accessChallenge(resourceMetadataUrl, ERRAND_SCOPES, failure) },
     );
 
   const app = new Hono<AppEnv>();
@@ -142,29 +98,30 @@ export function a2aRoutes(deps: AppDeps) {
   app.get(new URL(resourceMetadataUrl).pathname, (c) =>
     c.json(
       {
-        resource: endpoint,
+        resource: endpoint.url,
         authorization_servers: [issuer],
         scopes_supported: [...ERRAND_SCOPES],
         bearer_methods_supported: ['header'],
         resource_name: 'Errand A2A',
+        dpop_signing_alg_values_supported: [...DPOP.algs],
       },
       200,
       { 'Cache-Control': 'public, max-age=300' },
     ),
   );
 
-  app.post(A2A_PATH, async (c) => {
+  app.post(PATHS.a2a, async (c) => {
     // A2A §7.4: every operation is authorized; missing or bad credentials are a 401 with a challenge.
-    const authorization = c.req.header('authorization');
-    if (!authorization) return challenge(c, null);
-    let caller: Awaited<ReturnType<typeof authenticate>>;
-    try {
-      caller = await authenticate(deps, minter, resource, authorization);
-    } catch (err) {
-      if (!(err instanceof OAuthError)) throw err;
-      c.var.log.info('a2a.token_rejected', { description: err.message });
-      return challenge(c, err);
+    const verified = await deps.access.verify(
+      { authorization: c.req.header('authorization'), dpop: c.req.header(DPOP.header), method: c.req.method },
+      endpoint,
+    );
+    if (!verified.ok) {
+      if (!verified.failure.omitError)
+        c.var.log.info('a2a.token_rejected', { description: verified.failure.description });
+      return challenge(c, verified.failure);
     }
+    const { caller } = verified;
 
     // A2A §3.6.2: no A2A-Version header means 0.3, which the compat handler speaks.
     const version = c.req.header(A2A_VERSION_HEADER) || undefined;

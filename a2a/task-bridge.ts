@@ -18,11 +18,10 @@ import {
   type TaskStore,
   type User,
 } from '@a2a-js/sdk/server';
-import { OAuthError } from '../broker/core/errors.js';
 import { isTerminal, type TerminalState } from '../broker/core/task.js';
-import type { AppDeps } from '../broker/http/app.js';
+import type { Engine } from '../broker/engine.js';
+import type { Caller } from '../broker/services/resource-access.js';
 import { newId } from '../broker/tokens/random.js';
-import type { Caller } from '../mcp-server/errand/auth.js';
 
 /** Where an A2A task records the Errand task it stands for (its `metadata`, set by Errand only). */
 export const ERRAND_TASK_KEY = 'errand_task_id';
@@ -40,7 +39,7 @@ export class A2aCaller implements User {
     return true;
   }
   get userName(): string {
-    return JSON.stringify([this.caller.agent.id, this.caller.subject]);
+    return JSON.stringify([this.caller.client.id, this.caller.subject]);
   }
 }
 
@@ -87,7 +86,7 @@ export function errandTaskIdOf(task: Task | undefined): string | null {
   return typeof id === 'string' ? id : null;
 }
 
-export type BridgeDeps = Pick<AppDeps, 'tasks' | 'taskService' | 'clock' | 'log'>;
+export type BridgeDeps = Pick<Engine, 'agentOps' | 'clock' | 'log'>;
 
 /**
  * A2A tasks are Errand tasks (SPECS §9.4). This store keeps the A2A view (the SDK's in-memory
@@ -107,7 +106,7 @@ export class ErrandTaskStore implements TaskStore {
     const task = await this.inner.load(taskId, context);
     const errandId = errandTaskIdOf(task);
     if (!task || !errandId || isTerminalA2a(task)) return task;
-    const errandTask = await this.deps.tasks.get(errandId);
+    const errandTask = await this.deps.agentOps.heldTask(callerOf(context).caller, errandId);
     if (!errandTask || !isTerminal(errandTask.state)) return task;
     const ended: Task = {
       ...task,
@@ -150,18 +149,14 @@ export class ErrandTaskStore implements TaskStore {
   }
 
   private async endErrandTask(task: Task, errandId: string, state: TerminalState, context: ServerCallContext) {
-    const errandTask = await this.deps.tasks.get(errandId);
+    const { caller, requestId } = callerOf(context);
+    const errandTask = await this.deps.agentOps.heldTask(caller, errandId);
     // Only the Errand task this A2A task started, and only once.
     if (!errandTask || errandTask.externalIds[A2A_EXTERNAL_ID] !== task.id || isTerminal(errandTask.state)) return;
-    const { caller, requestId } = callerOf(context);
-    try {
-      await this.deps.taskService.end({ kind: 'agent', clientId: caller.agent.id }, errandId, state, requestId);
-      this.deps.log.info('a2a.task_ended', { taskId: errandId, a2aTaskId: task.id, state, requestId });
-    } catch (err) {
-      // Ended meanwhile by someone else: the A2A task follows; anything else must not save it as ended.
-      if (!(err instanceof OAuthError)) throw err;
-      this.deps.log.info('a2a.task_end_skipped', { taskId: errandId, reason: err.code, requestId });
-    }
+    const ended = await this.deps.agentOps.endTask(caller, { taskId: errandId, state }, requestId);
+    // Ended meanwhile by someone else: the A2A task follows.
+    if (ended.ok) this.deps.log.info('a2a.task_ended', { taskId: errandId, a2aTaskId: task.id, state, requestId });
+    else this.deps.log.info('a2a.task_end_skipped', { taskId: errandId, reason: ended.refusal.error, requestId });
   }
 }
 

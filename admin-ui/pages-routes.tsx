@@ -2,7 +2,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { createPeerRegistry } from '../a2a/peers.js';
 import { assuranceLevel, credentialKindOf } from '../broker/core/client.js';
 import { OAuthError } from '../broker/core/errors.js';
-import type { AppDeps } from '../broker/http/app.js';
+import type { Engine } from '../broker/engine.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { CreateUserSchema, createUser, setClientStatus } from '../broker/services/admin.js';
 import type { AuditFilter } from '../db/stores/audit-store.js';
@@ -83,7 +83,7 @@ function csvCell(v: unknown): string {
 }
 
 /** The signed-in pages: a user's requests, delegations and tasks; an administrator's inventory. */
-export function pageRoutes(deps: AppDeps) {
+export function pageRoutes(deps: Engine) {
   const app = new Hono<AppEnv>();
   const csrf = (c: Context<AppEnv>) => c.get('csrfToken') ?? '';
   const me = (c: Context<AppEnv>) => c.get('user')!;

@@ -1,5 +1,4 @@
 import { and, eq, isNotNull, lt } from 'drizzle-orm';
-import { ensureA2aResource } from '../a2a/routes.js';
 import { type Db, openDb } from '../db/open.js';
 import { refreshTokens, settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
@@ -9,29 +8,34 @@ import { GrantStore } from '../db/stores/grant-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
 import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
-import { ensureMcpResource } from '../mcp-server/errand/resource.js';
+import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './core/ports.js';
 import { PATHS } from './core/protocol.js';
+import { delegationLimits, type Engine } from './engine.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
 import { cibaGrant } from './grants/ciba.js';
 import { clientCredentialsGrant } from './grants/client-credentials.js';
 import { GrantRegistry } from './grants/index.js';
 import { refreshTokenGrant } from './grants/refresh-token.js';
 import { tokenExchangeGrant } from './grants/token-exchange.js';
-import { type AppDeps, createApp, delegationLimits } from './http/app.js';
+import { RateLimiter } from './http/rate-limit.js';
 import { ClientAuthenticator } from './identity/client-auth.js';
 import { ClientDirectory } from './identity/client-directory.js';
 import { ClientKeys } from './identity/client-keys.js';
 import { DpopProofs } from './identity/dpop.js';
 import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
+import { AgentOps } from './services/agent-ops.js';
+import { ensureBuiltInResources } from './services/built-in-resources.js';
 import { DelegationService } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
+import { ResourceAccess } from './services/resource-access.js';
 import { RetentionService } from './services/retention.js';
 import { StatusLists } from './services/status-lists.js';
 import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
+import { UserLookup } from './services/user-lookup.js';
 import { TokenMinter } from './tokens/access-token.js';
 import { CryptoBox, loadMasterKey } from './tokens/crypto-box.js';
 import { KeyRing } from './tokens/key-ring.js';
@@ -39,7 +43,7 @@ import { hashSecret, newSecret } from './tokens/random.js';
 
 export interface Broker {
   app: ReturnType<typeof createApp>;
-  deps: AppDeps;
+  deps: Engine;
   /** Subscribes to token revocations caused by ending tasks (after commit). */
   onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
   /** Periodic upkeep: key rotation, expired registrations, grace responses. */
@@ -99,9 +103,8 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
   const audit = new AuditStore(db);
   const delegations = new DelegationStore(db);
   const tasks = new TaskStore(db);
-  // Errand's own MCP endpoint is a built-in resource (idempotent; an admin's edits are kept).
-  await ensureMcpResource(clients, config.issuer, clock.now());
-  await ensureA2aResource(clients, config.issuer, clock.now());
+  // Errand's own MCP and A2A endpoints are built-in resources (idempotent; an admin's edits are kept).
+  await ensureBuiltInResources(clients, config.issuer, clock.now());
   const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
 
   const keys = new KeyRing({
@@ -226,6 +229,33 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     taskMaxTtl: config.delegation.taskMaxTtl,
     statusRef: (idx) => statusLists.ref(idx),
   });
+  const userLookup = new UserLookup({
+    users,
+    limiter: new RateLimiter({ limit: config.delegation.unknownUserLimit, windowMs: 60_000 }),
+  });
+  const agentOps = new AgentOps({
+    issuer: config.issuer,
+    clock,
+    limits: delegationLimits(config),
+    clients,
+    delegations,
+    tasks,
+    delegationService,
+    taskService,
+    exchange,
+    auth,
+    users: userLookup,
+  });
+  // Errand's own endpoints check tokens as introspection does, and DPoP proofs as the token endpoint.
+  const access = new ResourceAccess({
+    minter,
+    grants,
+    clients,
+    users,
+    clock,
+    clockSkew: config.clientAuth.clockSkew,
+    replay: { remember: (jti, until, now) => clients.rememberAssertion('dpop', jti, until, now) },
+  });
   const grantRegistry = new GrantRegistry([
     authorizationCodeGrant({ db, grants, tokens, delegations, delegationService, clock }),
     refreshTokenGrant({ tokens }),
@@ -234,7 +264,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     cibaGrant({ delegations: delegationService }),
   ]);
 
-  const deps: AppDeps = {
+  const deps: Engine = {
     config,
     clock,
     log,
@@ -255,6 +285,9 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     statusLists,
     box,
     exchange,
+    agentOps,
+    access,
+    userLookup,
     trustedIssuers,
     dpop,
     onRevoked(listener) {

@@ -64,6 +64,7 @@ export const EnvSchema = z.object({
   ERRAND_STATUS_LIST_TTL: seconds(1, 3600).default(5),
   ERRAND_CIBA_REQUEST_TTL: seconds(30, 3600).default(600),
   ERRAND_CIBA_INTERVAL: seconds(1, 60).default(5),
+  ERRAND_UNKNOWN_USER_LIMIT: count(1, 10_000).default(10),
   ERRAND_DCR_ENABLED: bool.default(true),
   ERRAND_DCR_RATE_LIMIT: count(1, 10_000).default(20),
   ERRAND_DCR_MAX_CLIENTS: count(1, 10_000_000).default(10_000),
@@ -136,6 +137,8 @@ export interface Config {
     taskMaxTtl: number;
     cibaRequestTtl: number;
     cibaInterval: number;
+    /** `unknown_user_id` answers per client per minute before its user lookups are refused. */
+    unknownUserLimit: number;
   };
   statusList: { ttl: number };
   registration: {
@@ -276,6 +279,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       taskMaxTtl: e.ERRAND_TASK_MAX_TTL,
       cibaRequestTtl: e.ERRAND_CIBA_REQUEST_TTL,
       cibaInterval: e.ERRAND_CIBA_INTERVAL,
+      unknownUserLimit: e.ERRAND_UNKNOWN_USER_LIMIT,
     },
     statusList: { ttl: e.ERRAND_STATUS_LIST_TTL },
     registration: {

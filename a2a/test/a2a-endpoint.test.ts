@@ -15,7 +15,7 @@ import { type CryptoKey, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { introspector, userApi } from '../../broker/test/delegation-fixtures.js';
 import { startBroker, type TestBroker } from '../../broker/test/fixtures.js';
-import { agentToken, ERRAND_SCOPES, mcpWorld, NOTES } from '../../mcp-server/errand/test/mcp-fixtures.js';
+import { actorToken, agentToken, ERRAND_SCOPES, mcpWorld, NOTES } from '../../mcp-server/errand/test/mcp-fixtures.js';
 
 let tb: TestBroker;
 let world: Awaited<ReturnType<typeof mcpWorld>>;
@@ -92,9 +92,19 @@ async function rpc(body: Record<string, unknown>, headers: Record<string, string
   return { res, json: (await res.json()) as { result?: Record<string, unknown>; error?: { code: number } } };
 }
 
-/** Asks for a delegation over A2A and approves it as the user; returns its id. */
+let asks = 0;
+
+/** Asks for a (new: each ask differs) delegation over A2A and approves it as the user; returns its id. */
 async function approvedDelegation(a2a: Client, extra: Record<string, unknown> = {}): Promise<string> {
-  const ask = { user: world.user.username, resources: [NOTES], scopes: ['notes:read', 'notes:write'], ...extra };
+  asks += 1;
+  const ask = {
+    user: world.user.username,
+    resources: [NOTES],
+    scopes: ['notes:read', 'notes:write'],
+    // A repeat of the same ask within the CIBA request lifetime would return the same delegation.
+    expires_in: 3600 + asks,
+    ...extra,
+  };
   const asked = replyData(await a2a.sendMessage(skillRequest('request_delegation', ask)));
   expect(asked).toMatchObject({ status: 'pending', approval_url: `${tb.url}/my/requests` });
   const me = await userApi(tb, world.user);
@@ -295,7 +305,11 @@ describe('skills over A2A', () => {
       await client.sendMessage(
         skillRequest(
           'delegate_to_subagent',
-          { sub_agent_id: world.subAgent.clientId, scope: 'notes:read' },
+          {
+            sub_agent_id: world.subAgent.clientId,
+            actor_token: await actorToken(tb, world.subAgent),
+            scope: 'notes:read',
+          },
           started.id,
         ),
       ),
@@ -311,7 +325,11 @@ describe('skills over A2A', () => {
       await client.sendMessage(
         skillRequest(
           'delegate_to_subagent',
-          { sub_agent_id: world.subAgent.clientId, scope: 'notes:delete' },
+          {
+            sub_agent_id: world.subAgent.clientId,
+            actor_token: await actorToken(tb, world.subAgent),
+            scope: 'notes:delete',
+          },
           started.id,
         ),
       ),

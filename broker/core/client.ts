@@ -1,4 +1,4 @@
-import type { ASSURANCE_LEVELS, AuthMethod, GrantType } from './protocol.js';
+import { type ASSURANCE_LEVELS, type AuthMethod, GRANT_TYPE, type GrantType } from './protocol.js';
 
 export type ClientKind = 'agent' | 'mcp_client' | 'resource_server';
 export type ClientSource = 'admin' | 'dcr' | 'cimd';
@@ -62,6 +62,21 @@ export function assuranceLevel(
 /** Whether the client authenticates (OAuth 2.1 §2.1: confidential clients). */
 export function isConfidential(client: Pick<Client, 'authMethod'>): boolean {
   return client.authMethod !== 'none';
+}
+
+/**
+ * Whether a client may take part in token exchange at all (RFC 8693 §2.1 leaves this to policy):
+ * an active confidential client registered for the grant. A public client authenticates by its id
+ * alone, so anyone could act as it: it never holds delegations, exchanges, or acts under a task.
+ * The token endpoint, the MCP tools and the A2A skills all decide with this one rule.
+ */
+export function canExchange(client: Pick<Client, 'authMethod' | 'grantTypes' | 'status'>): boolean {
+  return client.status === 'active' && isConfidential(client) && client.grantTypes.includes(GRANT_TYPE.tokenExchange);
+}
+
+/** Whether a client may be the actor of a task (RFC 8693 §4.1): an active, authenticating client. */
+export function canAct(client: Pick<Client, 'authMethod' | 'status'>): boolean {
+  return client.status === 'active' && isConfidential(client);
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);

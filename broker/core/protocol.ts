@@ -112,7 +112,24 @@ export const PATHS = {
   adminApi: '/api/admin',
   /** Agents end their tasks at `<tasks>/<task id>/end`. */
   tasks: '/tasks',
+  /** Errand's own MCP endpoint (a protected resource, MCP Authorization). */
+  mcp: '/mcp',
+  /** Errand's own A2A endpoint (JSON-RPC binding). */
+  a2a: '/a2a',
+  /** Where a person reviews and approves the delegations agents asked for. */
+  myRequests: '/my/requests',
 } as const;
+
+/** Scopes of Errand's own protected endpoints (`<issuer>/mcp` and `<issuer>/a2a`). */
+export const ERRAND_SCOPE = {
+  /** Ask users for delegations and read them. */
+  delegate: 'errand:delegate',
+  /** Start, re-open, hand down and end tasks (task tokens). */
+  tasks: 'errand:tasks',
+} as const;
+
+/** Every scope of those endpoints, in the order challenges and metadata list them. */
+export const ERRAND_SCOPES = [ERRAND_SCOPE.delegate, ERRAND_SCOPE.tasks] as const;
 
 /** OpenID CAEP event type Errand's push channel carries (SPECS §9.8). */
 export const CAEP_SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';

@@ -4,8 +4,8 @@ import { meetsAssurance } from '../core/assurance.js';
 import { isConfidential } from '../core/client.js';
 import { denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
+import { param } from '../core/params.js';
 import { GRANT_TYPE } from '../core/protocol.js';
-import { param } from '../http/params.js';
 import {
   canonicalResources,
   checkScope,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { OAuthError } from '../core/errors.js';
+import { param } from '../core/params.js';
 import { GRANT_TYPE } from '../core/protocol.js';
-import { param } from '../http/params.js';
 import { canonicalResources, pickAudience, requestedScope } from '../services/resource-policy.js';
 import type { TokenService } from '../services/token-service.js';
 import type { Grant } from './types.js';

@@ -1,9 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
-import { z } from 'zod';
-import { OAuthError, type OAuthErrorCode } from '../core/errors.js';
+import { OAuthError } from '../core/errors.js';
+import type { Form } from '../core/params.js';
 
-export type Form = Record<string, string | string[]>;
+export { type Form, param, parseParams } from '../core/params.js';
 
 /** Parameters that may repeat (RFC 8707 §2, RFC 8693 §2.1); every other one must appear once. */
 const MULTI_VALUED = new Set(['resource', 'audience']);
@@ -68,28 +68,3 @@ export function singleValues(form: Form): Record<string, string | undefined> {
   for (const [k, v] of Object.entries(form)) if (typeof v === 'string') out[k] = v;
   return out;
 }
-
-// Field-specific RFC codes; invalid_request otherwise.
-const FIELD_CODE: Record<string, OAuthErrorCode> = {
-  resource: 'invalid_target',
-  scope: 'invalid_scope',
-  redirect_uris: 'invalid_redirect_uri',
-};
-
-/** Parses wire input with a schema, turning the first problem into the spec's error. */
-export function parseParams<S extends z.ZodType>(
-  schema: S,
-  input: unknown,
-  fallback: OAuthErrorCode = 'invalid_request',
-): z.output<S> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const [issue] = result.error.issues;
-  const field = String(issue?.path[0] ?? '');
-  const message =
-    issue?.code === 'invalid_type' && issue.input === undefined ? 'is required' : (issue?.message ?? 'is invalid');
-  throw new OAuthError(FIELD_CODE[field] ?? fallback, field ? `${field}: ${message}` : message);
-}
-
-/** A required single string parameter (for schemas). */
-export const param = (max = 4096) => z.string().min(1).max(max);

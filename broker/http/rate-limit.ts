@@ -16,6 +16,13 @@ export class RateLimiter {
     return w.count > this.opts.limit ? Math.ceil((w.start + this.opts.windowMs - nowMs) / 1000) : 0;
   }
 
+  /** The seconds to wait when `key` has used up its window (without counting a hit), or 0. */
+  blocked(key: string, nowMs = Date.now()): number {
+    const w = this.windows.get(key);
+    if (!w || nowMs - w.start >= this.opts.windowMs || w.count < this.opts.limit) return 0;
+    return Math.ceil((w.start + this.opts.windowMs - nowMs) / 1000);
+  }
+
   private sweep(nowMs: number): void {
     for (const [k, w] of this.windows) if (nowMs - w.start >= this.opts.windowMs) this.windows.delete(k);
   }

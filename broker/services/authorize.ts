@@ -2,15 +2,16 @@ import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { AuthorizationRequest, GrantStore } from '../../db/stores/grant-store.js';
-import { type Client, isRegisteredRedirect } from '../core/client.js';
+import { type Client, canExchange, isRegisteredRedirect } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
+import type { Form } from '../core/params.js';
 import type { Clock } from '../core/ports.js';
 import { GRANT_TYPE } from '../core/protocol.js';
 import { scopesOutside } from '../core/scopes.js';
-import type { Form } from '../http/params.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
-import { type Approval, type DelegationLimits, type DelegationService, readDelegationRequest } from './delegations.js';
+import { delegationAskFromForm, readDelegationRequest } from './delegation-ask.js';
+import type { Approval, DelegationLimits, DelegationService } from './delegations.js';
 import { canonicalResources, lookUpResources, requestedScope } from './resource-policy.js';
 
 /** An error shown on Errand's own page: the redirect URI cannot be trusted yet (RFC 9700 §4.11). */
@@ -135,7 +136,15 @@ export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promi
   let delegation: AuthorizationRequest['delegation'] = null;
   if (client.kind === 'agent') {
     try {
-      delegation = await readDelegationRequest({ clients: deps.clients, limits: deps.limits }, form, client);
+      // A delegation is used only through token exchange: an agent that cannot exchange cannot hold one.
+      if (!canExchange(client)) {
+        throw new OAuthError(
+          'unauthorized_client',
+          'this agent cannot hold delegations: it must be a confidential client allowed token exchange',
+        );
+      }
+      const ask = delegationAskFromForm(form);
+      delegation = await readDelegationRequest({ clients: deps.clients, limits: deps.limits }, ask, client);
     } catch (err) {
       if (err instanceof OAuthError) throw new RedirectableError(redirectUri, state, err);
       throw err;

@@ -5,18 +5,14 @@ import type { ClientStore } from '../../db/stores/client-store.js';
 import type { DelegationStore, StoredDelegation } from '../../db/stores/delegation-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
-import { isAssuranceLevel } from '../core/assurance.js';
 import type { AssuranceLevel, Client } from '../core/client.js';
 import { type DelegationRequest, narrowingProblem, type ToolDetail } from '../core/delegation.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { ASSURANCE_LEVELS, CLAIM, JWT_TYP, TOKEN_TYPE } from '../core/protocol.js';
-import { formatScope, parseScope } from '../core/scopes.js';
-import type { Form } from '../http/params.js';
+import { formatScope } from '../core/scopes.js';
 import type { TokenMinter } from '../tokens/access-token.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
-import { parseAuthorizationDetails } from './authorization-details.js';
-import { canonicalResources, lookUpResources } from './resource-policy.js';
 import type { TaskService } from './tasks.js';
 
 export interface DelegationLimits {
@@ -39,79 +35,6 @@ export interface DelegationDeps {
   minter: TokenMinter;
   clock: Clock;
   limits: DelegationLimits;
-}
-
-const single = (form: Form, name: string): string | undefined => {
-  const v = form[name];
-  return Array.isArray(v) ? v[0] : v;
-};
-
-const intParam = (form: Form, name: string, min: number, max: number, fallback: number): number => {
-  const raw = single(form, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d{1,9}$/.test(raw)) throw new OAuthError('invalid_request', `${name} must be a whole number`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new OAuthError('invalid_request', `${name} must be between ${min} and ${max}`);
-  return n;
-};
-
-/**
- * What an agent asks a user for: resources (RFC 8707), scopes (spread over the resources that offer
- * them), optional tool-level `authorization_details` (RFC 9396) and Errand's limits: `max_depth`,
- * `max_token_ttl`, `delegation_expires_in`, `sub_agents`.
- */
-export async function readDelegationRequest(
-  deps: Pick<DelegationDeps, 'clients' | 'limits'>,
-  form: Form,
-  client: Client,
-  ignoreScopes: readonly string[] = [],
-): Promise<DelegationRequest> {
-  const resources = canonicalResources(form.resource);
-  if (resources.length === 0)
-    throw new OAuthError('invalid_target', 'resource is required: name each API or MCP server to delegate');
-  const known = await lookUpResources(deps.clients, resources);
-  const scope = parseScope(single(form, 'scope') ?? '');
-  if (scope === null) throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
-  const wanted = scope.filter((s) => !ignoreScopes.includes(s));
-  if (wanted.length === 0) throw new OAuthError('invalid_scope', 'name at least one scope of the requested resources');
-  const grants: Record<string, string[]> = {};
-  for (const r of known) grants[r.url] = wanted.filter((s) => r.scopes.includes(s));
-  const orphan = wanted.filter((s) => !known.some((r) => r.scopes.includes(s)));
-  if (orphan.length)
-    throw new OAuthError('invalid_scope', `scope "${orphan.join(' ')}" is not offered by the requested resources`);
-  if (client.scope) {
-    const notAllowed = wanted.filter((s) => !client.scope!.includes(s));
-    if (notAllowed.length)
-      throw new OAuthError('invalid_scope', `scope "${notAllowed.join(' ')}" is not allowed for this client`);
-  }
-  const { tools } = parseAuthorizationDetails(single(form, 'authorization_details'), false);
-  for (const t of tools ?? []) {
-    if (!resources.includes(t.locations[0])) {
-      throw new OAuthError(
-        'invalid_authorization_details',
-        `mcp_tool location ${t.locations[0]} is not a requested resource`,
-      );
-    }
-  }
-  const { limits } = deps;
-  // SPECS §8: the agent may ask that every actor under the delegation reach a minimum level.
-  const minAssurance = single(form, 'min_assurance');
-  if (minAssurance !== undefined && !isAssuranceLevel(minAssurance)) {
-    throw new OAuthError('invalid_request', `min_assurance must be one of ${ASSURANCE_LEVELS.join(', ')}`);
-  }
-  const subAgentsRaw = single(form, 'sub_agents');
-  const subAgents =
-    subAgentsRaw === undefined || subAgentsRaw === '*' ? null : [...new Set(subAgentsRaw.split(' ').filter(Boolean))];
-  if (subAgents?.some((a) => a.length > 2048)) throw new OAuthError('invalid_request', 'sub_agents: ids are too long');
-  return {
-    grants,
-    authorizationDetails: tools,
-    maxDepth: intParam(form, 'max_depth', 0, limits.maxDepth, 0),
-    maxTokenTtl: intParam(form, 'max_token_ttl', 30, limits.tokenTtl, limits.tokenTtl),
-    expiresIn: intParam(form, 'delegation_expires_in', 60, limits.maxTtl, limits.defaultTtl),
-    subAgents,
-    ...(minAssurance ? { minAssurance } : {}),
-  };
 }
 
 /** How a user narrows a request on approval (JSON body of the approve call). */

@@ -2,11 +2,11 @@ import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { DelegationStore, StoredDelegation } from '../../db/stores/delegation-store.js';
-import type { GrantStore } from '../../db/stores/grant-store.js';
+import type { GrantStore, IssuedToken } from '../../db/stores/grant-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
 import { toActClaim } from '../core/act-chain.js';
 import { attenuate, type ExchangePlan, type Parent } from '../core/attenuation.js';
-import { type AssuranceLevel, assuranceLevel, type Client } from '../core/client.js';
+import { type AssuranceLevel, type Client, canAct, canExchange } from '../core/client.js';
 import type { ToolDetail } from '../core/delegation.js';
 import { type Denial, denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
@@ -45,10 +45,10 @@ export interface ExchangeInput {
   task: TaskDetail | null;
   requestId: string;
   /**
-   * The acting agent's assurance level for this request, as its authentication established it;
-   * absent: the level recorded on the agent (callers Errand authenticated by other means).
+   * The acting agent's assurance level, as its authentication in this request established it (the
+   * client's, or the actor token's). Never the level recorded on an agent that did not take part.
    */
-  actorAssurance?: AssuranceLevel | null;
+  actorAssurance: AssuranceLevel | null;
   /** The key of the request's DPoP proof: the issued token is bound to it (RFC 9449 §6.1). */
   dpopJkt?: string | null;
 }
@@ -79,64 +79,62 @@ export class ExchangeService {
 
   /** RFC 8693 at the token endpoint: the subject arrives as a token and is verified first. */
   async exchange(input: ExchangeInput): Promise<ExchangeResponse> {
-    const actor = input.actor ?? input.client;
-    if (actor.status !== 'active') throw new OAuthError('invalid_request', 'the acting agent is disabled');
+    const actor = admit(input);
     return this.decideAndIssue(input, actor, await this.readSubject(input));
   }
 
   /**
    * The same exchange for callers Errand has already authenticated by other means (its MCP tools,
-   * its A2A skills): the subject is named by id instead of presented as a token. A task subject
-   * stands for the authority of the agent that holds the task: its delegation's grants, until the
-   * task's deadline. The rules are the same `attenuate`, the records and audit the same.
+   * its A2A skills): the subject is named by id instead of presented as a token, and stands for
+   * exactly what a token of it would: a delegation's grants until its expiry, or what a task holds
+   * (see `taskHoldings`). Every other rule, record and audit event is the token endpoint's.
    */
   async exchangeOnBehalf(
     input: Omit<ExchangeInput, 'subjectToken' | 'subjectTokenType'> & {
       subject: { delegationId: string } | { taskId: string };
     },
   ): Promise<ExchangeResponse> {
-    const actor = input.actor ?? input.client;
-    if (actor.status !== 'active') throw new OAuthError('invalid_request', 'the acting agent is disabled');
+    const full = { ...input, subjectToken: '', subjectTokenType: '' };
+    const actor = admit(full);
     const { deps } = this;
-    let subject: Subject;
     if ('delegationId' in input.subject) {
       const delegation = await deps.delegations.get(input.subject.delegationId);
+      // The credential's sender constraint, as at the token endpoint: only the delegated agent.
       if (!delegation || delegation.agentId !== input.client.id)
         throw new OAuthError('invalid_request', 'no such delegation for this agent');
-      subject = {
-        delegation,
-        parent: {
-          kind: 'delegation',
-          grants: delegation.grants,
-          details: delegation.authorizationDetails,
-          exp: delegation.expiresAt,
-          task: null,
-        },
-      };
-    } else {
-      const task = await deps.tasks.get(input.subject.taskId);
-      const delegation = task ? await deps.delegations.get(task.delegationId) : null;
-      // Only an agent that holds the task may hand work below it.
-      if (!task || !delegation || task.agentId !== input.client.id)
-        throw new OAuthError('invalid_request', 'no such task for this agent');
-      subject = {
-        delegation,
-        parent: {
-          kind: 'task',
-          grants: delegation.grants,
-          details: delegation.authorizationDetails,
-          exp: task.deadline,
-          task,
-        },
-      };
+      return this.decideAndIssue(full, actor, { delegation, parent: delegationParent(delegation) });
     }
-    return this.decideAndIssue({ ...input, subjectToken: '', subjectTokenType: '' }, actor, subject);
+    const task = await deps.tasks.get(input.subject.taskId);
+    const delegation = task ? await deps.delegations.get(task.delegationId) : null;
+    // Only the agent that holds the task may hand work below it.
+    if (!task || !delegation || task.agentId !== input.client.id)
+      throw new OAuthError('invalid_request', 'no such task for this agent');
+    const holdings = await this.taskHoldings(task, delegation);
+    if (!holdings) return this.refuse({ reason: 'subject_expired' }, full, actor, { delegation, task });
+    return this.decideAndIssue(full, actor, { delegation, parent: holdings });
+  }
+
+  /**
+   * What a task holds, as the parent of a hand-off: a root task holds its delegation (its agent can
+   * always have a token of it from the credential), a sub-task holds what its latest live token
+   * holds — that token's audience, scope, tools and expiry — exactly what the token endpoint would
+   * take as the parent if that token were the subject. Null when a sub-task holds nothing live.
+   */
+  private async taskHoldings(task: Task, delegation: StoredDelegation): Promise<Parent | null> {
+    if (task.parentTaskId === null) return { ...delegationParent(delegation), kind: 'task', task };
+    const row = await this.deps.grants.latestLiveTokenForTask(task.id, this.deps.clock.now());
+    if (!row) return null;
+    return tokenParent(
+      row,
+      task,
+      row.authorizationDetails ? (JSON.parse(row.authorizationDetails) as ToolDetail[]) : null,
+    );
   }
 
   private async decideAndIssue(input: ExchangeInput, actor: Client, subject: Subject): Promise<ExchangeResponse> {
     const { deps } = this;
     const named = input.task?.taskId ? await deps.tasks.get(input.task.taskId) : null;
-    const actorAssurance = input.actorAssurance !== undefined ? input.actorAssurance : assuranceLevel(actor);
+    const { actorAssurance } = input;
     // Minimum levels of the resources the subject covers (SPECS §8), checked by `attenuate`.
     const resourceMinAssurance: Record<string, AssuranceLevel | null> = {};
     for (const url of Object.keys(subject.parent.grants)) {
@@ -162,7 +160,8 @@ export class ExchangeService {
       });
 
     const first = decide(deps.clock.now(), subject.parent, subject.delegation, named);
-    if (!first.ok) return this.refuse(first.denial, input, actor, subject);
+    const where = { delegation: subject.delegation, task: subject.parent.task };
+    if (!first.ok) return this.refuse(first.denial, input, actor, where);
 
     // Decide again inside the write transaction: a task may have ended or a delegation been
     // revoked since, and ending and exchanging are serialized by the database.
@@ -175,9 +174,9 @@ export class ExchangeService {
       const parent = { ...subject.parent, task: parentTask };
       const decision = decide(now, parent, delegation, namedNow);
       if (!decision.ok) return { denial: decision.denial };
-      return { ok: await this.issue(tx, decision.value, delegation, actor, { ...input, actorAssurance }, now) };
+      return { ok: await this.issue(tx, decision.value, delegation, actor, input, now) };
     });
-    if ('denial' in outcome) return this.refuse(outcome.denial, input, actor, subject);
+    if ('denial' in outcome) return this.refuse(outcome.denial, input, actor, where);
     return outcome.ok;
   }
 
@@ -230,7 +229,7 @@ export class ExchangeService {
         [CLAIM.status]: { status_list: { idx: status.idx, uri: status.uri } },
         ...(plan.details ? { [CLAIM.authorizationDetails]: plan.details } : {}),
         // The current actor's level and, with a proof, the requester's key (SPECS §8; RFC 9449 §6.1).
-        ...actorClaims({ assurance: input.actorAssurance ?? null, dpopJkt: input.dpopJkt ?? null }),
+        ...actorClaims({ assurance: input.actorAssurance, dpopJkt: input.dpopJkt ?? null }),
       },
     });
     await deps.grants.insertToken(
@@ -240,6 +239,7 @@ export class ExchangeService {
         delegationId: d.id,
         actorChain: JSON.stringify(plan.actorChain),
         statusIdx: globalIdx,
+        authorizationDetails: plan.details ? JSON.stringify(plan.details) : null,
       },
       tx,
     );
@@ -260,7 +260,7 @@ export class ExchangeService {
           depth: task.depth,
           newTask: plan.task.kind === 'new',
           via: input.client.id,
-          assurance: input.actorAssurance ?? null,
+          assurance: input.actorAssurance,
           dpopBound: Boolean(input.dpopJkt),
         },
       },
@@ -279,18 +279,23 @@ export class ExchangeService {
   }
 
   /** Records the denial (with both attributions) and answers with its wire error. */
-  private async refuse(denial: Denial, input: ExchangeInput, actor: Client, subject: Subject): Promise<never> {
+  private async refuse(
+    denial: Denial,
+    input: ExchangeInput,
+    actor: Client,
+    where: { delegation: StoredDelegation; task: Task | null },
+  ): Promise<never> {
     const { deps } = this;
     await deps.db.write((tx) =>
       deps.audit.append(
         {
           type: 'exchange.denied',
           result: 'denied',
-          userId: subject.delegation.userId,
+          userId: where.delegation.userId,
           clientId: actor.id,
-          actorChain: [actor.id, ...(subject.parent.task?.actorChain ?? [])],
-          taskId: subject.parent.task?.id ?? input.task?.taskId ?? null,
-          delegationId: subject.delegation.id,
+          actorChain: [actor.id, ...(where.task?.actorChain ?? [])],
+          taskId: where.task?.id ?? input.task?.taskId ?? null,
+          delegationId: where.delegation.id,
           audience: input.audience,
           scope: input.scope ? formatScope(input.scope) : null,
           reason: denial.reason,
@@ -320,16 +325,7 @@ export class ExchangeService {
       if (verified.claims.client_id !== input.client.id) {
         throw new OAuthError('invalid_request', 'the delegation credential was issued to another agent');
       }
-      return {
-        delegation,
-        parent: {
-          kind: 'delegation',
-          grants: delegation.grants,
-          details: delegation.authorizationDetails,
-          exp: delegation.expiresAt,
-          task: null,
-        },
-      };
+      return { delegation, parent: delegationParent(delegation) };
     }
     if (input.subjectTokenType === TOKEN_TYPE.accessToken) {
       const verified = deps.minter.verify(input.subjectToken);
@@ -340,13 +336,11 @@ export class ExchangeService {
       const task = await deps.tasks.get(taskId);
       const delegation = task ? await deps.delegations.get(task.delegationId) : null;
       if (!task || !delegation) throw new OAuthError('invalid_request', INVALID_SUBJECT);
-      const parent: Parent = {
-        kind: 'task',
-        grants: { [row.audience]: parseScope(row.scope) ?? [] },
-        details: (verified.claims[CLAIM.authorizationDetails] as ToolDetail[] | undefined) ?? null,
-        exp: row.expiresAt,
+      const parent = tokenParent(
+        row,
         task,
-      };
+        (verified.claims[CLAIM.authorizationDetails] as ToolDetail[] | undefined) ?? null,
+      );
       // A revoked token of a live task (revoked on its own) is still not a valid subject.
       if (row.revokedAt !== null && isLive(task, deps.clock.now()))
         throw new OAuthError('invalid_request', INVALID_SUBJECT);
@@ -357,4 +351,31 @@ export class ExchangeService {
       `subject_token_type must be ${TOKEN_TYPE.jwt} (a delegation credential) or ${TOKEN_TYPE.accessToken} (a task token)`,
     );
   }
+}
+
+/** The parent a delegation credential stands for: the delegation's grants until its expiry. */
+function delegationParent(d: StoredDelegation): Parent {
+  return { kind: 'delegation', grants: d.grants, details: d.authorizationDetails, exp: d.expiresAt, task: null };
+}
+
+/** The parent a task token stands for: its one audience, its scope and tools, until its `exp`. */
+function tokenParent(row: IssuedToken, task: Task, details: ToolDetail[] | null): Parent {
+  return { kind: 'task', grants: { [row.audience]: parseScope(row.scope) ?? [] }, details, exp: row.expiresAt, task };
+}
+
+/**
+ * Who may exchange at all, decided the same way at every door (RFC 8693 §2.1 leaves it to policy):
+ * the client must be a confidential client allowed token exchange, and the actor (the client, or
+ * the party an actor token authenticated) an active client that authenticates. Returns the actor.
+ */
+function admit(input: Pick<ExchangeInput, 'client' | 'actor'>): Client {
+  if (!canExchange(input.client)) {
+    throw new OAuthError('unauthorized_client', 'this client is not allowed to use token exchange');
+  }
+  const actor = input.actor ?? input.client;
+  if (actor.status !== 'active') throw new OAuthError('invalid_request', 'the acting agent is disabled');
+  if (!canAct(actor)) {
+    throw new OAuthError('invalid_request', 'the actor must be a client that authenticates (not a public client)');
+  }
+  return actor;
 }

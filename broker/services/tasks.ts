@@ -1,6 +1,7 @@
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
+import { type Client, canAct } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { type EndReason, isTerminal, type Task, type TaskState, type TerminalState } from '../core/task.js';
@@ -8,7 +9,7 @@ import type { Logger } from '../log.js';
 
 /** Who asks to end a task: an agent in its actor chain, its user, or an administrator. */
 export type Ender =
-  | { kind: 'agent'; clientId: string }
+  | { kind: 'agent'; client: Client }
   | { kind: 'user'; userId: string }
   | { kind: 'admin'; userId: string };
 
@@ -62,7 +63,8 @@ export class TaskService {
       task &&
       (by.kind === 'admin' ||
         (by.kind === 'user' && task.userId === by.userId) ||
-        (by.kind === 'agent' && task.actorChain.includes(by.clientId)));
+        // An actor only if it authenticates: anyone can claim to be a public client (RFC 8693 §2.1 policy).
+        (by.kind === 'agent' && canAct(by.client) && task.actorChain.includes(by.client.id)));
     // Someone else's task is "not found": its existence is not disclosed.
     if (!task || !allowed) throw new OAuthError('not_found', 'no such task');
     if (isTerminal(task.state)) throw new OAuthError('conflict', `the task has already ended (${task.state})`);
@@ -88,7 +90,7 @@ export class TaskService {
     const task = await this.deps.tasks.get(taskId);
     if (
       !task ||
-      (by.kind === 'agent' && !task.actorChain.includes(by.clientId)) ||
+      (by.kind === 'agent' && !task.actorChain.includes(by.client.id)) ||
       (by.kind === 'user' && task.userId !== by.userId)
     ) {
       throw new OAuthError('not_found', 'no such task');

@@ -79,6 +79,8 @@ export const issuedTokens = sqliteTable(
     delegationId: text(),
     actorChain: text(),
     statusIdx: integer(),
+    /** RFC 9396 `mcp_tool` details the token carries (JSON), so what a task holds can be read back. */
+    authorizationDetails: text(),
   },
   (t) => [
     index('issued_tokens_grant_idx').on(t.grantId),

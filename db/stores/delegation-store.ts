@@ -81,8 +81,8 @@ export class DelegationStore {
     return rows.map(toDelegation);
   }
 
-  async listForAgent(agentId: string, tx: Tx): Promise<StoredDelegation[]> {
-    const rows = await tx.select().from(delegations).where(eq(delegations.agentId, agentId));
+  async listForAgent(agentId: string, tx?: Tx): Promise<StoredDelegation[]> {
+    const rows = await (tx ?? this.db.q).select().from(delegations).where(eq(delegations.agentId, agentId));
     return rows.map(toDelegation);
   }
 

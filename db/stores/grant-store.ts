@@ -1,4 +1,4 @@
-import { and, count, eq, gte, inArray, isNull, lt } from 'drizzle-orm';
+import { and, count, desc, eq, gt, gte, inArray, isNull, lt } from 'drizzle-orm';
 import type { DelegationRequest } from '../../broker/core/delegation.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, selectOneBy } from '../prepared.js';
@@ -54,6 +54,8 @@ export interface IssuedToken {
   delegationId?: string | null;
   actorChain?: string | null;
   statusIdx?: number | null;
+  /** RFC 9396 `mcp_tool` details the token carries, as JSON. */
+  authorizationDetails?: string | null;
 }
 
 export interface RefreshToken {
@@ -146,6 +148,20 @@ export class GrantStore {
 
   async getToken(jti: string): Promise<IssuedToken | null> {
     const row = await tokenByJti(this.db.q, jti);
+    return row ?? null;
+  }
+
+  /**
+   * The most recently issued access token of a task that is neither revoked nor expired: what the
+   * task holds right now (its audience, scope, tools and expiry), or null when it holds nothing live.
+   */
+  async latestLiveTokenForTask(taskId: string, now: number, tx?: Tx): Promise<IssuedToken | null> {
+    const [row] = await (tx ?? this.db.q)
+      .select()
+      .from(issuedTokens)
+      .where(and(eq(issuedTokens.taskId, taskId), isNull(issuedTokens.revokedAt), gt(issuedTokens.expiresAt, now)))
+      .orderBy(desc(issuedTokens.issuedAt), desc(issuedTokens.jti))
+      .limit(1);
     return row ?? null;
   }
 

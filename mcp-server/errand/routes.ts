@@ -5,29 +5,19 @@ import {
   localhostAllowedHostnames,
 } from '@modelcontextprotocol/server';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
-import { OAuthError } from '../../broker/core/errors.js';
-import type { AppDeps } from '../../broker/http/app.js';
+import { DPOP, ERRAND_SCOPES, PATHS } from '../../broker/core/protocol.js';
+import { isToolAllowed, toolCallNames } from '../../broker/core/tool-grants.js';
+import type { Engine } from '../../broker/engine.js';
 import { type AppEnv, NO_STORE } from '../../broker/http/types.js';
-import { TokenMinter } from '../../broker/tokens/access-token.js';
-import { authenticate, bearerChallenge, missingScopes, toAuthInfo } from './auth.js';
+import { mcpResourceId, mcpUrl } from '../../broker/services/built-in-resources.js';
+import { type AccessFailure, accessChallenge, missingScopes } from '../../broker/services/resource-access.js';
+import { toAuthInfo } from './auth.js';
 import { LegacyCapabilities } from './capabilities.js';
-import { ERRAND_SCOPES, MCP_PATH, mcpResourceId, mcpUrl, scopeForTool } from './resource.js';
 import { createErrandMcpHandler } from './server.js';
+import type { ErrandMcpDeps } from './tool-env.js';
+import { scopeForTool } from './tool-scopes.js';
 
 const LOOPBACK = new Set(localhostAllowedHostnames());
-
-/** Scopes the JSON-RPC message(s) of a body need: `tools/call` names its tool (MCP-Auth §Scope Challenge). */
-function neededScopes(body: unknown): string[] {
-  const messages = Array.isArray(body) ? body : [body];
-  const needed = new Set<string>();
-  for (const m of messages) {
-    if (typeof m !== 'object' || m === null || (m as { method?: unknown }).method !== 'tools/call') continue;
-    const name = (m as { params?: { name?: unknown } }).params?.name;
-    const scope = typeof name === 'string' ? scopeForTool(name) : null;
-    if (scope) needed.add(scope);
-  }
-  return [...needed];
-}
 
 /** MCP Streamable HTTP §Security: a present Origin must be Errand's own (browsers send one cross-site). */
 function originCheck(allowedOrigin: string): MiddlewareHandler<AppEnv> {
@@ -44,65 +34,63 @@ function originCheck(allowedOrigin: string): MiddlewareHandler<AppEnv> {
 }
 
 /**
- * Errand's own MCP endpoint at `<issuer>/mcp` as an OAuth resource server (MCP-Auth, RFC 9728):
- * its Protected Resource Metadata, Host and Origin checks, bearer tokens issued for it alone, a
- * 403 scope challenge decided from the JSON-RPC body, then the SDK's dual-era handler.
+ * Errand's own MCP endpoint at `<issuer>/mcp` as an OAuth resource server (MCP Authorization,
+ * RFC 9728): its Protected Resource Metadata, Host and Origin checks, the engine's token checks
+ * (tokens issued for this endpoint alone, DPoP when bound), a 403 challenge decided from the
+ * JSON-RPC body (each called tool's scope and tool grant), then the SDK's dual-era handler.
  */
-export function errandMcpRoutes(deps: AppDeps) {
+export function errandMcpRoutes(deps: ErrandMcpDeps & Pick<Engine, 'access'>) {
   const { issuer } = deps.config;
-  const endpoint = mcpUrl(issuer);
-  const resource = mcpResourceId(issuer);
-  const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(new URL(endpoint));
-  const minter = new TokenMinter({ keys: deps.keys, issuer, clock: deps.clock });
+  const endpoint = { resource: mcpResourceId(issuer), url: mcpUrl(issuer) };
+  const resourceMetadataUrl = getOAuthProtectedResourceMetadataUrl(new URL(endpoint.url));
   const legacyCapabilities = new LegacyCapabilities();
   const handler = createErrandMcpHandler(deps, legacyCapabilities);
   const issuerUrl = new URL(issuer);
   // DNS-rebinding protection as the SDK's Hono app does it, for the issuer's host name.
   const allowedHosts = LOOPBACK.has(issuerUrl.hostname) ? [...LOOPBACK] : [issuerUrl.hostname];
 
-  const challenge = (c: Context<AppEnv>, status: 401 | 403, err: OAuthError | null, scope: readonly string[]) =>
+  const refuse = (c: Context<AppEnv>, failure: AccessFailure, scope: readonly string[]) =>
     c.json(
-      err ? err.toBody() : { error: 'unauthorized', error_description: `an access token for ${endpoint} is required` },
-      status,
-      {
-        ...NO_STORE,
-        'WWW-Authenticate': bearerChallenge({
-          resourceMetadataUrl,
-          scope,
-          ...(err ? { error: err.code as 'invalid_token' | 'insufficient_scope', description: err.message } : {}),
-        }),
-      },
+      { error: failure.omitError ? 'unauthorized' : failure.error, error_description: failure.description },
+      failure.status,
+      { ...NO_STORE, 'WWW-Authenticate': accessChallenge(resourceMetadataUrl, scope, failure) },
     );
+  const insufficient = (description: string): AccessFailure => ({
+    status: 403,
+    error: 'insufficient_scope',
+    description,
+    dpop: false,
+  });
 
   const app = new Hono<AppEnv>();
-  // RFC 9728 §3: the path-specific metadata for <issuer>/mcp (no offline_access: MCP-Auth §Refresh Tokens).
+  // RFC 9728 §3: the path-specific metadata for <issuer>/mcp (no offline_access: MCP Authorization).
   app.get(new URL(resourceMetadataUrl).pathname, (c) =>
     c.json(
       {
-        resource: endpoint,
+        resource: endpoint.url,
         authorization_servers: [issuer],
         scopes_supported: [...ERRAND_SCOPES],
         bearer_methods_supported: ['header'],
         resource_name: 'Errand',
+        dpop_signing_alg_values_supported: [...DPOP.algs],
       },
       200,
       { 'Cache-Control': 'public, max-age=300' },
     ),
   );
-  app.use(MCP_PATH, hostHeaderValidation(allowedHosts), originCheck(issuerUrl.origin));
-  app.all(MCP_PATH, async (c) => {
+  app.use(PATHS.mcp, hostHeaderValidation(allowedHosts), originCheck(issuerUrl.origin));
+  app.all(PATHS.mcp, async (c) => {
     const authorization = c.req.header('authorization');
-    if (!authorization) return challenge(c, 401, null, ERRAND_SCOPES);
-    let caller: Awaited<ReturnType<typeof authenticate>>;
-    try {
-      caller = await authenticate(deps, minter, resource, authorization);
-    } catch (err) {
-      if (err instanceof OAuthError) {
-        c.var.log.info('mcp.token_rejected', { description: err.message });
-        return challenge(c, 401, err, ERRAND_SCOPES);
-      }
-      throw err;
+    const verified = await deps.access.verify(
+      { authorization, dpop: c.req.header(DPOP.header), method: c.req.method },
+      endpoint,
+    );
+    if (!verified.ok) {
+      if (!verified.failure.omitError)
+        c.var.log.info('mcp.token_rejected', { description: verified.failure.description });
+      return refuse(c, verified.failure, ERRAND_SCOPES);
     }
+    const { caller } = verified;
 
     // The body is read from a clone and handed over parsed; an unparsable one is left to the SDK.
     let body: unknown;
@@ -113,18 +101,27 @@ export function errandMcpRoutes(deps: AppDeps) {
         body = undefined;
       }
     }
-    const needed = neededScopes(body);
+    // MCP Authorization §Scope Challenge: every scope the called tools need, and their tool grants.
+    const tools = toolCallNames(body);
+    const needed = [...new Set(tools.map(scopeForTool).filter((s): s is string => s !== null))];
     if (missingScopes(caller, needed).length > 0) {
-      return challenge(
+      return refuse(c, insufficient(`this tool needs the scope ${needed.join(' ')}`), needed);
+    }
+    const notGranted = tools.filter((t) => !isToolAllowed(caller.tools, t));
+    if (notGranted.length > 0) {
+      return refuse(
         c,
-        403,
-        new OAuthError('insufficient_scope', `this tool needs the scope ${needed.join(' ')}`),
+        insufficient(`the access token does not grant the tool ${notGranted.join(', ')} (authorization_details)`),
         needed,
       );
     }
     if (body !== undefined) legacyCapabilities.observe(body, caller.jti, caller.expiresAt, deps.clock.now());
-    const token = authorization.replace(/^Bearer +/i, '').trim();
-    const authInfo = toAuthInfo(caller, token, { resource, resourceMetadataUrl, requestId: c.var.requestId });
+    const token = (authorization ?? '').replace(/^\S+ +/, '').trim();
+    const authInfo = toAuthInfo(caller, token, {
+      resource: endpoint.resource,
+      resourceMetadataUrl,
+      requestId: c.var.requestId,
+    });
     return handler.fetch(c.req.raw, { authInfo, ...(body !== undefined ? { parsedBody: body } : {}) });
   });
   return app;

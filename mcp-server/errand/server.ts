@@ -32,7 +32,7 @@ export function buildErrandMcpServer(
   // The route authenticates every request before the SDK sees it; no caller is a wiring bug.
   if (!verified) throw new Error('the Errand MCP server was reached without a verified caller');
   const { caller, requestId } = verified;
-  const binding = stateBinding(caller.agent.id, caller.subject);
+  const binding = stateBinding(caller.client.id, caller.subject);
   const server = new McpServer(SERVER_INFO, {
     instructions: INSTRUCTIONS,
     // MRTR §Server Requirements 4: a tampered, foreign or expired state is refused before any tool runs.
@@ -44,7 +44,7 @@ export function buildErrandMcpServer(
     era: ctx.era,
     requestId,
     legacyUrlElicitation: ctx.era === 'legacy' && legacyCapabilities.urlElicitation(caller.jti, deps.clock.now()),
-    approvalUrl: `${deps.config.issuer}/my/requests`,
+    approvalUrl: deps.agentOps.approvalUrl,
   };
   registerWhoami(server, env);
   registerRequestDelegation(server, env);

@@ -1,22 +1,8 @@
-import type { AppDeps } from '../../broker/http/app.js';
-import type { Caller } from './auth.js';
+import type { Engine } from '../../broker/engine.js';
+import type { Caller } from '../../broker/services/resource-access.js';
 
-/** What the tools use from the broker: services and the stores they read. */
-export type ErrandMcpDeps = Pick<
-  AppDeps,
-  | 'config'
-  | 'clock'
-  | 'log'
-  | 'db'
-  | 'box'
-  | 'clients'
-  | 'users'
-  | 'delegations'
-  | 'tasks'
-  | 'delegationService'
-  | 'taskService'
-  | 'exchange'
->;
+/** What the tools use from the engine: the agent operations, and what sealing request state needs. */
+export type ErrandMcpDeps = Pick<Engine, 'config' | 'clock' | 'log' | 'box' | 'agentOps'>;
 
 /** One request's view for the tools (a new server, and so a new env, serves each request). */
 export interface ToolEnv {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ServerType, serve } from '@hono/node-server';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { buildBroker } from '../../broker/broker.js';
 import { loadConfig } from '../../broker/config.js';
@@ -196,11 +196,28 @@ async function main(): Promise<void> {
   const listed = structured(await plannerNotes.callTool({ name: 'list_notes', arguments: {} })) as { notes: unknown[] };
   ok(`task ${task.task_id}: wrote a note; alice has ${listed.notes.length} note(s) (token scope: ${task.scope})`);
 
-  step(5, 'It hands the helper a read-only token for the same task.');
+  step(5, 'It hands the helper a read-only token for the same task; the helper takes part with an actor token.');
+  // RFC 8693 §2.1: the sub-agent signs a short-lived actor token for Errand with its own key.
+  const iat = Math.floor(Date.now() / 1000);
+  const helperActorToken = await new SignJWT({
+    iss: helper.clientId,
+    sub: helper.clientId,
+    aud: issuer,
+    jti: newId('j'),
+    iat,
+    exp: iat + 60,
+  })
+    .setProtectedHeader({ alg: 'ES256', kid: helper.kid, typ: 'actor+jwt' })
+    .sign(helper.privateKey);
   const sub = structured(
     await errand.callTool({
       name: 'delegate_to_subagent',
-      arguments: { task_id: task.task_id, sub_agent_id: helper.clientId, scope: 'notes:read' },
+      arguments: {
+        task_id: task.task_id,
+        sub_agent_id: helper.clientId,
+        actor_token: helperActorToken,
+        scope: 'notes:read',
+      },
     }),
   );
   const helperNotes = await mcp(notesUrl, sub.access_token as string);

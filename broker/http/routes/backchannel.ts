@@ -1,12 +1,12 @@
 import { Hono } from 'hono';
 import type { ClientStore } from '../../../db/stores/client-store.js';
-import type { UserStore } from '../../../db/stores/user-store.js';
 import { isConfidential } from '../../core/client.js';
 import { OAuthError } from '../../core/errors.js';
 import { GRANT_TYPE, PATHS } from '../../core/protocol.js';
 import type { ClientAuthenticator } from '../../identity/client-auth.js';
-import type { DelegationLimits } from '../../services/delegations.js';
-import { type DelegationService, readDelegationRequest } from '../../services/delegations.js';
+import { delegationAskFromForm, readDelegationRequest } from '../../services/delegation-ask.js';
+import type { DelegationLimits, DelegationService } from '../../services/delegations.js';
+import type { UserLookup } from '../../services/user-lookup.js';
 import { authenticateClient } from '../middleware/client-auth.js';
 import { readForm, singleValues } from '../params.js';
 import { type AppEnv, NO_STORE } from '../types.js';
@@ -20,7 +20,7 @@ const BINDING_MESSAGE = /^[\p{L}\p{N}\p{P}\p{Zs}]{1,64}$/u;
  */
 export function backchannelRoutes(deps: {
   auth: ClientAuthenticator;
-  users: UserStore;
+  users: UserLookup;
   clients: ClientStore;
   delegations: DelegationService;
   limits: DelegationLimits;
@@ -49,10 +49,17 @@ export function backchannelRoutes(deps: {
       }
       requestedExpiry = Number(p.requested_expiry);
     }
-    const user = await deps.users.findByUsername(p.login_hint);
-    if (!user || user.disabledAt !== null)
-      throw new OAuthError('unknown_user_id', 'login_hint does not name a known user');
-    const asked = await readDelegationRequest({ clients: deps.clients, limits: deps.limits }, form, client, ['openid']);
+    const found = await deps.users.resolve(client.id, p.login_hint);
+    if (!found.ok && found.reason === 'too_many_unknown') {
+      throw new OAuthError('rate_limited', 'too many requests named unknown users; try again later', {
+        headers: { 'Retry-After': String(found.retryAfter) },
+      });
+    }
+    // CIBA Core §13: unknown_user_id (each client gets only a few of these per window).
+    if (!found.ok) throw new OAuthError('unknown_user_id', 'login_hint does not name a known user');
+    const user = found.user;
+    const ask = delegationAskFromForm(form, ['openid']);
+    const asked = await readDelegationRequest({ clients: deps.clients, limits: deps.limits }, ask, client);
     const result = await deps.delegations.request({
       client,
       userId: user.id,

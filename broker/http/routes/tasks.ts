@@ -20,12 +20,7 @@ export function taskRoutes(deps: { auth: ClientAuthenticator; tasks: TaskService
     const form = await readForm(c);
     const { client } = await authenticateClient(c, form, deps.auth);
     const p = parseParams(EndParams, form);
-    const task = await deps.tasks.end(
-      { kind: 'agent', clientId: client.id },
-      c.req.param('id'),
-      p.state,
-      c.var.requestId,
-    );
+    const task = await deps.tasks.end({ kind: 'agent', client }, c.req.param('id'), p.state, c.var.requestId);
     return c.json(taskView(task), 200, NO_STORE);
   });
 }

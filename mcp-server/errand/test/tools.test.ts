@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { agentClient, introspector, userApi } from '../../../broker/test/delegation-fixtures.js';
 import { createUser, insecure, startBroker, type TestBroker } from '../../../broker/test/fixtures.js';
 import {
+  actorToken,
   agentToken,
   ERRAND_SCOPES,
   legacyClient,
@@ -300,7 +301,12 @@ describe('tools', () => {
     const handed = structured(
       await client.callTool({
         name: 'delegate_to_subagent',
-        arguments: { task_id: taskId, sub_agent_id: world.subAgent.clientId, scope: 'notes:read' },
+        arguments: {
+          task_id: taskId,
+          sub_agent_id: world.subAgent.clientId,
+          actor_token: await actorToken(tb, world.subAgent),
+          scope: 'notes:read',
+        },
       }),
     );
     expect(handed).toMatchObject({ scope: 'notes:read' });

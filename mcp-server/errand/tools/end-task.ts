@@ -1,12 +1,8 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { guarded, success } from '../results.js';
+import { EndTaskArgs } from '../../../broker/services/agent-args.js';
+import { answer, guarded, success } from '../results.js';
 import type { ToolEnv } from '../tool-env.js';
-
-export const EndTaskInputSchema = z.strictObject({
-  task_id: z.string().min(1).max(100).describe('A task in your actor chain.'),
-  state: z.enum(['completed', 'canceled', 'failed']).default('completed').describe('How the task ended.'),
-});
 
 export const EndTaskOutputSchema = z.object({
   task_id: z.string(),
@@ -24,33 +20,28 @@ export function registerEndTask(server: McpServer, env: ToolEnv): void {
       title: 'End a task',
       description:
         'Ends a task you take part in, with all its sub-tasks. Every token issued for them is revoked immediately.',
-      inputSchema: EndTaskInputSchema,
+      inputSchema: EndTaskArgs,
       outputSchema: EndTaskOutputSchema,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
     },
     async (args) =>
-      guarded(
-        env,
-        (err) => ({
-          how:
-            err.code === 'not_found'
-              ? 'pass a task_id from start_task or list_tasks'
-              : 'nothing to do: the task has already ended',
-        }),
-        async () => {
-          const task = await deps.taskService.end(
-            { kind: 'agent', clientId: caller.agent.id },
-            args.task_id,
-            args.state,
-            env.requestId,
-          );
-          return success({
-            task_id: task.id,
-            state: task.state,
-            ended_at: task.endedAt,
-            end_reason: task.endReason,
-          } satisfies z.infer<typeof EndTaskOutputSchema>);
-        },
+      guarded(env, async () =>
+        answer(
+          await deps.agentOps.endTask(caller, { taskId: args.task_id, state: args.state }, env.requestId),
+          (task) =>
+            success({
+              task_id: task.id,
+              state: task.state,
+              ended_at: task.endedAt,
+              end_reason: task.endReason,
+            } satisfies z.infer<typeof EndTaskOutputSchema>),
+          (error) => ({
+            how:
+              error === 'not_found'
+                ? 'pass a task_id from start_task or list_tasks'
+                : 'nothing to do: the task has already ended',
+          }),
+        ),
       ),
   );
 }

@@ -1,6 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { guarded, success } from '../results.js';
+import { answer, guarded, success } from '../results.js';
 import type { ToolEnv } from '../tool-env.js';
 
 const Status = z.enum(['pending', 'active', 'denied', 'revoked']);
@@ -23,7 +23,7 @@ export const DelegationSchema = z.object({
 
 export const ListDelegationsOutputSchema = z.object({ delegations: z.array(DelegationSchema) });
 
-/** `list_delegations`: the delegations users gave (or were asked to give) the caller agent. */
+/** `list_delegations`: the delegations users gave (or were asked to give) the caller agent, for the user its token speaks for. */
 export function registerListDelegations(server: McpServer, env: ToolEnv): void {
   const { deps, caller } = env;
   server.registerTool(
@@ -38,16 +38,10 @@ export function registerListDelegations(server: McpServer, env: ToolEnv): void {
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async (args) =>
-      guarded(
-        env,
-        () => ({ how: 'try again later' }),
-        async () => {
-          // The store reads an agent's delegations inside a transaction only.
-          const all = await deps.db.write((tx) => deps.delegations.listForAgent(caller.agent.id, tx));
-          const delegations = all
-            .filter((d) => args.status === undefined || d.status === args.status)
-            .sort((a, b) => b.createdAt - a.createdAt)
-            .map((d) => ({
+      guarded(env, async () =>
+        answer(await deps.agentOps.listDelegations(caller, args.status), (all) =>
+          success({
+            delegations: all.map((d) => ({
               delegation_id: d.id,
               user_id: d.userId,
               status: d.status,
@@ -60,9 +54,9 @@ export function registerListDelegations(server: McpServer, env: ToolEnv): void {
               created_at: d.createdAt,
               decided_at: d.decidedAt,
               expires_at: d.expiresAt,
-            }));
-          return success({ delegations } satisfies z.infer<typeof ListDelegationsOutputSchema>);
-        },
+            })),
+          } satisfies z.infer<typeof ListDelegationsOutputSchema>),
+        ),
       ),
   );
 }

@@ -1,6 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { guarded, success } from '../results.js';
+import { answer, guarded, success } from '../results.js';
 import type { ToolEnv } from '../tool-env.js';
 
 export const TaskSchema = z.object({
@@ -32,12 +32,9 @@ export function registerListTasks(server: McpServer, env: ToolEnv): void {
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async () =>
-      guarded(
-        env,
-        () => ({ how: 'try again later' }),
-        async () => {
-          const tasks = await deps.tasks.listForAgent(caller.agent.id);
-          return success({
+      guarded(env, async () =>
+        answer(await deps.agentOps.listTasks(caller), (tasks) =>
+          success({
             tasks: tasks.map((t) => ({
               task_id: t.id,
               delegation_id: t.delegationId,
@@ -51,8 +48,8 @@ export function registerListTasks(server: McpServer, env: ToolEnv): void {
               ended_at: t.endedAt,
               end_reason: t.endReason,
             })),
-          } satisfies z.infer<typeof ListTasksOutputSchema>);
-        },
+          } satisfies z.infer<typeof ListTasksOutputSchema>),
+        ),
       ),
   );
 }

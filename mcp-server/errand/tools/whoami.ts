@@ -1,6 +1,5 @@
 import type { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { assuranceLevel } from '../../../broker/core/client.js';
 import { success } from '../results.js';
 import type { ToolEnv } from '../tool-env.js';
 
@@ -22,20 +21,20 @@ export function registerWhoami(server: McpServer, env: ToolEnv): void {
       title: 'Who am I',
       description:
         'Describes the caller as Errand sees it: the client (agent) id, name and kind, the user the access token ' +
-        'speaks for (if any), the granted scopes and the assurance level of the client credential.',
+        'speaks for (if any), the granted scopes and the assurance level the client authenticated at.',
       inputSchema: z.strictObject({}),
       outputSchema: WhoamiOutputSchema,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async () => {
-      const { agent, user, scopes, expiresAt } = env.caller;
+      const { client, user, scopes, expiresAt, assurance } = env.caller;
       return success({
-        client_id: agent.id,
-        client_name: agent.name,
-        kind: agent.kind,
+        client_id: client.id,
+        client_name: client.name,
+        kind: client.kind,
         user: user ? { user_id: user.id, username: user.username } : null,
         scopes,
-        assurance_level: assuranceLevel(agent),
+        assurance_level: assurance,
         token_expires_at: expiresAt,
       } satisfies z.infer<typeof WhoamiOutputSchema>);
     },

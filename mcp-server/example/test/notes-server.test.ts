@@ -15,7 +15,7 @@ import {
   type TestBroker,
 } from '../../../broker/test/fixtures.js';
 import { newId } from '../../../broker/tokens/random.js';
-import { agentToken, ERRAND_SCOPES, legacyClient, structured } from '../../errand/test/mcp-fixtures.js';
+import { actorToken, agentToken, ERRAND_SCOPES, legacyClient, structured } from '../../errand/test/mcp-fixtures.js';
 import { createNotesServer, type NotesServer } from '../notes-server.js';
 
 let tb: TestBroker;
@@ -83,8 +83,8 @@ describe('an agent works through Errand’s MCP tools and the example notes serv
     const api = await adminApi(tb);
     // Agents registered with a scope list may only ask for those scopes.
     const scope = ['errand:delegate', 'errand:tasks', 'notes:read', 'notes:write'];
-    const agent = await addAgent(api, { name: 'planner', scope });
-    const helper = await addAgent(api, { name: 'helper', scope });
+    const agent = await addAgent(api, { name: 'planner', scope, grant_types: undefined });
+    const helper = await addAgent(api, { name: 'helper', scope, grant_types: undefined });
     const user = await createUser(tb);
     const as = await discover(tb);
 
@@ -122,7 +122,12 @@ describe('an agent works through Errand’s MCP tools and the example notes serv
     const sub = structured(
       await errand.callTool({
         name: 'delegate_to_subagent',
-        arguments: { task_id: task.task_id, sub_agent_id: helper.clientId, scope: 'notes:read' },
+        arguments: {
+          task_id: task.task_id,
+          sub_agent_id: helper.clientId,
+          actor_token: await actorToken(tb, helper),
+          scope: 'notes:read',
+        },
       }),
     );
     expect(decodeJwt(sub.access_token as string).act).toEqual({ sub: helper.clientId, act: { sub: agent.clientId } });

@@ -4,99 +4,36 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
-import { peerRoutes } from '../../a2a/peer-routes.js';
-import { a2aRoutes } from '../../a2a/routes.js';
-import { oidcRoutes } from '../../admin-ui/oidc-routes.js';
-import { pageRoutes } from '../../admin-ui/pages-routes.js';
-import { uiRoutes } from '../../admin-ui/routes.js';
-import { loadSession, type SessionOptions } from '../../admin-ui/session.js';
-import type { Db } from '../../db/open.js';
-import type { AuditStore } from '../../db/stores/audit-store.js';
-import type { ClientStore } from '../../db/stores/client-store.js';
-import type { DelegationStore } from '../../db/stores/delegation-store.js';
-import type { GrantStore } from '../../db/stores/grant-store.js';
-import type { TaskStore } from '../../db/stores/task-store.js';
-import type { TrustedIssuerStore } from '../../db/stores/trusted-issuer-store.js';
-import type { UserStore } from '../../db/stores/user-store.js';
-import { errandMcpRoutes } from '../../mcp-server/errand/routes.js';
-import type { Config } from '../config.js';
-import { OAuthError } from '../core/errors.js';
-import type { Clock } from '../core/ports.js';
-import { PATHS } from '../core/protocol.js';
-import type { GrantRegistry } from '../grants/index.js';
-import type { ClientAuthenticator } from '../identity/client-auth.js';
-import type { ClientDirectory } from '../identity/client-directory.js';
-import type { DpopProofs } from '../identity/dpop.js';
-import type { Logger } from '../log.js';
-import type { DelegationService } from '../services/delegations.js';
-import type { ExchangeService } from '../services/exchange-token.js';
-import type { StatusLists } from '../services/status-lists.js';
-import type { RevocationEvent, TaskService } from '../services/tasks.js';
-import type { TokenService } from '../services/token-service.js';
-import type { CryptoBox } from '../tokens/crypto-box.js';
-import type { KeyRing } from '../tokens/key-ring.js';
-import { newId } from '../tokens/random.js';
-import { notFound, onError } from './on-error.js';
-import { RateLimiter } from './rate-limit.js';
-import { adminApiRoutes } from './routes/admin-api.js';
-import { authorizeRoutes } from './routes/authorize.js';
-import { backchannelRoutes } from './routes/backchannel.js';
-import { healthRoutes } from './routes/health.js';
-import { metadataRoutes } from './routes/metadata.js';
-import { registerRoutes } from './routes/register.js';
-import { revocationEventRoutes } from './routes/revocation-events.js';
-import { statusListRoutes } from './routes/status-list.js';
-import { taskRoutes } from './routes/tasks.js';
-import { tokenRoutes } from './routes/token.js';
-import { tokenManagementRoutes } from './routes/token-management.js';
-import { trustedIssuerRoutes } from './routes/trusted-issuers.js';
-import { userApiRoutes } from './routes/user-api.js';
-import type { AppEnv } from './types.js';
-
-export interface AppDeps {
-  config: Config;
-  clock: Clock;
-  log: Logger;
-  db: Db;
-  keys: KeyRing;
-  clients: ClientStore;
-  users: UserStore;
-  grants: GrantStore;
-  audit: AuditStore;
-  directory: ClientDirectory;
-  auth: ClientAuthenticator;
-  grantRegistry: GrantRegistry;
-  tokens: TokenService;
-  delegations: DelegationStore;
-  tasks: TaskStore;
-  delegationService: DelegationService;
-  taskService: TaskService;
-  statusLists: StatusLists;
-  exchange: ExchangeService;
-  /** Seals short-lived browser state (the upstream sign-in cookie) with the master key. */
-  box: CryptoBox;
-  /** Subscribes to token revocations caused by ending tasks (after commit); returns the unsubscribe. */
-  onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
-  /** Trusted workload issuers (workload identity federation). */
-  trustedIssuers: TrustedIssuerStore;
-  /** DPoP proofs at the token endpoint (RFC 9449). */
-  dpop: DpopProofs;
-}
-
-/** Delegation limits from the configuration. */
-export function delegationLimits(config: Config) {
-  return {
-    defaultTtl: config.delegation.defaultTtl,
-    maxTtl: config.delegation.maxTtl,
-    maxDepth: config.delegation.maxDepth,
-    tokenTtl: config.tokens.accessTokenTtl,
-    cibaRequestTtl: config.delegation.cibaRequestTtl,
-    cibaInterval: config.delegation.cibaInterval,
-  };
-}
+import { peerRoutes } from '../a2a/peer-routes.js';
+import { a2aRoutes } from '../a2a/routes.js';
+import { oidcRoutes } from '../admin-ui/oidc-routes.js';
+import { pageRoutes } from '../admin-ui/pages-routes.js';
+import { uiRoutes } from '../admin-ui/routes.js';
+import { loadSession, type SessionOptions } from '../admin-ui/session.js';
+import { errandMcpRoutes } from '../mcp-server/errand/routes.js';
+import { OAuthError } from './core/errors.js';
+import { PATHS } from './core/protocol.js';
+import { delegationLimits, type Engine } from './engine.js';
+import { notFound, onError } from './http/on-error.js';
+import { RateLimiter } from './http/rate-limit.js';
+import { adminApiRoutes } from './http/routes/admin-api.js';
+import { authorizeRoutes } from './http/routes/authorize.js';
+import { backchannelRoutes } from './http/routes/backchannel.js';
+import { healthRoutes } from './http/routes/health.js';
+import { metadataRoutes } from './http/routes/metadata.js';
+import { registerRoutes } from './http/routes/register.js';
+import { revocationEventRoutes } from './http/routes/revocation-events.js';
+import { statusListRoutes } from './http/routes/status-list.js';
+import { taskRoutes } from './http/routes/tasks.js';
+import { tokenRoutes } from './http/routes/token.js';
+import { tokenManagementRoutes } from './http/routes/token-management.js';
+import { trustedIssuerRoutes } from './http/routes/trusted-issuers.js';
+import { userApiRoutes } from './http/routes/user-api.js';
+import type { AppEnv } from './http/types.js';
+import { newId } from './tokens/random.js';
 
 /** Builds the HTTP application; opens nothing and starts nothing by itself. */
-export function createApp(deps: AppDeps): Hono<AppEnv> {
+export function createApp(deps: Engine): Hono<AppEnv> {
   const { config } = deps;
   const app = new Hono<AppEnv>();
   const secure = config.issuer.startsWith('https://');
@@ -233,7 +170,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     '/',
     backchannelRoutes({
       auth: deps.auth,
-      users: deps.users,
+      users: deps.userLookup,
       clients: deps.clients,
       delegations: deps.delegationService,
       limits: delegationLimits(config),

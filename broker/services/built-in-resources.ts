@@ -1,0 +1,60 @@
+import type { ClientStore } from '../../db/stores/client-store.js';
+import { ERRAND_SCOPES, PATHS } from '../core/protocol.js';
+import { canonicalizeResource } from '../core/resource.js';
+import { newId } from '../tokens/random.js';
+
+/**
+ * Errand's own protected endpoints, `<issuer>/mcp` and `<issuer>/a2a`: resources like any other
+ * (tokens are issued for exactly one of them, RFC 8707), registered at start-up with Errand's scopes.
+ */
+const BUILT_IN = [
+  { path: PATHS.mcp, name: 'Errand MCP' },
+  { path: PATHS.a2a, name: 'Errand A2A' },
+] as const;
+
+/** The endpoint URL as clients use it: `<issuer>/mcp` (the canonical server URI MCP clients send). */
+export function mcpUrl(issuer: string): string {
+  return `${issuer}${PATHS.mcp}`;
+}
+
+/** The A2A endpoint URL as clients use it. */
+export function a2aUrl(issuer: string): string {
+  return `${issuer}${PATHS.a2a}`;
+}
+
+function resourceId(url: string): string {
+  const id = canonicalizeResource(url);
+  if (!id) throw new Error(`the issuer does not give a valid resource URL (${url})`);
+  return id;
+}
+
+/** The resource id tokens for the MCP endpoint carry in `aud` (RFC 8707, canonical form). */
+export function mcpResourceId(issuer: string): string {
+  return resourceId(mcpUrl(issuer));
+}
+
+/** The resource id tokens for the A2A endpoint carry in `aud`. */
+export function a2aResourceId(issuer: string): string {
+  return resourceId(a2aUrl(issuer));
+}
+
+/**
+ * Registers the built-in resources with Errand's scopes where they are missing (start-up,
+ * idempotent). A resource an administrator already created at such a URL is left as it is.
+ */
+export async function ensureBuiltInResources(
+  clients: Pick<ClientStore, 'getResource' | 'insertResource'>,
+  issuer: string,
+  now: number,
+): Promise<void> {
+  for (const { path, name } of BUILT_IN) {
+    const url = resourceId(`${issuer}${path}`);
+    if (await clients.getResource(url)) continue;
+    try {
+      await clients.insertResource({ id: newId('res'), url, name, scopes: [...ERRAND_SCOPES], createdAt: now });
+    } catch (err) {
+      // Another broker process sharing the database may have inserted it meanwhile.
+      if (!(await clients.getResource(url))) throw err;
+    }
+  }
+}

@@ -1,0 +1,1 @@
+ALTER TABLE `issued_tokens` ADD `authorization_details` text;
