@@ -191,6 +191,53 @@ describe('the admin UI in Chromium', () => {
     expect((await tb.broker.deps.tasks.get(task.task_id))?.state).toBe('working');
   });
 
+  test('unticking every tool is refused on the page with what to do; the tools kept are what is granted', async () => {
+    const TOOLS_URL = 'https://tools.example.test/mcp';
+    const { agents, user, as } = await delegationWorld(tb, { agents: 1, resources: { [TOOLS_URL]: ['tools:read'] } });
+    const [client, auth] = agentClient(tb, agents[0]!);
+    const params = new URLSearchParams({
+      login_hint: user.username,
+      scope: 'openid tools:read',
+      resource: TOOLS_URL,
+      authorization_details: JSON.stringify([
+        { type: 'mcp_tool', locations: [TOOLS_URL], actions: ['list_notes', 'read_note'] },
+      ]),
+    });
+    await oauth.processBackchannelAuthenticationResponse(
+      as,
+      client,
+      await oauth.backchannelAuthenticationRequest(as, client, auth, params, insecure),
+    );
+    const page = await signIn(user, '/my/requests');
+    const card = page.getByRole('article', { name: /asks to act for you/ });
+    await card.waitFor();
+    const tools = card.getByRole('group', { name: 'Only these tools' });
+    await expect.poll(() => tools.getByText('Keep at least one ticked').isVisible()).toBe(true);
+
+    // Every tool unticked: refused, with what to do instead; the request is still waiting.
+    await tools.getByRole('checkbox', { name: 'list_notes' }).uncheck();
+    await tools.getByRole('checkbox', { name: 'read_note' }).uncheck();
+    await card.getByRole('button', { name: 'Approve' }).click();
+    await expect
+      .poll(() => page.getByText(`cannot approve: no tool is granted at ${TOOLS_URL}`).isVisible())
+      .toBe(true);
+    await screenshot(page, 'requests-no-tool-refused');
+    const [pending] = await tb.broker.deps.delegations.listForUser(user.id, 'pending');
+    expect(pending?.status).toBe('pending');
+
+    // One tool unticked: approved with the other only.
+    const again = page.getByRole('article', { name: /asks to act for you/ });
+    await again
+      .getByRole('group', { name: 'Only these tools' })
+      .getByRole('checkbox', { name: 'list_notes' })
+      .uncheck();
+    await again.getByRole('button', { name: 'Approve' }).click();
+    await page.waitForURL(/done=approved/);
+    expect((await tb.broker.deps.delegations.get(pending!.id))?.authorizationDetails).toEqual([
+      { type: 'mcp_tool', locations: [TOOLS_URL], actions: ['read_note'] },
+    ]);
+  });
+
   test('admin pages refuse a person who is not an administrator', async () => {
     const person = await createUser(tb);
     const page = await signIn(person, '/my/requests');

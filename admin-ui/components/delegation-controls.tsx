@@ -25,32 +25,23 @@ export function DelegationControls(props: { asked: DelegationRequest; idPrefix?:
   return (
     <fieldset class="delegation">
       <legend>What the agent may do for you</legend>
-      {Object.entries(d.grants).map(([resource, scopes]) => (
-        <div class="resource">
-          <p>
-            At <code>{resource}</code>:
-          </p>
-          {scopes.map((scope) => (
-            <label class="check">
-              <input type="checkbox" name="grant" value={`${resource} ${scope}`} checked />
-              <code>{scope}</code>
-            </label>
-          ))}
-        </div>
-      ))}
-      {(d.authorizationDetails ?? []).map((tools) => (
-        <div class="resource">
-          <p>
-            Only these tools at <code>{tools.locations[0]}</code>:
-          </p>
-          {tools.actions.map((action) => (
-            <label class="check">
-              <input type="checkbox" name="tool" value={`${tools.locations[0]} ${action}`} checked />
-              <code>{action}</code>
-            </label>
-          ))}
-        </div>
-      ))}
+      {Object.entries(d.grants).map(([resource, scopes], i) => {
+        const tools = d.authorizationDetails?.find((t) => t.locations[0] === resource);
+        return (
+          <div class="resource">
+            <p>
+              At <code>{resource}</code>:
+            </p>
+            {scopes.map((scope) => (
+              <label class="check">
+                <input type="checkbox" name="grant" value={`${resource} ${scope}`} checked />
+                <code>{scope}</code>
+              </label>
+            ))}
+            {tools ? <ToolChoices location={resource} actions={tools.actions} hintId={id(`tools-${i}`)} /> : null}
+          </div>
+        );
+      })}
       <label for={id('expires_in')}>For how long</label>
       <select id={id('expires_in')} name="expires_in">
         {choicesUpTo(d.expiresIn, [30 * 86_400, 7 * 86_400, 86_400, 8 * 3600, 3600, 900]).map((s) => (
@@ -79,6 +70,28 @@ export function DelegationControls(props: { asked: DelegationRequest; idPrefix?:
         {d.subAgents
           ? `Sub-agents allowed: ${d.subAgents.join(', ')}.`
           : 'Any sub-agent your policy allows may act below it.'}
+      </p>
+    </fieldset>
+  );
+}
+
+/**
+ * The tools asked for at one resource. A resource server reads a resource without a tool list as
+ * "every tool", so an empty list cannot be granted (RFC 9396 mcp_tool); the hint says what to do.
+ */
+function ToolChoices(props: { location: string; actions: string[]; hintId: string }) {
+  return (
+    <fieldset class="tools" aria-describedby={props.hintId}>
+      <legend>Only these tools</legend>
+      {props.actions.map((action) => (
+        <label class="check">
+          <input type="checkbox" name="tool" value={`${props.location} ${action}`} checked />
+          <code>{action}</code>
+        </label>
+      ))}
+      <p class="muted" id={props.hintId}>
+        The agent may call only the ticked tools here. Keep at least one ticked; to give it nothing at this resource,
+        untick its scopes instead.
       </p>
     </fieldset>
   );

@@ -161,6 +161,8 @@ form.inline { display:inline; margin:0; }
 ul.scopes { padding-left:1.2rem; } code { background:#eef1f4; padding:0 .25rem; border-radius:4px; overflow-wrap:anywhere; }
 dl { display:grid; grid-template-columns: max-content 1fr; gap:.25rem 1rem; } dt { font-weight:600; } dd { margin:0; overflow-wrap:anywhere; }
 fieldset.delegation { border:1px solid var(--border); border-radius:6px; margin:1rem 0; padding:.5rem 1rem 1rem; }
+fieldset.tools { border:none; border-left:2px solid var(--border); margin:.5rem 0 0; padding:0 0 0 .75rem; }
+fieldset.tools legend { font-weight:600; padding:0; }
 label.check { display:flex; gap:.5rem; align-items:center; font-weight:400; margin:.25rem 0; }
 table { width:100%; border-collapse:collapse; background:var(--card); font-size:.95rem; }
 th, td { text-align:left; padding:.45rem .6rem; border-bottom:1px solid var(--border); vertical-align:top; }

@@ -1,12 +1,23 @@
 import { eq } from 'drizzle-orm';
+import { decodeJwt } from 'jose';
+import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { delegateViaCiba, delegationWorld, exchange, TT_JWT } from '../../broker/test/delegation-fixtures.js';
+import {
+  acceptNA,
+  agentClient,
+  delegateViaCiba,
+  delegationWorld,
+  exchange,
+  exchangeRaw,
+  TT_JWT,
+} from '../../broker/test/delegation-fixtures.js';
 import {
   addAgent,
   adminApi,
   Browser,
   createUser,
   hiddenInput,
+  insecure,
   startBroker,
   type TestBroker,
 } from '../../broker/test/fixtures.js';
@@ -164,5 +175,101 @@ describe('admin pages', () => {
     const stranger = await createUser(tb);
     const other = await signedIn(stranger);
     expect((await other.browser.fetch(`${tb.url}/my/delegations/${delegationId}`)).status).toBe(404);
+  });
+});
+
+describe('the Requests page and tool-level grants (RFC 9396 mcp_tool)', () => {
+  const TOOLS_URL = 'https://tools.example.test/mcp';
+  const FILES_URL = 'https://files.example.test/api';
+
+  test('every tool unticked is refused with what to do, never "every tool"; unticking the scopes too leaves the resource out', async () => {
+    const { agents, user, as } = await delegationWorld(tb, {
+      agents: 1,
+      resources: { [TOOLS_URL]: ['tools:read', 'tools:write'], [FILES_URL]: ['files:read'] },
+    });
+    const agent = agents[0]!;
+    // The agent asks over CIBA for named tools at both resources.
+    const [client, auth] = agentClient(tb, agent);
+    const params = new URLSearchParams({
+      login_hint: user.username,
+      scope: 'openid tools:read tools:write files:read',
+      authorization_details: JSON.stringify([
+        { type: 'mcp_tool', locations: [TOOLS_URL], actions: ['list_notes', 'read_note'] },
+        { type: 'mcp_tool', locations: [FILES_URL], actions: ['get_file'] },
+      ]),
+    });
+    params.append('resource', TOOLS_URL);
+    params.append('resource', FILES_URL);
+    const asked = await oauth.processBackchannelAuthenticationResponse(
+      as,
+      client,
+      await oauth.backchannelAuthenticationRequest(as, client, auth, params, insecure),
+    );
+
+    const { browser, csrf } = await signedIn(user);
+    const page = await (await browser.fetch(`${tb.url}/my/requests`)).text();
+    const id = /data-request-id="(dlg_[^"]+)"/.exec(page)?.[1];
+    expect(id).toBeDefined();
+    expect(page).toContain('Keep at least one ticked; to give it nothing at this resource, untick its scopes instead.');
+    const approve = (fields: [string, string][]) =>
+      browser.fetch(`${tb.url}/my/requests/${id}/approve`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams([['_csrf', csrf], ...fields]).toString(),
+      });
+    const allScopes: [string, string][] = [
+      ['grant', `${TOOLS_URL} tools:read`],
+      ['grant', `${TOOLS_URL} tools:write`],
+      ['grant', `${FILES_URL} files:read`],
+    ];
+
+    // Every tool unticked, scopes kept: refused on the page, nothing decided.
+    const none = await approve(allScopes);
+    expect(none.status).toBe(400);
+    const noneHtml = await none.text();
+    expect(noneHtml).toContain(`cannot approve: no tool is granted at ${TOOLS_URL}`);
+    expect(noneHtml).toContain('keep at least one of its tools, or leave out its scopes to grant nothing there');
+    expect((await tb.broker.deps.delegations.get(id!))?.status).toBe('pending');
+
+    // The tools of one resource unticked, its scopes kept: refused too.
+    const oneDropped = await approve([...allScopes, ['tool', `${TOOLS_URL} read_note`]]);
+    expect(oneDropped.status).toBe(400);
+    expect(await oneDropped.text()).toContain(`no tool is granted at ${FILES_URL}`);
+    expect((await tb.broker.deps.delegations.get(id!))?.status).toBe('pending');
+
+    // Files unticked altogether (scopes and tools), one tool kept at the tool server: approved.
+    const ok = await approve([
+      ['grant', `${TOOLS_URL} tools:read`],
+      ['tool', `${TOOLS_URL} read_note`],
+    ]);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/my/requests?done=approved');
+    const granted = await tb.broker.deps.delegations.get(id!);
+    expect(granted).toMatchObject({
+      status: 'active',
+      grants: { [TOOLS_URL]: ['tools:read'] },
+      authorizationDetails: [{ type: 'mcp_tool', locations: [TOOLS_URL], actions: ['read_note'] }],
+    });
+
+    // The task token carries the one tool, and the dropped resource is out of reach.
+    tb.clock.advance(asked.interval ?? 5);
+    const polled = await oauth.backchannelAuthenticationGrantRequest(as, client, auth, asked.auth_req_id, insecure);
+    const { access_token: credential } = await oauth.processBackchannelAuthenticationGrantResponse(
+      as,
+      client,
+      polled,
+      acceptNA,
+    );
+    const task = await exchange(tb, as, agent, { subject_token: credential, subject_token_type: TT_JWT });
+    expect(decodeJwt(task.access_token).authorization_details).toEqual([
+      { type: 'mcp_tool', locations: [TOOLS_URL], actions: ['read_note'] },
+    ]);
+    const files = await exchangeRaw(tb, as, agent, {
+      subject_token: credential,
+      subject_token_type: TT_JWT,
+      resource: FILES_URL,
+    });
+    expect(files.status).toBe(400);
+    expect(await files.json()).toMatchObject({ error: 'invalid_target' });
   });
 });

@@ -11,6 +11,7 @@ import type { AssuranceLevel } from './client.js';
 import type { Delegation, DelegationStatus, ToolDetail } from './delegation.js';
 import { type Denial, denialToError } from './denials.js';
 import { isTerminal, type Task, type TaskState } from './task.js';
+import { toolsAllowedAt } from './tool-grants.js';
 
 /**
  * Property tests for `attenuate` (DOMAIN.md invariants 1–3): random delegations, random chains of
@@ -143,7 +144,7 @@ const noisyStepArb = fc.record({
   audPick: fc.nat(),
   scope: fc.constantFrom(...(['omit', 'subset', 'subset', 'wider', 'foreign', 'empty'] as const)),
   scopeMask: fc.integer({ min: 0, max: 15 }),
-  details: fc.constantFrom(...(['omit', 'omit', 'subset', 'wider', 'elsewhere'] as const)),
+  details: fc.constantFrom(...(['omit', 'omit', 'subset', 'wider', 'elsewhere', 'empty'] as const)),
   detailMask: fc.integer({ min: 0, max: 7 }),
   task: fc.constantFrom(...(['new', 'new', 'new', 'child', 'any', 'missing'] as const)),
   taskPick: fc.nat(),
@@ -166,7 +167,7 @@ const cleanStepArb = fc.record({
   audPick: fc.nat(),
   scope: fc.constantFrom(...(['omit', 'subset', 'subset'] as const)),
   scopeMask: fc.integer({ min: 0, max: 15 }),
-  details: fc.constantFrom(...(['omit', 'omit', 'omit', 'subset'] as const)),
+  details: fc.constantFrom(...(['omit', 'omit', 'omit', 'subset', 'empty'] as const)),
   detailMask: fc.integer({ min: 0, max: 7 }),
   task: fc.constantFrom(...(['new', 'new', 'new', 'new', 'child'] as const)),
   taskPick: fc.nat(),
@@ -246,9 +247,17 @@ interface Stats {
   allowed: number;
   depthAllowed: number[];
   reasons: Partial<Record<Reason, number>>;
+  /** Allowed steps under a tool-restricted parent that named no tools (an empty list). */
+  restrictedEmptyAllowed: number;
 }
 
-const newStats = (): Stats => ({ steps: 0, allowed: 0, depthAllowed: [0, 0, 0, 0, 0], reasons: {} });
+const newStats = (): Stats => ({
+  steps: 0,
+  allowed: 0,
+  depthAllowed: [0, 0, 0, 0, 0],
+  reasons: {},
+  restrictedEmptyAllowed: 0,
+});
 
 /** Ends a task and its whole subtree, as the task service does in one transaction. */
 function endSubtree(tasks: Task[], root: Task, now: number) {
@@ -340,6 +349,10 @@ function buildRequest(step: Step, parent: Parent, d: Delegation, tasks: Task[]) 
       details = [{ type: 'mcp_tool', locations: [where], actions: [pick(TOOLS, step.detailMask)] }];
       break;
     }
+    case 'empty':
+      // authorization_details that carry no mcp_tool entry at all.
+      details = [];
+      break;
   }
   let named: Task | null = null;
   let taskId: string | null = null;
@@ -381,6 +394,14 @@ function checkAllowed(plan: ExchangePlan, parent: Parent, req: ExchangeRequest, 
     const p = parent.details?.find((y) => y.locations[0] === plan.audience);
     expect(p).toBeDefined();
     expect(subsetOf(x.actions, p!.actions)).toBe(true);
+  }
+  // Tools as a resource server reads them (RFC 9396 mcp_tool): tools(T) ⊆ tools(P) at the audience,
+  // and a restricted parent never yields an unrestricted child.
+  const parentTools = toolsAllowedAt(parent.details, plan.audience);
+  const childTools = toolsAllowedAt(plan.details, plan.audience);
+  if (parentTools !== null) {
+    expect(childTools, 'a tool-restricted parent yielded a child allowed every tool').not.toBeNull();
+    expect(subsetOf(childTools!, parentTools)).toBe(true);
   }
   // Expiry.
   const deadline = plan.task.kind === 'existing' ? plan.task.task.deadline : plan.task.deadline;
@@ -476,6 +497,9 @@ function runChain(delegation: Delegation, steps: Step[], stats: Stats) {
     const plan = decision.value;
     checkAllowed(plan, parent, req, ctx);
     stats.allowed++;
+    if (req.details?.length === 0 && toolsAllowedAt(parent.details, plan.audience) !== null) {
+      stats.restrictedEmptyAllowed++;
+    }
 
     let task: Task;
     if (plan.task.kind === 'existing') {
@@ -518,9 +542,11 @@ describe('attenuate: random delegation chains', () => {
     const share = stats.allowed / stats.steps;
     console.info(
       `attenuation property: ${stats.steps} steps, ${stats.allowed} allowed (${(share * 100).toFixed(1)}%),` +
-        ` by depth ${JSON.stringify(stats.depthAllowed)}, denials ${JSON.stringify(stats.reasons)}`,
+        ` by depth ${JSON.stringify(stats.depthAllowed)}, denials ${JSON.stringify(stats.reasons)},` +
+        ` empty details under a tool restriction allowed ${stats.restrictedEmptyAllowed}`,
     );
     expect(share).toBeGreaterThanOrEqual(0.2);
+    expect(stats.restrictedEmptyAllowed, 'no restricted parent was asked with empty details').toBeGreaterThan(0);
     for (const depth of [0, 1, 2, 3]) expect(stats.depthAllowed[depth]).toBeGreaterThan(0);
     for (const reason of Object.keys(WIRE) as Reason[]) {
       if (reason === 'delegation_inactive' || reason === 'delegation_expired') continue; // below

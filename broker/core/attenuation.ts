@@ -141,10 +141,11 @@ export function attenuate(parent: Parent, req: ExchangeRequest, ctx: ExchangeCon
   if (beyond.length > 0) return deny({ reason: 'scope_exceeds_parent', scope: beyond.join(' ') });
   if (scope.length === 0) return deny({ reason: 'scope_empty' });
 
-  // Fine-grained details: a subset of the parent's at this audience.
+  // Fine-grained details (RFC 9396 §6): a subset of the parent's at this audience. A request that
+  // names no tools keeps the parent's list; it never lifts a restriction (no entry = every tool).
   const parentDetails = parent.details?.filter((x) => x.locations[0] === audience) ?? null;
   let details: ToolDetail[] | null = parentDetails && parentDetails.length > 0 ? parentDetails : null;
-  if (req.details) {
+  if (req.details && req.details.length > 0) {
     for (const x of req.details) {
       const within = parentDetails?.find((p) => p.locations[0] === x.locations[0]);
       if (x.locations[0] !== audience || !within || x.actions.some((a) => !within.actions.includes(a))) {

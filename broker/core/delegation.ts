@@ -67,14 +67,29 @@ export function narrowingProblem(asked: DelegationRequest, granted: DelegationRe
     if (granted.subAgents === null) return 'sub-agents may only be narrowed';
     if (granted.subAgents.some((a) => !asked.subAgents!.includes(a))) return 'sub-agents may only be narrowed';
   }
-  if (granted.authorizationDetails) {
-    for (const d of granted.authorizationDetails) {
-      const match = asked.authorizationDetails?.find((a) => a.locations[0] === d.locations[0]);
-      if (!match || d.actions.some((x) => !match.actions.includes(x)))
-        return 'authorization_details may only be narrowed';
+  return toolNarrowingProblem(asked, granted);
+}
+
+/**
+ * RFC 9396 `mcp_tool` narrowing: granted tools are a subset of those asked at the same location, and
+ * a location asked for with named tools keeps at least one of them for as long as it is granted at
+ * all. Resource servers read "no `mcp_tool` entry for this location" as "every tool", so dropping
+ * the entry, or granting an empty list, would widen the grant instead of narrowing it.
+ */
+function toolNarrowingProblem(asked: DelegationRequest, granted: DelegationRequest): string | null {
+  const grantedTools = granted.authorizationDetails ?? [];
+  for (const d of grantedTools) {
+    const match = asked.authorizationDetails?.find((a) => a.locations[0] === d.locations[0]);
+    if (!match || d.actions.some((x) => !match.actions.includes(x)))
+      return 'authorization_details may only be narrowed';
+  }
+  for (const a of asked.authorizationDetails ?? []) {
+    const location = a.locations[0];
+    if ((granted.grants[location] ?? []).length === 0) continue; // the resource is left out altogether
+    const kept = grantedTools.filter((d) => d.locations[0] === location).flatMap((d) => d.actions);
+    if (kept.length === 0) {
+      return `no tool is granted at ${location}: keep at least one of its tools, or leave out its scopes to grant nothing there`;
     }
-  } else if (asked.authorizationDetails) {
-    return 'authorization_details may only be narrowed, not dropped';
   }
   return null;
 }

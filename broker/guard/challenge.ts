@@ -59,6 +59,16 @@ export function buildChallenge(input: ChallengeInput): string {
   return `${dpop}, ${bearer}`;
 }
 
+/**
+ * Tool names as a description names them: "tool a" or "tools a, b". The names come from the request
+ * body, so a few of them, shortened, keep the header small.
+ */
+export function describeTools(names: readonly string[]): string {
+  const shown = names.slice(0, 5).map((n) => (n.length > 64 ? `${n.slice(0, 64)}...` : n));
+  const more = names.length > shown.length ? ` and ${names.length - shown.length} more` : '';
+  return `${names.length === 1 ? 'tool' : 'tools'} ${shown.join(', ')}${more}`;
+}
+
 /** A failure with its challenge. */
 export function failure(
   status: 401 | 403,

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { ActClaim } from '../core/act-chain.js';
 import { canonicalizeResource } from '../core/resource.js';
-import { failure, type GuardFailure } from './challenge.js';
+import { isToolAllowed, toolsAllowedAt } from '../core/tool-grants.js';
+import { describeTools, failure, type GuardFailure } from './challenge.js';
 import { IssuerKeys } from './discovery.js';
 import { DPOP_ALGS, ReplayCache, verifyDpopProof } from './dpop.js';
 import { type ProtectedResourceMetadata, protectedResourceMetadataPath } from './metadata.js';
@@ -43,10 +44,23 @@ export interface VerifiedAccess {
   ok: true;
   claims: AccessTokenClaims;
   scopes: string[];
+  /**
+   * The MCP tools the token may call at this resource (RFC 9396 `mcp_tool` entries naming it):
+   * `null` when it carries no such entry, so its scopes alone decide; otherwise only these.
+   */
+  tools: string[] | null;
   sub: string;
   clientId: string;
   taskId: string | null;
   act: ActClaim | null;
+}
+
+/** What an operation needs beyond a valid token. */
+export interface VerifyRequirements {
+  /** Scopes the token must carry (each may be covered by a broader one, see `scopeCovers`). */
+  scopes?: readonly string[];
+  /** MCP tools the operation calls: each must be granted by the token's `mcp_tool` details, if any. */
+  tools?: readonly string[];
 }
 
 export type GuardResult = VerifiedAccess | GuardFailure;
@@ -115,8 +129,19 @@ export class Guard {
       : null;
   }
 
-  /** Verifies a request's access token, and optionally that it carries `scopes`. */
-  async verify(req: GuardRequest, opts: { scopes?: readonly string[] } = {}): Promise<GuardResult> {
+  /**
+   * Verifies a request's access token, and optionally that it carries `scopes` and grants `tools`.
+   *
+   * @example
+   * ```ts
+   * const access = await guard.verify(
+   *   { authorization: req.headers.get('authorization'), dpop: req.headers.get('dpop'), method: req.method, url: req.url },
+   *   { scopes: ['notes:write'], tools: ['write_note'] },
+   * );
+   * if (!access.ok) return new Response(null, { status: access.status, headers: { 'WWW-Authenticate': access.wwwAuthenticate } });
+   * ```
+   */
+  async verify(req: GuardRequest, opts: VerifyRequirements = {}): Promise<GuardResult> {
     const required = opts.scopes ?? [];
     const hint = required.length > 0 ? required : (this.options.scopesSupported ?? []);
     const challenge = { resourceMetadata: this.metadataUrl, scope: hint };
@@ -180,15 +205,29 @@ export class Guard {
       // MCP §Runtime Insufficient Scope Errors: name every scope the operation needs.
       return failure(403, 'insufficient_scope', `this operation needs scope ${required.join(' ')}`, challenge);
     }
+    const tools = toolsAllowedAt(claims.authorization_details, this.resource);
+    const notGranted = [...new Set(opts.tools ?? [])].filter((t) => !isToolAllowed(tools, t));
+    if (notGranted.length > 0) {
+      // RFC 6750 §3.1: the token lacks a privilege the request needs; here a tool its RFC 9396
+      // mcp_tool grant leaves out, which no scope can make up for.
+      const description = `the token does not grant ${describeTools(notGranted)} at this resource`;
+      return failure(403, 'insufficient_scope', description, challenge);
+    }
     return {
       ok: true,
       claims,
       scopes,
+      tools,
       sub: claims.sub,
       clientId: claims.client_id,
       taskId: claims.task_id ?? null,
       act: claims.act ?? null,
     };
+  }
+
+  /** Whether a verified token may call MCP tool `name` here (its scopes are checked separately). */
+  mayCallTool(access: VerifiedAccess, name: string): boolean {
+    return isToolAllowed(access.tools, name);
   }
 
   /** This resource's RFC 9728 metadata document. */

@@ -1,12 +1,15 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
-import type { Guard, VerifiedAccess } from './guard.js';
+import type { Guard, VerifiedAccess, VerifyRequirements } from './guard.js';
 
 /** Hono environment of routes behind `guardMiddleware`: `c.var.auth` holds the verified token. */
 export type GuardEnv = { Variables: { auth: VerifiedAccess } };
 
-/** Middleware that lets a request through only with a valid access token (carrying `scopes`, if given). */
-export function guardMiddleware(guard: Guard, opts: { scopes?: string[] } = {}): MiddlewareHandler<GuardEnv> {
+/**
+ * Middleware that lets a request through only with a valid access token carrying `scopes` and
+ * granting `tools`, if given (for a route that is one tool; MCP endpoints use `guardMcpMiddleware`).
+ */
+export function guardMiddleware(guard: Guard, opts: VerifyRequirements = {}): MiddlewareHandler<GuardEnv> {
   return async function requireAccessToken(c, next) {
     const result = await guard.verify(
       {
@@ -15,7 +18,7 @@ export function guardMiddleware(guard: Guard, opts: { scopes?: string[] } = {}):
         method: c.req.method,
         url: c.req.url,
       },
-      opts.scopes ? { scopes: opts.scopes } : {},
+      opts,
     );
     if (!result.ok) {
       return c.json({ error: result.error, error_description: result.description }, result.status, {

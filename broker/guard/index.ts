@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { Hono } from 'hono';
- * import { createGuard, guardMiddleware, protectedResourceMetadataRoute, type GuardEnv } from './broker/guard/index.js';
+ * import { createGuard, guardMcpMiddleware, guardMiddleware, protectedResourceMetadataRoute, type GuardEnv, type GuardMcpEnv } from './broker/guard/index.js';
  *
  * const guard = createGuard({
  *   issuer: 'https://errand.example',
@@ -19,8 +19,15 @@
  *
  * const app = new Hono<GuardEnv>();
  * app.route('/', protectedResourceMetadataRoute(guard)); // /.well-known/oauth-protected-resource/mcp
- * app.post('/mcp', guardMiddleware(guard, { scopes: ['notes:read'] }), (c) =>
- *   c.json({ user: c.var.auth.sub, agent: c.var.auth.clientId, task: c.var.auth.taskId }),
+ * app.post('/api/notes', guardMiddleware(guard, { scopes: ['notes:read'] }), (c) =>
+ *   c.json({ user: c.var.auth.sub, agent: c.var.auth.clientId, task: c.var.auth.taskId, tools: c.var.auth.tools }),
+ * );
+ *
+ * // An MCP endpoint: every tools/call needs its tool's scope, and the tool must be one the token's
+ * // RFC 9396 mcp_tool details grant here (when it carries any).
+ * const mcp = new Hono<GuardMcpEnv>();
+ * mcp.all('/mcp', guardMcpMiddleware(guard, { toolScopes: { list_notes: 'notes:read', write_note: 'notes:write' } }), (c) =>
+ *   mcpHandler.fetch(c.req.raw, { parsedBody: c.var.parsedBody }),
  * );
  * ```
  */
@@ -32,12 +39,18 @@ export type { AuthorizationServerMetadata } from './discovery.js';
 export type { DpopProofCheck, DpopResult } from './dpop.js';
 /** DPoP proof verification (RFC 9449 §4.3), its replay cache, the `ath` hash and accepted algorithms. */
 export { accessTokenHash, DPOP_ALGS, ReplayCache, verifyDpopProof } from './dpop.js';
-export type { GuardOptions, GuardRequest, GuardResult, VerifiedAccess } from './guard.js';
-/** The guard: `createGuard(options)` returns a `Guard` with `verify`, `protectedResourceMetadata`, `connect`, `onRevoked`. */
+export type { GuardOptions, GuardRequest, GuardResult, VerifiedAccess, VerifyRequirements } from './guard.js';
+/**
+ * The guard: `createGuard(options)` returns a `Guard` with `verify(req, { scopes, tools })`, `mayCallTool`,
+ * `protectedResourceMetadata`, `connect`, `onRevoked`.
+ */
 export { createGuard, Guard } from './guard.js';
 export type { GuardEnv } from './hono.js';
 /** Hono adapters: the auth middleware and the RFC 9728 metadata route. */
 export { guardMiddleware, protectedResourceMetadataRoute } from './hono.js';
+export type { GuardMcpEnv, GuardMcpOptions } from './mcp-middleware.js';
+/** MCP endpoints: every `tools/call` of a JSON-RPC body (or batch) checked for its scopes and tool grant. */
+export { guardMcpMiddleware } from './mcp-middleware.js';
 export type { ProtectedResourceMetadata } from './metadata.js';
 /** Well-known locations: RFC 9728 metadata path for a resource, RFC 8414 metadata URL for an issuer. */
 export { authorizationServerMetadataUrl, protectedResourceMetadataPath } from './metadata.js';

@@ -11,7 +11,7 @@ export const ACCESS_TOKEN_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256']
 // RFC 8693 §4.1: nested { sub, act? }, bounded in depth.
 const ActSchema = z.custom<ActClaim>((v) => fromActClaim(v) !== null, 'malformed act claim');
 
-/** RFC 9068 §2.2 claims plus Errand's (`task_id`, `act`, `status`, `cnf`); other claims pass through. */
+/** RFC 9068 §2.2 claims plus Errand's (`task_id`, `act`, `status`, `cnf`, `authorization_details`); others pass through. */
 export const AccessTokenClaimsSchema = z.looseObject({
   iss: z.string(),
   sub: z.string().min(1),
@@ -25,6 +25,8 @@ export const AccessTokenClaimsSchema = z.looseObject({
   task_id: z.string().min(1).optional(),
   act: ActSchema.optional(),
   cnf: z.looseObject({ jkt: z.string().min(1).max(128).optional() }).optional(),
+  /** RFC 9396 §9.1: structured grants; `mcp_tool` entries limit the tools callable at a location. */
+  authorization_details: z.array(z.unknown()).max(100).optional(),
   status: z
     .looseObject({
       status_list: z.object({ idx: z.number().int().min(0), uri: z.string().min(1).max(2048) }).optional(),

@@ -76,13 +76,30 @@ export function applyApproval(asked: DelegationRequest, approval: Approval): Del
   if (minAssurance) granted.minAssurance = minAssurance;
   const problem = narrowingProblem(asked, granted);
   if (problem) throw new OAuthError('invalid_request', `cannot approve: ${problem}`);
-  // Resources the user unticked entirely are dropped.
+  // Resources the user unticked entirely are dropped, with their tools.
   granted.grants = Object.fromEntries(
     Object.entries(granted.grants)
       .filter(([, scopes]) => scopes.length > 0)
       .map(([resource, scopes]) => [resource, [...new Set(scopes)].sort()]),
   );
+  granted.authorizationDetails = grantedTools(granted);
   return granted;
+}
+
+/** One `mcp_tool` entry per granted location (RFC 9396 §2), its tools sorted; null when none is left. */
+function grantedTools(granted: DelegationRequest): ToolDetail[] | null {
+  const byLocation = new Map<string, Set<string>>();
+  for (const d of granted.authorizationDetails ?? []) {
+    const location = d.locations[0];
+    if (!granted.grants[location]) continue;
+    const actions = byLocation.get(location) ?? new Set<string>();
+    for (const a of d.actions) actions.add(a);
+    byLocation.set(location, actions);
+  }
+  const tools = [...byLocation].map(
+    ([location, actions]): ToolDetail => ({ type: 'mcp_tool', locations: [location], actions: [...actions].sort() }),
+  );
+  return tools.length > 0 ? tools : null;
 }
 
 function approvedDelegation(d: StoredDelegation, granted: DelegationRequest, now: number): StoredDelegation {

@@ -5,18 +5,21 @@ import { z } from 'zod';
 import {
   createGuard,
   type Guard,
+  type GuardMcpEnv,
   type GuardOptions,
+  guardMcpMiddleware,
   protectedResourceMetadataRoute,
   type VerifiedAccess,
 } from '../../broker/guard/index.js';
 
 /**
  * An example MCP tool server protected by Errand's guard: a small notebook per user. Each tool needs
- * its own scope; a token for another audience, an ended task or a missing scope is refused before
- * the tool runs. Used by the tests, the demo (`npm run demo`) and as a template.
+ * its own scope, and a token limited to named tools (RFC 9396 `mcp_tool`) may call only those; a
+ * token for another audience, an ended task, a missing scope or a tool not granted is refused
+ * before the tool runs. Used by the tests, the demo (`npm run demo`) and as a template.
  */
 
-/** The scope each tool needs. */
+/** The scope each tool needs (every tool the server offers). */
 export const NOTES_TOOL_SCOPES = {
   list_notes: 'notes:read',
   read_note: 'notes:read',
@@ -110,19 +113,6 @@ function buildServer(notebook: Notebook, access: VerifiedAccess): McpServer {
   return server;
 }
 
-/** The scopes a JSON-RPC body needs: `tools/call` names its tool. */
-function neededScopes(body: unknown): string[] {
-  const messages = Array.isArray(body) ? body : [body];
-  const needed = new Set<string>();
-  for (const m of messages) {
-    if ((m as { method?: unknown } | null)?.method !== 'tools/call') continue;
-    const name = (m as { params?: { name?: unknown } }).params?.name;
-    const scope = NOTES_TOOL_SCOPES[name as keyof typeof NOTES_TOOL_SCOPES];
-    if (scope) needed.add(scope);
-  }
-  return [...needed];
-}
-
 export interface NotesServer {
   app: Hono;
   guard: Guard;
@@ -139,26 +129,14 @@ export function createNotesServer(options: Omit<GuardOptions, 'scopesSupported' 
     return buildServer(notebook, access);
   });
   const host = new URL(options.resource).hostname;
-  const app = createMcpHonoApp({ host }) as unknown as Hono<{ Variables: { parsedBody?: unknown } }>;
+  const app = createMcpHonoApp({ host }) as unknown as Hono<GuardMcpEnv>;
   app.route('/', protectedResourceMetadataRoute(guard));
   const path = new URL(options.resource).pathname || '/';
-  app.all(path, async (c) => {
-    const body = c.get('parsedBody');
-    const verified = await guard.verify(
-      {
-        authorization: c.req.header('authorization'),
-        dpop: c.req.header('dpop'),
-        method: c.req.method,
-        url: options.resource,
-      },
-      { scopes: neededScopes(body) },
-    );
-    if (!verified.ok) {
-      return c.json({ error: verified.error, error_description: verified.description }, verified.status, {
-        'WWW-Authenticate': verified.wwwAuthenticate,
-        'Cache-Control': 'no-store',
-      });
-    }
+  // Every tools/call in the body (or batch) is checked before any of it runs: its scope, and the
+  // token's tool grant. Clients address the server by its resource URL (the DPoP htu).
+  const guarded = guardMcpMiddleware(guard, { toolScopes: NOTES_TOOL_SCOPES, url: options.resource });
+  app.all(path, guarded, (c) => {
+    const verified = c.var.auth;
     const authInfo: AuthInfo = {
       token: c.req.header('authorization')?.replace(/^\S+\s+/, '') ?? '',
       clientId: verified.clientId,
@@ -166,7 +144,7 @@ export function createNotesServer(options: Omit<GuardOptions, 'scopesSupported' 
       expiresAt: verified.claims.exp,
       extra: { access: verified },
     };
-    return handler.fetch(c.req.raw, { authInfo, parsedBody: body });
+    return handler.fetch(c.req.raw, { authInfo, parsedBody: c.var.parsedBody });
   });
   return { app: app as unknown as Hono, guard, notebook };
 }
