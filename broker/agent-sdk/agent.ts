@@ -83,6 +83,19 @@ export class ErrandAgent {
   }
 
   /**
+   * An RFC 8693 `actor_token` proving this agent (single use, short-lived), for another agent that
+   * exchanges a token with this one as the actor (`actor_token_type`
+   * `urn:ietf:params:oauth:token-type:jwt`). Errand refuses it as this agent's client authentication.
+   */
+  async actorToken(): Promise<string> {
+    const { credential, issuer } = this.opts;
+    if (!credential.actorToken) {
+      throw new ErrandError('unsupported', 'this credential cannot make actor tokens', 0);
+    }
+    return credential.actorToken(issuer, this.wire.now());
+  }
+
+  /**
    * Asks a user for a delegation over CIBA (poll mode) and waits until they decide: resolves with
    * the delegation when approved, throws ErrandError (`access_denied`, `expired_token`) otherwise.
    */

@@ -1,5 +1,5 @@
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
-import { CLIENT_ASSERTION_TYPE, JWT_TYP } from '../core/protocol.js';
+import { actorAudience, CLIENT_ASSERTION_TYPE, JWT_TYP } from '../core/protocol.js';
 import { randomId } from './util.js';
 
 /** Client authentication parameters for one request at Errand (RFC 7523 §2.2). */
@@ -13,25 +13,37 @@ export interface ClientAuthParams {
 export interface AgentCredential {
   /** Parameters for one request; `audience` is Errand's issuer identifier, `now` epoch seconds. */
   authenticate(audience: string, now: number): Promise<ClientAuthParams>;
+  /**
+   * A single-use RFC 8693 `actor_token` proving this agent, for another agent to present when it
+   * exchanges a token with this agent as the actor. Errand never accepts it as this agent's client
+   * authentication, so handing it over does not let the other agent act as this one.
+   */
+  actorToken?(issuer: string, now: number): Promise<string>;
 }
 
 /**
  * A workload identity token from a trusted platform (a SPIFFE JWT-SVID, a Kubernetes service-account
- * token, a CI provider's OIDC token), requested with Errand's issuer as its audience. `fetchToken` is
- * called for every request and must return a fresh token: Errand accepts each one once.
+ * token, a CI provider's OIDC token). `fetchToken(audience)` is called for every request and must
+ * return a fresh token for that audience (Errand accepts each one once): Errand's issuer to
+ * authenticate, `actorAudience(issuer)` for an actor token.
  *
  * @example
- * const credential = workloadIdentity(() => spire.fetchJwtSvid({ audience: 'https://errand.example' }));
+ * const credential = workloadIdentity((audience) => spire.fetchJwtSvid({ audience }));
  */
-export function workloadIdentity(fetchToken: () => Promise<string>, opts: { spiffe?: boolean } = {}): AgentCredential {
+export function workloadIdentity(
+  fetchToken: (audience: string) => Promise<string>,
+  opts: { spiffe?: boolean } = {},
+): AgentCredential {
   return {
-    async authenticate() {
+    async authenticate(audience) {
       return {
         // draft-ietf-oauth-spiffe-client-auth names a JWT-SVID's type; any other token is RFC 7523's.
         client_assertion_type: opts.spiffe ? CLIENT_ASSERTION_TYPE.jwtSpiffe : CLIENT_ASSERTION_TYPE.jwtBearer,
-        client_assertion: await fetchToken(),
+        client_assertion: await fetchToken(audience),
       };
     },
+    // The platform chooses the token's typ; the audience is what makes it an actor token only.
+    actorToken: (issuer) => fetchToken(actorAudience(issuer)),
   };
 }
 
@@ -86,27 +98,29 @@ export class AgentKeys {
 
 /**
  * `private_key_jwt` (RFC 7523, audience per 7523bis): a short-lived assertion signed with the
- * agent's current key, one per request.
+ * agent's current key, one per request. Its actor tokens carry the same claims, typed `actor+jwt`.
  */
 export function privateKeyJwt(opts: { clientId: string; keys: AgentKeys; lifetime?: number }): AgentCredential {
+  const signed = (audience: string, now: number, typ: string) =>
+    opts.keys.sign(
+      {
+        iss: opts.clientId,
+        sub: opts.clientId,
+        aud: audience,
+        jti: randomId(),
+        iat: now,
+        exp: now + (opts.lifetime ?? 60),
+      },
+      typ,
+    );
   return {
     async authenticate(audience, now) {
-      const assertion = await opts.keys.sign(
-        {
-          iss: opts.clientId,
-          sub: opts.clientId,
-          aud: audience,
-          jti: randomId(),
-          iat: now,
-          exp: now + (opts.lifetime ?? 60),
-        },
-        JWT_TYP.clientAuthentication,
-      );
       return {
         client_assertion_type: CLIENT_ASSERTION_TYPE.jwtBearer,
-        client_assertion: assertion,
+        client_assertion: await signed(audience, now, JWT_TYP.clientAuthentication),
         client_id: opts.clientId,
       };
     },
+    actorToken: (issuer, now) => signed(issuer, now, JWT_TYP.actor),
   };
 }

@@ -72,12 +72,30 @@ export type AuthMethod = (typeof AUTH_METHOD)[keyof typeof AUTH_METHOD];
 export const JWT_TYP = {
   accessToken: 'at+jwt',
   clientAuthentication: 'client-authentication+jwt',
+  /**
+   * An RFC 8693 `actor_token` an agent signs with its own key. Required on such tokens and refused
+   * on client assertions, so a token handed over to prove an actor can never authenticate as it.
+   */
+  actor: 'actor+jwt',
   /** The credential an agent holds for a delegation: usable only at Errand's token endpoint. */
   delegation: 'delegation+jwt',
   statusList: 'statuslist+jwt',
   /** RFC 9449 §4.2. */
   dpopProof: 'dpop+jwt',
 } as const;
+
+/**
+ * The audience a workload token (JWT-SVID, Kubernetes or CI token) must name, as its only value, to
+ * be presented as an RFC 8693 `actor_token`: Errand's issuer identifier with the fragment `#actor`.
+ * Its platform signs it and chooses its `typ`, so the audience is what keeps it from also passing as
+ * a client assertion (whose audience is the issuer). A fragment can never be a resource indicator
+ * (RFC 8707 §2), so no resource shares it.
+ *
+ * @example actorAudience('https://errand.example') // 'https://errand.example#actor'
+ */
+export function actorAudience(issuer: string): string {
+  return `${issuer}#actor`;
+}
 
 /** Signing algorithms Errand accepts on client assertions (never `none`, never a MAC). */
 export const ASSERTION_ALGS = [

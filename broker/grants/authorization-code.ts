@@ -59,6 +59,15 @@ export function authorizationCodeGrant(deps: {
           reason: 'authorization_code_reuse',
           requestId: ctx.requestId,
         });
+        // An agent's code produced a delegation: revoking it ends its tasks, so its credential and
+        // every task token issued under it stop working.
+        if (code.delegationId) {
+          await deps.delegationService.revokeForReusedCode(code.delegationId, ctx.requestId);
+          throw new OAuthError(
+            'invalid_grant',
+            'the authorization code was already used; the delegation issued from it is revoked',
+          );
+        }
         throw new OAuthError(
           'invalid_grant',
           'the authorization code was already used; tokens issued from it are revoked',

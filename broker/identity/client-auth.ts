@@ -2,7 +2,7 @@ import { decodeJwt, decodeProtectedHeader, type JWTPayload, errors as joseErrors
 import { type AssuranceLevel, type Client, isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { ASSERTION_ALGS, AUTH_METHOD, CLIENT_ASSERTION_TYPE } from '../core/protocol.js';
+import { ASSERTION_ALGS, AUTH_METHOD, actorAudience, CLIENT_ASSERTION_TYPE, JWT_TYP } from '../core/protocol.js';
 import type { Logger } from '../log.js';
 import { verifyJwtSignature } from '../tokens/jws.js';
 import { hashSecret, safeEqual } from '../tokens/random.js';
@@ -42,6 +42,12 @@ export interface PresentedCredentials {
 }
 
 const GENERIC = 'client authentication failed';
+
+/** What a signed JWT is presented as: the client's own authentication, or the actor of an exchange. */
+type JwtUse = 'client_assertion' | 'actor_token';
+
+/** `typ` values of a key-signed client assertion: RFC 7523bis's, or what RFC 7523 libraries send. */
+const ASSERTION_TYPS: ReadonlySet<string> = new Set([JWT_TYP.clientAuthentication, 'jwt']);
 
 function fail(description: string, viaHeader = false, cause?: unknown): OAuthError {
   // RFC 6749 §5.2: a 401 with WWW-Authenticate when the client used the Authorization header.
@@ -102,19 +108,20 @@ export class ClientAuthenticator {
   }
 
   /**
-   * Verifies an RFC 8693 `actor_token`: a JWT the actor signed with its registered key, held to the
-   * same rules as a client assertion (audience = the issuer, short life, one use). A failure is the
-   * exchange's `invalid_request` (RFC 8693 §2.2.2), not the caller's authentication failing.
+   * Verifies an RFC 8693 `actor_token` (§2.1): a JWT the actor signed with its registered key, typed
+   * `actor+jwt`, or a workload token from a trusted issuer whose only audience is
+   * `actorAudience(issuer)`. Otherwise held to the client-assertion rules (audience, short life, one
+   * use), but never interchangeable with one. A failure is the exchange's `invalid_request`
+   * (RFC 8693 §2.2.2), not the caller's authentication failing.
    */
   async verifyActorToken(token: string): Promise<AuthenticatedClient> {
     try {
-      return await this.viaAssertion({
-        client_assertion_type: CLIENT_ASSERTION_TYPE.jwtBearer,
-        client_assertion: token,
-      });
+      return await this.verifySignedJwt(token, 'actor_token', { spiffe: false, bodyClientId: undefined });
     } catch (err) {
-      if (err instanceof OAuthError)
-        throw new OAuthError('invalid_request', `actor_token: ${err.message}`, { cause: err });
+      if (err instanceof OAuthError) {
+        const description = err.message.startsWith('actor_token') ? err.message : `actor_token: ${err.message}`;
+        throw new OAuthError('invalid_request', description, { cause: err });
+      }
       throw err;
     }
   }
@@ -159,30 +166,58 @@ export class ClientAuthenticator {
       );
     }
     if (!assertion) throw new OAuthError('invalid_request', 'client_assertion is required with client_assertion_type');
+    return this.verifySignedJwt(assertion, 'client_assertion', {
+      spiffe: type === CLIENT_ASSERTION_TYPE.jwtSpiffe,
+      bodyClientId: form.client_id,
+    });
+  }
 
+  /**
+   * The checks shared by client assertions and actor tokens. `use` names the parameter in every
+   * description and decides the one rule that tells the two apart: the `typ` of a key-signed JWT, the
+   * audience of a workload token.
+   */
+  private async verifySignedJwt(
+    jwt: string,
+    use: JwtUse,
+    opts: { spiffe: boolean; bodyClientId: string | undefined },
+  ): Promise<AuthenticatedClient> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     let unverified: ReturnType<typeof decodeJwt>;
     try {
-      header = decodeProtectedHeader(assertion);
-      unverified = decodeJwt(assertion);
+      header = decodeProtectedHeader(jwt);
+      unverified = decodeJwt(jwt);
     } catch {
-      throw fail('client_assertion is not a well-formed JWT');
+      throw fail(`${use} is not a well-formed JWT`);
     }
     if (!header.alg || !(ASSERTION_ALGS as readonly string[]).includes(header.alg)) {
-      throw fail(`client_assertion alg must be one of ${ASSERTION_ALGS.join(', ')}`);
+      throw fail(`${use} alg must be one of ${ASSERTION_ALGS.join(', ')}`);
     }
-    if (header.crit !== undefined) throw fail('client_assertion must not carry critical header parameters');
+    if (header.crit !== undefined) throw fail(`${use} must not carry critical header parameters`);
+    const typ = mediaType(header.typ);
+    // An actor token is handed to another party (the requester of the exchange), so it must never
+    // pass as the actor's own client authentication, whoever signed it.
+    if (use === 'client_assertion' && typ === JWT_TYP.actor) {
+      throw fail(`a JWT of typ ${JWT_TYP.actor} is an actor_token and cannot authenticate a client`);
+    }
     // A workload token: issued by a trusted platform about the workload (iss ≠ sub), or a JWT-SVID.
-    if (type === CLIENT_ASSERTION_TYPE.jwtSpiffe || unverified.iss !== unverified.sub) {
-      return this.viaWorkloadToken(assertion, unverified, form.client_id);
+    if (opts.spiffe || unverified.iss !== unverified.sub) {
+      return this.viaWorkloadToken(jwt, unverified, opts.bodyClientId, use);
+    }
+    if (use === 'actor_token' && typ !== JWT_TYP.actor) {
+      throw fail(`actor_token typ must be ${JWT_TYP.actor}: a client assertion cannot stand for an actor`);
+    }
+    // RFC 7523bis: explicitly typed, or untyped (or JWT) as RFC 7523 client libraries send it.
+    if (use === 'client_assertion' && typ !== null && !ASSERTION_TYPS.has(typ)) {
+      throw fail(`client_assertion typ must be ${JWT_TYP.clientAuthentication}, JWT, or absent`);
     }
     // RFC 7523 §3: iss and sub are the client_id; client_id in the body, if sent, must agree.
     const clientId = unverified.sub;
     if (typeof clientId !== 'string' || unverified.iss !== clientId) {
-      throw fail('client_assertion iss and sub must both be the client_id');
+      throw fail(`${use} iss and sub must both be the client_id`);
     }
-    if (form.client_id !== undefined && form.client_id !== clientId) {
-      throw fail('client_id does not match the client_assertion subject');
+    if (opts.bodyClientId !== undefined && opts.bodyClientId !== clientId) {
+      throw fail(`client_id does not match the ${use} subject`);
     }
     const client = await this.load(clientId);
     if (client.authMethod !== AUTH_METHOD.privateKeyJwt) throw fail(GENERIC);
@@ -192,40 +227,38 @@ export class ClientAuthenticator {
     // The common case (ES256/EdDSA, a known key) is checked on node:crypto; anything else by jose.
     const known = this.deps.keys.knownKey(client, header.kid, header.alg);
     if (known) {
-      const verified = verifyJwtSignature(assertion, (kid, alg) =>
+      const verified = verifyJwtSignature(jwt, (kid, alg) =>
         kid === header.kid && alg === header.alg ? known : undefined,
       );
-      const problem = verified ? assertionClaimsProblem(verified.payload, clientId, now, this.deps.clockSkew) : null;
+      const problem = verified ? claimsProblem(verified.payload, use, clientId, now, this.deps.clockSkew) : null;
       if (!verified || problem) {
-        this.log.info('client.assertion_rejected', { clientId, reason: verified ? 'claims' : 'signature' });
+        this.log.info('client.assertion_rejected', { clientId, use, reason: verified ? 'claims' : 'signature' });
         throw fail(problem ?? GENERIC);
       }
       payload = verified.payload;
     } else {
-      payload = await this.verifyWithJose(assertion, client, now);
+      payload = await this.verifyWithJose(jwt, use, client, now);
     }
     // RFC 7523bis §4: the audience is the issuer identifier, as the sole value, compared as strings.
-    const aud = payload.aud;
-    const audOk = aud === this.deps.issuer || (Array.isArray(aud) && aud.length === 1 && aud[0] === this.deps.issuer);
-    if (!audOk) throw fail('client_assertion aud must be the issuer identifier alone');
+    if (!isSoleAudience(payload.aud, this.deps.issuer)) throw fail(`${use} aud must be the issuer identifier alone`);
     const exp = payload.exp as number;
     const issuedAt = typeof payload.iat === 'number' ? payload.iat : now;
     if (exp - Math.min(issuedAt, now) > this.deps.assertionMaxLifetime) {
-      throw fail(`client_assertion lifetime exceeds ${this.deps.assertionMaxLifetime} seconds`);
+      throw fail(`${use} lifetime exceeds ${this.deps.assertionMaxLifetime} seconds`);
     }
     if (typeof payload.iat === 'number' && payload.iat > now + this.deps.clockSkew) {
-      throw fail('client_assertion iat is in the future');
+      throw fail(`${use} iat is in the future`);
     }
     // RFC 7523 §3 item 7: a jti is accepted once, across every broker process (the database decides).
     const fresh = await this.deps.rememberAssertion(clientId, payload.jti as string, exp + this.deps.clockSkew, now);
-    if (!fresh) throw fail('client_assertion has already been used');
+    if (!fresh) throw fail(`${use} has already been used`);
     return { client, method: AUTH_METHOD.privateKeyJwt, assurance: 'NHI-AAL1' };
   }
 
   /** The general path: every allowed algorithm, keys from the registered set or `jwks_uri`. */
-  private async verifyWithJose(assertion: string, client: Client, now: number): Promise<JWTPayload> {
+  private async verifyWithJose(jwt: string, use: JwtUse, client: Client, now: number): Promise<JWTPayload> {
     try {
-      const { payload } = await jwtVerify(assertion, this.deps.keys.resolverFor(client), {
+      const { payload } = await jwtVerify(jwt, this.deps.keys.resolverFor(client), {
         algorithms: [...ASSERTION_ALGS],
         issuer: client.id,
         subject: client.id,
@@ -237,11 +270,12 @@ export class ClientAuthenticator {
     } catch (err) {
       this.log.info('client.assertion_rejected', {
         clientId: client.id,
+        use,
         reason: err instanceof Error ? err.name : 'error',
       });
       if (err instanceof ClientKeyError) throw fail(err.message, false, err);
-      if (err instanceof joseErrors.JWTExpired) throw fail('client_assertion has expired', false, err);
-      if (err instanceof joseErrors.JWTClaimValidationFailed) throw fail(`client_assertion ${err.message}`, false, err);
+      if (err instanceof joseErrors.JWTExpired) throw fail(`${use} has expired`, false, err);
+      if (err instanceof joseErrors.JWTClaimValidationFailed) throw fail(`${use} ${err.message}`, false, err);
       throw fail(GENERIC, false, err);
     }
   }
@@ -255,17 +289,23 @@ export class ClientAuthenticator {
     token: string,
     unverified: ReturnType<typeof decodeJwt>,
     bodyClientId: string | undefined,
+    use: JwtUse,
   ): Promise<AuthenticatedClient> {
     const { workload } = this.deps;
     const issuer = workload ? await workload.findIssuer(unverified) : null;
     if (!workload || !issuer) {
-      throw fail(
-        'client_assertion issuer is not a trusted workload issuer (a private_key_jwt assertion has iss = sub = client_id)',
-      );
+      throw fail(`${use} issuer is not a trusted workload issuer (a key-signed ${use} has iss = sub = client_id)`);
+    }
+    // The platform chooses a workload token's typ, so its audience keeps the two uses apart: the
+    // actor audience for an actor_token and never for a client assertion. A token handed to another
+    // agent to prove an actor can then not authenticate as that actor.
+    const forActor = actorAudience(this.deps.issuer);
+    if (use === 'client_assertion' && isSoleAudience(unverified.aud, forActor)) {
+      throw fail(`a workload token for ${forActor} is an actor_token and cannot authenticate a client`);
     }
     let identity: Awaited<ReturnType<typeof workload.verify>>;
     try {
-      identity = await workload.verify(token, issuer);
+      identity = await workload.verify(token, issuer, use === 'actor_token' ? forActor : issuer.audience);
     } catch (err) {
       if (err instanceof WorkloadError) throw fail(err.message, false, err);
       throw err;
@@ -296,17 +336,33 @@ export class ClientAuthenticator {
  * The claim rules jose applies to an assertion (issuer and subject = the client, `exp` and `jti`
  * required, `nbf`/`iat` numeric, the clock skew allowed), for assertions verified on node:crypto.
  */
-function assertionClaimsProblem(p: JWTPayload, clientId: string, now: number, skew: number): string | null {
+function claimsProblem(p: JWTPayload, use: JwtUse, clientId: string, now: number, skew: number): string | null {
   for (const name of ['exp', 'jti'] as const) {
-    if (p[name] === undefined) return `client_assertion missing required "${name}" claim`;
+    if (p[name] === undefined) return `${use} missing required "${name}" claim`;
   }
-  if (p.iss !== clientId) return 'client_assertion unexpected "iss" claim value';
-  if (p.sub !== clientId) return 'client_assertion unexpected "sub" claim value';
+  if (p.iss !== clientId) return `${use} unexpected "iss" claim value`;
+  if (p.sub !== clientId) return `${use} unexpected "sub" claim value`;
   for (const name of ['exp', 'nbf', 'iat'] as const) {
     if (p[name] !== undefined && (typeof p[name] !== 'number' || !Number.isFinite(p[name])))
-      return `client_assertion "${name}" claim must be a number`;
+      return `${use} "${name}" claim must be a number`;
   }
-  if ((p.exp as number) <= now - skew) return 'client_assertion has expired';
-  if (p.nbf !== undefined && p.nbf > now + skew) return 'client_assertion "nbf" claim timestamp check failed';
+  if ((p.exp as number) <= now - skew) return `${use} has expired`;
+  if (p.nbf !== undefined && p.nbf > now + skew) return `${use} "nbf" claim timestamp check failed`;
   return null;
+}
+
+/** `aud` names `audience` as its only value (RFC 7523bis §4), compared as strings. */
+function isSoleAudience(aud: unknown, audience: string): boolean {
+  return aud === audience || (Array.isArray(aud) && aud.length === 1 && aud[0] === audience);
+}
+
+/**
+ * A `typ` header as a lowercase media type, `application/` dropped (RFC 7515 §4.1.9); null when
+ * absent, '' when it is not a string (never an accepted value).
+ */
+function mediaType(typ: unknown): string | null {
+  if (typ === undefined) return null;
+  if (typeof typ !== 'string') return '';
+  const t = typ.toLowerCase();
+  return t.startsWith('application/') ? t.slice('application/'.length) : t;
 }

@@ -66,8 +66,12 @@ export class WorkloadVerifier {
     return domain ? this.deps.issuers.findByIssuer(`spiffe://${domain}`) : null;
   }
 
-  /** Checks a token from `issuer` and maps it to an agent; throws WorkloadError otherwise. */
-  async verify(token: string, issuer: TrustedIssuer): Promise<WorkloadIdentity> {
+  /**
+   * Checks a token from `issuer` and maps it to an agent; throws WorkloadError otherwise. `audience`
+   * is the one the token must name alone: the issuer's configured one for client authentication,
+   * Errand's actor audience for an RFC 8693 actor_token.
+   */
+  async verify(token: string, issuer: TrustedIssuer, audience: string = issuer.audience): Promise<WorkloadIdentity> {
     const { clock, clockSkew, log } = this.deps;
     if (issuer.status !== 'active') throw new WorkloadError('the workload token issuer is disabled');
     const now = clock.now();
@@ -107,10 +111,10 @@ export class WorkloadVerifier {
         throw new WorkloadError('the workload token sub is outside the trusted SPIFFE trust domain');
       }
     }
-    // RFC 7523bis / SPIFFE client auth: the audience is the configured one, as the sole value.
+    // RFC 7523bis / SPIFFE client auth: the audience is the expected one, as the sole value.
     const aud = payload.aud;
-    const audOk = aud === issuer.audience || (Array.isArray(aud) && aud.length === 1 && aud[0] === issuer.audience);
-    if (!audOk) throw new WorkloadError(`the workload token aud must be ${issuer.audience} alone`);
+    const audOk = aud === audience || (Array.isArray(aud) && aud.length === 1 && aud[0] === audience);
+    if (!audOk) throw new WorkloadError(`the workload token aud must be ${audience} alone`);
     const exp = payload.exp as number;
     const iat = typeof payload.iat === 'number' ? payload.iat : null;
     if (iat !== null && iat > now + clockSkew) throw new WorkloadError('the workload token iat is in the future');

@@ -333,29 +333,57 @@ export class DelegationService {
    * tokens, in the same transaction (DOMAIN.md invariant 4).
    */
   async revoke(by: { userId: string; admin: boolean }, id: string, requestId: string): Promise<void> {
-    const { db, delegations, audit, clock, taskService } = this.deps;
-    const d = await delegations.get(id);
+    const d = await this.deps.delegations.get(id);
     if (!d || (!by.admin && d.userId !== by.userId)) throw new OAuthError('not_found', 'no such delegation');
+    if (!(await this.revokeWithTasks(d, requestId, { details: { by: by.userId } }))) {
+      throw new OAuthError('conflict', `the delegation is already ${d.status}`);
+    }
+  }
+
+  /**
+   * Revokes the delegation an agent's authorization code stood for when that code is redeemed a
+   * second time (OAuth 2.1 §4.1.3: what a replayed code produced is revoked). For an agent the
+   * product is the delegation, so its tasks and their tokens end with it, as on any revocation.
+   * A delegation that is no longer active is left as it is.
+   */
+  async revokeForReusedCode(id: string, requestId: string): Promise<void> {
+    const d = await this.deps.delegations.get(id);
+    const reason = 'authorization_code_reuse';
+    if (d) await this.revokeWithTasks(d, requestId, { reason, details: { by: reason } });
+  }
+
+  /**
+   * Revokes `d` with its audit event and ends its tasks in one transaction, then tells the push
+   * channel. False when it was not pending or active.
+   */
+  private async revokeWithTasks(
+    d: StoredDelegation,
+    requestId: string,
+    why: { reason?: string; details: Record<string, unknown> },
+  ): Promise<boolean> {
+    const { db, delegations, audit, clock, taskService } = this.deps;
     const events = await db.write(async (tx) => {
       const now = clock.now();
-      if (!(await delegations.revoke(id, now, tx)))
-        throw new OAuthError('conflict', `the delegation is already ${d.status}`);
+      if (!(await delegations.revoke(d.id, now, tx))) return null;
       await audit.append(
         {
           type: 'delegation.revoked',
           result: 'allowed',
           userId: d.userId,
           clientId: d.agentId,
-          delegationId: id,
+          delegationId: d.id,
+          ...(why.reason ? { reason: why.reason } : {}),
           requestId,
-          details: { by: by.userId },
+          details: why.details,
         },
         now,
         tx,
       );
-      return taskService.endWhere(tx, { delegationId: id }, 'delegation_revoked', now, requestId);
+      return taskService.endWhere(tx, { delegationId: d.id }, 'delegation_revoked', now, requestId);
     });
+    if (!events) return false;
     taskService.flush(events);
+    return true;
   }
 
   /** The credential an agent holds for an active delegation; opens no resource by itself. */

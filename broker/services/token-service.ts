@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { GrantStore, RefreshToken } from '../../db/stores/grant-store.js';
@@ -47,6 +48,64 @@ export interface IssueRequest {
 }
 
 const REFRESH_PREFIX = 'ert_';
+
+export interface RefreshInput {
+  refreshToken: string;
+  clientId: string;
+  scope: string[] | undefined;
+  audience: (row: RefreshToken) => string;
+  requestId: string;
+  /** The key of the request's DPoP proof, if any. */
+  dpopJkt?: string | null;
+  assurance?: AssuranceLevel | null;
+}
+
+type RefreshOutcome = { ok: TokenResponse } | { error: OAuthError };
+
+/** What the grace window keeps of a refresh token's first use (sealed with the master key). */
+const FirstUseSchema = z.object({
+  response: z.record(z.string(), z.unknown()),
+  dpopJkt: z.string().nullable(),
+  scope: z.array(z.string()),
+  audience: z.string(),
+  jti: z.string(),
+});
+type FirstUse = z.infer<typeof FirstUseSchema>;
+
+const graceAad = (tokenHash: string) => `refresh-grace:${tokenHash}`;
+
+const invalid = (why: string): { error: OAuthError } => ({ error: new OAuthError('invalid_grant', why) });
+
+const isSameScope = (a: string[], b: string[]) => a.length === b.length && isScopeSubset(a, b) && isScopeSubset(b, a);
+
+/**
+ * The checks a refresh token's use must pass, first use or retry: not expired, presented with a
+ * proof by the key it is bound to (RFC 9449 §5), a scope within the grant and a known resource.
+ * `reason` is set when the refusal is worth auditing on a retry (a missing or wrong DPoP key).
+ */
+function checkRefresh(
+  row: RefreshToken,
+  input: RefreshInput,
+  now: number,
+): { scope: string[]; audience: string } | { error: OAuthError; reason?: string } {
+  if (row.expiresAt <= now || row.familyExpiresAt <= now) return invalid('the refresh token has expired');
+  if (row.dpopJkt && row.dpopJkt !== input.dpopJkt) {
+    return {
+      ...invalid('the refresh token is bound to a DPoP key: send a DPoP proof made with that key'),
+      reason: 'dpop_key_mismatch',
+    };
+  }
+  const scope = input.scope ?? row.scope;
+  if (!isScopeSubset(scope, row.scope)) {
+    return { error: new OAuthError('invalid_scope', 'scope exceeds what was granted') };
+  }
+  try {
+    return { scope, audience: input.audience(row) };
+  } catch (err) {
+    if (err instanceof OAuthError) return { error: err };
+    throw err;
+  }
+}
 
 /**
  * Issues, rotates, revokes and describes tokens. Every write and its audit event share one
@@ -119,32 +178,22 @@ export class TokenService {
   }
 
   /**
-   * Refresh with rotation (OAuth 2.1 §4.3.1). A refresh token works once; the same token presented
-   * again within the grace window gets the very same successor response (clients that refresh
-   * concurrently, common with MCP clients, keep working); after the window it is treated as theft
-   * and the whole family is revoked.
+   * Refresh with rotation (OAuth 2.1 §4.3.1). A refresh token works once; after the grace window a
+   * second use is treated as theft and the whole family is revoked. Within the window, the retry of a
+   * concurrent refresh (common with MCP clients) gets the very same successor response, but only
+   * after every check a first use gets and only for the same request from the same DPoP key.
    */
-  async refresh(input: {
-    refreshToken: string;
-    clientId: string;
-    scope: string[] | undefined;
-    audience: (row: RefreshToken) => string;
-    requestId: string;
-    /** The key of the request's DPoP proof, if any. */
-    dpopJkt?: string | null;
-    assurance?: AssuranceLevel | null;
-  }): Promise<TokenResponse> {
+  async refresh(input: RefreshInput): Promise<TokenResponse> {
     const { db, grants, audit, clock, minter, box, ttl } = this.deps;
     const tokenHash = hashSecret(input.refreshToken);
-    const outcome = await db.write(async (tx): Promise<{ ok: TokenResponse } | { error: OAuthError }> => {
+    const outcome = await db.write(async (tx): Promise<RefreshOutcome> => {
       const now = clock.now();
       const row = await grants.getRefresh(tokenHash, tx);
-      const invalid = (why: string) => ({ error: new OAuthError('invalid_grant', why) });
       if (!row || row.clientId !== input.clientId) return invalid('the refresh token is invalid');
       if (row.revokedAt !== null) return invalid('the refresh token has been revoked');
       if (row.usedAt !== null) {
         if (now - row.usedAt <= ttl.refreshGrace && row.graceResponse) {
-          return { ok: JSON.parse(box.open(row.graceResponse, `refresh-grace:${tokenHash}`).toString('utf8')) };
+          return this.retryWithinGrace({ ...row, usedAt: row.usedAt }, row.graceResponse, tokenHash, input, now, tx);
         }
         await grants.revokeGrant(row.familyId, now, tx);
         await audit.append(
@@ -162,23 +211,9 @@ export class TokenService {
         );
         return invalid('the refresh token was already used; its token family has been revoked');
       }
-      if (row.expiresAt <= now || row.familyExpiresAt <= now) return invalid('the refresh token has expired');
-      // RFC 9449 §5: a bound refresh token is usable only with a proof by the key it is bound to.
-      if (row.dpopJkt && row.dpopJkt !== input.dpopJkt) {
-        return invalid('the refresh token is bound to a DPoP key: send a DPoP proof made with that key');
-      }
-
-      const scope = input.scope ?? row.scope;
-      if (!isScopeSubset(scope, row.scope)) {
-        return { error: new OAuthError('invalid_scope', 'scope exceeds what was granted') };
-      }
-      let audience: string;
-      try {
-        audience = input.audience(row);
-      } catch (err) {
-        if (err instanceof OAuthError) return { error: err };
-        throw err;
-      }
+      const checked = checkRefresh(row, input, now);
+      if ('error' in checked) return { error: checked.error };
+      const { scope, audience } = checked;
       const minted = minter.mint({
         clientId: row.clientId,
         subject: row.userId,
@@ -196,8 +231,9 @@ export class TokenService {
         refresh_token: successor,
         ...(minted.record.scope ? { scope: minted.record.scope } : {}),
       };
-      const sealed =
-        ttl.refreshGrace > 0 ? box.seal(Buffer.from(JSON.stringify(response)), `refresh-grace:${tokenHash}`) : null;
+      // The first use, kept sealed for the grace window: the response and what it answered.
+      const first: FirstUse = { response, dpopJkt: input.dpopJkt ?? null, scope, audience, jti: minted.record.jti };
+      const sealed = ttl.refreshGrace > 0 ? box.seal(Buffer.from(JSON.stringify(first)), graceAad(tokenHash)) : null;
       await grants.markRefreshUsed(tokenHash, now, sealed, tx);
       await grants.insertRefresh(
         {
@@ -231,6 +267,61 @@ export class TokenService {
     });
     if ('error' in outcome) throw outcome.error;
     return outcome.ok;
+  }
+
+  /**
+   * A used refresh token presented again within the grace window. Every check of a first use applies
+   * (client and revocation were checked by the caller; expiry, the DPoP binding of RFC 9449 §5, scope
+   * and resource here), and the response is served only to the DPoP key that made the first request
+   * (or again without one, if that had none) and for the same scope and resource. Served or refused,
+   * the retry is audited, so a replay by someone else shows up.
+   */
+  private async retryWithinGrace(
+    row: RefreshToken & { usedAt: number },
+    sealed: string,
+    tokenHash: string,
+    input: RefreshInput,
+    now: number,
+    tx: Tx,
+  ): Promise<RefreshOutcome> {
+    const record = (result: 'allowed' | 'denied', extra: { reason?: string; jti?: string; scope?: string[] }) =>
+      this.deps.audit.append(
+        {
+          type: 'refresh_token.grace_reused',
+          result,
+          userId: row.userId,
+          clientId: row.clientId,
+          actorChain: [row.clientId],
+          ...(extra.reason ? { reason: extra.reason } : {}),
+          ...(extra.scope ? { scope: formatScope(extra.scope) } : {}),
+          requestId: input.requestId,
+          details: { familyId: row.familyId, firstUsedAt: row.usedAt, ...(extra.jti ? { jti: extra.jti } : {}) },
+        },
+        now,
+        tx,
+      );
+    const checked = checkRefresh(row, input, now);
+    if ('error' in checked) {
+      if (checked.reason) await record('denied', { reason: checked.reason });
+      return { error: checked.error };
+    }
+    const first = FirstUseSchema.safeParse(
+      JSON.parse(this.deps.box.open(sealed, graceAad(tokenHash)).toString('utf8')),
+    );
+    if (!first.success || first.data.dpopJkt !== (input.dpopJkt ?? null)) {
+      await record('denied', { reason: 'dpop_key_mismatch' });
+      return invalid(
+        'the refresh token was already used; within the grace window only the DPoP key of the first request gets its response',
+      );
+    }
+    if (!isSameScope(checked.scope, first.data.scope) || checked.audience !== first.data.audience) {
+      await record('denied', { reason: 'request_mismatch' });
+      return invalid(
+        'the refresh token was already used; within the grace window only the same scope and resource get the first response',
+      );
+    }
+    await record('allowed', { jti: first.data.jti, scope: first.data.scope });
+    return { ok: first.data.response as TokenResponse };
   }
 
   /** Revokes every token of a grant (a reused authorization code, a revoked refresh token). */

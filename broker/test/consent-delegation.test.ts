@@ -1,5 +1,7 @@
+import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { RevocationPush } from '../guard/push.js';
 import { acceptNA, agentClient, exchange, exchangeRaw, TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
 import {
   addAgent,
@@ -148,5 +150,76 @@ describe('an agent asks through the authorization code flow; the user narrows on
     const me = await userApi(tb, user);
     const list = (await (await me.call('GET', '/api/me/delegations')).json()) as { delegations: unknown[] };
     expect(list.delegations).toHaveLength(0);
+  });
+  test('replaying the code revokes the delegation it produced: its credential and task tokens stop working', async () => {
+    const user = await createUser(tb);
+    const verifier = oauth.generateRandomCodeVerifier();
+    const { browser, consentPage } = await openConsentInBrowser(tb, user, await authorizeUrl(verifier));
+    const form = new URLSearchParams({
+      _csrf: hiddenInput(consentPage, '_csrf'),
+      request: hiddenInput(consentPage, 'request'),
+      decision: 'approve',
+    });
+    form.append('grant', `${NOTES} notes:read`);
+    form.append('grant', `${NOTES} notes:write`);
+    const decided = await browser.fetch(`${tb.url}/authorize/consent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    });
+    expect(decided.status).toBe(303);
+    const [client, auth] = agentClient(tb, agent);
+    const params = oauth.validateAuthResponse(as, client, new URL(decided.headers.get('location')!), 's1');
+    const redeem = () => oauth.authorizationCodeGrantRequest(as, client, auth, params, REDIRECT, verifier, insecure);
+    const credential = await oauth.processAuthorizationCodeResponse(as, client, await redeem(), acceptNA);
+    const delegationId = String(credential.delegation_id);
+    const task = await exchange(tb, as, agent, { subject_token: credential.access_token, subject_token_type: TT_JWT });
+
+    // A resource server of the notes audience listens on the revocation push channel.
+    const rs = await addAgent(await adminApi(tb), {
+      kind: 'resource_server',
+      name: 'notes server',
+      resources: [NOTES],
+      grant_types: ['client_credentials'],
+    });
+    const push = new RevocationPush(
+      { issuer: tb.url, resource: NOTES, fetch, now: () => tb.clock.now(), clockSkew: 30, retain: 3600 },
+      { clientId: rs.clientId, privateKey: rs.privateKey, kid: rs.kid },
+    );
+    const heard: string[] = [];
+    push.onRevoked((n) => heard.push(n.jti));
+    await push.connect();
+
+    // OAuth 2.1 §4.1.3: the second redemption is refused and revokes what the first produced.
+    const replay = await redeem();
+    expect(replay.status).toBe(400);
+    expect(await replay.json()).toEqual({
+      error: 'invalid_grant',
+      error_description: 'the authorization code was already used; the delegation issued from it is revoked',
+    });
+
+    const me = await userApi(tb, user);
+    const view = (await (await me.call('GET', `/api/me/delegations/${delegationId}`)).json()) as { status: string };
+    expect(view.status).toBe('revoked');
+    const again = await exchangeRaw(tb, as, agent, {
+      subject_token: credential.access_token,
+      subject_token_type: TT_JWT,
+    });
+    expect(again.status).toBe(400);
+    expect(await again.json()).toMatchObject({
+      error: 'invalid_request',
+      error_description: expect.stringMatching(/revoked/),
+    });
+    // Its task ended with it, and the push channel carried the task token's revocation.
+    const fromTask = await exchangeRaw(tb, as, helper, {
+      subject_token: task.access_token,
+      subject_token_type: TT_ACCESS,
+    });
+    expect(fromTask.status).toBe(400);
+    await expect.poll(() => heard, { timeout: 3000 }).toContain(decodeJwt(task.access_token).jti);
+    push.close();
+
+    const [revoked] = await tb.broker.deps.audit.query({ type: 'delegation.revoked', userId: user.id });
+    expect(revoked).toMatchObject({ delegationId, clientId: agent.clientId, reason: 'authorization_code_reuse' });
   });
 });

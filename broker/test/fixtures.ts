@@ -238,6 +238,18 @@ export async function clientAssertion(
     .sign(over.key ?? agent.privateKey);
 }
 
+/**
+ * Signs an RFC 8693 actor token for `agent`: a client assertion's claims, typed `actor+jwt`. Every
+ * claim and header can be overridden, as with `clientAssertion`.
+ */
+export async function actorToken(
+  agent: TestAgent,
+  aud: string,
+  over: { claims?: Record<string, unknown>; header?: Record<string, unknown>; key?: CryptoKey } = {},
+): Promise<string> {
+  return clientAssertion(agent, aud, { ...over, header: { typ: 'actor+jwt', ...over.header } });
+}
+
 /** POSTs a form to a broker endpoint. */
 export async function postForm(
   url: string,

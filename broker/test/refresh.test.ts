@@ -43,8 +43,8 @@ async function setup(env: Record<string, string> = {}): Promise<Setup> {
   };
 }
 
-/** A full authorization code flow for `client`; returns the token response. */
-async function login(s: Setup, scope = 'notes:read notes:write', client = s.client) {
+/** A full authorization code flow for `client` (DPoP-bound with `DPoP`); returns the token response. */
+async function login(s: Setup, scope = 'notes:read notes:write', client = s.client, DPoP?: oauth.DPoPHandle) {
   const verifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
   const url = new URL(s.as.authorization_endpoint!);
@@ -67,22 +67,30 @@ async function login(s: Setup, scope = 'notes:read notes:write', client = s.clie
     params,
     client === s.client ? REDIRECT : OTHER_REDIRECT,
     verifier,
-    { ...insecure, additionalParameters: { resource: RESOURCE } },
+    { ...insecure, ...(DPoP ? { DPoP } : {}), additionalParameters: { resource: RESOURCE } },
   );
   const tokens = await oauth.processAuthorizationCodeResponse(s.as, client, res);
   expect(tokens.refresh_token).toBeTruthy();
   return tokens as oauth.TokenEndpointResponse & { refresh_token: string };
 }
 
-function refreshRequest(s: Setup, refreshToken: string, params: Record<string, string> = {}, client = s.client) {
+function refreshRequest(
+  s: Setup,
+  refreshToken: string,
+  params: Record<string, string> = {},
+  client = s.client,
+  DPoP?: oauth.DPoPHandle,
+) {
   return oauth.refreshTokenGrantRequest(s.as, client, oauth.None(), refreshToken, {
     ...insecure,
+    ...(DPoP ? { DPoP } : {}),
     additionalParameters: params,
   });
 }
 
-async function refresh(s: Setup, refreshToken: string, params: Record<string, string> = {}) {
-  const tokens = await oauth.processRefreshTokenResponse(s.as, s.client, await refreshRequest(s, refreshToken, params));
+async function refresh(s: Setup, refreshToken: string, params: Record<string, string> = {}, DPoP?: oauth.DPoPHandle) {
+  const res = await refreshRequest(s, refreshToken, params, s.client, DPoP);
+  const tokens = await oauth.processRefreshTokenResponse(s.as, s.client, res);
   expect(tokens.refresh_token).toBeTruthy();
   return tokens as oauth.TokenEndpointResponse & { refresh_token: string };
 }
@@ -181,6 +189,115 @@ describe('refresh token rotation (default 10 s grace window)', () => {
 
   test('an unknown refresh token is invalid_grant', async () => {
     expect(await refreshError(s, 'ert_not-a-real-token')).toBe('invalid_grant');
+  });
+});
+
+describe('the grace window applies every check of a first use (RFC 9449 §5, OAuth 2.1 §4.3.1)', () => {
+  let s: Setup;
+  beforeAll(async () => {
+    s = await setup();
+  });
+  afterAll(() => s.tb.close());
+
+  /** A refused refresh: exactly an OAuth error body, nothing else. */
+  async function expectRefused(res: Response, error: string, description: RegExp) {
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(Object.keys(body).sort()).toEqual(['error', 'error_description']);
+    expect(body.error).toBe(error);
+    expect(body.error_description).toMatch(description);
+  }
+
+  /** The grace-window events of one refresh family, oldest first. */
+  async function graceEvents(refreshToken: string) {
+    const row = await s.tb.broker.deps.grants.getRefresh(hashSecret(refreshToken));
+    const events = await s.tb.broker.deps.audit.query({ type: 'refresh_token.grace_reused', userId: s.user.id });
+    return events.filter((e) => e.details.familyId === row?.familyId).reverse();
+  }
+
+  test("a thief replaying a DPoP-bound refresh token in the window gets invalid_grant and none of the victim's tokens", async () => {
+    const DPoP = oauth.DPoP(s.client, await oauth.generateKeyPair('ES256'));
+    const first = await login(s, undefined, s.client, DPoP);
+    const victim = await refresh(s, first.refresh_token, {}, DPoP);
+    expect(victim.token_type).toBe('dpop');
+
+    // Within the window, without a proof and with a proof by another key: refused, nothing disclosed.
+    await expectRefused(await refreshRequest(s, first.refresh_token), 'invalid_grant', /bound to a DPoP key/);
+    const thief = oauth.DPoP(s.client, await oauth.generateKeyPair('ES256'));
+    await expectRefused(
+      await refreshRequest(s, first.refresh_token, {}, s.client, thief),
+      'invalid_grant',
+      /bound to a DPoP key/,
+    );
+
+    // The victim's concurrent retry, with its key, still gets the very same successor.
+    const retry = await refresh(s, first.refresh_token, {}, DPoP);
+    expect(retry.refresh_token).toBe(victim.refresh_token);
+    expect(retry.access_token).toBe(victim.access_token);
+    // The family is intact: nothing was revoked and the successor rotates on.
+    expect((await accessTokenRow(s, victim.access_token)).revokedAt).toBeNull();
+    expect((await refresh(s, victim.refresh_token, {}, DPoP)).refresh_token).not.toBe(victim.refresh_token);
+
+    // Every retry in the window is audited, on whose behalf and for which client.
+    const events = await graceEvents(first.refresh_token);
+    expect(events.map((e) => [e.result, e.reason])).toEqual([
+      ['denied', 'dpop_key_mismatch'],
+      ['denied', 'dpop_key_mismatch'],
+      ['allowed', null],
+    ]);
+    expect(events[2]).toMatchObject({
+      userId: s.user.id,
+      clientId: s.client.client_id,
+      actorChain: [s.client.client_id],
+      scope: 'notes:read notes:write',
+      details: { jti: decodeJwt(victim.access_token).jti },
+    });
+  });
+
+  test("an unbound refresh token: the response goes only to the first request's DPoP key and the same request", async () => {
+    const first = await login(s);
+    // The first refresh is made with a DPoP key: its access token is bound to that key.
+    const DPoP = oauth.DPoP(s.client, await oauth.generateKeyPair('ES256'));
+    const victim = await refresh(s, first.refresh_token, {}, DPoP);
+    expect(decodeJwt(victim.access_token).cnf).toBeDefined();
+
+    const other = oauth.DPoP(s.client, await oauth.generateKeyPair('ES256'));
+    for (const key of [undefined, other]) {
+      await expectRefused(
+        await refreshRequest(s, first.refresh_token, {}, s.client, key),
+        'invalid_grant',
+        /already used; within the grace window only the DPoP key of the first request/,
+      );
+    }
+    // Same key, but a narrower scope than the first request: not the same request.
+    await expectRefused(
+      await refreshRequest(s, first.refresh_token, { scope: 'notes:read' }, s.client, DPoP),
+      'invalid_grant',
+      /only the same scope and resource/,
+    );
+    // A wider scope is refused as on a first use.
+    await expectRefused(
+      await refreshRequest(s, first.refresh_token, { scope: 'notes:read notes:admin' }, s.client, DPoP),
+      'invalid_scope',
+      /exceeds/,
+    );
+    expect((await refresh(s, first.refresh_token, {}, DPoP)).refresh_token).toBe(victim.refresh_token);
+
+    // Once the family is revoked, the window serves nothing either.
+    const revoked = await oauth.revocationRequest(s.as, s.client, oauth.None(), victim.refresh_token, insecure);
+    await oauth.processRevocationResponse(revoked);
+    await expectRefused(
+      await refreshRequest(s, first.refresh_token, {}, s.client, DPoP),
+      'invalid_grant',
+      /has been revoked/,
+    );
+    const events = await graceEvents(first.refresh_token);
+    expect(events.map((e) => [e.result, e.reason])).toEqual([
+      ['denied', 'dpop_key_mismatch'],
+      ['denied', 'dpop_key_mismatch'],
+      ['denied', 'request_mismatch'],
+      ['allowed', null],
+    ]);
   });
 });
 

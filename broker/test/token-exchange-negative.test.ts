@@ -9,7 +9,15 @@ import {
   TT_ACCESS,
   TT_JWT,
 } from './delegation-fixtures.js';
-import { addAgent, clientAssertion, postForm, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
+import {
+  actorToken,
+  addAgent,
+  clientAssertion,
+  postForm,
+  startBroker,
+  type TestAgent,
+  type TestBroker,
+} from './fixtures.js';
 
 const NOTES = 'https://notes.example.test/mcp';
 const CALENDAR = 'https://calendar.example.test/api';
@@ -86,6 +94,12 @@ async function expectNoDenial(run: () => Promise<void>) {
 function agentJwt(agent: TestAgent, aud: string = tb.url, claims: Record<string, unknown> = {}) {
   const now = tb.clock.now();
   return clientAssertion(agent, aud, { claims: { iat: now, exp: now + 60, ...claims } });
+}
+
+/** An RFC 8693 actor token (`typ: actor+jwt`) signed by `agent`, on the broker's clock. */
+function actorJwt(agent: TestAgent, aud: string = tb.url, claims: Record<string, unknown> = {}) {
+  const now = tb.clock.now();
+  return actorToken(agent, aud, { claims: { iat: now, exp: now + 60, ...claims } });
 }
 
 async function endTask(agent: TestAgent, taskId: string) {
@@ -461,11 +475,11 @@ describe('the actor token', () => {
   test('A presents B as the actor: the token is for B, acting for A', async () => {
     const { credential } = await delegate();
     const ta = await startTask(a, credential);
-    const actorToken = await agentJwt(b);
+    const actor = await actorJwt(b);
     const t = await exchange(tb, world.as, a, {
       subject_token: ta.access_token,
       subject_token_type: TT_ACCESS,
-      actor_token: actorToken,
+      actor_token: actor,
       actor_token_type: TT_JWT,
       scope: 'notes:read',
     });
@@ -480,7 +494,7 @@ describe('the actor token', () => {
     const replay = await exchangeRaw(tb, world.as, a, {
       subject_token: ta.access_token,
       subject_token_type: TT_ACCESS,
-      actor_token: actorToken,
+      actor_token: actor,
       actor_token_type: TT_JWT,
     });
     await expectError(replay, 400, 'invalid_request', /actor_token.*already been used/);
@@ -492,7 +506,7 @@ describe('the actor token', () => {
     const without = await exchangeRaw(tb, world.as, a, {
       subject_token: ta.access_token,
       subject_token_type: TT_ACCESS,
-      actor_token: await agentJwt(b),
+      actor_token: await actorJwt(b),
     });
     await expectError(without, 400, 'invalid_request', /actor_token_type/);
     const typeOnly = await exchangeRaw(tb, world.as, a, {
@@ -504,7 +518,7 @@ describe('the actor token', () => {
     const wrongType = await exchangeRaw(tb, world.as, a, {
       subject_token: ta.access_token,
       subject_token_type: TT_ACCESS,
-      actor_token: await agentJwt(b),
+      actor_token: await actorJwt(b),
       actor_token_type: TT_ACCESS,
     });
     await expectError(wrongType, 400, 'invalid_request', /actor_token_type/);
@@ -517,14 +531,14 @@ describe('the actor token', () => {
       const res = await exchangeRaw(tb, world.as, a, {
         subject_token: ta.access_token,
         subject_token_type: TT_ACCESS,
-        actor_token: await agentJwt(b, tb.url, { aud }),
+        actor_token: await actorJwt(b, tb.url, { aud }),
         actor_token_type: TT_JWT,
       });
       await expectError(res, 400, 'invalid_request', /actor_token/);
     }
     const { privateKey } = await generateKeyPair('ES256');
     const now = tb.clock.now();
-    const forged = await clientAssertion(b, tb.url, { key: privateKey, claims: { iat: now, exp: now + 60 } });
+    const forged = await actorToken(b, tb.url, { key: privateKey, claims: { iat: now, exp: now + 60 } });
     const res = await exchangeRaw(tb, world.as, a, {
       subject_token: ta.access_token,
       subject_token_type: TT_ACCESS,
@@ -555,7 +569,7 @@ describe('delegation restrictions and authorization_details', () => {
     const res = await exchangeRaw(tb, world.as, a, {
       subject_token: ta.access_token,
       subject_token_type: TT_ACCESS,
-      actor_token: await agentJwt(c),
+      actor_token: await actorJwt(c),
       actor_token_type: TT_JWT,
     });
     await expectError(res, 400, 'invalid_request');

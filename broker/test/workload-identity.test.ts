@@ -1,5 +1,6 @@
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { actorAudience } from '../core/protocol.js';
 import { delegateViaCiba, exchangeRaw, TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
 import {
   addAgent,
@@ -261,11 +262,12 @@ describe('workload identity federation: an agent with no secret at Errand', () =
     expect(parent.status).toBe(200);
     const parentToken = ((await parent.json()) as { access_token: string }).access_token;
     expect(decodeJwt(parentToken).errand_aal).toBe('NHI-AAL1');
-    // The keyed agent requests; the enclave agent acts, proven by its own workload token.
+    // The keyed agent requests; the enclave agent acts, proven by its own workload token, fetched for
+    // Errand's actor audience.
     const res = await exchangeRaw(tb, as, keyed, {
       subject_token: parentToken,
       subject_token_type: TT_ACCESS,
-      actor_token: await wi.svid(`${TD}/ns/agents/sa/hw-2`, tb.url, { attestation: { node: 'tpm' } }),
+      actor_token: await wi.svid(`${TD}/ns/agents/sa/hw-2`, actorAudience(tb.url), { attestation: { node: 'tpm' } }),
       actor_token_type: TT_JWT,
     });
     expect(res.status).toBe(200);
@@ -284,6 +286,56 @@ describe('workload identity federation: an agent with no secret at Errand', () =
     });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  test('a workload token is either an actor token or a client assertion, told apart by its audience', async () => {
+    const user = await createUser(tb);
+    const as = await discover(tb);
+    const { credential } = await delegateViaCiba(tb, as, keyed, user, {
+      scope: 'openid notes:read',
+      resource: NOTES,
+      max_depth: '1',
+    });
+    const parent = await exchangeRaw(tb, as, keyed, { subject_token: credential, subject_token_type: TT_JWT });
+    const parentToken = ((await parent.json()) as { access_token: string }).access_token;
+    const sub = `${TD}/ns/agents/sa/planner`;
+
+    // A token the planner fetched to prove itself as an actor, handed to the keyed agent: it cannot
+    // authenticate as the planner (client_credentials or CIBA).
+    const handed = await wi.svid(sub, actorAudience(tb.url));
+    await expectInvalidClient(await clientCredentials(handed), /is an actor_token and cannot authenticate a client/);
+    const ciba = await postForm(`${tb.url}/bc-authorize`, {
+      client_assertion_type: JWT_SPIFFE,
+      client_assertion: await wi.svid(sub, actorAudience(tb.url)),
+      scope: 'openid notes:read',
+      login_hint: user.username,
+      resource: NOTES,
+    });
+    await expectInvalidClient(ciba, /actor_token/);
+    // The planner's client-authentication token is no actor token either.
+    const asActor = await exchangeRaw(tb, as, keyed, {
+      subject_token: parentToken,
+      subject_token_type: TT_ACCESS,
+      actor_token: await wi.svid(sub, tb.url),
+      actor_token_type: TT_JWT,
+    });
+    expect(asActor.status).toBe(400);
+    expect(await asActor.json()).toMatchObject({
+      error: 'invalid_request',
+      error_description: `actor_token: the workload token aud must be ${actorAudience(tb.url)} alone`,
+    });
+    // The refused actor token was not spent: it still proves the planner as the actor.
+    const ok = await exchangeRaw(tb, as, keyed, {
+      subject_token: parentToken,
+      subject_token_type: TT_ACCESS,
+      actor_token: handed,
+      actor_token_type: TT_JWT,
+    });
+    expect(ok.status).toBe(200);
+    expect(decodeJwt(((await ok.json()) as { access_token: string }).access_token)).toMatchObject({
+      client_id: planner,
+      act: { sub: planner, act: { sub: keyed.clientId } },
+    });
   });
 });
 

@@ -1,9 +1,17 @@
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { userApi } from '../../test/delegation-fixtures.js';
-import { addResource, adminApi, createUser, freePort, startBroker, type TestBroker } from '../../test/fixtures.js';
+import {
+  addResource,
+  adminApi,
+  createUser,
+  freePort,
+  postForm,
+  startBroker,
+  type TestBroker,
+} from '../../test/fixtures.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../../test/workload-issuer.js';
 import { AgentKeys, ErrandAgent, ErrandError, privateKeyJwt, workloadIdentity } from '../index.js';
 
@@ -142,6 +150,89 @@ describe('agent SDK', () => {
     await task.end();
     await expect(task.refresh()).rejects.toMatchObject({ code: 'invalid_request' });
     await expect(sub.refresh()).rejects.toBeInstanceOf(ErrandError);
+  });
+
+  test('actor tokens: a sub-agent proves itself as the actor of an exchange another agent makes', async () => {
+    const user = await createUser(tb);
+    const agent = await ErrandAgent.connect({
+      issuer: tb.url,
+      credential: privateKeyJwt({ clientId: keyedId, keys }),
+      now: sdkNow,
+    });
+    const [delegation] = await Promise.all([
+      agent.requestDelegation({
+        user: user.username,
+        resources: [NOTES],
+        scope: 'notes:read notes:write',
+        maxDepth: 1,
+      }),
+      decide(user, keyedId, 'approve'),
+    ]);
+    const task = await agent.startTask(delegation, { resource: NOTES });
+
+    // Two sub-agents: one with its own keys (published inline), one vouched for by its platform.
+    const subKeys = await AgentKeys.create();
+    const created = await api.call('POST', '/api/admin/clients', {
+      kind: 'agent',
+      name: 'keyed helper',
+      jwks: subKeys.jwks(),
+    });
+    const subId = ((await created.json()) as { client_id: string }).client_id;
+    const keyedHelper = await ErrandAgent.connect({
+      issuer: tb.url,
+      credential: privateKeyJwt({ clientId: subId, keys: subKeys }),
+      now: sdkNow,
+    });
+    const workloadHelper = await ErrandAgent.connect({
+      issuer: tb.url,
+      credential: workloadIdentity((audience) => wi.svid(`${TD}/helper`, audience), { spiffe: true }),
+      now: sdkNow,
+    });
+
+    // The parent presents the sub-agent's actor token in its own exchange (RFC 8693 §2.1).
+    const parent = privateKeyJwt({ clientId: keyedId, keys });
+    const post = async (url: string, form: Record<string, string>) => {
+      const auth = await parent.authenticate(tb.url, tb.clock.now());
+      return postForm(url, {
+        ...form,
+        client_assertion_type: auth.client_assertion_type,
+        client_assertion: auth.client_assertion,
+      });
+    };
+    const cases = [
+      { helper: keyedHelper, id: subId, level: 'NHI-AAL1', typ: 'actor+jwt' },
+      { helper: workloadHelper, id: helperId, level: 'NHI-AAL2', typ: 'JWT' },
+    ];
+    for (const { helper, id, level, typ } of cases) {
+      const actorToken = await helper.actorToken();
+      expect(decodeProtectedHeader(actorToken).typ).toBe(typ);
+      const res = await post(`${tb.url}/token`, {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: await task.accessToken(),
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        actor_token: actorToken,
+        actor_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+        scope: 'notes:read',
+      });
+      expect(res.status).toBe(200);
+      expect(decodeJwt(((await res.json()) as { access_token: string }).access_token)).toMatchObject({
+        client_id: id,
+        scope: 'notes:read',
+        errand_aal: level,
+        act: { sub: id, act: { sub: keyedId } },
+      });
+      // Handed over, it never authenticates the sub-agent itself.
+      const asClient = await postForm(`${tb.url}/bc-authorize`, {
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await helper.actorToken(),
+        scope: 'openid notes:read',
+        login_hint: user.username,
+        resource: NOTES,
+      });
+      expect(asClient.status).toBe(401);
+      expect(await asClient.json()).toMatchObject({ error: 'invalid_client' });
+    }
+    await task.end();
   });
 
   test('a denied request rejects with access_denied', async () => {
