@@ -75,6 +75,8 @@ export const EnvSchema = z.object({
   ERRAND_DPOP_NONCE_REQUIRED: bool.default(false),
   ERRAND_FETCH_TIMEOUT_MS: count(100, 60_000).default(5000),
   ERRAND_FETCH_ALLOW_PRIVATE: bool.default(false),
+  ERRAND_STREAM_MAX_PER_CLIENT: count(1, 10_000).default(10),
+  ERRAND_STREAM_MAX_TOTAL: count(1, 1_000_000).default(1000),
   ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
   ERRAND_SESSION_TTL: seconds(300, 30 * DAY).default(8 * 3600),
   ERRAND_SIGNIN_MAX_FAILURES: count(1, 1000).default(5),
@@ -148,6 +150,8 @@ export interface Config {
     cimdMaxBytes: number;
   };
   fetch: { timeoutMs: number; allowPrivate: boolean };
+  /** Long-lived streams (revocation push channel): open at once per client and in total. */
+  streams: { maxPerClient: number; maxTotal: number };
   http: { maxBodyBytes: number; trustProxy: boolean };
   sessions: { ttl: number; maxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
@@ -215,6 +219,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (e.ERRAND_DELEGATION_DEFAULT_TTL > e.ERRAND_DELEGATION_MAX_TTL) {
     problems.push('ERRAND_DELEGATION_DEFAULT_TTL: must not exceed ERRAND_DELEGATION_MAX_TTL');
+  }
+  if (e.ERRAND_STREAM_MAX_PER_CLIENT > e.ERRAND_STREAM_MAX_TOTAL) {
+    problems.push('ERRAND_STREAM_MAX_PER_CLIENT: must not exceed ERRAND_STREAM_MAX_TOTAL');
   }
   if (e.ERRAND_REFRESH_TOKEN_IDLE_TTL > e.ERRAND_REFRESH_TOKEN_TTL) {
     problems.push('ERRAND_REFRESH_TOKEN_IDLE_TTL: must not exceed ERRAND_REFRESH_TOKEN_TTL');
@@ -288,6 +295,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       cimdMaxBytes: e.ERRAND_CIMD_MAX_BYTES,
     },
     fetch: { timeoutMs: e.ERRAND_FETCH_TIMEOUT_MS, allowPrivate: e.ERRAND_FETCH_ALLOW_PRIVATE },
+    streams: { maxPerClient: e.ERRAND_STREAM_MAX_PER_CLIENT, maxTotal: e.ERRAND_STREAM_MAX_TOTAL },
     http: { maxBodyBytes: e.ERRAND_MAX_BODY_BYTES, trustProxy: e.ERRAND_TRUST_PROXY },
     sessions: {
       ttl: e.ERRAND_SESSION_TTL,

@@ -51,6 +51,7 @@ import { tokenRoutes } from './routes/token.js';
 import { tokenManagementRoutes } from './routes/token-management.js';
 import { trustedIssuerRoutes } from './routes/trusted-issuers.js';
 import { userApiRoutes } from './routes/user-api.js';
+import { createStreamLimit } from './stream-limit.js';
 import type { AppEnv } from './types.js';
 
 export interface AppDeps {
@@ -247,6 +248,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       auth: deps.auth,
       issuer: config.issuer,
       onRevoked: (listener) => deps.onRevoked(listener),
+      streams: createStreamLimit(config.streams),
     }),
   );
   app.route(
