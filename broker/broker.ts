@@ -11,6 +11,7 @@ import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
 import { ensureMcpResource } from '../mcp-server/errand/resource.js';
 import type { Config } from './config.js';
+import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import { type Clock, systemClock } from './core/ports.js';
 import { PATHS } from './core/protocol.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
@@ -136,11 +137,15 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
       refreshGrace: config.tokens.refreshGracePeriod,
     },
   });
+  // Fetches of URLs that callers choose (metadata documents, key sets): capped per host and in total.
+  const fetchLimit = new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
   const directory = new ClientDirectory(
-    { store: clients, clock, log },
+    { store: clients, clock, log, fetchLimit },
     {
       cimdEnabled: config.registration.cimdEnabled,
       cimdCacheTtl: config.registration.cimdCacheTtl,
+      cimdMinCacheTtl: config.registration.cimdMinCacheTtl,
+      cimdFailureTtl: config.registration.cimdFailureTtl,
       cimdMaxBytes: config.registration.cimdMaxBytes,
       timeoutMs: config.fetch.timeoutMs,
       allowPrivate: config.fetch.allowPrivate,
@@ -152,6 +157,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     cacheTtl: config.clientAuth.jwksCacheTtl,
     timeoutMs: config.fetch.timeoutMs,
     allowPrivate: config.fetch.allowPrivate,
+    fetchLimit,
   });
   const trustedIssuers = new TrustedIssuerStore(db);
   const workload = new WorkloadVerifier({
