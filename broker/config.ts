@@ -229,9 +229,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.ERRAND_DELEGATION_DEFAULT_TTL > e.ERRAND_DELEGATION_MAX_TTL) {
     problems.push('ERRAND_DELEGATION_DEFAULT_TTL: must not exceed ERRAND_DELEGATION_MAX_TTL');
   }
-  if (e.ERRAND_CIMD_MIN_CACHE_TTL > e.ERRAND_CIMD_CACHE_TTL) {
-    problems.push('ERRAND_CIMD_MIN_CACHE_TTL: must not exceed ERRAND_CIMD_CACHE_TTL');
-  }
   if (e.ERRAND_FETCH_MAX_PER_HOST > e.ERRAND_FETCH_MAX_CONCURRENT) {
     problems.push('ERRAND_FETCH_MAX_PER_HOST: must not exceed ERRAND_FETCH_MAX_CONCURRENT');
   }
@@ -308,7 +305,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       cimdEnabled: e.ERRAND_CIMD_ENABLED,
       cimdCacheTtl: e.ERRAND_CIMD_CACHE_TTL,
       cimdMaxBytes: e.ERRAND_CIMD_MAX_BYTES,
-      cimdMinCacheTtl: e.ERRAND_CIMD_MIN_CACHE_TTL,
+      // The floor never exceeds the ceiling: an explicit ERRAND_CIMD_CACHE_TTL below it wins.
+      cimdMinCacheTtl: Math.min(e.ERRAND_CIMD_MIN_CACHE_TTL, e.ERRAND_CIMD_CACHE_TTL),
       cimdFailureTtl: e.ERRAND_CIMD_FAILURE_TTL,
     },
     fetch: {
