@@ -137,10 +137,11 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
       refreshGrace: config.tokens.refreshGracePeriod,
     },
   });
-  // Fetches of URLs that callers choose (metadata documents, key sets): capped per host and in total.
-  const fetchLimit = new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
+  // Fetches of URLs that callers choose, capped per host and in total; metadata documents and key
+  // sets each have their own budget, so that a flood of one cannot starve the other.
+  const fetchLimit = () => new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
   const directory = new ClientDirectory(
-    { store: clients, clock, log, fetchLimit },
+    { store: clients, clock, log, fetchLimit: fetchLimit() },
     {
       cimdEnabled: config.registration.cimdEnabled,
       cimdCacheTtl: config.registration.cimdCacheTtl,
@@ -157,7 +158,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     cacheTtl: config.clientAuth.jwksCacheTtl,
     timeoutMs: config.fetch.timeoutMs,
     allowPrivate: config.fetch.allowPrivate,
-    fetchLimit,
+    fetchLimit: fetchLimit(),
   });
   const trustedIssuers = new TrustedIssuerStore(db);
   const workload = new WorkloadVerifier({
