@@ -5,15 +5,13 @@
  * (SDK-NOTES §B, a2aproject/a2a-js#663).
  */
 
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { AgentCard, verifyAgentCardSignature } from '@a2a-js/sdk';
 import { decodeProtectedHeader, type JWK } from 'jose';
 import { z } from 'zod';
 import { OAuthError } from '../broker/core/errors.js';
 import { canonicalizeResource } from '../broker/core/resource.js';
 import { isScopeToken } from '../broker/core/scopes.js';
-import { isForbiddenAddress, SafeFetchError, safeFetch } from '../broker/identity/safe-fetch.js';
+import { checkPublicUrl, SafeFetchError, safeFetch } from '../broker/identity/safe-fetch.js';
 import type { PeerSecurity, PeerSkill } from '../db/stores/peer-store.js';
 
 /** Largest card (and key set) Errand reads. */
@@ -214,27 +212,16 @@ export async function fetchJson(url: string, what: string, rules: FetchRules): P
 }
 
 /**
- * The same address rules for a URL Errand does not fetch now but will call later (the peer's
- * endpoint): https (http only with allowPrivate), no credentials, no forbidden address (RFC 6890).
+ * The SSRF rules of every outbound fetch (safe-fetch.ts), applied now to a URL Errand will call
+ * later (the peer's endpoint): https (http only with allowPrivate), no credentials, no forbidden
+ * address (RFC 6890). Each later call is checked again and pinned to the address it checked.
  */
-export async function assertPublicUrl(raw: string, what: string, allowPrivate: boolean): Promise<void> {
-  let url: URL;
+export async function checkEndpointUrl(raw: string, what: string, allowPrivate: boolean): Promise<void> {
   try {
-    url = new URL(raw);
-  } catch {
-    throw refuse(`${what} is not a valid URL`);
-  }
-  if (url.protocol !== 'https:' && !(allowPrivate && url.protocol === 'http:')) throw refuse(`${what} must use https`);
-  if (url.username || url.password) throw refuse(`${what} must not contain user credentials`);
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  let addresses: string[];
-  try {
-    addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
-  } catch {
-    throw refuse(`${what} host could not be resolved`);
-  }
-  if (!allowPrivate && (addresses.length === 0 || addresses.some(isForbiddenAddress))) {
-    throw refuse(`${what} resolves to a forbidden address (private, loopback or special-purpose)`);
+    await checkPublicUrl(raw, allowPrivate);
+  } catch (err) {
+    if (err instanceof SafeFetchError) throw refuse(`${what} is refused: ${err.message}`);
+    throw err;
   }
 }
 

@@ -11,16 +11,16 @@ import type { Clock } from '../broker/core/ports.js';
 import { canonicalizeResource } from '../broker/core/resource.js';
 import { isLive, isTerminal, type Task, type TerminalState } from '../broker/core/task.js';
 import type { Engine } from '../broker/engine.js';
+import { safeFetch } from '../broker/identity/safe-fetch.js';
 import type { Logger } from '../broker/log.js';
 import type { ExchangeService } from '../broker/services/exchange-token.js';
 import type { TaskService } from '../broker/services/tasks.js';
 import { newId } from '../broker/tokens/random.js';
 import type { Db } from '../db/open.js';
-import type { AuditStore } from '../db/stores/audit-store.js';
 import type { ClientStore } from '../db/stores/client-store.js';
 import { type Peer, PeerStore } from '../db/stores/peer-store.js';
 import type { TaskStore } from '../db/stores/task-store.js';
-import { assertPublicUrl, describeCard } from './peer-card.js';
+import { describeCard } from './peer-card.js';
 
 /** The external-id keys that link an Errand task to a peer's task. */
 export const PEER_LINK = { peer: 'peer', task: 'peer_task' } as const;
@@ -31,10 +31,9 @@ export interface PeerTaskDeps {
   db: Db;
   peers: Pick<PeerStore, 'get'>;
   tasks: TaskStore;
-  taskService: Pick<TaskService, 'flush'>;
+  taskService: Pick<TaskService, 'endForPeer'>;
   exchange: Pick<ExchangeService, 'exchangeOnBehalf'>;
   clients: Pick<ClientStore, 'get'>;
-  audit: AuditStore;
   clock: Clock;
   log: Logger;
   allowPrivate: boolean;
@@ -120,7 +119,12 @@ export async function followPeerTask(deps: PeerTaskDeps, opts: FollowOptions): P
       const peerTask = await client.getTask({ id: peerTaskId, tenant });
       const state = TERMINAL[peerTask.status?.state ?? TaskState.TASK_STATE_UNSPECIFIED];
       if (state) {
-        const ended = await endForPeer(deps, task.id, state, peer, peerTaskId);
+        // The one cascade of every task end (TaskService), with reason `peer_ended`.
+        const ended = await deps.taskService.endForPeer(task.id, state, {
+          peerId: peer.id,
+          peerTaskId,
+          audience: peer.endpoint,
+        });
         return ended ? { outcome: 'peer_ended', peerState: state } : { outcome: 'task_ended' };
       }
       delay = interval;
@@ -134,42 +138,6 @@ export async function followPeerTask(deps: PeerTaskDeps, opts: FollowOptions): P
     }
     await sleep(delay, opts.signal);
   }
-}
-
-/** Ends the task (and its subtree) with reason `peer_ended`; false when it had ended already. */
-async function endForPeer(deps: PeerTaskDeps, taskId: string, state: TerminalState, peer: Peer, peerTaskId: string) {
-  const events = await deps.db.write(async (tx) => {
-    const task = await deps.tasks.get(taskId, tx);
-    if (!task || isTerminal(task.state)) return null;
-    const now = deps.clock.now();
-    const result = await deps.tasks.endTree(task.id, { state, reason: 'peer_ended', at: now }, tx);
-    await deps.audit.append(
-      {
-        type: 'task.ended',
-        result: 'allowed',
-        userId: task.userId,
-        clientId: task.agentId,
-        actorChain: task.actorChain,
-        taskId: task.id,
-        delegationId: task.delegationId,
-        audience: peer.endpoint,
-        reason: 'peer_ended',
-        details: {
-          state,
-          peerId: peer.id,
-          peerTask: peerTaskId,
-          endedTasks: result.endedTaskIds.length,
-          revokedTokens: result.revoked.length,
-        },
-      },
-      now,
-      tx,
-    );
-    return result.revoked.map((r) => ({ ...r, taskId: task.id, at: now }));
-  });
-  if (events === null) return false;
-  deps.taskService.flush(events);
-  return true;
 }
 
 /** The token to present: the caller's, or a task token Errand issues for the peer audience (cached). */
@@ -199,42 +167,38 @@ function tokenSource(deps: PeerTaskDeps, task: Task, peer: Peer, given: FollowOp
   };
 }
 
-/** fetch for the SDK client: only the registered endpoint, SSRF rules, no redirects, bounded. */
+/**
+ * fetch for the SDK client: only the registered endpoint, through Errand's SSRF-safe fetch (address
+ * checked and the connection pinned to it, no redirects, bounded in time and size).
+ */
 function peerFetch(deps: PeerTaskDeps, peer: Peer, token: () => Promise<string>): typeof fetch {
   return async (input, init) => {
-    const url = input instanceof Request ? input.url : String(input);
-    if (canonicalizeResource(url) !== peer.endpoint) throw new Error('the peer client calls only the peer endpoint');
-    // Checked before each call; the endpoint passed the same check at registration.
-    await assertPublicUrl(url, 'the peer endpoint', deps.allowPrivate);
-    const headers = new Headers(init?.headers);
-    headers.set('authorization', `Bearer ${await token()}`);
-    const res = await fetch(input, {
-      ...init,
-      headers,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(deps.timeoutMs),
+    const request = new Request(input, init);
+    if (canonicalizeResource(request.url) !== peer.endpoint)
+      throw new Error('the peer client calls only the peer endpoint');
+    if (request.method !== 'GET' && request.method !== 'POST')
+      throw new Error('the peer client sends GET or POST only');
+    const headers: Record<string, string> = {};
+    request.headers.forEach((value, name) => {
+      headers[name] = value;
     });
-    if (res.status >= 300 && res.status < 400) throw new Error(`the peer answered with a redirect (${res.status})`);
-    const body = await readCapped(res, MAX_RESPONSE_BYTES);
-    return new Response([204, 205, 304].includes(res.status) ? null : body, {
+    headers.authorization = `Bearer ${await token()}`;
+    const res = await safeFetch(request.url, {
+      method: request.method,
+      accept: request.headers.get('accept') ?? 'application/json',
+      headers,
+      ...(request.method === 'POST' ? { body: new Uint8Array(await request.arrayBuffer()) } : {}),
+      // The SDK reads JSON-RPC errors and HTTP statuses itself.
+      acceptStatus: () => true,
+      maxBytes: MAX_RESPONSE_BYTES,
+      timeoutMs: deps.timeoutMs,
+      allowPrivate: deps.allowPrivate,
+    });
+    return new Response([204, 205, 304].includes(res.status) ? null : new Uint8Array(res.body), {
       status: res.status,
-      statusText: res.statusText,
       headers: res.headers,
     });
   };
-}
-
-async function readCapped(res: Response, max: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  if (res.body) {
-    for await (const chunk of res.body) {
-      total += chunk.length;
-      if (total > max) throw new Error(`the peer response exceeds ${max} bytes`);
-      chunks.push(chunk);
-    }
-  }
-  return Buffer.concat(chunks, total);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -251,7 +215,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** The follower's dependencies from the application's. */
 export function peerTaskDeps(
-  deps: Pick<Engine, 'db' | 'tasks' | 'taskService' | 'exchange' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>,
+  deps: Pick<Engine, 'db' | 'tasks' | 'taskService' | 'exchange' | 'clients' | 'clock' | 'log' | 'config'>,
 ): PeerTaskDeps {
   return {
     db: deps.db,
@@ -260,7 +224,6 @@ export function peerTaskDeps(
     taskService: deps.taskService,
     exchange: deps.exchange,
     clients: deps.clients,
-    audit: deps.audit,
     clock: deps.clock,
     log: deps.log,
     allowPrivate: deps.config.fetch.allowPrivate,

@@ -15,7 +15,7 @@ import type { ClientStore } from '../db/stores/client-store.js';
 import { type Peer, PeerStore } from '../db/stores/peer-store.js';
 import {
   A2A_INVOKE_SCOPE,
-  assertPublicUrl,
+  checkEndpointUrl,
   describeCard,
   type FetchRules,
   fetchJson,
@@ -38,6 +38,15 @@ export interface PeerRegistryDeps {
 export interface PeerActor {
   userId: string;
   requestId: string;
+}
+
+/** How a refresh may change a peer. */
+export interface RefreshOptions {
+  /**
+   * Accept an unsigned card for a peer whose stored card is signed (A2A §8.4). Off by default: a
+   * signed peer does not silently become unsigned.
+   */
+  acceptUnsigned?: boolean;
 }
 
 /** The wire view of a peer. */
@@ -78,25 +87,25 @@ export class PeerRegistry {
   }
 
   /** Registers a peer from its card URL; registering the same URL again refreshes it. */
-  async register(cardUrl: string, by: PeerActor): Promise<{ peer: Peer; created: boolean }> {
+  async register(cardUrl: string, by: PeerActor, opts: RefreshOptions = {}): Promise<{ peer: Peer; created: boolean }> {
     const url = normalizeCardUrl(cardUrl);
     const existing = await this.deps.peers.getByCardUrl(url);
-    return { peer: await this.load(url, existing, by), created: existing === null };
+    return { peer: await this.load(url, existing, by, opts), created: existing === null };
   }
 
   /** Fetches a registered peer's card again and updates the peer and its resource. */
-  async refresh(id: string, by: PeerActor): Promise<Peer> {
+  async refresh(id: string, by: PeerActor, opts: RefreshOptions = {}): Promise<Peer> {
     const existing = await this.deps.peers.get(id);
     if (!existing) throw new OAuthError('not_found', 'no such peer');
-    return this.load(existing.cardUrl, existing, by);
+    return this.load(existing.cardUrl, existing, by, opts);
   }
 
-  private async load(cardUrl: string, existing: Peer | null, by: PeerActor): Promise<Peer> {
+  private async load(cardUrl: string, existing: Peer | null, by: PeerActor, opts: RefreshOptions): Promise<Peer> {
     const { deps } = this;
     try {
       const raw = await fetchJson(cardUrl, 'the Agent Card', deps.fetch);
       const card = describeCard(raw);
-      await assertPublicUrl(card.endpoint, "the Agent Card's JSON-RPC endpoint", deps.fetch.allowPrivate);
+      await checkEndpointUrl(card.endpoint, "the Agent Card's JSON-RPC endpoint", deps.fetch.allowPrivate);
       let kid: string | null = null;
       if (card.signatures.length > 0) {
         const signedRaw = raw as Record<string, unknown>;
@@ -108,6 +117,15 @@ export class PeerRegistry {
             `the Agent Card signature does not cover "${field}": only A2A 1.0 card fields can be signed`,
           );
         }
+      }
+      // Once a peer has presented a verified signature, an unsigned card may be anyone's: refused
+      // unless an administrator accepts it explicitly. (An invalid signature is refused above.)
+      const downgraded = existing?.signatureVerified === true && kid === null;
+      if (downgraded && !opts.acceptUnsigned) {
+        throw new OAuthError(
+          'conflict',
+          'the peer presented a signed Agent Card before and this one is unsigned: it is refused and the stored card is kept (to accept it, refresh with accept_unsigned: true)',
+        );
       }
       // A card must not take over a resource that is not its own (another peer's, or an MCP server's).
       const owner = await deps.peers.getByEndpoint(card.endpoint);
@@ -154,7 +172,14 @@ export class PeerRegistry {
             userId: by.userId,
             audience: card.endpoint,
             requestId: by.requestId,
-            details: { peerId: peer.id, cardUrl, signatureVerified: peer.signatureVerified, kid, scopes },
+            details: {
+              peerId: peer.id,
+              cardUrl,
+              signatureVerified: peer.signatureVerified,
+              kid,
+              scopes,
+              ...(downgraded ? { signatureRemoved: true } : {}),
+            },
           },
           now,
           tx,
@@ -167,9 +192,37 @@ export class PeerRegistry {
       });
       return (await deps.peers.get(peer.id)) ?? peer;
     } catch (err) {
-      if (err instanceof OAuthError) deps.log.info('peer.rejected', { cardUrl, reason: err.message });
+      if (err instanceof OAuthError) {
+        deps.log.info('peer.rejected', { cardUrl, reason: err.message });
+        if (existing) await this.recordRefusedRefresh(existing, err, by);
+      }
       throw err;
     }
+  }
+
+  /** A registered peer whose new card was refused keeps its stored card; the refusal is audited. */
+  private async recordRefusedRefresh(peer: Peer, err: OAuthError, by: PeerActor): Promise<void> {
+    const { deps } = this;
+    await deps.db.write((tx) =>
+      deps.audit.append(
+        {
+          type: 'peer.refresh_refused',
+          result: 'denied',
+          userId: by.userId,
+          audience: peer.endpoint,
+          requestId: by.requestId,
+          reason: err.code,
+          details: {
+            peerId: peer.id,
+            cardUrl: peer.cardUrl,
+            signatureVerified: peer.signatureVerified,
+            description: err.message.slice(0, 300),
+          },
+        },
+        deps.clock.now(),
+        tx,
+      ),
+    );
   }
 }
 

@@ -11,6 +11,7 @@ import {
 import {
   A2A_LEGACY_PROTOCOL_VERSION,
   LEGACY_HTTP_EXTENSION_HEADER,
+  LEGACY_METHOD_MESSAGE_STREAM,
   LEGACY_METHOD_TASKS_RESUBSCRIBE,
 } from '@a2a-js/sdk/compat/v0_3';
 import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server';
@@ -25,6 +26,7 @@ import {
 import { type Context, Hono } from 'hono';
 import { DPOP, ERRAND_SCOPES, PATHS } from '../broker/core/protocol.js';
 import type { Engine } from '../broker/engine.js';
+import { type StreamLimit, tooManyStreams } from '../broker/http/stream-limit.js';
 import { type AppEnv, NO_STORE } from '../broker/http/types.js';
 import { a2aResourceId, a2aUrl } from '../broker/services/built-in-resources.js';
 import { type AccessFailure, accessChallenge } from '../broker/services/resource-access.js';
@@ -42,6 +44,13 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
 }
 
 const JSON_TYPES = new Set(['application/json', 'application/a2a+json']);
+/** Methods answered with a long-lived event stream (A2A 1.0 and 0.3 names). */
+const STREAMING = new Set([
+  'SendStreamingMessage',
+  'SubscribeToTask',
+  LEGACY_METHOD_MESSAGE_STREAM,
+  LEGACY_METHOD_TASKS_RESUBSCRIBE,
+]);
 type RpcError = { code: number; message: string; data?: unknown };
 
 /**
@@ -50,7 +59,10 @@ type RpcError = { code: number; message: string; data?: unknown };
  * an Errand token issued for exactly that resource. This is the glue the SDK's express
  * `jsonRpcHandler` does, on Hono.
  */
-export function a2aRoutes(deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys' | 'agentOps' | 'access'>) {
+export function a2aRoutes(
+  deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys' | 'agentOps' | 'access'>,
+  opts: { streams: StreamLimit },
+) {
   const { issuer } = deps.config;
   const endpoint = { resource: a2aResourceId(issuer), url: a2aUrl(issuer) };
   const endpointUrl = new URL(endpoint.url);
@@ -167,11 +179,26 @@ export function a2aRoutes(deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys'
       return rpcError(body.id, mapError(err));
     }
 
-    const out = await (isLegacy ? legacy : v1).handle(body, context);
+    // Streams are capped per client (and in total), counted with the revocation push channel's.
+    let release: (() => void) | null = null;
+    if (typeof body.method === 'string' && STREAMING.has(body.method)) {
+      release = opts.streams.acquire(caller.client.id);
+      if (!release) throw tooManyStreams();
+    }
+    let out: Awaited<ReturnType<JsonRpcTransportHandler['handle']>>;
+    try {
+      out = await (isLegacy ? legacy : v1).handle(body, context);
+    } catch (err) {
+      release?.();
+      throw err;
+    }
     const activated: Record<string, string> = context.activatedExtensions?.length
       ? { [isLegacy ? LEGACY_HTTP_EXTENSION_HEADER : HTTP_EXTENSION_HEADER]: context.activatedExtensions.join(', ') }
       : {};
-    if (!(Symbol.asyncIterator in out)) return c.json(out, 200, activated);
+    if (!(Symbol.asyncIterator in out)) {
+      release?.();
+      return c.json(out, 200, activated);
+    }
 
     // Streaming: the first event decides; an error before it is a plain JSON-RPC error (as the
     // SDK's express glue does), except for 0.3 resubscribe, which is always SSE.
@@ -181,6 +208,7 @@ export function a2aRoutes(deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys'
       try {
         first = await iterator.next();
       } catch (err) {
+        release?.();
         return rpcError(body.id, mapError(err));
       }
     }
@@ -188,21 +216,28 @@ export function a2aRoutes(deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys'
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
         if (first && !first.done) controller.enqueue(encoder.encode(formatSSEEvent(first.value)));
-        if (first?.done) controller.close();
+        if (first?.done) {
+          controller.close();
+          release?.();
+        }
       },
       async pull(controller) {
         try {
           const next = await iterator.next();
-          if (next.done) controller.close();
-          else controller.enqueue(encoder.encode(formatSSEEvent(next.value)));
+          if (next.done) {
+            controller.close();
+            release?.();
+          } else controller.enqueue(encoder.encode(formatSSEEvent(next.value)));
         } catch (err) {
           c.var.log.info('a2a.stream_failed', { reason: (err as Error).message });
           const error = { jsonrpc: '2.0', id: body.id ?? null, error: mapError(err) };
           controller.enqueue(encoder.encode(formatSSEErrorEvent(error)));
           controller.close();
+          release?.();
         }
       },
       async cancel() {
+        release?.();
         await iterator.return?.(undefined);
       },
     });

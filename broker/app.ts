@@ -29,6 +29,7 @@ import { tokenRoutes } from './http/routes/token.js';
 import { tokenManagementRoutes } from './http/routes/token-management.js';
 import { trustedIssuerRoutes } from './http/routes/trusted-issuers.js';
 import { userApiRoutes } from './http/routes/user-api.js';
+import { createStreamLimit } from './http/stream-limit.js';
 import type { AppEnv } from './http/types.js';
 import { newId } from './tokens/random.js';
 
@@ -178,12 +179,15 @@ export function createApp(deps: Engine): Hono<AppEnv> {
   );
   app.route('/', statusListRoutes({ lists: deps.statusLists, ttl: config.statusList.ttl }));
   app.route('/', taskRoutes({ auth: deps.auth, tasks: deps.taskService }));
+  // One budget of long-lived streams per client, shared by the revocation push channel and A2A.
+  const streams = createStreamLimit(config.streams);
   app.route(
     '/',
     revocationEventRoutes({
       auth: deps.auth,
       issuer: config.issuer,
       onRevoked: (listener) => deps.onRevoked(listener),
+      streams,
     }),
   );
   app.route(
@@ -253,7 +257,7 @@ export function createApp(deps: Engine): Hono<AppEnv> {
     }),
   );
   // Errand as an A2A agent: its signed Agent Card, <issuer>/a2a and its protected resource metadata.
-  app.route('/', a2aRoutes(deps));
+  app.route('/', a2aRoutes(deps, { streams }));
   // Errand's own MCP endpoint (<issuer>/mcp) and its protected resource metadata.
   app.route('/', errandMcpRoutes(deps));
   app.route('/', pageRoutes(deps));

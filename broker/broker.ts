@@ -10,6 +10,7 @@ import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
+import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import { type Clock, systemClock } from './core/ports.js';
 import { PATHS } from './core/protocol.js';
 import { delegationLimits, type Engine } from './engine.js';
@@ -139,11 +140,16 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
       refreshGrace: config.tokens.refreshGracePeriod,
     },
   });
+  // Fetches of URLs that callers choose, capped per host and in total; metadata documents and key
+  // sets each have their own budget, so that a flood of one cannot starve the other.
+  const fetchLimit = () => new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
   const directory = new ClientDirectory(
-    { store: clients, clock, log },
+    { store: clients, clock, log, fetchLimit: fetchLimit() },
     {
       cimdEnabled: config.registration.cimdEnabled,
       cimdCacheTtl: config.registration.cimdCacheTtl,
+      cimdMinCacheTtl: config.registration.cimdMinCacheTtl,
+      cimdFailureTtl: config.registration.cimdFailureTtl,
       cimdMaxBytes: config.registration.cimdMaxBytes,
       timeoutMs: config.fetch.timeoutMs,
       allowPrivate: config.fetch.allowPrivate,
@@ -155,6 +161,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     cacheTtl: config.clientAuth.jwksCacheTtl,
     timeoutMs: config.fetch.timeoutMs,
     allowPrivate: config.fetch.allowPrivate,
+    fetchLimit: fetchLimit(),
   });
   const trustedIssuers = new TrustedIssuerStore(db);
   const workload = new WorkloadVerifier({

@@ -43,6 +43,26 @@ describe('loadConfig', () => {
     );
   });
 
+  test('outbound fetch, metadata document cache and stream caps: defaults, and a per-key cap above its total is refused', () => {
+    const c = loadConfig({});
+    expect(c.fetch).toMatchObject({ maxPerHost: 4, maxConcurrent: 32 });
+    expect(c.registration).toMatchObject({ cimdMinCacheTtl: 60, cimdFailureTtl: 30, cimdCacheTtl: 3600 });
+    expect(c.streams).toEqual({ maxPerClient: 10, maxTotal: 1000 });
+    expect(loadConfig({ ERRAND_CIMD_CACHE_TTL: '10' }).registration.cimdMinCacheTtl).toBe(10);
+    expect(
+      problems({
+        ERRAND_FETCH_MAX_PER_HOST: '50',
+        ERRAND_FETCH_MAX_CONCURRENT: '10',
+        ERRAND_STREAM_MAX_PER_CLIENT: '20',
+        ERRAND_STREAM_MAX_TOTAL: '5',
+      }),
+    ).toEqual([
+      'ERRAND_FETCH_MAX_PER_HOST: must not exceed ERRAND_FETCH_MAX_CONCURRENT',
+      'ERRAND_STREAM_MAX_PER_CLIENT: must not exceed ERRAND_STREAM_MAX_TOTAL',
+    ]);
+    expect(problems({ ERRAND_FETCH_MAX_PER_HOST: '0' })).toEqual(['ERRAND_FETCH_MAX_PER_HOST: must be at least 1']);
+  });
+
   test('several problems are reported together', () => {
     expect(problems({ ERRAND_PORT: '-1', ERRAND_LOG_LEVEL: 'loud' })).toHaveLength(2);
   });

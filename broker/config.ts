@@ -72,10 +72,16 @@ export const EnvSchema = z.object({
   ERRAND_CIMD_ENABLED: bool.default(true),
   ERRAND_CIMD_CACHE_TTL: seconds(0, DAY).default(3600),
   ERRAND_CIMD_MAX_BYTES: count(512, 65_536).default(5120),
+  ERRAND_CIMD_MIN_CACHE_TTL: seconds(0, 3600).default(60),
+  ERRAND_CIMD_FAILURE_TTL: seconds(0, 3600).default(30),
   ERRAND_JWKS_CACHE_TTL: seconds(0, DAY).default(300),
   ERRAND_DPOP_NONCE_REQUIRED: bool.default(false),
   ERRAND_FETCH_TIMEOUT_MS: count(100, 60_000).default(5000),
   ERRAND_FETCH_ALLOW_PRIVATE: bool.default(false),
+  ERRAND_FETCH_MAX_PER_HOST: count(1, 1000).default(4),
+  ERRAND_FETCH_MAX_CONCURRENT: count(1, 10_000).default(32),
+  ERRAND_STREAM_MAX_PER_CLIENT: count(1, 10_000).default(10),
+  ERRAND_STREAM_MAX_TOTAL: count(1, 1_000_000).default(1000),
   ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
   ERRAND_SESSION_TTL: seconds(300, 30 * DAY).default(8 * 3600),
   ERRAND_SIGNIN_MAX_FAILURES: count(1, 1000).default(5),
@@ -149,8 +155,15 @@ export interface Config {
     cimdEnabled: boolean;
     cimdCacheTtl: number;
     cimdMaxBytes: number;
+    /** Least time a fetched metadata document is kept, whatever its Cache-Control says. */
+    cimdMinCacheTtl: number;
+    /** How long a failed metadata document fetch is remembered (and answered without fetching). */
+    cimdFailureTtl: number;
   };
-  fetch: { timeoutMs: number; allowPrivate: boolean };
+  /** Outbound fetches of URLs others choose: limits per host and in total, beyond which they fail fast. */
+  fetch: { timeoutMs: number; allowPrivate: boolean; maxPerHost: number; maxConcurrent: number };
+  /** Long-lived streams (revocation push channel): open at once per client and in total. */
+  streams: { maxPerClient: number; maxTotal: number };
   http: { maxBodyBytes: number; trustProxy: boolean };
   sessions: { ttl: number; maxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
@@ -218,6 +231,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (e.ERRAND_DELEGATION_DEFAULT_TTL > e.ERRAND_DELEGATION_MAX_TTL) {
     problems.push('ERRAND_DELEGATION_DEFAULT_TTL: must not exceed ERRAND_DELEGATION_MAX_TTL');
+  }
+  if (e.ERRAND_FETCH_MAX_PER_HOST > e.ERRAND_FETCH_MAX_CONCURRENT) {
+    problems.push('ERRAND_FETCH_MAX_PER_HOST: must not exceed ERRAND_FETCH_MAX_CONCURRENT');
+  }
+  if (e.ERRAND_STREAM_MAX_PER_CLIENT > e.ERRAND_STREAM_MAX_TOTAL) {
+    problems.push('ERRAND_STREAM_MAX_PER_CLIENT: must not exceed ERRAND_STREAM_MAX_TOTAL');
   }
   if (e.ERRAND_REFRESH_TOKEN_IDLE_TTL > e.ERRAND_REFRESH_TOKEN_TTL) {
     problems.push('ERRAND_REFRESH_TOKEN_IDLE_TTL: must not exceed ERRAND_REFRESH_TOKEN_TTL');
@@ -290,8 +309,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       cimdEnabled: e.ERRAND_CIMD_ENABLED,
       cimdCacheTtl: e.ERRAND_CIMD_CACHE_TTL,
       cimdMaxBytes: e.ERRAND_CIMD_MAX_BYTES,
+      // The floor never exceeds the ceiling: an explicit ERRAND_CIMD_CACHE_TTL below it wins.
+      cimdMinCacheTtl: Math.min(e.ERRAND_CIMD_MIN_CACHE_TTL, e.ERRAND_CIMD_CACHE_TTL),
+      cimdFailureTtl: e.ERRAND_CIMD_FAILURE_TTL,
     },
-    fetch: { timeoutMs: e.ERRAND_FETCH_TIMEOUT_MS, allowPrivate: e.ERRAND_FETCH_ALLOW_PRIVATE },
+    fetch: {
+      timeoutMs: e.ERRAND_FETCH_TIMEOUT_MS,
+      allowPrivate: e.ERRAND_FETCH_ALLOW_PRIVATE,
+      maxPerHost: e.ERRAND_FETCH_MAX_PER_HOST,
+      maxConcurrent: e.ERRAND_FETCH_MAX_CONCURRENT,
+    },
+    streams: { maxPerClient: e.ERRAND_STREAM_MAX_PER_CLIENT, maxTotal: e.ERRAND_STREAM_MAX_TOTAL },
     http: { maxBodyBytes: e.ERRAND_MAX_BODY_BYTES, trustProxy: e.ERRAND_TRUST_PROXY },
     sessions: {
       ttl: e.ERRAND_SESSION_TTL,

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -35,7 +35,26 @@ function committedKeys(file: string): string[] {
   }
 }
 
+const modeOf = (file: string) => (statSync(file).mode & 0o777).toString(8);
+
 describe.each(['native', 'client'] as const)('openDb (%s driver)', (driver) => {
+  test('the database, WAL and shared-memory files are created readable by the owner only', async () => {
+    const { db, file } = await fresh(driver);
+    await db.write(async (tx) => void (await tx.insert(usedAssertions).values({ key: 'k', expiresAt: 1 })));
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(modeOf(f), f).toBe('600');
+  });
+
+  test('an existing database file open to group or others is narrowed to the owner', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'errand-db-'));
+    dirs.push(dir);
+    const file = join(dir, 'errand.db');
+    writeFileSync(file, '');
+    chmodSync(file, 0o644);
+    const db = await openDb(`file:${file}`, { driver });
+    dbs.push(db);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(modeOf(f), f).toBe('600');
+  });
+
   test('concurrent write transactions commit together; a failing one rolls back alone', async () => {
     const { db, file } = await fresh(driver);
     const results = await Promise.allSettled(

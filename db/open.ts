@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Client, createClient, type InStatement, type Transaction } from '@libsql/client';
@@ -70,7 +70,10 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const isFile = url.startsWith('file:');
   if (isFile) {
     const path = url.slice('file:'.length);
-    if (path && path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (path && path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      ownerOnly(path);
+    }
   }
   const driver = opts.driver ?? (isFile ? 'native' : 'client');
   let reader: Conn;
@@ -171,6 +174,29 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
     exec: (sql) => write(async () => void (await writer.script(sql)), true),
     close: closeAll,
   };
+}
+
+/**
+ * Creates the database file, or narrows an existing one, to mode 0600 before the engine opens it:
+ * it holds sealed keys and hashed secrets. SQLite gives the `-wal` and `-shm` files it creates the
+ * mode of the database file; ones left by an earlier run are narrowed here too.
+ */
+function ownerOnly(path: string): void {
+  if (process.platform === 'win32') return;
+  const fd = openSync(path, 'a', 0o600);
+  try {
+    if ((fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+  for (const extra of [`${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      chmodSync(extra, 0o600);
+    } catch (err) {
+      // Not there yet: it will be created with the database file's mode.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 interface Job {

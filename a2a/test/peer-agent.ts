@@ -111,6 +111,11 @@ export interface PeerAgent {
   unsignedCardUrl: string;
   /** 302 to the card. */
   redirectCardUrl: string;
+  /** A card (endpoint `/flip/a2a`) served signed, unsigned or altered after signing, as `flip` says. */
+  flipCardUrl: string;
+  flip(kind: 'signed' | 'unsigned' | 'tampered'): void;
+  /** The User-Agent of every JSON-RPC call the endpoint received. */
+  rpcUserAgents: string[];
   kid: string;
   guard: Guard;
   /** TCP connections the server accepted (proves a refused URL was never requested). */
@@ -154,6 +159,15 @@ export async function startPeerAgent(opts: { port: number; issuer: string; push:
     description: 'Now does something else',
   };
   const unsigned = cardFor(`${base}/unsigned/a2a`, 'Unsigned agent');
+  const flipCard = cardFor(`${base}/flip/a2a`, 'Flip agent');
+  const flipSigned = await sign(flipCard as unknown as AgentCard);
+  const flipCards = {
+    signed: flipSigned,
+    unsigned: flipCard,
+    tampered: { ...flipSigned, description: 'Altered after signing' },
+  };
+  let flipKind: keyof typeof flipCards = 'signed';
+  const rpcUserAgents: string[] = [];
   // The SDK's in-memory signing leaves securitySchemes uncovered (a2a-js#663); over raw JSON they are covered.
   const schemesTampered = {
     ...(await sign(cardFor(`${base}/schemes/a2a`, 'Schemes agent') as unknown as AgentCard)),
@@ -177,7 +191,12 @@ export async function startPeerAgent(opts: { port: number; issuer: string; push:
   app.get('/unsigned/agent-card.json', (c) => c.json(unsigned));
   app.get('/schemes/agent-card.json', (c) => c.json(schemesTampered));
   app.get('/moved/agent-card.json', (c) => c.redirect('/.well-known/agent-card.json', 302));
+  app.get('/flip/agent-card.json', (c) => c.json(flipCards[flipKind]));
   // The JSON-RPC glue (SDK-NOTES §B), behind the guard; no streaming in this test agent.
+  app.use('/a2a', async (c, next) => {
+    rpcUserAgents.push(c.req.header('user-agent') ?? '');
+    await next();
+  });
   app.post('/a2a', guardMiddleware(guard, { scopes: ['a2a:invoke'] }), async (c) => {
     const body = (await c.req.json()) as Record<string, unknown>;
     const version = c.req.header(A2A_VERSION_HEADER);
@@ -213,6 +232,11 @@ export async function startPeerAgent(opts: { port: number; issuer: string; push:
     unsignedCardUrl: `${base}/unsigned/agent-card.json`,
     schemesTamperedCardUrl: `${base}/schemes/agent-card.json`,
     redirectCardUrl: `${base}/moved/agent-card.json`,
+    flipCardUrl: `${base}/flip/agent-card.json`,
+    flip: (kind) => {
+      flipKind = kind;
+    },
+    rpcUserAgents,
     kid,
     guard,
     connections: () => accepted,

@@ -157,6 +157,55 @@ describe('registering an A2A peer from its Agent Card', () => {
     expect(resources.resources.some((r) => r.url === peer.tamperedEndpoint)).toBe(false);
   });
 
+  test('a signed peer cannot silently become unsigned: the refresh is refused, audited, the stored card kept', async () => {
+    peer.flip('signed');
+    const { res, body } = await register(api, peer.flipCardUrl);
+    expect(res.status).toBe(201);
+    expect(body).toMatchObject({ signature_verified: true, signature_kid: peer.kid });
+    const refresh = (extra?: unknown) => api.call('POST', `/api/admin/peers/${body.peer_id}/refresh`, extra);
+    const stored = async () => (await (await api.call('GET', `/api/admin/peers/${body.peer_id}`)).json()) as PeerView;
+
+    peer.flip('unsigned');
+    const downgrade = await refresh();
+    expect(downgrade.status).toBe(409);
+    const refused = (await downgrade.json()) as { error: string; error_description: string };
+    expect(refused.error).toBe('conflict');
+    expect(refused.error_description).toContain('signed Agent Card before');
+    expect(refused.error_description).toContain('stored card is kept');
+    // Registering the same URL again is the same refresh, and is refused the same way.
+    expect((await register(api, peer.flipCardUrl)).res.status).toBe(409);
+    expect(await stored()).toMatchObject({ signature_verified: true, signature_kid: peer.kid, risk: null });
+
+    peer.flip('tampered');
+    const tampered = await refresh();
+    expect(tampered.status).toBe(400);
+    expect(((await tampered.json()) as { error_description: string }).error_description).toContain(
+      'signature does not verify',
+    );
+    expect(await stored()).toMatchObject({ signature_verified: true, name: 'Flip agent' });
+
+    const audit = (await (await api.call('GET', '/api/admin/audit?type=peer.refresh_refused')).json()) as {
+      events: { result: string; reason: string; details: Record<string, unknown> }[];
+    };
+    const mine = audit.events.filter((e) => e.details.peerId === body.peer_id);
+    expect(mine.map((e) => e.reason).sort()).toEqual(['conflict', 'conflict', 'invalid_request']);
+    expect(mine.every((e) => e.result === 'denied')).toBe(true);
+
+    // An administrator may accept the unsigned card explicitly; that is recorded too.
+    peer.flip('unsigned');
+    expect((await refresh({ accept_unsigned: 'yes' })).status).toBe(400);
+    const accepted = await refresh({ accept_unsigned: true });
+    expect(accepted.status).toBe(200);
+    expect(await accepted.json()).toMatchObject({ signature_verified: false, risk: 'unsigned_card' });
+    const refreshed = (await (await api.call('GET', '/api/admin/audit?type=peer.refreshed')).json()) as {
+      events: { details: Record<string, unknown> }[];
+    };
+    expect(refreshed.events.find((e) => e.details.peerId === body.peer_id)?.details).toMatchObject({
+      signatureVerified: false,
+      signatureRemoved: true,
+    });
+  });
+
   test('security schemes are covered by the signature: swapping them is refused', async () => {
     const { res, body } = await register(api, peer.schemesTamperedCardUrl);
     expect(res.status).toBe(400);
@@ -256,6 +305,7 @@ describe('calling a registered peer with Errand task tokens', () => {
     expect(started.status?.state).not.toBe(TaskState.TASK_STATE_COMPLETED);
     const deps = tb.broker.deps;
     await linkPeerTask(peerTaskDeps(deps), taskToken.task_id, { peerId: registered.peer_id, peerTaskId: started.id });
+    const callsBefore = peer.rpcUserAgents.length;
     const following = followPeerTask(peerTaskDeps(deps), { taskId: taskToken.task_id, intervalMs: 50 });
 
     await new Promise((r) => setTimeout(r, 300));
@@ -274,6 +324,23 @@ describe('calling a registered peer with Errand task tokens', () => {
     const ended = await deps.tasks.get(taskToken.task_id);
     expect(ended).toMatchObject({ state: 'completed', endReason: 'peer_ended' });
     expect(ended?.externalIds).toMatchObject({ peer: registered.peer_id, peer_task: started.id });
+    // Every poll went through Errand's SSRF-safe fetch (address checked and pinned), not the global fetch.
+    const calls = peer.rpcUserAgents.slice(callsBefore);
+    expect(calls.filter((ua) => ua === 'Errand-AuthorizationServer').length).toBeGreaterThan(0);
+    // The one other call is this test's own raw GetTask above.
+    expect(calls.filter((ua) => ua !== 'Errand-AuthorizationServer')).toHaveLength(1);
+    // Ended by the task service's one cascade: one task.ended event naming the peer.
+    const audit = (await (
+      await api.call('GET', `/api/admin/audit?type=task.ended&task_id=${taskToken.task_id}`)
+    ).json()) as {
+      events: { reason: string; audience: string; details: Record<string, unknown> }[];
+    };
+    expect(audit.events).toHaveLength(1);
+    expect(audit.events[0]).toMatchObject({
+      reason: 'peer_ended',
+      audience: peer.endpoint,
+      details: { state: 'completed', peerId: registered.peer_id, peerTask: started.id, endedTasks: 1 },
+    });
 
     // The task has ended: the peer learns it over the push channel and refuses the token.
     await revoked;

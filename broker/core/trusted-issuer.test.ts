@@ -26,7 +26,36 @@ describe('workload rules', () => {
     expect(claimAt(claims, 'kubernetes.io/serviceaccount/name')).toBe('planner');
     expect(claimAt(claims, 'kubernetes.io/namespace')).toBe('agents');
     expect(claimAt(claims, 'missing/path')).toBeUndefined();
-    expect(claimAt({ 'a/b': 1 }, 'a/b')).toBe(1);
+    // A literal `/` (or `~`) in a claim name is reached only through the RFC 6901 escapes.
+    expect(claimAt({ 'a/b': 1 }, 'a/b')).toBeUndefined();
+    expect(claimAt({ 'a/b': 1 }, 'a~1b')).toBe(1);
+    expect(claimAt({ 'a~b': { c: 2 } }, 'a~0b/c')).toBe(2);
+  });
+
+  test('a top-level claim named like a nested path never stands in for it', () => {
+    const aal3 = rule(
+      { sub: ['spiffe://td/hw-*'] },
+      { assurance: 'NHI-AAL3', attestation: { claim: 'attestation/node', value: 'tpm' } },
+    );
+    // The workload chose a claim literally named "attestation/node"; the issuer attested "software".
+    const forged = { sub: 'spiffe://td/hw-1', 'attestation/node': 'tpm', attestation: { node: 'software' } };
+    expect(matchWorkloadRule([aal3], forged)).toBeNull();
+    expect(matchWorkloadRule([aal3], { sub: 'spiffe://td/hw-1', 'attestation/node': 'tpm' })).toBeNull();
+    expect(matchWorkloadRule([aal3], { sub: 'spiffe://td/hw-1', attestation: { node: 'tpm' } })).toBe(aal3);
+  });
+
+  test('an array claim matches only through a path that asks for any element ([])', () => {
+    const attested = rule({ sub: ['x'] }, { assurance: 'NHI-AAL3', attestation: { claim: 'att', value: 'tpm' } });
+    expect(matchWorkloadRule([attested], { sub: 'x', att: ['none', 'tpm'] })).toBeNull();
+    expect(matchWorkloadRule([rule({ groups: ['admins'] })], { groups: ['users', 'admins'] })).toBeNull();
+    expect(matchWorkloadRule([rule({ sub: ['x', 'y'] })], { sub: ['y'] })).toBeNull();
+    const anyOf = rule(
+      { 'groups[]': ['adm*'] },
+      { assurance: 'NHI-AAL3', attestation: { claim: 'amr[]', value: 'tpm' } },
+    );
+    expect(matchWorkloadRule([anyOf], { groups: ['users', 'admins'], amr: ['none', 'tpm'] })).toBe(anyOf);
+    expect(matchWorkloadRule([anyOf], { groups: ['users', 'admins'], amr: 'tpm' })).toBeNull();
+    expect(matchWorkloadRule([anyOf], { groups: [['admins']], amr: ['tpm'] })).toBeNull();
   });
 
   test('all listed claims must match; the first matching rule wins; attestation is exact', () => {

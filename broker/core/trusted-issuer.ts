@@ -10,9 +10,9 @@ export type TrustedIssuerKind = 'oidc' | 'spiffe' | 'kubernetes' | 'ci';
 /** One rule: every listed claim matches one of its patterns → this agent, at this level. */
 export interface WorkloadRule {
   /**
-   * Claim path → patterns. A path names a top-level claim or, with `/` between segments, a nested
-   * one (`kubernetes.io/serviceaccount/name`). Patterns are exact strings or globs: `*` matches
-   * within one `/`-separated segment, `**` across segments.
+   * Claim path → patterns. A path names a claim, nested ones with `/` between names
+   * (`kubernetes.io/serviceaccount/name`; see `claimAt` for escapes and `[]`). Patterns are exact
+   * strings or globs: `*` matches within one `/`-separated segment, `**` across segments.
    */
   match: Record<string, string[]>;
   agentId: string;
@@ -41,16 +41,30 @@ export interface TrustedIssuer {
   createdAt: number;
 }
 
-/** The value at a claim path (`a/b/c`), or undefined. */
+/**
+ * The value at a claim path, or undefined. A path is always a walk through nested objects: `/`
+ * separates names, and a name that itself contains `/` or `~` is written with the RFC 6901 §3
+ * escapes `~1` and `~0` (`kubernetes.io/serviceaccount/name` is three levels; `a~1b` is the one
+ * claim named `a/b`). A trailing `[]` is not part of the path: see `matchWorkloadRule`.
+ */
 export function claimAt(claims: Record<string, unknown>, path: string): unknown {
-  if (Object.hasOwn(claims, path)) return claims[path];
   let value: unknown = claims;
-  for (const segment of path.split('/')) {
+  for (const escaped of stripArrayMarker(path).split('/')) {
+    const segment = escaped.replaceAll('~1', '/').replaceAll('~0', '~');
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
     if (!Object.hasOwn(value, segment)) return undefined;
     value = (value as Record<string, unknown>)[segment];
   }
   return value;
+}
+
+/** Whether a claim path asks for "any element of an array claim" (`groups[]`). */
+export function isArrayClaimPath(path: string): boolean {
+  return path.endsWith('[]');
+}
+
+function stripArrayMarker(path: string): string {
+  return isArrayClaimPath(path) ? path.slice(0, -2) : path;
 }
 
 function globToRegExp(pattern: string): RegExp {
@@ -76,11 +90,17 @@ export function globMatch(pattern: string, value: string): boolean {
   return globToRegExp(pattern).test(value);
 }
 
-/** Scalars compare as strings; an array claim matches when one of its elements does. */
-function claimMatches(value: unknown, test: (text: string) => boolean): boolean {
-  if (Array.isArray(value)) return value.some((v) => claimMatches(v, test));
-  if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') return false;
-  return test(String(value));
+/**
+ * Whether the claim at `path` matches. Scalars compare as strings. An array claim matches only
+ * through a path that says so (`amr[]`: any element that is a scalar); with a plain path an array,
+ * like an object, matches nothing, so `["none", "tpm"]` never passes for the value `tpm`.
+ */
+function claimMatches(claims: Record<string, unknown>, path: string, test: (text: string) => boolean): boolean {
+  const value = claimAt(claims, path);
+  const scalar = (v: unknown) =>
+    (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') && test(String(v));
+  if (isArrayClaimPath(path)) return Array.isArray(value) && value.some(scalar);
+  return scalar(value);
 }
 
 /**
@@ -95,12 +115,11 @@ export function matchWorkloadRule(
     const entries = Object.entries(rule.match);
     if (entries.length === 0) continue;
     const matches = ([path, patterns]: [string, string[]]) =>
-      claimMatches(claimAt(claims, path), (text) => patterns.some((p) => globMatch(p, text)));
+      claimMatches(claims, path, (text) => patterns.some((p) => globMatch(p, text)));
     if (!entries.every(matches)) continue;
     // The attestation is compared exactly: it is what makes a rule worth NHI-AAL3.
     const attestation = rule.attestation;
-    if (attestation && !claimMatches(claimAt(claims, attestation.claim), (text) => text === attestation.value))
-      continue;
+    if (attestation && !claimMatches(claims, attestation.claim, (text) => text === attestation.value)) continue;
     return rule;
   }
   return null;

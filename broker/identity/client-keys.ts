@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { z } from 'zod';
 import type { Client } from '../core/client.js';
+import type { ConcurrencyLimit } from '../core/concurrency-limit.js';
 import type { Clock } from '../core/ports.js';
 import { SafeFetchError, safeFetch } from './safe-fetch.js';
 
@@ -43,7 +44,16 @@ export class ClientKeys {
   private readonly localSets = new Map<string, LocalSet>();
   private readonly keyObjects = new Map<string, KeyObject>();
 
-  constructor(private readonly opts: { clock: Clock; cacheTtl: number; timeoutMs: number; allowPrivate: boolean }) {}
+  constructor(
+    private readonly opts: {
+      clock: Clock;
+      cacheTtl: number;
+      timeoutMs: number;
+      allowPrivate: boolean;
+      /** Outbound fetches in flight per host and in total (shared with the other fetches of outside URLs). */
+      fetchLimit?: Pick<ConcurrencyLimit, 'acquire'>;
+    },
+  ) {}
 
   /** A jose key resolver for one client's assertion (or one issuer's tokens). */
   resolverFor(source: KeySource, opts: ResolverOptions = {}): KeyLookup {
@@ -134,6 +144,7 @@ export class ClientKeys {
         timeoutMs: this.opts.timeoutMs,
         maxBytes: JWKS_MAX_BYTES,
         allowPrivate: this.opts.allowPrivate,
+        ...(this.opts.fetchLimit ? { limit: this.opts.fetchLimit } : {}),
       });
       const parsed = JwksSchema.safeParse(JSON.parse(res.body.toString('utf8')));
       if (!parsed.success) throw new ClientKeyError(`${owner}'s jwks_uri did not return a JWK set`);
@@ -142,8 +153,10 @@ export class ClientKeys {
       return entry;
     } catch (err) {
       if (err instanceof ClientKeyError) throw err;
-      const why = err instanceof SafeFetchError ? err.message : 'it is not valid JSON';
-      throw new ClientKeyError(`${owner}'s jwks_uri could not be used: ${why}`);
+      // Errand's own refusals are named; how the key host failed is not (it would let a caller probe ports).
+      const ours = err instanceof SafeFetchError && ['invalid_url', 'forbidden_address', 'busy'].includes(err.reason);
+      const why = ours ? (err as SafeFetchError).message : 'it could not be fetched or is not a JWK set';
+      throw new ClientKeyError(`${owner}'s jwks_uri could not be used: ${why}`, { cause: err });
     }
   }
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'n
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
+import { ConcurrencyLimit } from '../core/concurrency-limit.js';
 import type { SafeFetchOptions } from './safe-fetch.js';
 import { isForbiddenAddress, SafeFetchError, safeFetch } from './safe-fetch.js';
 
@@ -263,5 +264,59 @@ describe('safeFetch against a local server (allowPrivate=true)', () => {
   test('connection failures are network', async () => {
     const { base } = await serve((req) => req.socket.destroy());
     expect(await reasonOf(safeFetch(`${base}/`, dev))).toBe('network');
+  });
+
+  test('beyond the per-host cap a fetch is busy at once, without connecting; a finished fetch frees its slot', async () => {
+    const waiting: ServerResponse[] = [];
+    const { base, hits } = await serve((_req, res) => {
+      waiting.push(res);
+    });
+    const limit = new ConcurrencyLimit({ perKey: 1, total: 10 });
+    const first = safeFetch(`${base}/a`, { ...dev, limit });
+    expect(await reasonOf(safeFetch(`${base}/b`, { ...dev, limit }))).toBe('busy');
+    await expect.poll(() => waiting.length).toBe(1);
+    waiting[0]!.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    expect((await first).status).toBe(200);
+    expect(limit.inUse()).toBe(0);
+    expect(hits()).toBe(1);
+  });
+
+  test('a POST sends its body and headers; statuses other than 200 can be accepted; Errand keeps its own host header', async () => {
+    let seen: Record<string, string | undefined> = {};
+    const { base } = await serve((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        seen = {
+          method: req.method,
+          body,
+          auth: req.headers.authorization,
+          host: req.headers.host,
+          ua: req.headers['user-agent'],
+        };
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid_token"}');
+      });
+    });
+    const out = await safeFetch(`${base}/rpc`, {
+      ...dev,
+      method: 'POST',
+      headers: { authorization: 'Bearer t', host: 'evil.example', 'content-type': 'application/json' },
+      body: Buffer.from('{"jsonrpc":"2.0"}'),
+      acceptStatus: () => true,
+    });
+    expect(out.status).toBe(401);
+    expect(seen).toEqual({
+      method: 'POST',
+      body: '{"jsonrpc":"2.0"}',
+      auth: 'Bearer t',
+      host: new URL(base).host,
+      ua: 'Errand-AuthorizationServer',
+    });
+    // Without acceptStatus only 200 resolves.
+    expect(await reasonOf(safeFetch(`${base}/rpc`, { ...dev, method: 'POST', body: Buffer.from('{}') }))).toBe(
+      'status',
+    );
   });
 });

@@ -14,6 +14,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
+import type { ConcurrencyLimit } from '../core/concurrency-limit.js';
 
 export interface SafeFetchOptions {
   /** Dev only: permit loopback/private targets, and plain http when the host is loopback. */
@@ -22,6 +23,23 @@ export interface SafeFetchOptions {
   timeoutMs: number;
   /** Body cap; a larger body is an error rather than silently truncated. */
   maxBytes: number;
+  /**
+   * Fetches in flight per host and in total; one more fails at once with reason `busy`, before any
+   * DNS lookup or connection.
+   */
+  limit?: Pick<ConcurrencyLimit, 'acquire'>;
+}
+
+/** What to send, and which answers count: by default a GET whose only accepted status is 200. */
+export interface SafeRequest {
+  accept: string;
+  expectJson?: boolean;
+  method?: 'GET' | 'POST';
+  /** Extra request headers; `host`, `accept-encoding` and `content-length` are Errand's own. */
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+  /** Statuses resolved rather than refused (redirects are always refused). */
+  acceptStatus?: (status: number) => boolean;
 }
 
 export type SafeFetchErrorReason =
@@ -32,7 +50,8 @@ export type SafeFetchErrorReason =
   | 'too_large'
   | 'timeout'
   | 'content_type'
-  | 'network';
+  | 'network'
+  | 'busy';
 
 /** A refusal or failure whose message is safe to show to an API caller (never contains response bodies). */
 export class SafeFetchError extends Error {
@@ -308,10 +327,12 @@ function networkError(err: unknown): SafeFetchError {
   return new SafeFetchError('network', `URL could not be fetched${suffix}`, { cause: err });
 }
 
+const OWN_HEADERS = new Set(['host', 'accept-encoding', 'content-length', 'connection', 'transfer-encoding']);
+
 function send(
   target: Target,
   addresses: readonly ResolvedAddress[],
-  opts: SafeFetchOptions & { accept: string; expectJson?: boolean },
+  opts: SafeFetchOptions & SafeRequest,
   signal: AbortSignal,
 ): Promise<SafeFetchResult> {
   return new Promise<SafeFetchResult>((resolvePromise, rejectPromise) => {
@@ -335,13 +356,17 @@ function send(
       hostname: target.host,
       port: target.url.port === '' ? (target.isHttps ? 443 : 80) : Number(target.url.port),
       path: `${target.url.pathname}${target.url.search}`,
-      method: 'GET',
+      method: opts.method ?? 'GET',
       headers: {
+        'user-agent': 'Errand-AuthorizationServer',
+        ...Object.fromEntries(
+          Object.entries(opts.headers ?? {}).filter(([name]) => !OWN_HEADERS.has(name.toLowerCase())),
+        ),
         host: target.url.host,
         accept: opts.accept,
         // We do not decompress, so the size cap applies to exactly what we buffer.
         'accept-encoding': 'identity',
-        'user-agent': 'Errand-AuthorizationServer',
+        ...(opts.body ? { 'content-length': String(opts.body.byteLength) } : {}),
       },
       lookup: pinnedLookup(addresses),
       ...(target.isHttps && isIP(target.host) === 0 ? { servername: target.host } : {}),
@@ -360,7 +385,7 @@ function send(
         );
         return;
       }
-      if (status !== 200) {
+      if (!(opts.acceptStatus ?? ((s: number) => s === 200))(status)) {
         fail(new SafeFetchError('status', `URL responded with HTTP ${status}`));
         return;
       }
@@ -401,7 +426,7 @@ function send(
       return;
     }
     signal.addEventListener('abort', onAbort, { once: true });
-    req.end();
+    req.end(opts.body);
   });
 }
 
@@ -414,14 +439,24 @@ function tooLargeError(maxBytes: number): SafeFetchError {
 }
 
 /**
- * GETs `url` under the SSRF rules above. Resolves only for a complete HTTP 200 response within the limits;
- * everything else rejects with a SafeFetchError.
+ * Checks a URL Errand will call later (it is not fetched now) under the same rules: scheme, no
+ * credentials, and every address its host resolves to. Rejects with a SafeFetchError.
  */
-export async function safeFetch(
-  url: string,
-  opts: SafeFetchOptions & { accept: string; expectJson?: boolean },
-): Promise<SafeFetchResult> {
+export async function checkPublicUrl(url: string, allowPrivate: boolean): Promise<void> {
+  const target = parseTarget(url, allowPrivate);
+  checkAddresses(target, await resolve(target.host), allowPrivate);
+}
+
+/**
+ * Sends a request (a GET by default) to `url` under the SSRF rules above. Resolves only for a complete
+ * response within the limits with an accepted status (200 by default); everything else rejects with a
+ * SafeFetchError.
+ */
+export async function safeFetch(url: string, opts: SafeFetchOptions & SafeRequest): Promise<SafeFetchResult> {
   const target = parseTarget(url, opts.allowPrivate);
+  // Per host name, whatever the port: one host is one target, however many ports it listens on.
+  const release = opts.limit ? opts.limit.acquire(target.host.toLowerCase()) : () => {};
+  if (!release) throw new SafeFetchError('busy', 'too many outbound fetches are in progress; try again later');
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), opts.timeoutMs);
   try {
@@ -435,5 +470,6 @@ export async function safeFetch(
     return await send(target, addresses, opts, controller.signal);
   } finally {
     clearTimeout(timer);
+    release();
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
+import { decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { TrustedIssuerStore } from '../../db/stores/trusted-issuer-store.js';
 import type { Clock } from '../core/ports.js';
@@ -42,6 +42,39 @@ const jwtSvidKeys = (keys: Record<string, unknown>[]) =>
   keys.filter((k) => k.use === undefined || k.use === 'jwt-svid').map(({ use: _use, ...key }) => key);
 
 /**
+ * RFC 7515 §2 and §7.1: each part of the compact serialization is unpadded base64url. Decoders also
+ * take padding and unused low bits set (RFC 4648 §3.5), so one signature has many spellings; only
+ * the one canonical spelling of each part is accepted.
+ */
+function isCanonicalCompactJws(token: string): boolean {
+  const parts = token.split('.');
+  return (
+    parts.length === 3 &&
+    parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p) && Buffer.from(p, 'base64url').toString('base64url') === p)
+  );
+}
+
+/** JWT-SVID §2: a header holds `alg`, `kid` and `typ` (`JWT` or `JOSE`) and nothing else. */
+function svidHeaderProblem(token: string): string | null {
+  const header = decodeProtectedHeader(token) as Record<string, unknown>;
+  const extra = Object.keys(header).find((k) => k !== 'alg' && k !== 'kid' && k !== 'typ');
+  if (extra) return `must not carry "${extra.slice(0, 32)}" (JWT-SVID allows alg, kid and typ)`;
+  if (header.typ !== undefined && header.typ !== 'JWT' && header.typ !== 'JOSE') return 'typ must be JWT or JOSE';
+  return null;
+}
+
+/**
+ * The one-time-use key of a token without `jti`: a hash of its signing input (protected header and
+ * payload, RFC 7515 §5.2), never of the signature. The signature cannot be made again for other
+ * content, but the same content can carry other valid signatures (ECDSA `(r, n − s)`, or a second
+ * signature by the issuer), and each of them must count as the same token.
+ */
+function signedContentId(token: string): string {
+  const signingInput = token.slice(0, token.lastIndexOf('.'));
+  return `sha256:${createHash('sha256').update(signingInput).digest('base64url')}`;
+}
+
+/**
  * Verifies workload identity tokens from trusted issuers (SPECS §4.4, §6.5): an OpenID issuer's
  * token, a SPIFFE JWT-SVID, a Kubernetes service-account token, a CI provider's OIDC token. Strict:
  * registered and active issuer, signature with the issuer's keys only, `aud` = the configured
@@ -54,13 +87,14 @@ export class WorkloadVerifier {
   constructor(private readonly deps: WorkloadDeps) {}
 
   /**
-   * The registered issuer a token names: by `iss`, else (a JWT-SVID without `iss`) by the SPIFFE
-   * trust domain of its `sub`. Null when none is registered.
+   * The registered issuer a token names: by its `iss`, or, for a JWT-SVID without `iss` (JWT-SVID §3
+   * defines none), by the SPIFFE trust domain of its `sub`. A token that names an issuer is never
+   * attributed to another one. Null when none is registered.
    */
   async findIssuer(unverified: JWTPayload): Promise<TrustedIssuer | null> {
-    if (typeof unverified.iss === 'string' && unverified.iss.length <= 2048) {
-      const byIss = await this.deps.issuers.findByIssuer(unverified.iss);
-      if (byIss) return byIss;
+    if (unverified.iss !== undefined) {
+      const iss = unverified.iss;
+      return typeof iss === 'string' && iss.length <= 2048 ? this.deps.issuers.findByIssuer(iss) : null;
     }
     const domain = typeof unverified.sub === 'string' ? spiffeTrustDomain(unverified.sub) : null;
     return domain ? this.deps.issuers.findByIssuer(`spiffe://${domain}`) : null;
@@ -77,6 +111,7 @@ export class WorkloadVerifier {
     const now = clock.now();
     let payload: JWTPayload;
     try {
+      if (!isCanonicalCompactJws(token)) throw new WorkloadError(GENERIC);
       const source = await this.keySource(issuer);
       ({ payload } = await jwtVerify(
         token,
@@ -100,10 +135,15 @@ export class WorkloadVerifier {
       throw new WorkloadError(GENERIC);
     }
     const subject = payload.sub as string;
-    if (payload.iss !== undefined && payload.iss !== issuer.issuer && !issuer.issuer.startsWith('spiffe://')) {
-      throw new WorkloadError('the workload token iss is not the trusted issuer');
-    }
+    // RFC 7523 §3 item 1: `iss` names the issuer. Only a SPIFFE trust domain registered as
+    // `spiffe://<domain>` takes tokens without one; a token that has one must name this issuer.
+    const issOk = issuer.issuer.startsWith('spiffe://')
+      ? payload.iss === undefined || payload.iss === issuer.issuer
+      : payload.iss === issuer.issuer;
+    if (!issOk) throw new WorkloadError('the workload token iss is not the trusted issuer');
     if (issuer.kind === 'spiffe') {
+      const problem = svidHeaderProblem(token);
+      if (problem) throw new WorkloadError(`the workload token header ${problem}`);
       // A JWT-SVID's subject is a SPIFFE ID, in the registered trust domain when one is named.
       const domain = spiffeTrustDomain(subject);
       if (!domain) throw new WorkloadError('the workload token sub is not a SPIFFE ID');
@@ -126,11 +166,11 @@ export class WorkloadVerifier {
       log.info('workload.no_rule', { issuerId: issuer.id });
       throw new WorkloadError('no rule matches the workload token');
     }
-    // A workload token is a bearer credential: accepted once (its jti, or a hash of it when it has none).
+    // A workload token is a bearer credential: accepted once (its jti, or what it signs when it has none).
     const jti =
       typeof payload.jti === 'string' && payload.jti.length > 0 && payload.jti.length <= 256
         ? payload.jti
-        : `sha256:${createHash('sha256').update(token).digest('base64url')}`;
+        : signedContentId(token);
     if (!(await this.deps.remember(`wif:${issuer.id}`, jti, exp + clockSkew, now))) {
       throw new WorkloadError('the workload token has already been used');
     }

@@ -13,6 +13,14 @@ export type Ender =
   | { kind: 'user'; userId: string }
   | { kind: 'admin'; userId: string };
 
+/** A followed A2A peer task that reached a terminal state (A2A §7.3): it ends the Errand task that waits for it. */
+export interface PeerTaskEnd {
+  peerId: string;
+  peerTaskId: string;
+  /** The peer's endpoint, recorded as the audit event's audience. */
+  audience: string;
+}
+
 export interface RevocationEvent {
   jti: string;
   audience: string;
@@ -84,6 +92,26 @@ export class TaskService {
     return (await tasks.get(taskId))!;
   }
 
+  /**
+   * Ends a task (and its subtree) because the peer task it follows ended, with reason `peer_ended`.
+   * Nobody asks: Errand itself saw the peer's task end, so there is no permission to check. Returns
+   * false when the task had already ended.
+   */
+  async endForPeer(taskId: string, state: TerminalState, peer: PeerTaskEnd): Promise<boolean> {
+    const { db, tasks, clock } = this.deps;
+    const events = await db.write(async (tx) => {
+      const task = await tasks.get(taskId, tx);
+      if (!task || isTerminal(task.state)) return null;
+      return this.endInTx(tx, task, state, 'peer_ended', clock.now(), null, {
+        audience: peer.audience,
+        details: { peerId: peer.peerId, peerTask: peer.peerTaskId },
+      });
+    });
+    if (events === null) return false;
+    this.publish(events);
+    return true;
+  }
+
   /** Moves a live task to a non-terminal state (working, input-required, auth-required). */
   async setState(by: Ender, taskId: string, state: TaskState): Promise<Task> {
     if (isTerminal(state)) throw new OAuthError('invalid_request', 'use end to move a task to a terminal state');
@@ -151,6 +179,7 @@ export class TaskService {
     reason: EndReason,
     now: number,
     requestId: string | null,
+    extra: { audience?: string; details?: Record<string, unknown> } = {},
   ) {
     const result = await this.deps.tasks.endTree(task.id, { state, reason, at: now }, tx);
     await this.deps.audit.append(
@@ -164,7 +193,13 @@ export class TaskService {
         delegationId: task.delegationId,
         reason,
         requestId,
-        details: { state, endedTasks: result.endedTaskIds.length, revokedTokens: result.revoked.length },
+        ...(extra.audience ? { audience: extra.audience } : {}),
+        details: {
+          state,
+          ...extra.details,
+          endedTasks: result.endedTaskIds.length,
+          revokedTokens: result.revoked.length,
+        },
       },
       now,
       tx,

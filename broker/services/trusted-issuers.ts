@@ -18,7 +18,12 @@ const ClaimPath = z
   .string()
   .min(1)
   .max(200)
-  .regex(/^[A-Za-z0-9_.:\-/]+$/, 'must be a claim name, or nested names joined by /');
+  // Names joined by `/`; `~1` and `~0` stand for `/` and `~` in a name (RFC 6901 §3); a trailing
+  // `[]` matches any element of an array claim.
+  .regex(
+    /^(?:[A-Za-z0-9_.:-]|~[01])+(?:\/(?:[A-Za-z0-9_.:-]|~[01])+)*(?:\[\])?$/,
+    'must be a claim name, or nested names joined by / (~1 for a / in a name), optionally ending in []',
+  );
 const Pattern = z.string().min(1).max(500);
 
 export const WorkloadRuleSchema = z

@@ -9,6 +9,7 @@ import {
   createUser,
   discover,
   insecure,
+  postForm,
   startBroker,
   type TestBroker,
   verifyAccessToken,
@@ -32,29 +33,44 @@ interface DocServer {
   port: number;
   routes: Map<string, Handler>;
   hits: Map<string, number>;
+  /** TCP connections open now, and the most ever open at once. */
+  connections: { open: number; peak: number };
   total(): number;
   close(): Promise<void>;
 }
 
-async function docServer(): Promise<DocServer> {
+async function docServer(host = '127.0.0.1'): Promise<DocServer> {
   const routes = new Map<string, Handler>();
   const hits = new Map<string, number>();
+  const connections = { open: 0, peak: 0 };
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     hits.set(path, (hits.get(path) ?? 0) + 1);
-    const handler = routes.get(path);
+    const handler = routes.get(path) ?? routes.get('*');
     if (handler) handler(req, res);
     else res.writeHead(404).end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.on('connection', (socket) => {
+    connections.open += 1;
+    connections.peak = Math.max(connections.peak, connections.open);
+    socket.on('close', () => {
+      connections.open -= 1;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    origin: `http://127.0.0.1:${port}`,
+    origin: `http://${host}:${port}`,
     port,
     routes,
     hits,
+    connections,
     total: () => [...hits.values()].reduce((a, b) => a + b, 0),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -92,6 +108,9 @@ function authorizeUrl(tb: TestBroker, clientId: string, extra: Record<string, st
   }).toString();
   return url;
 }
+
+/** The generic description of a document host that failed, however it failed. */
+const FETCH_FAILED = 'the client metadata document could not be fetched';
 
 /** An /authorize that Errand must refuse on its own page: 400, HTML, no redirect anywhere. */
 async function expectErrorPage(tb: TestBroker, clientId: string): Promise<string> {
@@ -179,12 +198,24 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
     }
   });
 
-  test('Cache-Control: no-store means the document is fetched every time', async () => {
+  test('a no-store document is fetched once for 20 concurrent requests, and kept for ERRAND_CIMD_MIN_CACHE_TTL', async () => {
     const clientId = `${docs.origin}/no-store.json`;
     docs.routes.set('/no-store.json', json(metadata(clientId), { 'cache-control': 'no-store' }));
+    const res = await Promise.all(
+      Array.from({ length: 20 }, () => fetch(authorizeUrl(tb, clientId), { redirect: 'manual' })),
+    );
+    expect(res.map((r) => r.status)).toEqual(Array(20).fill(303));
+    expect(docs.hits.get('/no-store.json')).toBe(1);
     await expectConsentRedirect(tb, clientId);
-    await expectConsentRedirect(tb, clientId);
-    expect(docs.hits.get('/no-store.json')).toBe(2);
+    expect(docs.hits.get('/no-store.json')).toBe(1);
+    // max-age=0 is no different; past the floor (60 s by default) the document is fetched again.
+    tb.clock.advance(61);
+    try {
+      await expectConsentRedirect(tb, clientId);
+      expect(docs.hits.get('/no-store.json')).toBe(2);
+    } finally {
+      tb.clock.advance(-61);
+    }
   });
 
   test('a document whose client_id differs from its URL is refused on the error page', async () => {
@@ -203,7 +234,8 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
       res.writeHead(302, { location: target }).end();
     });
     const page = await expectErrorPage(tb, clientId);
-    expect(page).toMatch(/redirect/);
+    expect(page).toContain(FETCH_FAILED);
+    expect(tb.logs.some((l) => l.includes('client.metadata_rejected') && l.includes('redirect'))).toBe(true);
     expect(docs.hits.get('/moved.json')).toBe(1);
     expect(elsewhere.total()).toBe(0);
   });
@@ -211,7 +243,7 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
   test('a document larger than ERRAND_CIMD_MAX_BYTES is refused (declared or streamed)', async () => {
     const declared = `${docs.origin}/large.json`;
     docs.routes.set('/large.json', json(metadata(declared, { padding: 'x'.repeat(MAX_BYTES) })));
-    expect(await expectErrorPage(tb, declared)).toContain(`${MAX_BYTES}-byte limit`);
+    expect(await expectErrorPage(tb, declared)).toContain(FETCH_FAILED);
 
     const streamed = `${docs.origin}/large-chunked.json`;
     docs.routes.set('/large-chunked.json', (_req, res) => {
@@ -220,7 +252,8 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
       for (let i = 0; i < body.length; i += 256) res.write(body.slice(i, i + 256));
       res.end();
     });
-    expect(await expectErrorPage(tb, streamed)).toContain(`${MAX_BYTES}-byte limit`);
+    expect(await expectErrorPage(tb, streamed)).toContain(FETCH_FAILED);
+    expect(tb.logs.filter((l) => l.includes(`${MAX_BYTES}-byte limit`))).toHaveLength(2);
     expect(await tb.broker.deps.clients.get(declared)).toBeNull();
     expect(await tb.broker.deps.clients.get(streamed)).toBeNull();
   });
@@ -272,19 +305,29 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
     expect(res.headers.get('location')).toBeNull();
   });
 
-  test('a failed fetch is not cached: once the document is fixed, the same client_id works', async () => {
+  test('a failed fetch is remembered for ERRAND_CIMD_FAILURE_TTL, then the fixed document is fetched', async () => {
     const clientId = `${docs.origin}/flaky.json`;
     docs.routes.set('/flaky.json', (_req, res) => {
       res.writeHead(500, { 'content-type': 'text/plain' }).end('internal secret detail');
     });
     const page = await expectErrorPage(tb, clientId);
-    expect(page).toContain('HTTP 500');
+    expect(page).toContain(FETCH_FAILED);
+    expect(page).not.toContain('HTTP 500');
     expect(page).not.toContain('internal secret detail');
     expect(await tb.broker.deps.clients.get(clientId)).toBeNull();
 
+    // Fixed at once, but the failure is still remembered: answered without fetching.
     docs.routes.set('/flaky.json', json(metadata(clientId), { 'cache-control': 'max-age=600' }));
-    await expectConsentRedirect(tb, clientId);
-    expect(docs.hits.get('/flaky.json')).toBe(2);
+    expect(await expectErrorPage(tb, clientId)).toContain(FETCH_FAILED);
+    expect(docs.hits.get('/flaky.json')).toBe(1);
+
+    tb.clock.advance(31);
+    try {
+      await expectConsentRedirect(tb, clientId);
+      expect(docs.hits.get('/flaky.json')).toBe(2);
+    } finally {
+      tb.clock.advance(-31);
+    }
   });
 
   test('a metadata URL with a fragment, credentials, dot segments or no path is refused without any fetch', async () => {
@@ -298,6 +341,95 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
       await expectErrorPage(tb, clientId);
     }
     expect(docs.total()).toBe(before);
+  });
+});
+
+describe('outbound fetches that unauthenticated requests cause are bounded', () => {
+  let tb: TestBroker;
+  let hostA: DocServer;
+  let hostB: DocServer;
+  /** Requests the slow handler holds, answered when the test lets them go. */
+  const held: ServerResponse[] = [];
+  const slow: Handler = (_req, res) => {
+    held.push(res);
+  };
+
+  beforeAll(async () => {
+    tb = await startBroker({
+      ERRAND_FETCH_ALLOW_PRIVATE: 'true',
+      ERRAND_FETCH_TIMEOUT_MS: '1000',
+      ERRAND_FETCH_MAX_PER_HOST: '3',
+      ERRAND_FETCH_MAX_CONCURRENT: '5',
+    });
+    // Two hosts: 127.0.0.1 and 127.0.0.2 are both loopback, but different hosts to Errand.
+    hostA = await docServer('127.0.0.1');
+    hostB = await docServer('127.0.0.2');
+  });
+  afterAll(async () => {
+    for (const res of held.splice(0)) res.destroy();
+    await tb.close();
+    await hostA.close();
+    await hostB.close();
+  });
+
+  /** An unauthenticated token request naming `clientId`: the broker must resolve the client first. */
+  const tokenRequest = (clientId: string) =>
+    postForm(`${tb.url}/token`, {
+      grant_type: 'authorization_code',
+      client_id: clientId,
+      code: 'nope',
+      redirect_uri: REDIRECT,
+      code_verifier: 'x'.repeat(43),
+    });
+
+  test('40 concurrent requests naming slow documents open at most the per-host and total caps; the rest fail at once', async () => {
+    hostA.routes.set('*', slow);
+    hostB.routes.set('*', slow);
+    const ids = Array.from({ length: 40 }, (_, i) => `${i % 2 ? hostB.origin : hostA.origin}/slow-${i}.json`);
+    let settled = 0;
+    const pending = ids.map((id) =>
+      tokenRequest(id).then(async (res) => {
+        settled += 1;
+        return { status: res.status, body: (await res.json()) as Record<string, string> };
+      }),
+    );
+    // The 35 beyond the caps are answered while the 5 fetches are still held by the hosts.
+    await expect.poll(() => settled, { timeout: 2000 }).toBe(35);
+    expect(held).toHaveLength(5);
+    expect(hostA.connections.peak).toBeLessThanOrEqual(3);
+    expect(hostB.connections.peak).toBeLessThanOrEqual(3);
+    expect(hostA.connections.open + hostB.connections.open).toBe(5);
+    expect(hostA.total() + hostB.total()).toBe(5);
+    for (const res of held.splice(0)) res.writeHead(404).end();
+    const answers = await Promise.all(pending);
+    expect(answers.every((a) => a.status === 401 && a.body.error === 'invalid_client')).toBe(true);
+    const busy = answers.filter((a) => a.body.error_description?.includes('too many outbound fetches'));
+    expect(busy).toHaveLength(35);
+    expect(hostA.total() + hostB.total()).toBe(5);
+  });
+
+  test('a refused connection, a timeout and an HTTP error read the same to the caller; the logs tell them apart', async () => {
+    hostA.routes.set('/error.json', (_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' }).end('{}');
+    });
+    hostA.routes.set('/silent.json', (_req, res) => {
+      held.push(res);
+    });
+    const closed = await docServer('127.0.0.1');
+    await closed.close();
+    const descriptions: string[] = [];
+    for (const id of [`${closed.origin}/refused.json`, `${hostA.origin}/silent.json`, `${hostA.origin}/error.json`]) {
+      const res = await tokenRequest(id);
+      expect(res.status).toBe(401);
+      const body = (await res.json()) as { error: string; error_description: string };
+      expect(body.error).toBe('invalid_client');
+      descriptions.push(body.error_description);
+    }
+    expect(new Set(descriptions)).toEqual(new Set([FETCH_FAILED]));
+    const rejected = tb.logs.filter((l) => l.includes('client.metadata_rejected')).join('\n');
+    expect(rejected).toContain('"reason":"network"');
+    expect(rejected).toContain('"reason":"timeout"');
+    expect(rejected).toContain('"reason":"status"');
   });
 });
 

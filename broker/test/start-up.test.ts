@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -62,6 +62,10 @@ describe('start-up', () => {
     expect((await fetch(link!)).status).toBe(200);
     // No secret material in the logs.
     expect(started.stdout).not.toContain(new URL(link!).searchParams.get('token')!);
+    // The database and its WAL and shared-memory files hold sealed keys and hashes: owner only.
+    for (const file of ['errand.db', 'errand.db-wal', 'errand.db-shm', 'master.key']) {
+      expect((statSync(join(dir, file)).mode & 0o777).toString(8), file).toBe('600');
+    }
     expect(await started.kill()).toBe(0);
   });
 

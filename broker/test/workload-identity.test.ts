@@ -226,6 +226,48 @@ describe('workload identity federation: an agent with no secret at Errand', () =
     await expectInvalidClient(mismatch, /client_id does not match/);
   });
 
+  test('a jti-less workload token is accepted once, however its signature is encoded or re-made', async () => {
+    const sub = `${TD}/ns/agents/sa/planner`;
+    const token = await wi.sign({ sub, aud: tb.url, jti: undefined, pod: 'encodings' }, { omitIss: true });
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // 64 signature bytes take 86 characters: the last one carries 4 unused bits (RFC 4648 §3.5).
+    const last = alphabet.indexOf(signature.at(-1)!);
+    const variants = Array.from({ length: 15 }, (_, i) => {
+      const bits = (last & ~0xf) | ((last + i + 1) & 0xf);
+      return `${signature.slice(0, -1)}${alphabet[bits]}`;
+    });
+    variants.push(`${signature}=`, `${signature}==`);
+    // ECDSA signatures are malleable: (r, n − s) verifies as well as (r, s).
+    const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+    const raw = Buffer.from(signature, 'base64url');
+    const s = BigInt(`0x${raw.subarray(32).toString('hex')}`);
+    const flipped = Buffer.concat([raw.subarray(0, 32), Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex')]);
+    variants.push(flipped.toString('base64url'));
+    expect(new Set(variants).size).toBe(18);
+
+    expect((await clientCredentials(token)).status).toBe(200);
+    for (const variant of variants) {
+      const res = await clientCredentials(`${header}.${payload}.${variant}`);
+      expect(res.status, variant).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+    }
+  });
+
+  test('a JWT-SVID that names another issuer in iss, or carries a header JWT-SVID does not allow, is refused', async () => {
+    const sub = `${TD}/ns/agents/sa/planner`;
+    // Signed with the bundle's own key: only the claim differs.
+    const attacker = await wi.sign({ sub, aud: [tb.url], iss: 'https://attacker.example' }, { omitIss: false });
+    await expectInvalidClient(await clientCredentials(attacker), /not a trusted workload issuer/);
+    // The registration's own identifier is the one iss a trust-domain issuer accepts.
+    expect((await clientCredentials(await wi.sign({ sub, aud: [tb.url], iss: TD }))).status).toBe(200);
+    // JWT-SVID §2: only alg, kid and typ (JWT or JOSE) may appear in the header.
+    const typed = await wi.sign({ sub, aud: [tb.url] }, { omitIss: true, header: { typ: 'at+jwt' } });
+    await expectInvalidClient(await clientCredentials(typed), /header/);
+    const extra = await wi.sign({ sub, aud: [tb.url] }, { omitIss: true, header: { x5u: 'https://attacker.example' } });
+    await expectInvalidClient(await clientCredentials(extra), /header/);
+  });
+
   test('a bundle entry for X.509-SVIDs is never used to verify a JWT-SVID', async () => {
     const res = await clientCredentials(
       await wi.sign(

@@ -9,6 +9,7 @@ import type { RevocationEvent } from '../../services/tasks.js';
 import { newId } from '../../tokens/random.js';
 import { authenticateClient } from '../middleware/client-auth.js';
 import { parseParams, readForm } from '../params.js';
+import { type StreamLimit, tooManyStreams } from '../stream-limit.js';
 import type { AppEnv } from '../types.js';
 
 /** Where resource servers (the guard) open the push channel. */
@@ -26,6 +27,8 @@ export interface RevocationEventDeps {
   auth: ClientAuthenticator;
   issuer: string;
   onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
+  /** Open streams per client and in total; a stream beyond them is refused with 429. */
+  streams: StreamLimit;
   heartbeatMs?: number;
 }
 
@@ -68,8 +71,12 @@ export function revocationEventRoutes(deps: RevocationEventDeps) {
     }
     const log = c.var.log;
     const clientId = auth.client.id;
-    c.header('X-Accel-Buffering', 'no');
-    return streamSSE(c, async (stream) => {
+    const release = deps.streams.acquire(clientId);
+    if (!release) {
+      log.info('revocation_stream.refused', { clientId, audience, reason: 'stream_limit' });
+      throw tooManyStreams();
+    }
+    const serve = async (stream: SSEStreamingApi) => {
       let sending: Promise<unknown> = stream.writeSSE({ event: 'ready', data: JSON.stringify({ aud: audience }) });
       const send = (write: (s: SSEStreamingApi) => Promise<unknown>) => {
         sending = sending.then(() => write(stream)).catch(() => undefined);
@@ -93,6 +100,14 @@ export function revocationEventRoutes(deps: RevocationEventDeps) {
         clearInterval(heartbeat);
         unsubscribe();
         log.info('revocation_stream.closed', { clientId, audience });
+      }
+    };
+    c.header('X-Accel-Buffering', 'no');
+    return streamSSE(c, async (stream) => {
+      try {
+        await serve(stream);
+      } finally {
+        release();
       }
     });
   });
