@@ -12,9 +12,12 @@ import { STYLESHEET } from './components/layout.js';
 import { MessagePage } from './pages/message.js';
 import { SetupPage } from './pages/setup.js';
 import { SignInPage } from './pages/sign-in.js';
+import { safeNext } from './safe-next.js';
 import { checkCsrf, endSession, type SessionOptions, startSession } from './session.js';
 
 export interface UiDeps {
+  /** Errand's issuer: `next` after sign-in must stay on its origin. */
+  issuer: string;
   users: UserStore;
   clock: Clock;
   session: SessionOptions;
@@ -31,12 +34,6 @@ type Env = AppEnv;
 
 const SIGNIN_CSRF_COOKIE = 'errand_signin_csrf';
 const MIN_PASSWORD = 12;
-
-/** Only same-site paths are followed after sign-in (no open redirect). */
-export function safeNext(next: string | undefined): string {
-  if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/admin';
-  return next;
-}
 
 async function formOf(c: Context): Promise<Record<string, string>> {
   const body = await c.req.parseBody();
@@ -82,7 +79,7 @@ export function uiRoutes(deps: UiDeps) {
   );
 
   app.get('/signin', (c) => {
-    if (c.get('user')) return c.redirect(safeNext(c.req.query('next')), 303);
+    if (c.get('user')) return c.redirect(safeNext(c.req.query('next'), deps.issuer), 303);
     // Login CSRF: a per-browser value in a cookie that the form must echo.
     const csrf = newSecret();
     setCookie(c, SIGNIN_CSRF_COOKIE, csrf, {
@@ -92,14 +89,18 @@ export function uiRoutes(deps: UiDeps) {
       path: '/signin',
     });
     return c.html(
-      <SignInPage csrf={csrf} next={safeNext(c.req.query('next'))} federationName={deps.federationName ?? null} />,
+      <SignInPage
+        csrf={csrf}
+        next={safeNext(c.req.query('next'), deps.issuer)}
+        federationName={deps.federationName ?? null}
+      />,
     );
   });
 
   app.post('/signin', async (c) => {
     const form = await formOf(c);
     const cookie = getCookie(c, SIGNIN_CSRF_COOKIE);
-    const next = safeNext(form.next);
+    const next = safeNext(form.next, deps.issuer);
     if (!cookie || !form._csrf || !safeEqual(cookie, form._csrf)) {
       return c.html(
         <SignInPage

@@ -298,6 +298,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       clientAddress,
       maxFailures: config.sessions.maxFailures,
       lockout: config.sessions.lockout,
+      issuer: config.issuer,
       log: deps.log,
       federationName: config.oidc?.displayName ?? null,
     }),
