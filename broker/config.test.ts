@@ -93,3 +93,13 @@ describe('loadConfig', () => {
     ]);
   });
 });
+
+describe('sign-in lock-out settings', () => {
+  test('the per-username limit defaults to ten times the per-address one and may not be lower', () => {
+    expect(loadConfig({}).sessions).toMatchObject({ maxFailures: 5, usernameMaxFailures: 50, lockout: 900 });
+    expect(loadConfig({ ERRAND_SIGNIN_MAX_FAILURES: '3' }).sessions.usernameMaxFailures).toBe(30);
+    expect(problems({ ERRAND_SIGNIN_MAX_FAILURES: '5', ERRAND_SIGNIN_USERNAME_MAX_FAILURES: '4' })).toEqual([
+      'ERRAND_SIGNIN_USERNAME_MAX_FAILURES: must be at least ERRAND_SIGNIN_MAX_FAILURES',
+    ]);
+  });
+});

@@ -78,6 +78,7 @@ export const EnvSchema = z.object({
   ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
   ERRAND_SESSION_TTL: seconds(300, 30 * DAY).default(8 * 3600),
   ERRAND_SIGNIN_MAX_FAILURES: count(1, 1000).default(5),
+  ERRAND_SIGNIN_USERNAME_MAX_FAILURES: count(1, 100_000).optional(),
   ERRAND_SIGNIN_LOCKOUT: seconds(1, DAY).default(900),
   ERRAND_TRUST_PROXY: bool.default(false),
   ERRAND_UNUSED_AGENT_DAYS: count(1, 3650).default(30),
@@ -149,7 +150,8 @@ export interface Config {
   };
   fetch: { timeoutMs: number; allowPrivate: boolean };
   http: { maxBodyBytes: number; trustProxy: boolean };
-  sessions: { ttl: number; maxFailures: number; lockout: number };
+  /** Web sessions and sign-in lock-out (failures per username and address, per username, lock seconds). */
+  sessions: { ttl: number; maxFailures: number; usernameMaxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
   /** What maintenance deletes: seconds past expiry/use (tokens), past the end (tasks), past `at` (audit; 0 = never). */
   retention: { tokens: number; tasks: number; audit: number };
@@ -218,6 +220,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (e.ERRAND_REFRESH_TOKEN_IDLE_TTL > e.ERRAND_REFRESH_TOKEN_TTL) {
     problems.push('ERRAND_REFRESH_TOKEN_IDLE_TTL: must not exceed ERRAND_REFRESH_TOKEN_TTL');
+  }
+  const usernameMaxFailures = e.ERRAND_SIGNIN_USERNAME_MAX_FAILURES ?? 10 * e.ERRAND_SIGNIN_MAX_FAILURES;
+  if (usernameMaxFailures < e.ERRAND_SIGNIN_MAX_FAILURES) {
+    problems.push('ERRAND_SIGNIN_USERNAME_MAX_FAILURES: must be at least ERRAND_SIGNIN_MAX_FAILURES');
   }
   const issuer =
     e.ERRAND_ISSUER ?? `http://${e.ERRAND_HOST.includes(':') ? `[${e.ERRAND_HOST}]` : e.ERRAND_HOST}:${e.ERRAND_PORT}`;
@@ -292,6 +298,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sessions: {
       ttl: e.ERRAND_SESSION_TTL,
       maxFailures: e.ERRAND_SIGNIN_MAX_FAILURES,
+      usernameMaxFailures,
       lockout: e.ERRAND_SIGNIN_LOCKOUT,
     },
     ui: { unusedAgentDays: e.ERRAND_UNUSED_AGENT_DAYS },
