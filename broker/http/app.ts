@@ -1,6 +1,5 @@
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { sql } from 'drizzle-orm';
-import { type Context, Hono } from 'hono';
+import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
@@ -36,6 +35,7 @@ import type { TokenService } from '../services/token-service.js';
 import type { CryptoBox } from '../tokens/crypto-box.js';
 import type { KeyRing } from '../tokens/key-ring.js';
 import { newId } from '../tokens/random.js';
+import { createClientAddress } from './client-address.js';
 import { notFound, onError } from './on-error.js';
 import { RateLimiter } from './rate-limit.js';
 import { adminApiRoutes } from './routes/admin-api.js';
@@ -100,17 +100,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const { config } = deps;
   const app = new Hono<AppEnv>();
   const secure = config.issuer.startsWith('https://');
-  const clientAddress = (c: Context): string => {
-    if (config.http.trustProxy) {
-      const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-      if (forwarded) return forwarded;
-    }
-    try {
-      return getConnInfo(c).remote.address ?? 'unknown';
-    } catch {
-      return 'unknown';
-    }
-  };
+  const clientAddress = createClientAddress(config.http.trustProxy);
 
   app.use(async function requestContext(c, next) {
     const requestId = newId('req').slice(4);
