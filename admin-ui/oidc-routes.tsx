@@ -9,7 +9,7 @@ import type { CryptoBox } from '../broker/tokens/crypto-box.js';
 import { newId } from '../broker/tokens/random.js';
 import type { UserStore } from '../db/stores/user-store.js';
 import { MessagePage } from './pages/message.js';
-import { safeNext } from './routes.js';
+import { safeNext } from './safe-next.js';
 import { type SessionOptions, startSession } from './session.js';
 
 export interface OidcRouteDeps {
@@ -62,7 +62,7 @@ export function oidcRoutes(deps: OidcRouteDeps) {
   };
 
   app.get('/signin/oidc', async (c) => {
-    const next = safeNext(c.req.query('next'));
+    const next = safeNext(c.req.query('next'), deps.issuer);
     if (!rp) return c.html(...failed('Single sign-on is not configured on this Errand.', 404));
     if (c.get('user')) return c.redirect(next, 303);
     try {
@@ -130,7 +130,7 @@ export function oidcRoutes(deps: OidcRouteDeps) {
     }
     await startSession(c, deps.session, user.id);
     log.info('signin.succeeded', { userId: user.id, method: 'oidc' });
-    return c.redirect(safeNext(finished.next), 303);
+    return c.redirect(safeNext(finished.next, deps.issuer), 303);
   });
 
   return app;

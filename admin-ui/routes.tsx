@@ -1,28 +1,23 @@
 import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { OAuthError } from '../broker/core/errors.js';
-import type { Clock } from '../broker/core/ports.js';
-import type { RateLimiter } from '../broker/http/rate-limit.js';
 import type { AppEnv } from '../broker/http/types.js';
-import { DUMMY_PASSWORD_HASH, hashPassword, verifyPassword } from '../broker/identity/passwords.js';
-import type { Logger } from '../broker/log.js';
+import { hashPassword } from '../broker/identity/passwords.js';
 import { hashSecret, newId, newSecret, safeEqual } from '../broker/tokens/random.js';
-import type { UserStore, UserWithPassword } from '../db/stores/user-store.js';
+import type { UserWithPassword } from '../db/stores/user-store.js';
+import { type CredentialCheckDeps, checkCredentials } from './check-credentials.js';
 import { STYLESHEET } from './components/layout.js';
 import { MessagePage } from './pages/message.js';
 import { SetupPage } from './pages/setup.js';
 import { SignInPage } from './pages/sign-in.js';
+import { safeNext } from './safe-next.js';
 import { checkCsrf, endSession, type SessionOptions, startSession } from './session.js';
 
-export interface UiDeps {
-  users: UserStore;
-  clock: Clock;
+export interface UiDeps extends CredentialCheckDeps {
+  /** Errand's issuer: `next` after sign-in must stay on its origin. */
+  issuer: string;
   session: SessionOptions;
-  signinLimiter: RateLimiter;
   clientAddress: (c: Context) => string;
-  maxFailures: number;
-  lockout: number;
-  log: Logger;
   /** The upstream provider's button label when single sign-on is configured (ERRAND_OIDC_DISPLAY_NAME). */
   federationName?: string | null;
 }
@@ -32,45 +27,11 @@ type Env = AppEnv;
 const SIGNIN_CSRF_COOKIE = 'errand_signin_csrf';
 const MIN_PASSWORD = 12;
 
-/** Only same-site paths are followed after sign-in (no open redirect). */
-export function safeNext(next: string | undefined): string {
-  if (!next?.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/admin';
-  return next;
-}
-
 async function formOf(c: Context): Promise<Record<string, string>> {
   const body = await c.req.parseBody();
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
   return out;
-}
-
-/** Outcome of checking a username and password, with lock-out. */
-type SignInResult = { ok: true; user: UserWithPassword } | { ok: false; message: string; status: 401 | 423 | 429 };
-
-async function checkCredentials(deps: UiDeps, c: Context, username: string, password: string): Promise<SignInResult> {
-  const wait = deps.signinLimiter.hit(deps.clientAddress(c));
-  if (wait > 0) return { ok: false, status: 429, message: `Too many sign-in attempts. Try again in ${wait} seconds.` };
-  const now = deps.clock.now();
-  const user = await deps.users.findByUsername(username);
-  if (user?.lockedUntil && user.lockedUntil > now) {
-    const minutes = Math.ceil((user.lockedUntil - now) / 60);
-    return {
-      ok: false,
-      status: 423,
-      message: `This account is locked after too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
-    };
-  }
-  // Spend the same time on unknown users so response times do not reveal which names exist.
-  const valid = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
-  if (!user || !valid || user.disabledAt !== null) {
-    if (user) await deps.users.recordFailure(user.id, now, deps.maxFailures, deps.lockout);
-    deps.log.info('signin.failed', { userId: user?.id ?? null });
-    return { ok: false, status: 401, message: 'The username or password is not correct.' };
-  }
-  await deps.users.recordSuccess(user.id);
-  deps.log.info('signin.succeeded', { userId: user.id });
-  return { ok: true, user };
 }
 
 /** Sign-in, sign-out, first-administrator setup and the signed-in home page. */
@@ -82,7 +43,7 @@ export function uiRoutes(deps: UiDeps) {
   );
 
   app.get('/signin', (c) => {
-    if (c.get('user')) return c.redirect(safeNext(c.req.query('next')), 303);
+    if (c.get('user')) return c.redirect(safeNext(c.req.query('next'), deps.issuer), 303);
     // Login CSRF: a per-browser value in a cookie that the form must echo.
     const csrf = newSecret();
     setCookie(c, SIGNIN_CSRF_COOKIE, csrf, {
@@ -92,14 +53,18 @@ export function uiRoutes(deps: UiDeps) {
       path: '/signin',
     });
     return c.html(
-      <SignInPage csrf={csrf} next={safeNext(c.req.query('next'))} federationName={deps.federationName ?? null} />,
+      <SignInPage
+        csrf={csrf}
+        next={safeNext(c.req.query('next'), deps.issuer)}
+        federationName={deps.federationName ?? null}
+      />,
     );
   });
 
   app.post('/signin', async (c) => {
     const form = await formOf(c);
     const cookie = getCookie(c, SIGNIN_CSRF_COOKIE);
-    const next = safeNext(form.next);
+    const next = safeNext(form.next, deps.issuer);
     if (!cookie || !form._csrf || !safeEqual(cookie, form._csrf)) {
       return c.html(
         <SignInPage
@@ -111,7 +76,7 @@ export function uiRoutes(deps: UiDeps) {
         403,
       );
     }
-    const result = await checkCredentials(deps, c, form.username ?? '', form.password ?? '');
+    const result = await checkCredentials(deps, deps.clientAddress(c), form.username ?? '', form.password ?? '');
     if (!result.ok) {
       return c.html(
         <SignInPage
@@ -137,7 +102,7 @@ export function uiRoutes(deps: UiDeps) {
     const username = typeof body.username === 'string' ? body.username : '';
     const password = typeof body.password === 'string' ? body.password : '';
     if (!username || !password) throw new OAuthError('invalid_request', 'username and password are required');
-    const result = await checkCredentials(deps, c, username, password);
+    const result = await checkCredentials(deps, deps.clientAddress(c), username, password);
     if (!result.ok) {
       throw new OAuthError(result.status === 401 ? 'unauthorized' : 'rate_limited', result.message, {
         status: result.status,

@@ -1,6 +1,5 @@
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { sql } from 'drizzle-orm';
-import { type Context, Hono } from 'hono';
+import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
@@ -14,6 +13,7 @@ import { errandMcpRoutes } from '../mcp-server/errand/routes.js';
 import { OAuthError } from './core/errors.js';
 import { PATHS } from './core/protocol.js';
 import { delegationLimits, type Engine } from './engine.js';
+import { createClientAddress } from './http/client-address.js';
 import { notFound, onError } from './http/on-error.js';
 import { RateLimiter } from './http/rate-limit.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
@@ -38,17 +38,7 @@ export function createApp(deps: Engine): Hono<AppEnv> {
   const { config } = deps;
   const app = new Hono<AppEnv>();
   const secure = config.issuer.startsWith('https://');
-  const clientAddress = (c: Context): string => {
-    if (config.http.trustProxy) {
-      const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
-      if (forwarded) return forwarded;
-    }
-    try {
-      return getConnInfo(c).remote.address ?? 'unknown';
-    } catch {
-      return 'unknown';
-    }
-  };
+  const clientAddress = createClientAddress(config.http.trustProxy);
 
   app.use(async function requestContext(c, next) {
     const requestId = newId('req').slice(4);
@@ -237,8 +227,8 @@ export function createApp(deps: Engine): Hono<AppEnv> {
       session,
       signinLimiter: new RateLimiter({ limit: 30, windowMs: 60_000 }),
       clientAddress,
-      maxFailures: config.sessions.maxFailures,
-      lockout: config.sessions.lockout,
+      signin: config.sessions,
+      issuer: config.issuer,
       log: deps.log,
       federationName: config.oidc?.displayName ?? null,
     }),

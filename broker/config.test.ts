@@ -113,3 +113,55 @@ describe('loadConfig', () => {
     ]);
   });
 });
+
+describe('ERRAND_TRUST_PROXY', () => {
+  test('off by default; false, no and 0 keep it off', () => {
+    expect(loadConfig({}).http.trustProxy).toEqual({ kind: 'none' });
+    for (const value of ['false', 'no', '0']) {
+      expect(loadConfig({ ERRAND_TRUST_PROXY: value }).http.trustProxy).toEqual({ kind: 'none' });
+    }
+  });
+
+  test('a number of proxy hops, or a list of proxy addresses and ranges', () => {
+    expect(loadConfig({ ERRAND_TRUST_PROXY: '1' }).http.trustProxy).toEqual({ kind: 'hops', hops: 1 });
+    expect(loadConfig({ ERRAND_TRUST_PROXY: ' 10.0.0.0/8, 192.0.2.7 ,fd00::/8' }).http.trustProxy).toEqual({
+      kind: 'cidrs',
+      cidrs: [
+        { address: '10.0.0.0', prefix: 8, family: 'ipv4' },
+        { address: '192.0.2.7', prefix: 32, family: 'ipv4' },
+        { address: 'fd00::', prefix: 8, family: 'ipv6' },
+      ],
+    });
+  });
+
+  test('the former true, and values that are neither, stop start-up with a message naming the setting', () => {
+    expect(problems({ ERRAND_TRUST_PROXY: 'true' })[0]).toMatch(
+      /^ERRAND_TRUST_PROXY: true no longer says which proxies to trust: set the number of proxies/,
+    );
+    expect(problems({ ERRAND_TRUST_PROXY: 'yes' })[0]).toMatch(/^ERRAND_TRUST_PROXY: true no longer/);
+    expect(problems({ ERRAND_TRUST_PROXY: '17' })).toEqual(['ERRAND_TRUST_PROXY: must be at most 16 proxies']);
+    for (const bad of [
+      '10.0.0.0/33',
+      'fd00::/129',
+      '10.0.0.0/8/1',
+      'proxy.example',
+      '10.0.0.0/x',
+      '10.0.0.0/8,',
+      'fe80::1%eth0',
+    ]) {
+      expect(problems({ ERRAND_TRUST_PROXY: bad })[0]).toMatch(
+        /^ERRAND_TRUST_PROXY: ".*" is not an IP address or CIDR range/,
+      );
+    }
+  });
+});
+
+describe('sign-in lock-out settings', () => {
+  test('the per-username limit defaults to ten times the per-address one and may not be lower', () => {
+    expect(loadConfig({}).sessions).toMatchObject({ maxFailures: 5, usernameMaxFailures: 50, lockout: 900 });
+    expect(loadConfig({ ERRAND_SIGNIN_MAX_FAILURES: '3' }).sessions.usernameMaxFailures).toBe(30);
+    expect(problems({ ERRAND_SIGNIN_MAX_FAILURES: '5', ERRAND_SIGNIN_USERNAME_MAX_FAILURES: '4' })).toEqual([
+      'ERRAND_SIGNIN_USERNAME_MAX_FAILURES: must be at least ERRAND_SIGNIN_MAX_FAILURES',
+    ]);
+  });
+});

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /**
@@ -24,6 +25,73 @@ const count = (min: number, max: number) =>
     .max(max, { message: `must be at most ${max}` });
 
 const DAY = 86_400;
+
+/** An address range of trusted reverse proxies. */
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+/**
+ * Which reverse proxies in front of Errand may be believed about the client address: none, the
+ * nearest `hops` of them, or those whose addresses fall in `cidrs`.
+ */
+export type TrustProxy = { kind: 'none' } | { kind: 'hops'; hops: number } | { kind: 'cidrs'; cidrs: Cidr[] };
+
+const MAX_PROXY_HOPS = 16;
+
+function parseCidr(value: string): Cidr | null {
+  const [address = '', prefix, ...rest] = value.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0 || address.includes('%')) return null;
+  const max = version === 4 ? 32 : 128;
+  if (prefix !== undefined && !/^\d{1,3}$/.test(prefix)) return null;
+  const bits = prefix === undefined ? max : Number(prefix);
+  if (bits > max) return null;
+  return { address, prefix: bits, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/**
+ * ERRAND_TRUST_PROXY: `false`/`0` (the default), a number of proxy hops, or a comma-separated list of
+ * proxy addresses and CIDR ranges. The former `true` trusted whatever the client wrote first, so it is
+ * refused with a message saying what to write instead.
+ */
+const TrustProxySchema = z
+  .string()
+  .trim()
+  .transform((value, ctx): TrustProxy => {
+    if (/^(false|no|0)$/i.test(value)) return { kind: 'none' };
+    if (/^(true|yes)$/i.test(value)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'true no longer says which proxies to trust: set the number of proxies in front of Errand (e.g. 1) or their addresses (e.g. 10.0.0.0/8)',
+      });
+      return z.NEVER;
+    }
+    if (/^\d+$/.test(value)) {
+      const hops = Number(value);
+      if (hops > MAX_PROXY_HOPS) {
+        ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_PROXY_HOPS} proxies` });
+        return z.NEVER;
+      }
+      return { kind: 'hops', hops };
+    }
+    const cidrs: Cidr[] = [];
+    for (const item of value.split(',').map((v) => v.trim())) {
+      const cidr = parseCidr(item);
+      if (!cidr) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${item}" is not an IP address or CIDR range (expected false, a number of proxies, or a list such as 10.0.0.0/8,fd00::/8)`,
+        });
+        return z.NEVER;
+      }
+      cidrs.push(cidr);
+    }
+    return { kind: 'cidrs', cidrs };
+  });
 
 export const EnvSchema = z.object({
   ERRAND_CONFIG_FILE: z.string().optional(),
@@ -85,8 +153,9 @@ export const EnvSchema = z.object({
   ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
   ERRAND_SESSION_TTL: seconds(300, 30 * DAY).default(8 * 3600),
   ERRAND_SIGNIN_MAX_FAILURES: count(1, 1000).default(5),
+  ERRAND_SIGNIN_USERNAME_MAX_FAILURES: count(1, 100_000).optional(),
   ERRAND_SIGNIN_LOCKOUT: seconds(1, DAY).default(900),
-  ERRAND_TRUST_PROXY: bool.default(false),
+  ERRAND_TRUST_PROXY: TrustProxySchema.default({ kind: 'none' }),
   ERRAND_UNUSED_AGENT_DAYS: count(1, 3650).default(30),
   ERRAND_RETENTION_TOKENS: seconds(300, 365 * DAY).default(DAY),
   ERRAND_RETENTION_TASKS: seconds(300, 3650 * DAY).default(7 * DAY),
@@ -162,10 +231,11 @@ export interface Config {
   };
   /** Outbound fetches of URLs others choose: limits per host and in total, beyond which they fail fast. */
   fetch: { timeoutMs: number; allowPrivate: boolean; maxPerHost: number; maxConcurrent: number };
-  /** Long-lived streams (revocation push channel): open at once per client and in total. */
+  /** Long-lived streams (revocation push channel, A2A streams): open at once per client and in total. */
   streams: { maxPerClient: number; maxTotal: number };
-  http: { maxBodyBytes: number; trustProxy: boolean };
-  sessions: { ttl: number; maxFailures: number; lockout: number };
+  http: { maxBodyBytes: number; trustProxy: TrustProxy };
+  /** Web sessions and sign-in lock-out (failures per username and address, per username, lock seconds). */
+  sessions: { ttl: number; maxFailures: number; usernameMaxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
   /** What maintenance deletes: seconds past expiry/use (tokens), past the end (tasks), past `at` (audit; 0 = never). */
   retention: { tokens: number; tasks: number; audit: number };
@@ -240,6 +310,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   if (e.ERRAND_REFRESH_TOKEN_IDLE_TTL > e.ERRAND_REFRESH_TOKEN_TTL) {
     problems.push('ERRAND_REFRESH_TOKEN_IDLE_TTL: must not exceed ERRAND_REFRESH_TOKEN_TTL');
+  }
+  const usernameMaxFailures = e.ERRAND_SIGNIN_USERNAME_MAX_FAILURES ?? 10 * e.ERRAND_SIGNIN_MAX_FAILURES;
+  if (usernameMaxFailures < e.ERRAND_SIGNIN_MAX_FAILURES) {
+    problems.push('ERRAND_SIGNIN_USERNAME_MAX_FAILURES: must be at least ERRAND_SIGNIN_MAX_FAILURES');
   }
   const issuer =
     e.ERRAND_ISSUER ?? `http://${e.ERRAND_HOST.includes(':') ? `[${e.ERRAND_HOST}]` : e.ERRAND_HOST}:${e.ERRAND_PORT}`;
@@ -324,6 +398,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sessions: {
       ttl: e.ERRAND_SESSION_TTL,
       maxFailures: e.ERRAND_SIGNIN_MAX_FAILURES,
+      usernameMaxFailures,
       lockout: e.ERRAND_SIGNIN_LOCKOUT,
     },
     ui: { unusedAgentDays: e.ERRAND_UNUSED_AGENT_DAYS },

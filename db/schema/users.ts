@@ -8,6 +8,7 @@ export const users = sqliteTable('users', {
   role: text({ enum: ['user', 'admin'] }).notNull(),
   createdAt: integer().notNull(),
   disabledAt: integer(),
+  // Unused: sign-in failures and locks are counted in signin_failures (per typed username).
   failedSignins: integer().notNull().default(0),
   lockedUntil: integer(),
 });
@@ -53,3 +54,19 @@ export const settings = sqliteTable('settings', {
   key: text().primaryKey(),
   value: text().notNull(),
 });
+
+/**
+ * Failed sign-ins, counted per submitted username whether or not an account has it, so that the
+ * answers never tell which names exist. `key` is a SHA-256 of the counted scope (the username, or
+ * the username and the client address), never the name itself. A row means nothing after `expiresAt`.
+ */
+export const signinFailures = sqliteTable(
+  'signin_failures',
+  {
+    key: text().primaryKey(),
+    failures: integer().notNull(),
+    lockedUntil: integer(),
+    expiresAt: integer().notNull(),
+  },
+  (t) => [index('signin_failures_expires_idx').on(t.expiresAt)],
+);

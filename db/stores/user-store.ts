@@ -1,6 +1,6 @@
-import { and, count, eq, gt, isNull, lt } from 'drizzle-orm';
+import { and, count, eq, gt, inArray, isNull, lt, lte } from 'drizzle-orm';
 import { affected, type Db } from '../open.js';
-import { bootstrapTokens, sessions, userIdentities, users } from '../schema/index.js';
+import { bootstrapTokens, sessions, signinFailures, userIdentities, users } from '../schema/index.js';
 
 export interface User {
   id: string;
@@ -31,6 +31,15 @@ export interface UpstreamIdentityRef {
 
 /** A user to create on a first federated sign-in; `username` is a wish, made unique on insert. */
 export type NewLinkedUser = Omit<User, 'failedSignins' | 'lockedUntil'>;
+
+/** A sign-in failure counter: an opaque key and the number of failures that lock it. */
+export interface SignInCounter {
+  key: string;
+  maxFailures: number;
+}
+
+/** Whether a sign-in attempt may check a password, or until when it is locked. */
+export type SignInReservation = { ok: true } | { ok: false; lockedUntil: number };
 
 const MAX_USERNAME = 64;
 
@@ -67,21 +76,42 @@ export class UserStore {
     return row?.n ?? 0;
   }
 
-  /** Counts a failed sign-in; locks the account for `lockout` seconds after `maxFailures`. */
-  async recordFailure(id: string, now: number, maxFailures: number, lockout: number): Promise<void> {
-    await this.db.write(async (tx) => {
-      const [row] = await tx.select().from(users).where(eq(users.id, id));
-      if (!row) return;
-      const failures = row.failedSignins + 1;
-      await tx
-        .update(users)
-        .set(failures >= maxFailures ? { failedSignins: 0, lockedUntil: now + lockout } : { failedSignins: failures })
-        .where(eq(users.id, id));
+  // Sign-in failures ---------------------------------------------------------------------------
+
+  /**
+   * Reserves one sign-in attempt on every counter, before the password is checked. Refused while
+   * any counter is locked. Otherwise each counter is incremented now, as if the attempt had failed,
+   * and locked for `lockout` seconds when it reaches its limit; a success then clears it. The check
+   * and the increment are one write transaction (BEGIN IMMEDIATE), so parallel requests and other
+   * processes on the same database never get more than the limit of passwords checked per lock-out.
+   * A counter is forgotten `lockout` seconds after its last attempt.
+   */
+  async reserveSignInAttempt(counters: SignInCounter[], now: number, lockout: number): Promise<SignInReservation> {
+    return this.db.write(async (tx) => {
+      await tx.delete(signinFailures).where(lte(signinFailures.expiresAt, now));
+      const keys = counters.map((c) => c.key);
+      const rows = await tx.select().from(signinFailures).where(inArray(signinFailures.key, keys));
+      const lockedUntil = Math.max(0, ...rows.map((r) => r.lockedUntil ?? 0));
+      if (lockedUntil > now) return { ok: false, lockedUntil };
+      for (const counter of counters) {
+        const failures = (rows.find((r) => r.key === counter.key)?.failures ?? 0) + 1;
+        const row = {
+          failures,
+          lockedUntil: failures >= counter.maxFailures ? now + lockout : null,
+          expiresAt: now + lockout,
+        };
+        await tx
+          .insert(signinFailures)
+          .values({ key: counter.key, ...row })
+          .onConflictDoUpdate({ target: signinFailures.key, set: row });
+      }
+      return { ok: true };
     });
   }
 
-  async recordSuccess(id: string): Promise<void> {
-    await this.db.write((tx) => tx.update(users).set({ failedSignins: 0, lockedUntil: null }).where(eq(users.id, id)));
+  /** Forgets the counters of a successful sign-in. */
+  async clearSignInFailures(keys: string[]): Promise<void> {
+    await this.db.write((tx) => tx.delete(signinFailures).where(inArray(signinFailures.key, keys)));
   }
 
   // Upstream identities -------------------------------------------------------------------------
