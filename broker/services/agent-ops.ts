@@ -291,8 +291,10 @@ export class AgentOps {
       return refusal(
         'actor_required',
         'invalid_request',
-        'the sub-agent must take part: send an actor_token it signed (RFC 8693 §2.1), audience the issuer',
-        { actor_token: `a JWT signed by ${input.subAgentId} (typ actor+jwt), or its workload token` },
+        'the sub-agent must take part: send an actor_token it made for this hand-off (RFC 8693 §2.1)',
+        {
+          actor_token: `a JWT ${input.subAgentId} signed (typ actor+jwt, aud the issuer), or its workload token for the audience <issuer>#actor`,
+        },
       );
     }
     return this.guard(async () => {
