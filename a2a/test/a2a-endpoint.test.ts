@@ -14,8 +14,8 @@ import { isJsonRpcError } from '@a2a-js/sdk/errors';
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { introspector, userApi } from '../../broker/test/delegation-fixtures.js';
-import { startBroker, type TestBroker } from '../../broker/test/fixtures.js';
-import { actorToken, agentToken, ERRAND_SCOPES, mcpWorld, NOTES } from '../../mcp-server/errand/test/mcp-fixtures.js';
+import { actorToken, startBroker, type TestBroker } from '../../broker/test/fixtures.js';
+import { agentToken, ERRAND_SCOPES, mcpWorld, NOTES } from '../../mcp-server/errand/test/mcp-fixtures.js';
 
 let tb: TestBroker;
 let world: Awaited<ReturnType<typeof mcpWorld>>;
@@ -307,7 +307,7 @@ describe('skills over A2A', () => {
           'delegate_to_subagent',
           {
             sub_agent_id: world.subAgent.clientId,
-            actor_token: await actorToken(tb, world.subAgent),
+            actor_token: await actorToken(world.subAgent, tb.url),
             scope: 'notes:read',
           },
           started.id,
@@ -327,7 +327,7 @@ describe('skills over A2A', () => {
           'delegate_to_subagent',
           {
             sub_agent_id: world.subAgent.clientId,
-            actor_token: await actorToken(tb, world.subAgent),
+            actor_token: await actorToken(world.subAgent, tb.url),
             scope: 'notes:delete',
           },
           started.id,

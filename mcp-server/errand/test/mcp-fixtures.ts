@@ -1,7 +1,6 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { agentClient } from '../../../broker/test/delegation-fixtures.js';
 import {
@@ -14,7 +13,6 @@ import {
   type TestAgent,
   type TestBroker,
 } from '../../../broker/test/fixtures.js';
-import { newId } from '../../../broker/tokens/random.js';
 
 export const NOTES = 'https://notes.example.test/mcp';
 export const ERRAND_SCOPES = 'errand:delegate errand:tasks';
@@ -115,22 +113,4 @@ export async function rawMcp(tb: TestBroker, body: unknown, headers: Record<stri
     },
     body: JSON.stringify(body),
   });
-}
-
-/**
- * An RFC 8693 actor token the sub-agent signs with its own key: it takes part in a hand-off made
- * for it (audience Errand's issuer, short-lived, one use).
- */
-export async function actorToken(tb: TestBroker, agent: TestAgent): Promise<string> {
-  const now = tb.clock.now();
-  return new SignJWT({
-    iss: agent.clientId,
-    sub: agent.clientId,
-    aud: tb.url,
-    jti: newId('j'),
-    iat: now,
-    exp: now + 60,
-  })
-    .setProtectedHeader({ alg: 'ES256', kid: agent.kid, typ: 'actor+jwt' })
-    .sign(agent.privateKey);
 }

@@ -3,9 +3,8 @@ import type { Client } from '@modelcontextprotocol/client';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { agentClient, introspector, userApi } from '../../../broker/test/delegation-fixtures.js';
-import { createUser, insecure, startBroker, type TestBroker } from '../../../broker/test/fixtures.js';
+import { actorToken, createUser, insecure, startBroker, type TestBroker } from '../../../broker/test/fixtures.js';
 import {
-  actorToken,
   agentToken,
   ERRAND_SCOPES,
   legacyClient,
@@ -304,7 +303,7 @@ describe('tools', () => {
         arguments: {
           task_id: taskId,
           sub_agent_id: world.subAgent.clientId,
-          actor_token: await actorToken(tb, world.subAgent),
+          actor_token: await actorToken(world.subAgent, tb.url),
           scope: 'notes:read',
         },
       }),

@@ -5,6 +5,7 @@ import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { userApi } from '../../../broker/test/delegation-fixtures.js';
 import {
+  actorToken,
   addAgent,
   addResource,
   adminApi,
@@ -15,7 +16,7 @@ import {
   type TestBroker,
 } from '../../../broker/test/fixtures.js';
 import { newId } from '../../../broker/tokens/random.js';
-import { actorToken, agentToken, ERRAND_SCOPES, legacyClient, structured } from '../../errand/test/mcp-fixtures.js';
+import { agentToken, ERRAND_SCOPES, legacyClient, structured } from '../../errand/test/mcp-fixtures.js';
 import { createNotesServer, type NotesServer } from '../notes-server.js';
 
 let tb: TestBroker;
@@ -125,7 +126,7 @@ describe('an agent works through Errand’s MCP tools and the example notes serv
         arguments: {
           task_id: task.task_id,
           sub_agent_id: helper.clientId,
-          actor_token: await actorToken(tb, helper),
+          actor_token: await actorToken(helper, tb.url),
           scope: 'notes:read',
         },
       }),
