@@ -1,7 +1,7 @@
 import type { Clock } from '../broker/core/ports.js';
-import type { RateLimiter } from '../broker/http/rate-limit.js';
 import { DUMMY_PASSWORD_HASH, verifyPassword } from '../broker/identity/passwords.js';
 import type { Logger } from '../broker/log.js';
+import type { RateLimiter } from '../broker/services/rate-limit.js';
 import { hashSecret } from '../broker/tokens/random.js';
 import type { SignInCounter, UserStore, UserWithPassword } from '../db/stores/user-store.js';
 

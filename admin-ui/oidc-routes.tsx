@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Config } from '../broker/config.js';
 import type { Clock } from '../broker/core/ports.js';
+import { type SessionOptions, startSession } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { SIGNIN_COOKIE_TTL, UpstreamOidc, UpstreamSignInError, usernameFor } from '../broker/identity/upstream-oidc.js';
 import type { Logger } from '../broker/log.js';
@@ -10,7 +11,6 @@ import { newId } from '../broker/tokens/random.js';
 import type { UserStore } from '../db/stores/user-store.js';
 import { MessagePage } from './pages/message.js';
 import { safeNext } from './safe-next.js';
-import { type SessionOptions, startSession } from './session.js';
 
 export interface OidcRouteDeps {
   /** The federation settings; null when ERRAND_OIDC_ISSUER is unset. */

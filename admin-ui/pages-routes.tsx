@@ -1,10 +1,11 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
-import { createPeerRegistry } from '../a2a/peers.js';
 import { assuranceLevel, credentialKindOf } from '../broker/core/client.js';
 import { OAuthError } from '../broker/core/errors.js';
 import type { Engine } from '../broker/engine.js';
+import { checkCsrf } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { CreateUserSchema, createUser, setClientStatus } from '../broker/services/admin.js';
+import { createPeerRegistry } from '../broker/services/peers/peers.js';
 import type { AuditFilter } from '../db/stores/audit-store.js';
 import { approvalFromForm } from './components/delegation-controls.js';
 import { AgentsPage, ClientsPage } from './pages/admin-agents.js';
@@ -15,7 +16,6 @@ import { DelegationPage, DelegationsPage } from './pages/delegations.js';
 import { MessagePage } from './pages/message.js';
 import { type AgentSummary, LIVE_REQUESTS_SCRIPT, RequestCard, RequestsPage } from './pages/requests.js';
 import { TasksPage, taskForest } from './pages/tasks.js';
-import { checkCsrf } from './session.js';
 
 type Body = Record<string, string | File | (string | File)[]>;
 const first = (v: Body[string] | undefined): string | undefined => {

@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { OAuthError } from '../broker/core/errors.js';
+import { checkCsrf, endSession, type SessionOptions, startSession } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { hashPassword } from '../broker/identity/passwords.js';
 import { hashSecret, newId, newSecret, safeEqual } from '../broker/tokens/random.js';
@@ -11,7 +12,6 @@ import { MessagePage } from './pages/message.js';
 import { SetupPage } from './pages/setup.js';
 import { SignInPage } from './pages/sign-in.js';
 import { safeNext } from './safe-next.js';
-import { checkCsrf, endSession, type SessionOptions, startSession } from './session.js';
 
 export interface UiDeps extends CredentialCheckDeps {
   /** Errand's issuer: `next` after sign-in must stay on its origin. */

@@ -1,6 +1,7 @@
 import { Role, type Task, TaskState } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { followPeerTask, linkPeerTask, peerTaskDeps } from '../../broker/services/peers/peer-tasks.js';
 import { delegateViaCiba, exchange, TT_JWT, userApi } from '../../broker/test/delegation-fixtures.js';
 import {
   addAgent,
@@ -14,7 +15,6 @@ import {
 } from '../../broker/test/fixtures.js';
 import { newId } from '../../broker/tokens/random.js';
 import { agentToken, ERRAND_SCOPES } from '../../mcp-server/errand/test/mcp-fixtures.js';
-import { followPeerTask, linkPeerTask, peerTaskDeps } from '../peer-tasks.js';
 import { type PeerAgent, startPeerAgent } from './peer-agent.js';
 
 let tb: TestBroker;

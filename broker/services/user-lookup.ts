@@ -1,5 +1,5 @@
 import type { User, UserStore } from '../../db/stores/user-store.js';
-import type { RateLimiter } from '../http/rate-limit.js';
+import type { RateLimiter } from './rate-limit.js';
 
 export type UserLookupResult =
   | { ok: true; user: User }

@@ -1,5 +1,4 @@
 import { Hono, type MiddlewareHandler } from 'hono';
-import { checkCsrf } from '../../../admin-ui/session.js';
 import type { AuditStore } from '../../../db/stores/audit-store.js';
 import { OAuthError } from '../../core/errors.js';
 import {
@@ -19,6 +18,7 @@ import { taskView } from '../../services/tasks.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import { AuditQuerySchema, auditFilter, jsonBody } from '../api.js';
 import { parseParams } from '../params.js';
+import { checkCsrf } from '../session.js';
 import type { AppEnv } from '../types.js';
 
 /** Admin API callers are signed-in administrators; unsafe methods also carry the CSRF token. */

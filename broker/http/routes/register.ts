@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { OAuthError } from '../../core/errors.js';
+import type { RateLimiter } from '../../services/rate-limit.js';
 import { type RegisterDeps, registerClient } from '../../services/register-client.js';
-import type { RateLimiter } from '../rate-limit.js';
 import { type AppEnv, NO_STORE } from '../types.js';
 
 /** POST /register (RFC 7591 §3), rate-limited per source address. */

@@ -1,6 +1,5 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
-import { checkCsrf } from '../../../admin-ui/session.js';
 import type { AuditStore } from '../../../db/stores/audit-store.js';
 import type { DelegationStore } from '../../../db/stores/delegation-store.js';
 import type { TaskStore } from '../../../db/stores/task-store.js';
@@ -9,6 +8,7 @@ import { ApprovalSchema, type DelegationService, delegationView } from '../../se
 import { type TaskService, taskView } from '../../services/tasks.js';
 import { AuditQuerySchema, auditFilter, jsonBody } from '../api.js';
 import { parseParams } from '../params.js';
+import { checkCsrf } from '../session.js';
 import type { AppEnv } from '../types.js';
 
 /** Signed-in people; unsafe methods also carry the session's CSRF token in `X-CSRF-Token`. */

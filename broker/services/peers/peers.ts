@@ -4,15 +4,15 @@
  * resource, so that delegations and task tokens can name it as their audience (RFC 8707).
  */
 
-import { OAuthError } from '../broker/core/errors.js';
-import type { Clock } from '../broker/core/ports.js';
-import type { Engine } from '../broker/engine.js';
-import type { Logger } from '../broker/log.js';
-import { newId } from '../broker/tokens/random.js';
-import type { Db } from '../db/open.js';
-import type { AuditStore } from '../db/stores/audit-store.js';
-import type { ClientStore } from '../db/stores/client-store.js';
-import { type Peer, PeerStore } from '../db/stores/peer-store.js';
+import type { Db } from '../../../db/open.js';
+import type { AuditStore } from '../../../db/stores/audit-store.js';
+import type { ClientStore } from '../../../db/stores/client-store.js';
+import { type Peer, PeerStore } from '../../../db/stores/peer-store.js';
+import { OAuthError } from '../../core/errors.js';
+import type { Clock } from '../../core/ports.js';
+import type { Engine } from '../../engine.js';
+import type { Logger } from '../../log.js';
+import { newId } from '../../tokens/random.js';
 import {
   A2A_INVOKE_SCOPE,
   checkEndpointUrl,

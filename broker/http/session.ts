@@ -1,10 +1,10 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import { OAuthError } from '../broker/core/errors.js';
-import type { Clock } from '../broker/core/ports.js';
-import type { AppEnv } from '../broker/http/types.js';
-import { hashSecret, newSecret, safeEqual } from '../broker/tokens/random.js';
-import type { UserStore } from '../db/stores/user-store.js';
+import type { UserStore } from '../../db/stores/user-store.js';
+import { OAuthError } from '../core/errors.js';
+import type { Clock } from '../core/ports.js';
+import { hashSecret, newSecret, safeEqual } from '../tokens/random.js';
+import type { AppEnv } from './types.js';
 
 export type SessionEnv = AppEnv;
 

@@ -8,11 +8,11 @@
 import { AgentCard, verifyAgentCardSignature } from '@a2a-js/sdk';
 import { decodeProtectedHeader, type JWK } from 'jose';
 import { z } from 'zod';
-import { OAuthError } from '../broker/core/errors.js';
-import { canonicalizeResource } from '../broker/core/resource.js';
-import { isScopeToken } from '../broker/core/scopes.js';
-import { checkPublicUrl, SafeFetchError, safeFetch } from '../broker/identity/safe-fetch.js';
-import type { PeerSecurity, PeerSkill } from '../db/stores/peer-store.js';
+import type { PeerSecurity, PeerSkill } from '../../../db/stores/peer-store.js';
+import { OAuthError } from '../../core/errors.js';
+import { canonicalizeResource } from '../../core/resource.js';
+import { isScopeToken } from '../../core/scopes.js';
+import { checkPublicUrl, SafeFetchError, safeFetch } from '../../identity/safe-fetch.js';
 
 /** Largest card (and key set) Errand reads. */
 export const CARD_MAX_BYTES = 64 * 1024;

@@ -1,19 +1,19 @@
 import { Hono } from 'hono';
-import { approvalFromForm } from '../../../admin-ui/components/delegation-controls.js';
-import { ConsentPage } from '../../../admin-ui/pages/consent.js';
-import { MessagePage } from '../../../admin-ui/pages/message.js';
-import { checkCsrf } from '../../../admin-ui/session.js';
-import { OAuthError } from '../../core/errors.js';
-import { PATHS } from '../../core/protocol.js';
+import { OAuthError } from '../broker/core/errors.js';
+import { PATHS } from '../broker/core/protocol.js';
+import { collect } from '../broker/http/params.js';
+import { checkCsrf } from '../broker/http/session.js';
+import type { AppEnv } from '../broker/http/types.js';
 import {
   type AuthorizeDeps,
   decideAuthorization,
   RedirectableError,
   startAuthorization,
   UntrustedRedirectError,
-} from '../../services/authorize.js';
-import { collect } from '../params.js';
-import type { AppEnv } from '../types.js';
+} from '../broker/services/authorize.js';
+import { approvalFromForm } from './components/delegation-controls.js';
+import { ConsentPage } from './pages/consent.js';
+import { MessagePage } from './pages/message.js';
 
 /** Builds the redirect back to the client; RFC 9207 §2: `iss` on success and on error. */
 function backToClient(redirectUri: string, issuer: string, params: Record<string, string | null | undefined>): string {

@@ -6,20 +6,20 @@
 
 import { AgentCard, TaskState } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
-import { OAuthError } from '../broker/core/errors.js';
-import type { Clock } from '../broker/core/ports.js';
-import { canonicalizeResource } from '../broker/core/resource.js';
-import { isLive, isTerminal, type Task, type TerminalState } from '../broker/core/task.js';
-import type { Engine } from '../broker/engine.js';
-import { safeFetch } from '../broker/identity/safe-fetch.js';
-import type { Logger } from '../broker/log.js';
-import type { ExchangeService } from '../broker/services/exchange-token.js';
-import type { TaskService } from '../broker/services/tasks.js';
-import { newId } from '../broker/tokens/random.js';
-import type { Db } from '../db/open.js';
-import type { ClientStore } from '../db/stores/client-store.js';
-import { type Peer, PeerStore } from '../db/stores/peer-store.js';
-import type { TaskStore } from '../db/stores/task-store.js';
+import type { Db } from '../../../db/open.js';
+import type { ClientStore } from '../../../db/stores/client-store.js';
+import { type Peer, PeerStore } from '../../../db/stores/peer-store.js';
+import type { TaskStore } from '../../../db/stores/task-store.js';
+import { OAuthError } from '../../core/errors.js';
+import type { Clock } from '../../core/ports.js';
+import { canonicalizeResource } from '../../core/resource.js';
+import { isLive, isTerminal, type Task, type TerminalState } from '../../core/task.js';
+import type { Engine } from '../../engine.js';
+import { safeFetch } from '../../identity/safe-fetch.js';
+import type { Logger } from '../../log.js';
+import { newId } from '../../tokens/random.js';
+import type { ExchangeService } from '../exchange-token.js';
+import type { TaskService } from '../tasks.js';
 import { describeCard } from './peer-card.js';
 
 /** The external-id keys that link an Errand task to a peer's task. */

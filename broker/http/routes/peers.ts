@@ -1,12 +1,12 @@
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { OAuthError } from '../broker/core/errors.js';
-import type { Engine } from '../broker/engine.js';
-import { jsonBody } from '../broker/http/api.js';
-import { parseParams } from '../broker/http/params.js';
-import { requireAdmin } from '../broker/http/routes/admin-api.js';
-import type { AppEnv } from '../broker/http/types.js';
-import { createPeerRegistry, peerView } from './peers.js';
+import { OAuthError } from '../../core/errors.js';
+import type { Engine } from '../../engine.js';
+import { createPeerRegistry, peerView } from '../../services/peers/peers.js';
+import { jsonBody } from '../api.js';
+import { parseParams } from '../params.js';
+import type { AppEnv } from '../types.js';
+import { requireAdmin } from './admin-api.js';
 
 export const RegisterPeerSchema = z
   .object({ card_url: z.string().min(1).max(2048), accept_unsigned: z.boolean().default(false) })
