@@ -63,7 +63,7 @@ function skill(
 
 /**
  * Errand's public Agent Card (A2A 1.0 §4.4.1, with 0.3 interfaces mirrored by the SDK). A2A has
- * no OAuth flow for token exchange (SPECS §9.7): `oauth2MetadataUrl` points at the RFC 8414
+ * no OAuth flow type for token exchange (its `oauth2SecurityScheme` flows): `oauth2MetadataUrl` points at the RFC 8414
  * document, and the skills say which exchange each one performs.
  */
 export function buildAgentCard(issuer: string): AgentCard {

@@ -89,7 +89,7 @@ export function errandTaskIdOf(task: Task | undefined): string | null {
 export type BridgeDeps = Pick<Engine, 'agentOps' | 'clock' | 'log'>;
 
 /**
- * A2A tasks are Errand tasks (SPECS §9.4). This store keeps the A2A view (the SDK's in-memory
+ * A2A tasks are Errand tasks (README "A2A agent"). This store keeps the A2A view (the SDK's in-memory
  * store, scoped to the caller) and keeps both sides in step:
  * - an A2A task saved in a terminal state ends its Errand task first (agent kind, same state), so
  *   the task's tokens are revoked before anyone sees the A2A task as ended;

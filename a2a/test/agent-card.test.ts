@@ -121,7 +121,7 @@ describe('the Agent Card at /.well-known/agent-card.json', () => {
         outputModes: ['application/json', 'text/plain'],
       });
     }
-    // Token exchange has no flow type in A2A: the skills that perform one say so (SPECS §9.7).
+    // Token exchange has no flow type in A2A: the skills that perform one say so.
     expect(skills.find((s) => s.id === 'issue_task_token')?.description).toContain('RFC 8693');
   });
 

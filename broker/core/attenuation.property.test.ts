@@ -14,10 +14,10 @@ import { isTerminal, type Task, type TaskState } from './task.js';
 import { toolsAllowedAt } from './tool-grants.js';
 
 /**
- * Property tests for `attenuate` (DOMAIN.md invariants 1–3): random delegations, random chains of
+ * Property tests for `attenuate` (README "Invariants", 1–3): random delegations, random chains of
  * exchanges from them with random (often wrong) requests, actors and clocks. Every allowed step is
  * checked against the invariants; every denial against an independent model of what is wrong with
- * the request, and against the wire codes of SPECS §9.1.
+ * the request, and against the wire codes of RFC 8693 §2.2.2.
  */
 
 const START = 1_750_000_000;
@@ -30,7 +30,7 @@ const FOREIGN = 'root:all';
 const TOOLS = ['search', 'fetch', 'send'];
 const AGENTS = ['agt_a', 'agt_b', 'agt_c', 'agt_d', 'agt_e'];
 const DELEGATE = AGENTS[0]!;
-/** Each agent's assurance level (SPECS §8); the delegate is attested (AAL2). */
+/** Each agent's assurance level; the delegate is attested (AAL2). */
 const AGENT_LEVEL: Record<string, AssuranceLevel | null> = {
   agt_a: 'NHI-AAL2',
   agt_b: 'NHI-AAL3',
@@ -49,7 +49,7 @@ const TERMINAL: TaskState[] = ['completed', 'canceled', 'failed', 'rejected'];
 
 type Reason = Denial['reason'];
 
-/** What SPECS §9.1 says each denial is on the wire. */
+/** What each denial is on the wire (RFC 8693 §2.2.2, RFC 6749 §5.2, RFC 8707 §2). */
 const WIRE: Record<Reason, string> = {
   delegation_inactive: 'invalid_request',
   delegation_expired: 'invalid_request',
@@ -376,7 +376,7 @@ function buildRequest(step: Step, parent: Parent, d: Delegation, tasks: Task[]) 
   return { req, actorId, named };
 }
 
-/** Asserts DOMAIN.md invariants 1–2 on an allowed exchange. */
+/** Asserts invariants 1–2 (README "Invariants") on an allowed exchange. */
 function checkAllowed(plan: ExchangePlan, parent: Parent, req: ExchangeRequest, ctx: ExchangeContext) {
   const { delegation: d, now, actorId } = ctx;
   // Audience: one the parent holds and the delegation covers.

@@ -8,7 +8,7 @@ import { isLive, type Task } from './task.js';
  * The rules of token exchange, as one pure function. For every token T issued from a parent P (a
  * delegation credential or a task token): scope(T) ⊆ scope(P), aud(T) allowed by P,
  * exp(T) ≤ min(exp(P), task deadline, delegation expiry), depth(T) ≤ maxDepth, the actor may act
- * under the delegation, and `act` is re-derived here (DOMAIN.md invariants 1–3).
+ * under the delegation, and `act` is re-derived here (README "Invariants", 1–3).
  */
 
 /** What the subject token stands for. */
@@ -42,7 +42,7 @@ export interface ExchangeContext {
   /** Broker limits. */
   tokenTtl: number;
   maxTaskTtl: number;
-  /** The acting agent's assurance level, derived when it authenticated (SPECS §8). */
+  /** The acting agent's assurance level, derived when it authenticated (README "Assurance levels"). */
   actorAssurance?: AssuranceLevel | null;
   /** Minimum assurance per resource (canonical URL → level), for the resources the parent holds. */
   resourceMinAssurance?: Record<string, AssuranceLevel | null>;

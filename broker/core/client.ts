@@ -46,7 +46,7 @@ export function credentialKindOf(method: AuthMethod): CredentialKind {
 export type AssuranceLevel = (typeof ASSURANCE_LEVELS)[number];
 
 /**
- * The assurance level of a non-human identity (SPECS §8): the level Errand recorded when the agent
+ * The assurance level of a non-human identity (README "Assurance levels"): the level Errand recorded when the agent
  * last authenticated (a workload token from a trusted issuer: AAL2, or AAL3 with hardware
  * attestation); otherwise a key or secret registered by hand, which proves nothing about where it
  * lives, so the lowest level. Public clients, and workload agents not yet seen, have none.

@@ -31,7 +31,7 @@ export type Denial =
 export type Decision<T> = { ok: true; value: T } | { ok: false; denial: Denial };
 
 /**
- * Wire errors for denials. SPECS §9.1: an unacceptable subject or actor token is `invalid_request`
+ * Wire errors for denials. An unacceptable subject or actor token is `invalid_request`
  * (RFC 8693 §2.2.2), with a description that says why; scope and audience keep their own codes.
  */
 export function denialToError(d: Denial): OAuthError {
@@ -71,7 +71,7 @@ export function denialToError(d: Denial): OAuthError {
     case 'subject_expired':
       return new OAuthError('invalid_request', 'the subject token, task or delegation has expired');
     case 'assurance_too_low':
-      // SPECS §8: say which minimum applies and what the agent has, so its operator can act.
+      // Say which minimum applies and what the agent has, so its operator can act.
       return new OAuthError(
         'invalid_request',
         `the ${d.by} requires assurance level ${d.required}; the acting agent authenticated at ${d.actual ?? 'no level'} (use a workload identity from a trusted issuer)`,

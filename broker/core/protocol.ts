@@ -28,11 +28,11 @@ export const CLAIM = {
   authorizationDetails: 'authorization_details',
   /** RFC 9449 §6.1 / RFC 7800: the confirmation claim (`cnf.jkt`) of a DPoP-bound token. */
   confirmation: 'cnf',
-  /** The assurance level (NHI-AAL1..3) of the current actor, derived by Errand at authentication (SPECS §8). */
+  /** The assurance level (NHI-AAL1..3) of the current actor, derived by Errand at authentication (README "Assurance levels"). */
   assurance: 'errand_aal',
 } as const;
 
-/** Assurance levels of non-human identities, lowest first (SPECS §8). */
+/** Assurance levels of non-human identities, lowest first (after NIST SP 800-63B AAL1–3). */
 export const ASSURANCE_LEVELS = ['NHI-AAL1', 'NHI-AAL2', 'NHI-AAL3'] as const;
 
 /** RFC 9449: the proof header, the server-nonce header and the token type of DPoP-bound tokens. */
@@ -149,5 +149,5 @@ export const ERRAND_SCOPE = {
 /** Every scope of those endpoints, in the order challenges and metadata list them. */
 export const ERRAND_SCOPES = [ERRAND_SCOPE.delegate, ERRAND_SCOPE.tasks] as const;
 
-/** OpenID CAEP event type Errand's push channel carries (SPECS §9.8). */
+/** OpenID CAEP event type Errand's push channel carries (CAEP 1.0 §3.1 session revoked). */
 export const CAEP_SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';

@@ -1,6 +1,6 @@
 /**
  * Resource indicators (RFC 8707) compared after RFC 3986 normalisation: lowercase scheme and host,
- * default port dropped, no fragment, and an empty path equal to "/" (SPECS §9.6). The canonical
+ * default port dropped, no fragment, and an empty path equal to "/" (RFC 3986 §6.2.2–6.2.3). The canonical
  * form drops a lone trailing "/" so `https://host` and `https://host/` are the same resource.
  */
 export function canonicalizeResource(input: string): string | null {

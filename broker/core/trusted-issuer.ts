@@ -2,7 +2,7 @@ import type { AssuranceLevel } from './client.js';
 
 /**
  * Outside issuers of workload identity and the rules that map their tokens' claims to an agent
- * (SPECS §6.5, §8). Pure: matching a verified token's claims against the rules.
+ * (JWT-SVID, README "Assurance levels"). Pure: matching a verified token's claims against the rules.
  */
 
 export type TrustedIssuerKind = 'oidc' | 'spiffe' | 'kubernetes' | 'ci';

@@ -41,7 +41,7 @@ export function clientCredentialsGrant(deps: { clients: ClientStore; tokens: Tok
       // Without a scope parameter the client gets what it is registered for at this resource.
       const scope = requestedScope(p.scope) ?? client.scope.filter((s) => resource.scopes.includes(s));
       checkScope(scope, resource, client);
-      // SPECS §8: a resource's minimum assurance level holds for tokens an agent gets as itself too.
+      // A resource's minimum assurance level (README "Assurance levels") holds for tokens an agent gets as itself too.
       if (resource.minAssurance && !meetsAssurance(ctx.client.assurance, resource.minAssurance)) {
         throw denialToError({
           reason: 'assurance_too_low',

@@ -59,7 +59,7 @@ interface CachedList {
 }
 
 /**
- * Relying-party side of the Token Status List (draft-ietf-oauth-status-list §8.3, SPECS §5.4):
+ * Relying-party side of the Token Status List (draft-ietf-oauth-status-list §8.3):
  * fetches Status List Tokens only from under the issuer, validates them with the issuer's keys,
  * caches each for its `ttl` clamped to [1 s, maxTtl] and never past its `exp` (HTTP cache headers
  * are ignored: the token's own fields win), and reads a token's bits. An index beyond a cached list

@@ -28,7 +28,7 @@ export interface AuthenticatedClient {
   client: Client;
   method: Client['authMethod'];
   /**
-   * The assurance level of this authentication (SPECS §8), derived here and never taken from a
+   * The assurance level of this authentication (README "Assurance levels"), derived here and never taken from a
    * claim the client chose: a workload token's matching rule (NHI-AAL2/3), a key or secret
    * registered by hand (NHI-AAL1), nothing for a public client.
    */

@@ -75,7 +75,7 @@ function signedContentId(token: string): string {
 }
 
 /**
- * Verifies workload identity tokens from trusted issuers (SPECS §4.4, §6.5): an OpenID issuer's
+ * Verifies workload identity tokens from trusted issuers (RFC 7523 §3, JWT-SVID): an OpenID issuer's
  * token, a SPIFFE JWT-SVID, a Kubernetes service-account token, a CI provider's OIDC token. Strict:
  * registered and active issuer, signature with the issuer's keys only, `aud` = the configured
  * audience alone, `exp`, a lifetime within the issuer's maximum, `iat` not in the future, one use,

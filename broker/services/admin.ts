@@ -68,7 +68,7 @@ export const CreateResourceSchema = z
     url: z.string().max(2048),
     name: z.string().min(1).max(200),
     scopes: ScopeList.min(1),
-    /** The lowest assurance level an agent must have to get tokens for it (SPECS §8). */
+    /** The lowest assurance level an agent must have to get tokens for it (README "Assurance levels"). */
     min_assurance: z.enum(ASSURANCE_LEVELS).optional(),
   })
   .strict();
@@ -262,7 +262,7 @@ export async function createUser(deps: AdminDeps, input: z.output<typeof CreateU
 
 /**
  * Disables or re-enables a client. Disabling ends every task the agent acts in (with their subtrees)
- * and revokes every token it holds, in one transaction (DOMAIN.md invariant 4).
+ * and revokes every token it holds, in one transaction (README "Invariants", 4).
  */
 export async function setClientStatus(
   deps: AdminDeps,

@@ -330,7 +330,7 @@ export class DelegationService {
 
   /**
    * Revokes a delegation (by its user or an administrator) and ends every task under it, with their
-   * tokens, in the same transaction (DOMAIN.md invariant 4).
+   * tokens, in the same transaction (README "Invariants", 4).
    */
   async revoke(by: { userId: string; admin: boolean }, id: string, requestId: string): Promise<void> {
     const d = await this.deps.delegations.get(id);
@@ -389,7 +389,7 @@ export class DelegationService {
   /** The credential an agent holds for an active delegation; opens no resource by itself. */
   issueCredential(
     d: StoredDelegation,
-    /** The level the agent authenticated at when collecting it (SPECS §8: stated in every token). */
+    /** The level the agent authenticated at when collecting it (stated in every token, README "Assurance levels"). */
     assurance: AssuranceLevel | null = null,
   ): {
     access_token: string;

@@ -135,7 +135,7 @@ export class ExchangeService {
     const { deps } = this;
     const named = input.task?.taskId ? await deps.tasks.get(input.task.taskId) : null;
     const { actorAssurance } = input;
-    // Minimum levels of the resources the subject covers (SPECS §8), checked by `attenuate`.
+    // Minimum levels of the resources the subject covers (README "Assurance levels"), checked by `attenuate`.
     const resourceMinAssurance: Record<string, AssuranceLevel | null> = {};
     for (const url of Object.keys(subject.parent.grants)) {
       resourceMinAssurance[url] = (await deps.clients.getResource(url))?.minAssurance ?? null;
@@ -228,7 +228,7 @@ export class ExchangeService {
         [CLAIM.task]: task.id,
         [CLAIM.status]: { status_list: { idx: status.idx, uri: status.uri } },
         ...(plan.details ? { [CLAIM.authorizationDetails]: plan.details } : {}),
-        // The current actor's level and, with a proof, the requester's key (SPECS §8; RFC 9449 §6.1).
+        // The current actor's level and, with a proof, the requester's key (README "Assurance levels"; RFC 9449 §6.1).
         ...actorClaims({ assurance: input.actorAssurance, dpopJkt: input.dpopJkt ?? null }),
       },
     });

@@ -37,7 +37,7 @@ export interface IssueRequest {
    * public client's DPoP key (RFC 9449 §5).
    */
   refresh?: { resources: string[]; scope: string[]; dpopJkt?: string | null };
-  /** The assurance level of the client's authentication for this request (SPECS §8). */
+  /** The assurance level of the client's authentication for this request (README "Assurance levels"). */
   assurance?: AssuranceLevel | null;
   /** The DPoP key thumbprint to bind the access token to (RFC 9449 §6.1). */
   dpopJkt?: string | null;

@@ -10,7 +10,7 @@ import { spiffeTrustDomain, type TrustedIssuer, type WorkloadRule } from '../cor
 import { newId } from '../tokens/random.js';
 
 /**
- * Administration of trusted workload issuers (SPECS §4.4, §6.5, §8): which outside platforms may
+ * Administration of trusted workload issuers (RFC 7523 §3, JWT-SVID, README "Assurance levels"): which outside platforms may
  * vouch for agents, with which keys and audience, and which of their workloads map to which agent.
  */
 

@@ -13,7 +13,7 @@ import {
 import { startBroker, type TestAgent, type TestBroker } from './fixtures.js';
 
 /**
- * The attenuation invariants (DOMAIN.md 1–2) over real HTTP: random chains of token exchanges
+ * The attenuation invariants (README "Invariants", 1–2) over real HTTP: random chains of token exchanges
  * under one CIBA delegation, among a pool of agents, with random (sometimes wrong) audiences and
  * scopes. Every issued token is verified with the published JWKS and compared with its parent;
  * every refusal must carry the error code of the fault the step introduced.

@@ -32,7 +32,7 @@ export interface VerifiedAccessToken {
 }
 
 /**
- * Claims about the current actor every access token carries: its assurance level (SPECS §8) and,
+ * Claims about the current actor every access token carries: its assurance level (README "Assurance levels") and,
  * when the request carried a DPoP proof, the key the token is bound to (RFC 9449 §6.1 `cnf.jkt`).
  */
 export function actorClaims(opts: {

@@ -95,7 +95,7 @@ export class TaskStore {
 
   /**
    * Ends a task and every live descendant, and revokes every token issued for them, in the caller's
-   * transaction: from its commit on, none of those tokens is active (DOMAIN.md invariant 3).
+   * transaction: from its commit on, none of those tokens is active (README "Invariants", 3).
    */
   async endTree(
     taskId: string,

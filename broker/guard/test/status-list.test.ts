@@ -37,7 +37,7 @@ async function world(maxTtl = 60) {
   return { as, uri, guard, tokenAt, verify, advance: (s: number) => (now += s), fetches: () => as.count(uri) };
 }
 
-describe('the guard reads the status list (SPECS §5.4)', () => {
+describe('the guard reads the status list (Token Status List §8.3)', () => {
   test('a 0 bit is accepted and a 1 bit refused', async () => {
     const w = await world();
     await w.as.serveStatusList(w.uri, [0, 1, 0]);

@@ -50,7 +50,7 @@ export function sessionRevokedSet(issuer: string, audience: string, e: Revocatio
 }
 
 /**
- * The revocation push channel (SPECS §9.8): a resource-server client opens a server-sent event
+ * The revocation push channel (OpenID CAEP `session-revoked` events, README "Revocation push"): a resource-server client opens a server-sent event
  * stream for one of its resources and receives a `revoked` event for each of that resource's
  * tokens the moment the task ending them commits. The status list stays the bound for everyone
  * else; this only makes revocation sub-second for servers that listen.
