@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isConfidential } from '../core/client.js';
+import { canExchange } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
 import { GRANT_TYPE, TOKEN_TYPE } from '../core/protocol.js';
@@ -37,7 +37,9 @@ export function tokenExchangeGrant(deps: {
     params: TokenExchangeParamsSchema,
     async handle(p, ctx) {
       const { client } = ctx.client;
-      if (!isConfidential(client) || !client.grantTypes.includes(GRANT_TYPE.tokenExchange)) {
+      // The exchange service decides this for every door; asked first here so that a refused
+      // client does not spend an actor token's one use.
+      if (!canExchange(client)) {
         throw new OAuthError('unauthorized_client', 'this client is not allowed to use token exchange');
       }
       if (p.requested_token_type !== undefined && p.requested_token_type !== TOKEN_TYPE.accessToken) {
