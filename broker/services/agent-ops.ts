@@ -10,6 +10,7 @@ import { parseScope } from '../core/scopes.js';
 import type { Task, TerminalState } from '../core/task.js';
 import type { ClientAuthenticator } from '../identity/client-auth.js';
 import { type Refusal, type Result, refusal, refused } from './agent-refusals.js';
+import type { TaskDetail } from './authorization-details.js';
 import { type DelegationAsk, readDelegationRequest } from './delegation-ask.js';
 import type { DelegationLimits, DelegationService } from './delegations.js';
 import type { ExchangeResponse, ExchangeService } from './exchange-token.js';
@@ -190,23 +191,11 @@ export class AgentOps {
     if (d.status !== 'active') {
       return refusal('delegation_inactive', `delegation_${d.status}`, `the delegation is ${d.status}`, wanted);
     }
-    return this.guard(() =>
-      this.deps.exchange.exchangeOnBehalf({
-        client: caller.client,
-        actor: null,
-        actorAssurance: caller.assurance,
-        // RFC 9449 §6.1: a caller that proved a key gets a token bound to that key.
-        dpopJkt: caller.dpopJkt,
-        subject: { delegationId: d.id },
-        ...target(input),
-        tools: null,
-        task:
-          input.ttl === undefined && !input.externalIds
-            ? null
-            : { taskId: null, ttl: input.ttl ?? null, externalIds: input.externalIds ?? {} },
-        requestId,
-      }),
-    );
+    const task =
+      input.ttl === undefined && !input.externalIds
+        ? null
+        : { taskId: null, ttl: input.ttl ?? null, externalIds: input.externalIds ?? {} };
+    return this.exchangeAsCaller(caller, d.id, input, task, requestId);
   }
 
   /**
@@ -230,18 +219,12 @@ export class AgentOps {
         `task ${task.id} is a sub-task: its tokens come from the task above it (ask the agent that handed it to you)`,
       );
     }
-    return this.guard(() =>
-      this.deps.exchange.exchangeOnBehalf({
-        client: caller.client,
-        actor: null,
-        actorAssurance: caller.assurance,
-        dpopJkt: caller.dpopJkt,
-        subject: { delegationId: task.delegationId },
-        ...target(input),
-        tools: null,
-        task: { taskId: task.id, ttl: null, externalIds: {} },
-        requestId,
-      }),
+    return this.exchangeAsCaller(
+      caller,
+      task.delegationId,
+      input,
+      { taskId: task.id, ttl: null, externalIds: {} },
+      requestId,
     );
   }
 
@@ -342,6 +325,30 @@ export class AgentOps {
   async heldTask(caller: Caller, taskId: string): Promise<Task | null> {
     const task = await this.deps.tasks.get(taskId);
     return task && task.agentId === caller.client.id && speaksFor(caller, task.userId) ? task : null;
+  }
+
+  /** The caller's own exchange under its delegation (a new task, or `task` named again). */
+  private exchangeAsCaller(
+    caller: Caller,
+    delegationId: string,
+    input: Target,
+    task: TaskDetail | null,
+    requestId: string,
+  ): Promise<Result<ExchangeResponse>> {
+    return this.guard(() =>
+      this.deps.exchange.exchangeOnBehalf({
+        client: caller.client,
+        actor: null,
+        actorAssurance: caller.assurance,
+        // RFC 9449 §6.1: a caller that proved a key gets a token bound to that key.
+        dpopJkt: caller.dpopJkt,
+        subject: { delegationId },
+        ...target(input),
+        tools: null,
+        task,
+        requestId,
+      }),
+    );
   }
 
   private scopeRefusal(caller: Caller, op: AgentOperation): { ok: false; refusal: Refusal } | null {
