@@ -1,21 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type AgentCard,
-  type Message,
-  Role,
-  type SendMessageRequest,
-  type StreamResponse,
-  type Task,
-  TaskState,
-  verifyAgentCardSignature,
-} from '@a2a-js/sdk';
-import { type Client, ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
-import { isJsonRpcError } from '@a2a-js/sdk/errors';
+import { type AgentCard, type StreamResponse, type Task, TaskState, verifyAgentCardSignature } from '@a2a-js/sdk';
+import type { Client } from '@a2a-js/sdk/client';
 import { type CryptoKey, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { introspector, userApi } from '../../broker/test/delegation-fixtures.js';
 import { actorToken, startBroker, type TestBroker } from '../../broker/test/fixtures.js';
 import { agentToken, ERRAND_SCOPES, mcpWorld, NOTES } from '../../mcp-server/errand/test/mcp-fixtures.js';
+import { a2aClient, expectRpcError, isTask, replyData, skillRequest, tokenArtifact } from './a2a-fixtures.js';
 
 let tb: TestBroker;
 let world: Awaited<ReturnType<typeof mcpWorld>>;
@@ -23,64 +14,6 @@ let endpoint: string;
 let token: string;
 let client: Client;
 let introspect: Awaited<ReturnType<typeof introspector>>;
-
-/** A fetch that presents a fixed bearer token, as an agent's A2A client would. */
-const bearerFetch = (bearer: string): typeof fetch =>
-  ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-    const headers = new Headers(init?.headers);
-    headers.set('authorization', `Bearer ${bearer}`);
-    return fetch(input, { ...init, headers });
-  }) as typeof fetch;
-
-async function a2aClient(bearer: string): Promise<Client> {
-  const factory = new ClientFactory(
-    ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
-      transports: [new JsonRpcTransportFactory({ fetchImpl: bearerFetch(bearer), legacyCompat: { enabled: true } })],
-    }),
-  );
-  return factory.createFromUrl(tb.url);
-}
-
-function skillRequest(skill: string, args: Record<string, unknown>, taskId = ''): SendMessageRequest {
-  return {
-    tenant: '',
-    message: {
-      messageId: randomUUID(),
-      contextId: '',
-      taskId,
-      role: Role.ROLE_USER,
-      parts: [
-        {
-          content: { $case: 'data', value: { skill, arguments: args } },
-          mediaType: 'application/json',
-          filename: '',
-          metadata: undefined,
-        },
-      ],
-      metadata: undefined,
-      extensions: [],
-      referenceTaskIds: [],
-    },
-    configuration: undefined,
-    metadata: undefined,
-  };
-}
-
-const isTask = (r: Message | Task): r is Task => 'status' in r;
-
-/** The data part of a reply message. */
-function replyData(result: Message | Task): Record<string, unknown> {
-  if (isTask(result)) throw new Error(`expected a message, got task ${result.id}`);
-  const part = result.parts.find((p) => p.content?.$case === 'data');
-  if (part?.content?.$case !== 'data') throw new Error('the reply has no data part');
-  return part.content.value as Record<string, unknown>;
-}
-
-function tokenArtifact(task: Task): { task_id: string; access_token: string; scope: string } {
-  const part = task.artifacts.find((a) => a.artifactId === 'task-token')?.parts[0];
-  if (part?.content?.$case !== 'data') throw new Error('the task has no token artifact');
-  return part.content.value as { task_id: string; access_token: string; scope: string };
-}
 
 /** A raw JSON-RPC POST, below the SDK client. */
 async function rpc(body: Record<string, unknown>, headers: Record<string, string> = {}) {
@@ -113,20 +46,12 @@ async function approvedDelegation(a2a: Client, extra: Record<string, unknown> = 
   return asked.delegation_id as string;
 }
 
-async function expectRpcError(call: Promise<unknown>, code: number) {
-  const err = await call.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(isJsonRpcError(err) ? err.envelopeCode : err).toBe(code);
-}
-
 beforeAll(async () => {
   tb = await startBroker();
   world = await mcpWorld(tb);
   endpoint = `${tb.url}/a2a`;
   token = await agentToken(tb, world.as, world.agent, endpoint, ERRAND_SCOPES);
-  client = await a2aClient(token);
+  client = await a2aClient(tb, token);
   introspect = await introspector(tb, world.api, [NOTES]);
 });
 afterAll(() => tb.close());
@@ -218,7 +143,7 @@ describe('skills over A2A', () => {
       missing: { skill: expect.arrayContaining(['issue_task_token']) },
     });
 
-    const narrow = await a2aClient(await agentToken(tb, world.as, world.agent, endpoint, 'errand:delegate'));
+    const narrow = await a2aClient(tb, await agentToken(tb, world.as, world.agent, endpoint, 'errand:delegate'));
     const refused = await narrow.sendMessage(
       skillRequest('issue_task_token', { delegation_id: 'dlg_x', resource: NOTES }),
     );
@@ -274,7 +199,7 @@ describe('skills over A2A', () => {
     expect(raw.json.error?.code).toBe(-32002);
 
     // Another agent cannot see the task: not found, not forbidden (A2A §13.1).
-    const other = await a2aClient(await agentToken(tb, world.as, world.subAgent, endpoint, ERRAND_SCOPES));
+    const other = await a2aClient(tb, await agentToken(tb, world.as, world.subAgent, endpoint, ERRAND_SCOPES));
     await expectRpcError(other.getTask({ tenant: '', id: started.id }), -32001);
     await expectRpcError(other.cancelTask({ tenant: '', id: started.id, metadata: undefined }), -32001);
   });

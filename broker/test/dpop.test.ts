@@ -1,20 +1,10 @@
-import { createHash } from 'node:crypto';
 import { type ServerType, serve } from '@hono/node-server';
-import {
-  type CryptoKey,
-  calculateJwkThumbprint,
-  decodeJwt,
-  exportJWK,
-  type GenerateKeyPairResult,
-  generateKeyPair,
-  type JWK,
-  SignJWT,
-} from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createNotesServer, type NotesServer } from '../../mcp-server/example/notes-server.js';
-import { newId } from '../tokens/random.js';
 import { agentClient, delegateViaCiba, introspector, TT_ACCESS, TT_JWT } from './delegation-fixtures.js';
+import { dpopProof, type ProofKey, proofKey } from './dpop-fixtures.js';
 import {
   addAgent,
   addPublicClient,
@@ -46,43 +36,9 @@ let notesServer: ServerType;
 let notesUrl: string;
 let introspect: (token: string) => Promise<Record<string, unknown> & { active: boolean }>;
 
-interface ProofKey {
-  pair: GenerateKeyPairResult;
-  jwk: JWK;
-  jkt: string;
-}
-
-async function proofKey(): Promise<ProofKey> {
-  const pair = await generateKeyPair('ES256', { extractable: true });
-  const jwk = await exportJWK(pair.publicKey);
-  return { pair, jwk, jkt: await calculateJwkThumbprint(jwk, 'sha256') };
-}
-
-/** A DPoP proof (RFC 9449 §4.2), with every part overridable to build attacks. */
-async function proof(
-  key: ProofKey,
-  p: {
-    htm?: string;
-    htu: string;
-    token?: string;
-    nonce?: string;
-    header?: Record<string, unknown>;
-    claims?: Record<string, unknown>;
-    signWith?: CryptoKey | Uint8Array;
-  },
-): Promise<string> {
-  return new SignJWT({
-    jti: newId('p'),
-    htm: p.htm ?? 'POST',
-    htu: p.htu,
-    iat: tb.clock.now(),
-    ...(p.token ? { ath: createHash('sha256').update(p.token).digest('base64url') } : {}),
-    ...(p.nonce ? { nonce: p.nonce } : {}),
-    ...p.claims,
-  })
-    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.jwk, ...p.header })
-    .sign(p.signWith ?? key.pair.privateKey);
-}
+/** A DPoP proof (RFC 9449 §4.2) made now on the broker's clock. */
+const proof = (key: ProofKey, p: Omit<Parameters<typeof dpopProof>[1], 'iat'>) =>
+  dpopProof(key, { iat: tb.clock.now(), ...p });
 
 /** client_credentials for `agent` at the notes server, with an optional DPoP header. */
 async function ccRequest(agent: TestAgent, dpop?: string, url = tb.url) {

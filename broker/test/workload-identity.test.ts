@@ -15,6 +15,7 @@ import {
   type TestAgent,
   type TestBroker,
 } from './fixtures.js';
+import { addWorkloadAgent } from './workload-fixtures.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from './workload-issuer.js';
 
 const NOTES = 'https://notes.example.test/mcp';
@@ -31,21 +32,6 @@ let hwAgent: string;
 let ciBot: string;
 let keyed: TestAgent;
 let spiffeIssuerId: string;
-
-/** Registers an agent with no secret and no key: a trusted issuer vouches for it. */
-async function addWorkloadAgent(name: string): Promise<string> {
-  const res = await api.call('POST', '/api/admin/clients', {
-    kind: 'agent',
-    name,
-    token_endpoint_auth_method: 'workload_federation',
-    scope: ['notes:read', 'notes:write', 'vault:read'],
-  });
-  expect(res.status).toBe(201);
-  const body = (await res.json()) as Record<string, unknown>;
-  expect(body).toMatchObject({ credential_kind: 'workload_federation', jwks: null, jwks_uri: null });
-  expect(body.client_secret).toBeUndefined();
-  return body.client_id as string;
-}
 
 /** A client_credentials request authenticated with a workload token. */
 function clientCredentials(assertion: string, extra: Record<string, string> = {}, type = JWT_SPIFFE) {
@@ -79,9 +65,9 @@ beforeAll(async () => {
   });
   expect(vault.status).toBe(201);
   expect(await vault.json()).toMatchObject({ minAssurance: 'NHI-AAL2' });
-  planner = await addWorkloadAgent('planner');
-  hwAgent = await addWorkloadAgent('enclave agent');
-  ciBot = await addWorkloadAgent('release bot');
+  planner = await addWorkloadAgent(api, 'planner');
+  hwAgent = await addWorkloadAgent(api, 'enclave agent');
+  ciBot = await addWorkloadAgent(api, 'release bot');
   keyed = await addAgent(api, {
     name: 'hand-keyed agent',
     scope: ['notes:read', 'vault:read'],
