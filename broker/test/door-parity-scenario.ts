@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import type { Door } from './door-fixtures.js';
+import type { Door } from './parity-fixtures.js';
 import type { TestAgent } from './fixtures.js';
 
 /**

@@ -3,7 +3,7 @@ import { createLocalJWKSet, type JSONWebKeySet, type JWTPayload, jwtVerify } fro
 import type * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
-import { cibaDelegation, DOORS, type Door, type DoorAnswer, DoorClients, freshActorToken } from './door-fixtures.js';
+import { cibaDelegation, DOORS, type Door, type DoorAnswer, DoorClients, freshActorToken } from './parity-fixtures.js';
 import {
   ALL_SCOPES,
   askAndApproval,
