@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import type { Door } from './parity-fixtures.js';
 import type { TestAgent } from './fixtures.js';
+import type { Door } from './parity-fixtures.js';
 
 /**
  * What the door-parity property draws, and the run's own model of the world it builds: delegations

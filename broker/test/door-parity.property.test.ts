@@ -3,7 +3,6 @@ import { createLocalJWKSet, type JSONWebKeySet, type JWTPayload, jwtVerify } fro
 import type * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
-import { cibaDelegation, DOORS, type Door, type DoorAnswer, DoorClients, freshActorToken } from './parity-fixtures.js';
 import {
   ALL_SCOPES,
   askAndApproval,
@@ -36,6 +35,7 @@ import {
   type TestAgent,
   type TestBroker,
 } from './fixtures.js';
+import { cibaDelegation, DOORS, type Door, type DoorAnswer, DoorClients, freshActorToken } from './parity-fixtures.js';
 
 /**
  * One engine, three doors. The token endpoint (RFC 8693 token exchange), Errand's MCP tools and its

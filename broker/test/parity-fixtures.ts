@@ -1,13 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { type Message, Role, type SendMessageRequest, type Task } from '@a2a-js/sdk';
-import {
-  type Client as A2aClient,
-  ClientFactory,
-  ClientFactoryOptions,
-  JsonRpcTransportFactory,
-} from '@a2a-js/sdk/client';
+import type { Message, Task } from '@a2a-js/sdk';
+import type { Client as A2aClient } from '@a2a-js/sdk/client';
 import { Client as McpClient, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import * as oauth from 'oauth4webapi';
+import { a2aClient, skillRequest } from '../../a2a/test/a2a-fixtures.js';
 import { ERRAND_SCOPES } from '../../mcp-server/errand/test/mcp-fixtures.js';
 import { acceptNA, agentClient, exchangeRaw, type userApi } from './delegation-fixtures.js';
 import { actorToken, clientAssertion, insecure, postForm, type TestAgent, type TestBroker } from './fixtures.js';
@@ -78,39 +73,13 @@ export async function cibaDelegation(
   return { credential: tokens.access_token, delegation: (await approved.json()) as DelegationView };
 }
 
-/** A fetch that presents the current bearer token of a caller, as an agent's A2A client would. */
+/** A fetch that presents the caller's current bearer token (renewed as the test clock moves). */
 function bearerFetch(bearer: () => Promise<string>): typeof fetch {
   return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
     const headers = new Headers(init?.headers);
     headers.set('authorization', `Bearer ${await bearer()}`);
     return fetch(input, { ...init, headers });
   }) as typeof fetch;
-}
-
-/** An A2A message carrying one skill call as a data part. */
-function skillRequest(skill: string, args: Record<string, unknown>): SendMessageRequest {
-  return {
-    tenant: '',
-    message: {
-      messageId: randomUUID(),
-      contextId: '',
-      taskId: '',
-      role: Role.ROLE_USER,
-      parts: [
-        {
-          content: { $case: 'data', value: { skill, arguments: args } },
-          mediaType: 'application/json',
-          filename: '',
-          metadata: undefined,
-        },
-      ],
-      metadata: undefined,
-      extensions: [],
-      referenceTaskIds: [],
-    },
-    configuration: undefined,
-    metadata: undefined,
-  };
 }
 
 /** A skill's answer: the token artifact of a new A2A task, or the data part of a reply message. */
@@ -154,14 +123,11 @@ export class DoorClients {
         }),
       );
       doors.mcpClients.set(agent.clientId, mcp);
-      const factory = new ClientFactory(
-        ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
-          transports: [
-            new JsonRpcTransportFactory({ fetchImpl: bearerFetch(() => doors.bearer(agent, `${tb.url}/a2a`)) }),
-          ],
-        }),
+      const a2a = await a2aClient(
+        tb,
+        bearerFetch(() => doors.bearer(agent, `${tb.url}/a2a`)),
       );
-      doors.a2aClients.set(agent.clientId, await factory.createFromUrl(tb.url));
+      doors.a2aClients.set(agent.clientId, a2a);
     }
     return doors;
   }
