@@ -1,6 +1,6 @@
-import { and, eq, isNotNull, lt } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { type Db, openDb } from '../db/open.js';
-import { refreshTokens, settings } from '../db/schema/index.js';
+import { settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
 import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
@@ -10,8 +10,9 @@ import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
+import { ClockWatch } from './core/clock-watch.js';
 import { ConcurrencyLimit } from './core/concurrency-limit.js';
-import { type Clock, systemClock } from './core/ports.js';
+import { type Clock, type MonotonicClock, systemClock, systemMonotonic } from './core/ports.js';
 import { PATHS } from './core/protocol.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
@@ -47,7 +48,10 @@ export interface Broker {
   deps: Engine;
   /** Subscribes to token revocations caused by ending tasks (after commit). */
   onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
-  /** Periodic upkeep: key rotation, expired registrations, grace responses. */
+  /**
+   * Periodic upkeep: key rotation, task deadlines, expired registrations, retention, grace responses.
+   * Held back while the wall clock runs ahead of the monotonic clock (README "Clock skew and clock jumps").
+   */
   maintain(): Promise<void>;
   /** A one-time setup link for the first administrator, or null when one exists. */
   bootstrapLink(): Promise<string | null>;
@@ -76,8 +80,12 @@ async function checkMasterKey(db: Db, box: CryptoBox): Promise<void> {
 }
 
 /** Composition root: config → database → stores → services → app. */
-export async function buildBroker(config: Config, opts: { log: Logger; clock?: Clock }): Promise<Broker> {
+export async function buildBroker(
+  config: Config,
+  opts: { log: Logger; clock?: Clock; monotonic?: MonotonicClock },
+): Promise<Broker> {
   const clock = opts.clock ?? systemClock;
+  const monotonic = opts.monotonic ?? systemMonotonic;
   const log = opts.log;
   let masterKey: ReturnType<typeof loadMasterKey>;
   try {
@@ -124,7 +132,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
   });
   await keys.maintain();
 
-  const minter = new TokenMinter({ keys, issuer: config.issuer, clock });
+  const minter = new TokenMinter({ keys, issuer: config.issuer, clock, clockSkew: config.clientAuth.clockSkew });
   const tokens = new TokenService({
     db,
     grants,
@@ -132,6 +140,7 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
     minter,
     box,
     clock,
+    clockSkew: config.clientAuth.clockSkew,
     issuer: config.issuer,
     ttl: {
       accessToken: config.tokens.accessTokenTtl,
@@ -304,33 +313,61 @@ export async function buildBroker(config: Config, opts: { log: Logger; clock?: C
   };
   const app = createApp(deps);
   const retention = new RetentionService({ db, clock }, config.retention);
+  const clockWatch = new ClockWatch(
+    { skew: config.clientAuth.clockSkew, hold: config.maintenance.clockJumpHold },
+    clock.now(),
+    monotonic.nowMs(),
+  );
+
+  /** Compares the clocks before a pass; says so loudly when they disagree. Returns whether to hold. */
+  function checkClock(): boolean {
+    const c = clockWatch.check(clock.now(), monotonic.nowMs());
+    const figures = {
+      drift: Math.round(c.drift),
+      wallElapsed: Math.round(c.wallElapsed),
+      monotonicElapsed: Math.round(c.monotonicElapsed),
+      skew: config.clientAuth.clockSkew,
+    };
+    if (c.event === 'jumped') {
+      log.error('clock.jumped', {
+        ...figures,
+        direction: c.drift > 0 ? 'forward' : 'backward',
+        held: c.hold,
+        holdFor: config.maintenance.clockJumpHold,
+      });
+    } else if (c.event === 'returned') {
+      log.warn('clock.returned', figures);
+    } else if (c.event === 'accepted') {
+      log.warn('clock.jump_accepted', { ...figures, disagreeingFor: Math.round(c.disagreeingFor) });
+    } else if (c.hold) {
+      log.warn('maintenance.held', { ...figures, disagreeingFor: Math.round(c.disagreeingFor) });
+    }
+    return c.hold;
+  }
 
   return {
     app,
     deps,
     onRevoked: deps.onRevoked,
     async maintain() {
+      if (checkClock()) {
+        // The wall clock is ahead of the time that passed: everything below would act early (end live
+        // tasks, delete keys and rows, prune replay caches) for every process on this database. Tokens
+        // still carry their own exp, so holding back only delays bookkeeping. Keys other processes
+        // created are still picked up.
+        await keys.reload();
+        return;
+      }
       await keys.maintain();
       const overdue = await taskService.endOverdue();
       if (overdue > 0) log.info('task.deadline_passed', { count: overdue });
-      const now = clock.now();
-      const pruned = await clients.pruneUnused(now);
+      const pruned = await clients.pruneUnused(clock.now());
       if (pruned > 0) log.info('client.pruned', { count: pruned });
       const retained = await retention.prune();
       const deleted = Object.values(retained).reduce((n, v) => n + v, 0);
       if (deleted > 0) log.info('retention.pruned', { ...retained });
       // Successor responses are kept only for the concurrent-refresh grace window.
-      await db.write((tx) =>
-        tx
-          .update(refreshTokens)
-          .set({ graceResponse: null })
-          .where(
-            and(
-              isNotNull(refreshTokens.graceResponse),
-              lt(refreshTokens.usedAt, now - config.tokens.refreshGracePeriod),
-            ),
-          ),
-      );
+      await tokens.clearGraceResponses();
     },
     async bootstrapLink() {
       if ((await users.countAdmins()) > 0) return null;

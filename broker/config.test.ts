@@ -165,3 +165,18 @@ describe('sign-in lock-out settings', () => {
     ]);
   });
 });
+
+describe('clock jump hold', () => {
+  test('defaults to an hour; 0 turns the hold off; beyond a week or not whole seconds is refused', () => {
+    expect(loadConfig({}).maintenance.clockJumpHold).toBe(3600);
+    expect(loadConfig({ ERRAND_CLOCK_JUMP_HOLD: '0' }).maintenance.clockJumpHold).toBe(0);
+    expect(loadConfig({ ERRAND_CLOCK_JUMP_HOLD: '604800' }).maintenance.clockJumpHold).toBe(604800);
+    expect(problems({ ERRAND_CLOCK_JUMP_HOLD: '604801' })).toEqual([
+      'ERRAND_CLOCK_JUMP_HOLD: must be at most 604800 seconds',
+    ]);
+    expect(problems({ ERRAND_CLOCK_JUMP_HOLD: '-1' })).toEqual(['ERRAND_CLOCK_JUMP_HOLD: must be at least 0 seconds']);
+    expect(problems({ ERRAND_CLOCK_JUMP_HOLD: '1h' })).toEqual([
+      'ERRAND_CLOCK_JUMP_HOLD: must be a whole number of seconds',
+    ]);
+  });
+});

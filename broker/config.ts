@@ -125,6 +125,7 @@ export const EnvSchema = z.object({
   ERRAND_AUTH_REQUEST_TTL: seconds(60, 3600).default(600),
   ERRAND_ASSERTION_MAX_LIFETIME: seconds(10, 3600).default(300),
   ERRAND_CLOCK_SKEW: seconds(0, 300).default(30),
+  ERRAND_CLOCK_JUMP_HOLD: seconds(0, 7 * DAY).default(3600),
   ERRAND_TASK_MAX_TTL: seconds(60, 7 * DAY).default(3600),
   ERRAND_DELEGATION_DEFAULT_TTL: seconds(60, 365 * DAY).default(DAY),
   ERRAND_DELEGATION_MAX_TTL: seconds(60, 365 * DAY).default(30 * DAY),
@@ -239,6 +240,8 @@ export interface Config {
   ui: { unusedAgentDays: number };
   /** What maintenance deletes: seconds past expiry/use (tokens), past the end (tasks), past `at` (audit; 0 = never). */
   retention: { tokens: number; tasks: number; audit: number };
+  /** Longest time a forward jump of the wall clock holds back time-based upkeep (README "Clock skew and clock jumps"). */
+  maintenance: { clockJumpHold: number };
   /** Sign-in federated to an upstream OpenID Connect provider; null when ERRAND_OIDC_ISSUER is unset. */
   oidc: {
     issuer: string;
@@ -407,6 +410,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       tasks: e.ERRAND_RETENTION_TASKS,
       audit: e.ERRAND_RETENTION_AUDIT,
     },
+    maintenance: { clockJumpHold: e.ERRAND_CLOCK_JUMP_HOLD },
     oidc:
       e.ERRAND_OIDC_ISSUER && e.ERRAND_OIDC_CLIENT_ID && e.ERRAND_OIDC_CLIENT_SECRET
         ? {

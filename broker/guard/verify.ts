@@ -67,8 +67,8 @@ export function isAudienceFor(aud: string | string[], resource: string): boolean
 
 /**
  * RFC 9068 §4 validation of a JWT access token: header first (typ, alg allow-list, no `crit`),
- * then signature against the issuer's keys, `iss` exactly, `exp`/`nbf` with skew, the audience,
- * and the claim shapes. Does not look at sender constraints, revocation or scopes.
+ * then signature against the issuer's keys, `iss` exactly, `exp`/`nbf` with skew, an `iat` no
+ * further in the future than the skew, the audience, and the claim shapes. Does not look at sender constraints, revocation or scopes.
  */
 export async function checkAccessToken(token: string, check: AccessTokenCheck): Promise<AccessTokenResult> {
   let header: ReturnType<typeof decodeProtectedHeader>;
@@ -104,6 +104,9 @@ export async function checkAccessToken(token: string, check: AccessTokenCheck): 
   const parsed = AccessTokenClaimsSchema.safeParse(payload);
   if (!parsed.success) return { ok: false, description: GENERIC };
   const claims = parsed.data;
+  // jose checks iat only with maxTokenAge: a token minted while its issuer's clock ran ahead would
+  // otherwise live its lifetime plus the jump once that clock is back.
+  if (claims.iat > check.now + check.clockSkew) return { ok: false, description: 'the access token is not valid yet' };
   if (!isAudienceFor(claims.aud, check.resource)) {
     return { ok: false, description: 'the access token was not issued for this resource' };
   }

@@ -19,6 +19,8 @@ export interface TokenServiceDeps {
   minter: TokenMinter;
   box: CryptoBox;
   clock: Clock;
+  /** Tolerated clock difference (ERRAND_CLOCK_SKEW), here between broker processes sharing the database. */
+  clockSkew: number;
   issuer: string;
   ttl: { accessToken: number; refreshToken: number; refreshTokenIdle: number; refreshGrace: number };
 }
@@ -75,6 +77,16 @@ type FirstUse = z.infer<typeof FirstUseSchema>;
 const graceAad = (tokenHash: string) => `refresh-grace:${tokenHash}`;
 
 const invalid = (why: string): { error: OAuthError } => ({ error: new OAuthError('invalid_grant', why) });
+
+/**
+ * Whether a retry at `now` falls in the grace window of a first use at `usedAt`: at most `grace`
+ * seconds later, and earlier by no more than the clock skew (a process a little behind the one that
+ * served the first use). A first use further in the future means the clock stepped back; without the
+ * lower bound the window would last as long as the step (README "Clock skew and clock jumps").
+ */
+export function isWithinRefreshGrace(usedAt: number, now: number, grace: number, skew: number): boolean {
+  return now - usedAt <= grace && usedAt - now <= skew;
+}
 
 const isSameScope = (a: string[], b: string[]) => a.length === b.length && isScopeSubset(a, b) && isScopeSubset(b, a);
 
@@ -192,7 +204,7 @@ export class TokenService {
       if (!row || row.clientId !== input.clientId) return invalid('the refresh token is invalid');
       if (row.revokedAt !== null) return invalid('the refresh token has been revoked');
       if (row.usedAt !== null) {
-        if (now - row.usedAt <= ttl.refreshGrace && row.graceResponse) {
+        if (row.graceResponse && isWithinRefreshGrace(row.usedAt, now, ttl.refreshGrace, this.deps.clockSkew)) {
           return this.retryWithinGrace({ ...row, usedAt: row.usedAt }, row.graceResponse, tokenHash, input, now, tx);
         }
         await grants.revokeGrant(row.familyId, now, tx);
@@ -324,6 +336,16 @@ export class TokenService {
     return { ok: first.data.response as TokenResponse };
   }
 
+  /**
+   * Maintenance: drops the sealed successor responses no retry can get any more, by the same rule
+   * as `refresh` (used more than the grace window ago, or further ahead than the clock skew).
+   */
+  async clearGraceResponses(): Promise<number> {
+    const { grants, clock, clockSkew, ttl } = this.deps;
+    const now = clock.now();
+    return grants.clearGraceResponses(now - ttl.refreshGrace, now + clockSkew);
+  }
+
   /** Revokes every token of a grant (a reused authorization code, a revoked refresh token). */
   async revokeGrant(grantId: string, audit: { type: string; clientId: string; reason: string; requestId: string }) {
     await this.deps.db.write(async (tx) => {
@@ -414,7 +436,8 @@ export class TokenService {
       });
       return;
     }
-    const verified = this.deps.minter.verify(token);
+    // RFC 7009 §2.1: a token minted while the clock ran ahead is not valid yet, but can be revoked.
+    const verified = this.deps.minter.verify(token, { acceptFutureIat: true });
     if (!verified) return;
     const row = await grants.getToken(verified.jti);
     if (!row) return;

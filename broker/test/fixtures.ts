@@ -16,7 +16,7 @@ import * as oauth from 'oauth4webapi';
 import { expect } from 'vitest';
 import { type Broker, buildBroker } from '../broker.js';
 import { loadConfig } from '../config.js';
-import type { Clock } from '../core/ports.js';
+import type { Clock, MonotonicClock } from '../core/ports.js';
 import { hashPassword } from '../identity/passwords.js';
 import { createLogger } from '../log.js';
 import { newId } from '../tokens/random.js';
@@ -24,14 +24,27 @@ import { newId } from '../tokens/random.js';
 /** oauth4webapi option that lets it talk to the broker over plain http on loopback. */
 export const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
-/** Real time plus an offset the test can move forward. */
-export class TestClock implements Clock {
+/**
+ * Real time plus an offset the test can move. `advance` is time passing (the monotonic clock moves
+ * with it); `jump` steps the wall clock alone, as NTP, an operator or a resumed VM does.
+ */
+export class TestClock implements Clock, MonotonicClock {
+  /** Seconds the wall clock is ahead of real time. */
   offset = 0;
+  /** Seconds of passed time added by `advance`, which the monotonic clock sees too. */
+  private passed = 0;
   now(): number {
     return Math.floor(Date.now() / 1000) + this.offset;
   }
   advance(seconds: number): void {
     this.offset += seconds;
+    this.passed += seconds;
+  }
+  jump(seconds: number): void {
+    this.offset += seconds;
+  }
+  nowMs(): number {
+    return performance.now() + this.passed * 1000;
   }
 }
 
@@ -70,7 +83,7 @@ export async function startBroker(
   const logs: string[] = [];
   const log = createLogger({ level: 'debug', write: (line) => logs.push(line) });
   const clock = opts.clock ?? new TestClock();
-  const broker = await buildBroker(config, { log, clock });
+  const broker = await buildBroker(config, { log, clock, monotonic: clock });
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: broker.app.fetch, hostname: '127.0.0.1', port: config.port }, () => resolve(s));
   });

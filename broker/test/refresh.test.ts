@@ -301,6 +301,49 @@ describe('the grace window applies every check of a first use (RFC 9449 §5, OAu
   });
 });
 
+describe('the grace window after a clock step (README "Clock skew and clock jumps")', () => {
+  let s: Setup;
+  beforeAll(async () => {
+    s = await setup();
+  });
+  afterAll(() => s.tb.close());
+
+  test('a replay after the clock stepped back 1 h is reuse: invalid_grant and the family is revoked', async () => {
+    const t0 = await login(s);
+    const t1 = await refresh(s, t0.refresh_token);
+    s.tb.clock.jump(-3600);
+    s.tb.clock.advance(60);
+    await s.tb.broker.maintain();
+    // By the stepped clock the first use lies 59 min in the future: not within 10 s of it.
+    expect(await refreshError(s, t0.refresh_token)).toBe('invalid_grant');
+    expect(await refreshError(s, t1.refresh_token)).toBe('invalid_grant');
+    for (const t of [t0, t1]) expect((await accessTokenRow(s, t.access_token)).revokedAt).not.toBeNull();
+    const row = await s.tb.broker.deps.grants.getRefresh(hashSecret(t0.refresh_token));
+    expect(row?.graceResponse).toBeNull();
+    const reused = await s.tb.broker.deps.audit.query({ type: 'refresh_token.reused', userId: s.user.id });
+    expect(reused.some((e) => e.details.familyId === row?.familyId)).toBe(true);
+  });
+
+  test('maintenance after a backward step drops the kept response, as the refresh would refuse it', async () => {
+    const t0 = await login(s);
+    await refresh(s, t0.refresh_token);
+    expect((await s.tb.broker.deps.grants.getRefresh(hashSecret(t0.refresh_token)))?.graceResponse).not.toBeNull();
+    s.tb.clock.jump(-3600);
+    await s.tb.broker.maintain();
+    expect((await s.tb.broker.deps.grants.getRefresh(hashSecret(t0.refresh_token)))?.graceResponse).toBeNull();
+  });
+
+  test('a retry by a clock up to ERRAND_CLOCK_SKEW behind the first use still gets the same successor', async () => {
+    const t0 = await login(s);
+    const t1 = await refresh(s, t0.refresh_token);
+    // Another process on the same database, 5 s behind: within the skew the window still holds.
+    s.tb.clock.jump(-5);
+    const retry = await refresh(s, t0.refresh_token);
+    expect(retry.refresh_token).toBe(t1.refresh_token);
+    expect((await accessTokenRow(s, t1.access_token)).revokedAt).toBeNull();
+  });
+});
+
 describe('refresh token reuse without a grace window (ERRAND_REFRESH_GRACE_PERIOD=0)', () => {
   let s: Setup;
   beforeAll(async () => {

@@ -30,7 +30,7 @@ describe('TokenMinter.verifyOwn', () => {
 
   test('a token seen before is still refused once its key is no longer published', () => {
     const r = ring(generateSigningKey('ES256', 'k1'));
-    const minter = new TokenMinter({ keys: r.keys, issuer, clock });
+    const minter = new TokenMinter({ keys: r.keys, issuer, clock, clockSkew: 30 });
     const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j1', exp: clock.now() + 60 });
     expect(minter.verifyOwn(token, JWT_TYP.delegation)?.jti).toBe('j1');
     expect(minter.verifyOwn(token, JWT_TYP.delegation)?.jti).toBe('j1');
@@ -43,7 +43,7 @@ describe('TokenMinter.verifyOwn', () => {
   test('claims are checked on every use: expiry, type and issuer', () => {
     let now = Math.floor(Date.now() / 1000);
     const r = ring(generateSigningKey('ES256', 'k1'));
-    const minter = new TokenMinter({ keys: r.keys, issuer, clock: { now: () => now } });
+    const minter = new TokenMinter({ keys: r.keys, issuer, clock: { now: () => now }, clockSkew: 30 });
     const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j2', exp: now + 60 });
     expect(minter.verifyOwn(token, JWT_TYP.delegation)).not.toBeNull();
     expect(minter.verifyOwn(token, JWT_TYP.accessToken)).toBeNull();
@@ -53,13 +53,32 @@ describe('TokenMinter.verifyOwn', () => {
       keys: r.keys,
       issuer: 'https://other.example.test',
       clock: { now: () => now - 61 },
+      clockSkew: 30,
     });
     expect(other.verifyOwn(token, JWT_TYP.delegation)).toBeNull();
   });
 
+  test('an iat further in the future than the skew is refused, except for revocation', () => {
+    let now = Math.floor(Date.now() / 1000);
+    const r = ring(generateSigningKey('ES256', 'k1'));
+    const minter = new TokenMinter({ keys: r.keys, issuer, clock: { now: () => now }, clockSkew: 30 });
+    // Minted while the clock ran 2 h ahead; the clock is back.
+    const ahead = minter.sign(JWT_TYP.accessToken, { jti: 'j5', iat: now + 7200, exp: now + 7500 }).token;
+    expect(minter.verify(ahead)).toBeNull();
+    expect(minter.verifyOwn(ahead, JWT_TYP.accessToken)).toBeNull();
+    expect(minter.verify(ahead, { acceptFutureIat: true })?.jti).toBe('j5');
+    // Within the skew it is accepted; once real time reaches it, it lives out its own window.
+    const slight = minter.sign(JWT_TYP.delegation, { jti: 'j6', iat: now + 30, exp: now + 300 }).token;
+    expect(minter.verifyOwn(slight, JWT_TYP.delegation)?.jti).toBe('j6');
+    now += 7200 - 30;
+    expect(minter.verify(ahead)?.jti).toBe('j5');
+    const odd = minter.sign(JWT_TYP.delegation, { jti: 'j7', iat: 'yesterday', exp: now + 60 }).token;
+    expect(minter.verifyOwn(odd, JWT_TYP.delegation)).toBeNull();
+  });
+
   test('a tampered copy of a remembered token is refused', () => {
     const r = ring(generateSigningKey('ES256', 'k1'));
-    const minter = new TokenMinter({ keys: r.keys, issuer, clock });
+    const minter = new TokenMinter({ keys: r.keys, issuer, clock, clockSkew: 30 });
     const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j3', exp: clock.now() + 60 });
     expect(minter.verifyOwn(token, JWT_TYP.delegation)).not.toBeNull();
     const [h, , s] = token.split('.');

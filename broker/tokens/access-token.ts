@@ -57,7 +57,15 @@ const VERIFIED_CACHE = 2000;
 export class TokenMinter {
   private readonly verified = new Map<string, VerifiedJws>();
 
-  constructor(private readonly deps: { keys: KeyRing; issuer: string; clock: Clock }) {}
+  constructor(
+    private readonly deps: {
+      keys: KeyRing;
+      issuer: string;
+      clock: Clock;
+      /** Tolerated clock difference (ERRAND_CLOCK_SKEW): how far in the future an `iat` may lie. */
+      clockSkew: number;
+    },
+  ) {}
 
   get issuer(): string {
     return this.deps.issuer;
@@ -105,8 +113,8 @@ export class TokenMinter {
    * Checks that a JWT is an unexpired access token Errand signed with a published key. Whether it
    * was revoked is the caller's question (the database row).
    */
-  verify(token: string): VerifiedAccessToken | null {
-    return this.verifyOwn(token, JWT_TYP.accessToken);
+  verify(token: string, opts: { acceptFutureIat?: boolean } = {}): VerifiedAccessToken | null {
+    return this.verifyOwn(token, JWT_TYP.accessToken, opts);
   }
 
   /** Signs another Errand JWT (a delegation credential, an ID token, a status list). */
@@ -115,15 +123,25 @@ export class TokenMinter {
     return { token: signJwt(key, { typ }, { iss: this.deps.issuer, ...claims }), kid: key.kid };
   }
 
-  /** Checks an Errand-signed JWT of the given `typ`: signature, issuer, `jti` and expiry. */
-  verifyOwn(token: string, typ: string): VerifiedAccessToken | null {
+  /**
+   * Checks an Errand-signed JWT of the given `typ`: signature, issuer, `jti`, expiry, and an `iat`
+   * no further in the future than the clock skew. A token minted while this clock ran ahead would
+   * otherwise live for its lifetime plus the jump once the clock is back (README "Clock skew and
+   * clock jumps"). `acceptFutureIat` is for revocation only: such a token can still be revoked.
+   */
+  verifyOwn(token: string, typ: string, opts: { acceptFutureIat?: boolean } = {}): VerifiedAccessToken | null {
     const verified = this.checkSignature(token);
     if (!verified) return null;
     const { header, payload } = verified;
     if (header.typ !== typ) return null;
     if (payload.iss !== this.deps.issuer) return null;
     if (typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return null;
-    if (payload.exp <= this.deps.clock.now()) return null;
+    const now = this.deps.clock.now();
+    if (payload.exp <= now) return null;
+    if (payload.iat !== undefined) {
+      if (typeof payload.iat !== 'number') return null;
+      if (payload.iat > now + this.deps.clockSkew && !opts.acceptFutureIat) return null;
+    }
     return { jti: payload.jti, claims: payload };
   }
 

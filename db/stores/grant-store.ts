@@ -1,4 +1,4 @@
-import { and, count, desc, eq, gt, gte, inArray, isNull, lt } from 'drizzle-orm';
+import { and, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, or } from 'drizzle-orm';
 import type { DelegationRequest } from '../../broker/core/delegation.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, selectOneBy } from '../prepared.js';
@@ -240,5 +240,18 @@ export class GrantStore {
       .set({ usedAt: now, graceResponse })
       .where(and(eq(refreshTokens.tokenHash, tokenHash), isNull(refreshTokens.usedAt)));
     return affected(res) === 1;
+  }
+
+  /** Drops the kept successor responses of refresh tokens used outside `[from, to]` (epoch seconds). */
+  async clearGraceResponses(from: number, to: number): Promise<number> {
+    const res = await this.db.write((tx) =>
+      tx
+        .update(refreshTokens)
+        .set({ graceResponse: null })
+        .where(
+          and(isNotNull(refreshTokens.graceResponse), or(lt(refreshTokens.usedAt, from), gt(refreshTokens.usedAt, to))),
+        ),
+    );
+    return affected(res);
   }
 }

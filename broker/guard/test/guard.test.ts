@@ -149,6 +149,29 @@ describe('guard: token checks against the real broker', () => {
     }
   });
 
+  test('a token minted while the broker clock ran 2 h ahead is refused once the clock is back (iat in the future)', async () => {
+    s.tb.clock.jump(7200);
+    let t: Awaited<ReturnType<typeof s.taskToken>>;
+    try {
+      t = await s.taskToken('notes:read');
+    } finally {
+      s.tb.clock.jump(-7200);
+    }
+    const res = await s.call(t.token);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({
+      error: 'invalid_token',
+      error_description: 'the access token is not valid yet',
+    });
+    // An iat within the guard's clock skew (30 s) is accepted.
+    s.srv.use(s.guardFor({ now: () => Date.now() / 1000 - 20 }));
+    try {
+      expect((await s.call((await s.taskToken('notes:read')).token)).status).toBe(200);
+    } finally {
+      s.srv.use(guard);
+    }
+  });
+
   test('wrong typ: an Errand delegation credential and a typ JWT token are refused', async () => {
     expect(decodeJwt(s.credential).aud).toBeDefined();
     const credential = await s.call(s.credential);
