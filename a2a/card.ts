@@ -15,6 +15,12 @@ import type { JwsKey } from '../broker/tokens/jws.js';
 
 export const AGENT_VERSION = '0.1.0';
 
+/**
+ * How long the signed public card may be cached (`Cache-Control: max-age`): a card signed just before
+ * a rotation is still served from caches that long, so signing keys are kept at least this long.
+ */
+export const AGENT_CARD_MAX_AGE = 300;
+
 const SCOPE_DESCRIPTIONS = {
   [ERRAND_SCOPE.delegate]: 'Ask users for delegations',
   [ERRAND_SCOPE.tasks]: 'Start, hand down and end tasks (task tokens)',

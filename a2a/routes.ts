@@ -30,7 +30,7 @@ import { type StreamLimit, tooManyStreams } from '../broker/http/stream-limit.js
 import { type AppEnv, NO_STORE } from '../broker/http/types.js';
 import { a2aResourceId, a2aUrl } from '../broker/services/built-in-resources.js';
 import { type AccessFailure, accessChallenge } from '../broker/services/resource-access.js';
-import { AgentCardPublisher, buildAgentCard, extendedAgentCard, signAgentCard } from './card.js';
+import { AGENT_CARD_MAX_AGE, AgentCardPublisher, buildAgentCard, extendedAgentCard, signAgentCard } from './card.js';
 import { ErrandAgentExecutor } from './executor.js';
 import { A2aCaller, callerOf, ErrandRequestHandler, ErrandTaskStore, setRequestId } from './task-bridge.js';
 
@@ -102,7 +102,7 @@ export function a2aRoutes(
   // A2A §8.2, §8.6: the card is public and cacheable; a conditional request gets 304.
   app.get(`/${AGENT_CARD_PATH}`, async (c) => {
     const signed = await publisher.current();
-    const headers = { 'Cache-Control': 'public, max-age=300', ETag: signed.etag };
+    const headers = { 'Cache-Control': `public, max-age=${AGENT_CARD_MAX_AGE}`, ETag: signed.etag };
     if (matchesEtag(c.req.header('if-none-match'), signed.etag)) return c.body(null, 304, headers);
     return c.body(signed.body, 200, { ...headers, 'Content-Type': 'application/json' });
   });

@@ -332,7 +332,7 @@ export function pageRoutes(deps: Engine) {
   });
   app.post('/admin/keys/rotate', async (c) => {
     await form(c);
-    await deps.keys.rotateNow(deps.config.keys.jwksMaxAge);
+    await deps.keys.rotateNow(deps.config.keys.minPublishAhead);
     return c.redirect('/admin/keys?done=rotated', 303);
   });
 

@@ -202,7 +202,7 @@ export function createApp(deps: Engine): Hono<AppEnv> {
       delegationService: deps.delegationService,
       clock: deps.clock,
       keys: deps.keys,
-      rotateDelay: config.keys.jwksMaxAge,
+      rotateDelay: config.keys.minPublishAhead,
     }),
   );
   // Trusted workload issuers: the admin API for workload identity federation.

@@ -1,4 +1,5 @@
 import { eq } from 'drizzle-orm';
+import { AGENT_CARD_MAX_AGE } from '../a2a/card.js';
 import { type Db, openDb } from '../db/open.js';
 import { settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
@@ -29,12 +30,12 @@ import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
 import { AgentOps } from './services/agent-ops.js';
 import { ensureBuiltInResources } from './services/built-in-resources.js';
-import { DelegationService } from './services/delegations.js';
+import { DelegationService, ID_TOKEN_TTL } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
 import { RateLimiter } from './services/rate-limit.js';
 import { ResourceAccess } from './services/resource-access.js';
 import { RetentionService } from './services/retention.js';
-import { StatusLists } from './services/status-lists.js';
+import { StatusLists, statusListTokenLifetime } from './services/status-lists.js';
 import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
 import { UserLookup } from './services/user-lookup.js';
@@ -126,7 +127,14 @@ export async function buildBroker(
     policy: {
       rotationPeriod: config.keys.rotationPeriod,
       publishAhead: config.keys.publishAhead,
-      maxTokenTtl: config.tokens.accessTokenTtl,
+      // Everything Errand signs without a record on the key: access and task tokens, the CIBA ID
+      // token, Status List Tokens and the cached Agent Card. Delegation credentials are recorded.
+      maxTokenTtl: Math.max(
+        config.tokens.accessTokenTtl,
+        ID_TOKEN_TTL,
+        statusListTokenLifetime(config.statusList.ttl),
+        AGENT_CARD_MAX_AGE,
+      ),
       skew: config.clientAuth.clockSkew,
     },
   });

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, maintenanceIntervalMs, minPublishAhead } from './config.js';
 
 const problems = (env: Record<string, string>) => {
   try {
@@ -41,6 +41,40 @@ describe('loadConfig', () => {
     expect(problems({ ERRAND_KEY_PUBLISH_AHEAD: '100', ERRAND_KEY_ROTATION_PERIOD: '60' })[0]).toMatch(
       /^ERRAND_KEY_PUBLISH_AHEAD/,
     );
+  });
+
+  test('the publish-ahead time must cover the JWKS max-age, the clock skew and a maintenance interval', () => {
+    // Defaults: 300 s max-age + 30 s skew + 1 s, plus the 30 s in which other processes load a new key.
+    expect(loadConfig({}).keys.minPublishAhead).toBe(361);
+    expect(problems({ ERRAND_KEY_PUBLISH_AHEAD: '361', ERRAND_KEY_ROTATION_PERIOD: '3600' })).toEqual([]);
+    expect(problems({ ERRAND_KEY_PUBLISH_AHEAD: '360', ERRAND_KEY_ROTATION_PERIOD: '3600' })).toEqual([
+      'ERRAND_KEY_PUBLISH_AHEAD: must be at least 361 seconds with ERRAND_JWKS_MAX_AGE=300 and ERRAND_CLOCK_SKEW=30, so that verifiers caching the JWKS have the next key before it signs (lower ERRAND_JWKS_MAX_AGE or raise the publish-ahead time)',
+    ]);
+    // The short settings of the reliability tests: accepted only with an uncached JWKS and a tight skew.
+    const short = { ERRAND_KEY_ROTATION_PERIOD: '15', ERRAND_KEY_PUBLISH_AHEAD: '5' };
+    expect(problems(short)[0]).toMatch(/^ERRAND_KEY_PUBLISH_AHEAD: must be at least 361 seconds/);
+    expect(problems({ ...short, ERRAND_JWKS_MAX_AGE: '5', ERRAND_CLOCK_SKEW: '0' })[0]).toMatch(
+      /^ERRAND_KEY_PUBLISH_AHEAD: must be at least 8 seconds/,
+    );
+    expect(problems({ ...short, ERRAND_JWKS_MAX_AGE: '2', ERRAND_CLOCK_SKEW: '0' })).toEqual([]);
+    // An admin "rotate now" waits as long.
+    expect(loadConfig({ ERRAND_JWKS_MAX_AGE: '0', ERRAND_CLOCK_SKEW: '0' }).keys.minPublishAhead).toBe(2);
+  });
+
+  test('minPublishAhead is the least publish-ahead leaving max-age + skew + 1 s after a maintenance interval', () => {
+    for (const [maxAge, skew] of [
+      [0, 0],
+      [2, 0],
+      [5, 5],
+      [60, 30],
+      [300, 30],
+      [86_400, 300],
+    ] as const) {
+      const ahead = minPublishAhead(maxAge, skew);
+      const lead = (a: number) => a - maintenanceIntervalMs(a) / 1000;
+      expect(lead(ahead)).toBeGreaterThanOrEqual(maxAge + skew + 1);
+      expect(lead(ahead - 1)).toBeLessThan(maxAge + skew + 1);
+    }
   });
 
   test('outbound fetch, metadata document cache and stream caps: defaults, and a per-key cap above its total is refused', () => {

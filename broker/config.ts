@@ -26,6 +26,28 @@ const count = (min: number, max: number) =>
 
 const DAY = 86_400;
 
+/**
+ * How often each broker process runs maintenance (key rotation, reloading keys other processes
+ * created): a quarter of the publish-ahead time, between 1 and 30 seconds.
+ */
+export function maintenanceIntervalMs(publishAhead: number): number {
+  return Math.max(1000, Math.min(30_000, (publishAhead * 1000) / 4));
+}
+
+/**
+ * The least time a new signing key must be announced before it signs. A verifier that honours the
+ * JWKS `Cache-Control: max-age` holds a copy at most `jwksMaxAge` old, so the key must be served by
+ * every process for longer than that: other processes pick it up at their next maintenance run, a
+ * process whose clock is ahead by up to `clockSkew` starts signing with it that much sooner, and
+ * one more second covers whole-second clocks.
+ */
+export function minPublishAhead(jwksMaxAge: number, clockSkew: number): number {
+  const lead = jwksMaxAge + clockSkew + 1;
+  let ahead = lead + 1;
+  while (ahead - maintenanceIntervalMs(ahead) / 1000 < lead) ahead++;
+  return ahead;
+}
+
 /** An address range of trusted reverse proxies. */
 export interface Cidr {
   address: string;
@@ -194,7 +216,14 @@ export interface Config {
   dataDir: string;
   db: { url: string; authToken?: string };
   masterKey: { value?: string; file: string };
-  keys: { alg: 'ES256' | 'EdDSA'; rotationPeriod: number; publishAhead: number; jwksMaxAge: number };
+  keys: {
+    alg: 'ES256' | 'EdDSA';
+    rotationPeriod: number;
+    publishAhead: number;
+    jwksMaxAge: number;
+    /** Least announcement time of a new key (`minPublishAhead`); also the delay of an admin "rotate now". */
+    minPublishAhead: number;
+  };
   tokens: {
     accessTokenTtl: number;
     refreshTokenTtl: number;
@@ -302,6 +331,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.ERRAND_KEY_PUBLISH_AHEAD >= e.ERRAND_KEY_ROTATION_PERIOD) {
     problems.push('ERRAND_KEY_PUBLISH_AHEAD: must be shorter than ERRAND_KEY_ROTATION_PERIOD');
   }
+  const leastAhead = minPublishAhead(e.ERRAND_JWKS_MAX_AGE, e.ERRAND_CLOCK_SKEW);
+  if (e.ERRAND_KEY_PUBLISH_AHEAD < leastAhead) {
+    problems.push(
+      `ERRAND_KEY_PUBLISH_AHEAD: must be at least ${leastAhead} seconds with ERRAND_JWKS_MAX_AGE=${e.ERRAND_JWKS_MAX_AGE} and ERRAND_CLOCK_SKEW=${e.ERRAND_CLOCK_SKEW}, so that verifiers caching the JWKS have the next key before it signs (lower ERRAND_JWKS_MAX_AGE or raise the publish-ahead time)`,
+    );
+  }
   if (e.ERRAND_DELEGATION_DEFAULT_TTL > e.ERRAND_DELEGATION_MAX_TTL) {
     problems.push('ERRAND_DELEGATION_DEFAULT_TTL: must not exceed ERRAND_DELEGATION_MAX_TTL');
   }
@@ -353,6 +388,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rotationPeriod: e.ERRAND_KEY_ROTATION_PERIOD,
       publishAhead: e.ERRAND_KEY_PUBLISH_AHEAD,
       jwksMaxAge: e.ERRAND_JWKS_MAX_AGE,
+      minPublishAhead: leastAhead,
     },
     tokens: {
       accessTokenTtl: e.ERRAND_ACCESS_TOKEN_TTL,

@@ -1,6 +1,6 @@
 import { serve } from '@hono/node-server';
 import { buildBroker, StartupError } from './broker.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, maintenanceIntervalMs } from './config.js';
 import { createLogger } from './log.js';
 
 /** Starts the broker: `npm start`. Everything is configured through ERRAND_* variables (README). */
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const maintenanceMs = Math.max(1000, Math.min(30_000, (config.keys.publishAhead * 1000) / 4));
+  const maintenanceMs = maintenanceIntervalMs(config.keys.publishAhead);
   const timer = setInterval(() => {
     broker.maintain().catch((err: unknown) => log.error('maintenance.failed', { err }));
   }, maintenanceMs);

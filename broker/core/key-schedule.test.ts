@@ -7,6 +7,7 @@ import {
   publishedKeys,
   rotateNow,
   type ScheduledKey,
+  signingKeyAt,
 } from './key-schedule.js';
 
 const DAY = 86_400;
@@ -32,10 +33,31 @@ describe('currentKey', () => {
   });
 });
 
+describe('signingKeyAt', () => {
+  test('is the current key, or after a backward clock step the key that activates first', () => {
+    const keys = [
+      { kid: 'next', activatesAt: 300 },
+      { kid: 'cur', activatesAt: 200 },
+    ];
+    expect(signingKeyAt(keys, 250)?.kid).toBe('cur');
+    // The clock went back before every activation: the key that was signing keeps signing.
+    expect(signingKeyAt(keys, 100)?.kid).toBe('cur');
+    expect(signingKeyAt([], 100)).toBeUndefined();
+  });
+});
+
 describe('planRotation', () => {
-  test('creates a key activating immediately when none is active', () => {
+  test('creates a key activating immediately when there is none', () => {
     expect(planRotation([], T0, policy)).toEqual({ create: { activatesAt: T0 }, expire: [] });
-    expect(planRotation([{ kid: 'future', activatesAt: T0 + 10 }], T0, policy).create).toEqual({ activatesAt: T0 });
+  });
+
+  test('after a backward clock step creates no key: one signing at once would be unknown to verifiers', () => {
+    const keys = [
+      { kid: 'cur', activatesAt: T0 },
+      { kid: 'next', activatesAt: T0 + 30 * DAY },
+    ];
+    expect(planRotation(keys, T0 - 3600, policy)).toEqual({ expire: [] });
+    expect(planRotation([{ kid: 'cur', activatesAt: T0 }], T0 - 3600, policy)).toEqual({ expire: [] });
   });
 
   test('does nothing before the publish-ahead window', () => {
@@ -73,6 +95,22 @@ describe('planRotation', () => {
     expect(planRotation(keys, limit, policy).expire).toEqual(['a']);
     expect(kids(publishedKeys(keys, limit - 1, policy))).toEqual(['a', 'b']);
     expect(kids(publishedKeys(keys, limit, policy))).toEqual(['b']);
+  });
+
+  test('keeps a key until the recorded long-lived token it signed has expired, plus skew', () => {
+    const retiredAt = T0 + 30 * DAY;
+    const signedUntil = retiredAt + 20 * DAY;
+    const keys = [
+      { kid: 'a', activatesAt: T0, signedUntil },
+      { kid: 'b', activatesAt: retiredAt },
+    ];
+    expect(planRotation(keys, retiredAt + policy.maxTokenTtl + policy.skew, policy).expire).toEqual([]);
+    expect(planRotation(keys, signedUntil + policy.skew - 1, policy).expire).toEqual([]);
+    expect(kids(publishedKeys(keys, signedUntil + policy.skew - 1, policy))).toEqual(['a', 'b']);
+    expect(planRotation(keys, signedUntil + policy.skew, policy).expire).toEqual(['a']);
+    // A record older than the short-token margin does not shorten it.
+    const early = [{ ...keys[0]!, signedUntil: T0 + 1 }, keys[1]!];
+    expect(planRotation(early, retiredAt + policy.maxTokenTtl + policy.skew - 1, policy).expire).toEqual([]);
   });
 
   test('rejects a nonsensical policy', () => {
@@ -120,9 +158,17 @@ describe('rotateNow', () => {
     expect(rotateNow([{ kid: 'a', activatesAt: T0 }], T0, 0)).toEqual({ activatesAt: T0 + 1 });
     expect(() => rotateNow([], T0, -1)).toThrow(RangeError);
   });
+
+  test('after a backward clock step, moves the key that follows the signing one', () => {
+    const keys = [
+      { kid: 'a', activatesAt: T0 },
+      { kid: 'b', activatesAt: T0 + 30 * DAY },
+    ];
+    expect(rotateNow(keys, T0 - 3600, 900)).toEqual({ activatesAt: T0 + 1, kid: 'b' });
+  });
 });
 
-type Step = { advance: number; forceRotation: boolean };
+type Step = { advance: number; forceRotation: boolean; longLived: number | null };
 
 const policyArb = fc
   .record({
@@ -144,12 +190,16 @@ const scenarioArb = policyArb.chain((p) =>
     start: fc.integer({ min: 0, max: 2_000_000_000 }),
     steps: fc.array(
       fc.record({
-        // Mostly small ticks, sometimes long outages that skip whole rotation periods.
+        // Mostly small ticks, sometimes long outages that skip whole rotation periods, and now and
+        // then a backward clock step.
         advance: fc.oneof(
           { weight: 8, arbitrary: fc.integer({ min: 1, max: Math.max(1, Math.floor(p.rotationPeriod / 4)) }) },
           { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 * p.rotationPeriod + p.maxTokenTtl }) },
+          { weight: 1, arbitrary: fc.integer({ min: -2 * p.rotationPeriod, max: -1 }) },
         ),
         forceRotation: fc.boolean(),
+        // A long-lived token (a delegation credential) signed at this step, living this long.
+        longLived: fc.option(fc.integer({ min: 1, max: 4 * p.rotationPeriod + p.maxTokenTtl }), { freq: 3 }),
       }),
       { minLength: 1, maxLength: 120 },
     ),
@@ -158,32 +208,43 @@ const scenarioArb = policyArb.chain((p) =>
 );
 
 describe('rotation simulation (property)', () => {
-  test('always one signer, keys published ahead, retired keys kept for the token lifetime', () => {
+  test('always one signer, keys published ahead, every key kept while a token it signed is valid', () => {
     fc.assert(
       fc.property(scenarioArb, ({ policy: p, start, steps, allowForced }) => {
         let now = start;
+        let latest = start;
         let keys: ScheduledKey[] = [];
         let nextId = 0;
         const createdAt = new Map<string, number>();
-        // Computed by the test itself from observed successions, independent of the implementation.
-        const retiredAt = new Map<string, number>();
+        // Computed by the test itself from observed signing, independent of the implementation:
+        // the latest moment each key signed a short-lived token, and the latest long-lived `exp`.
+        const signedAt = new Map<string, number>();
+        const longLivedExp = new Map<string, number>();
+        // Deleted keys (each checked at deletion): a later backward step cannot bring them back.
+        const deleted = new Set<string>();
         const firstKid = 'k0';
+        const validUntil = (kid: string) =>
+          Math.max((signedAt.get(kid) ?? Number.NEGATIVE_INFINITY) + p.maxTokenTtl, longLivedExp.get(kid) ?? 0);
 
-        const recordRetirements = () => {
+        // A key signs from its activation until its successor's; between two steps time runs forward.
+        const recordSigning = (from: number) => {
           const sorted = [...keys].sort((a, b) => a.activatesAt - b.activatesAt);
           sorted.forEach((k, i) => {
-            const successor = sorted[i + 1];
-            if (successor && successor.activatesAt <= now && !retiredAt.has(k.kid)) {
-              retiredAt.set(k.kid, successor.activatesAt);
-            }
+            const until = Math.min(now, sorted[i + 1]?.activatesAt ?? now);
+            if (until >= Math.max(from, k.activatesAt)) signedAt.set(k.kid, Math.max(signedAt.get(k.kid) ?? 0, until));
           });
+          const signer = signingKeyAt(keys, now);
+          if (signer) signedAt.set(signer.kid, Math.max(signedAt.get(signer.kid) ?? 0, now));
         };
 
         const runStep = (step: Step, index: number) => {
+          const before = now;
           if (index > 0) now += step.advance;
 
-          // An admin forcing a rotation with delay = publishAhead must keep every guarantee too.
-          if (allowForced && step.forceRotation && index % 10 === 3 && keys.length > 0) {
+          // An admin forcing a rotation with delay = publishAhead must keep every guarantee too. (Not
+          // while the clock reads earlier than it did: pulling the next key before the time the current
+          // one last signed shortens retention by the step; the README says so.)
+          if (allowForced && step.forceRotation && index % 10 === 3 && keys.length > 0 && now >= latest) {
             const forced = rotateNow(keys, now, p.publishAhead);
             expect(forced.activatesAt).toBeGreaterThanOrEqual(now + p.publishAhead);
             if (forced.kid !== undefined) {
@@ -195,16 +256,16 @@ describe('rotation simulation (property)', () => {
             }
           }
 
-          // Record successions before planning: a long step may both retire and expire a key.
-          recordRetirements();
+          // Record signing before planning: a long step may both retire and expire a key.
+          recordSigning(Math.min(before, now));
           const plan = planRotation(keys, now, p);
           for (const kid of plan.expire) {
-            const retired = retiredAt.get(kid);
             // (c) a key is only deleted after every token it signed has expired.
-            expect(retired).toBeDefined();
-            expect(now).toBeGreaterThanOrEqual((retired ?? 0) + p.maxTokenTtl + p.skew);
+            expect(signedAt.has(kid) || longLivedExp.has(kid)).toBe(true);
+            expect(now).toBeGreaterThanOrEqual(validUntil(kid) + p.skew);
           }
           keys = keys.filter((k) => !plan.expire.includes(k.kid));
+          for (const kid of plan.expire) deleted.add(kid);
           if (plan.create) {
             const kid = `k${nextId++}`;
             keys.push({ kid, activatesAt: plan.create.activatesAt });
@@ -213,15 +274,22 @@ describe('rotation simulation (property)', () => {
             if (kid !== firstKid) expect(plan.create.activatesAt - now).toBeGreaterThanOrEqual(p.publishAhead);
           }
 
-          // (a) exactly one key signs: one current key, and no other key shares its activation time.
-          const current = currentKey(keys, now);
+          // (a) exactly one key signs, even after a backward step; no other key shares its activation time.
+          const current = signingKeyAt(keys, now);
           expect(current).toBeDefined();
           expect(keys.filter((k) => k.activatesAt === current?.activatesAt)).toHaveLength(1);
+          recordSigning(now);
+          if (current && step.longLived !== null) {
+            const exp = now + step.longLived;
+            longLivedExp.set(current.kid, Math.max(longLivedExp.get(current.kid) ?? 0, exp));
+            keys = keys.map((k) =>
+              k.kid === current.kid ? { ...k, signedUntil: Math.max(k.signedUntil ?? 0, exp) } : k,
+            );
+          }
 
-          recordRetirements();
-
-          // (d) at most one key waits in the wings.
-          expect(keys.filter((k) => k.activatesAt > now).length).toBeLessThanOrEqual(1);
+          // (d) at most one key waits in the wings (after a backward step, counted from the latest time seen).
+          latest = Math.max(latest, now);
+          expect(keys.filter((k) => k.activatesAt > latest).length).toBeLessThanOrEqual(1);
 
           const published = new Set(publishedKeys(keys, now, p).map((k) => k.kid));
           for (const k of keys) {
@@ -233,9 +301,9 @@ describe('rotation simulation (property)', () => {
             }
             if (current && k.kid === current.kid) expect(published.has(k.kid)).toBe(true);
           }
-          // (c) a retired key is still present and published until maxTokenTtl (+ skew) has passed.
-          for (const [kid, retired] of retiredAt) {
-            if (now < retired + p.maxTokenTtl + p.skew) {
+          // (c) a key is still present and published while a token it signed may be valid (+ skew).
+          for (const kid of new Set([...signedAt.keys(), ...longLivedExp.keys()])) {
+            if (!deleted.has(kid) && now < validUntil(kid) + p.skew) {
               expect(keys.some((k) => k.kid === kid)).toBe(true);
               expect(published.has(kid)).toBe(true);
             }

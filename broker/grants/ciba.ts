@@ -22,7 +22,7 @@ export function cibaGrant(deps: { delegations: DelegationService }): Grant<typeo
         throw new OAuthError('unauthorized_client', 'this client is not allowed to use CIBA');
       }
       const delegation = await deps.delegations.poll(client, p.auth_req_id);
-      const credential = deps.delegations.issueCredential(delegation, ctx.client.assurance);
+      const credential = await deps.delegations.issueCredential(delegation, ctx.client.assurance);
       return {
         ...credential,
         scope: `openid ${credential.scope}`,

@@ -15,6 +15,9 @@ import type { TokenMinter } from '../tokens/access-token.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import type { TaskService } from './tasks.js';
 
+/** Lifetime of the ID token in the CIBA response (CIBA §10.1.1); signing keys are kept at least this long. */
+export const ID_TOKEN_TTL = 300;
+
 export interface DelegationLimits {
   defaultTtl: number;
   maxTtl: number;
@@ -387,20 +390,21 @@ export class DelegationService {
   }
 
   /** The credential an agent holds for an active delegation; opens no resource by itself. */
-  issueCredential(
+  async issueCredential(
     d: StoredDelegation,
     /** The level the agent authenticated at when collecting it (stated in every token, README "Assurance levels"). */
     assurance: AssuranceLevel | null = null,
-  ): {
+  ): Promise<{
     access_token: string;
     token_type: 'N_A';
     issued_token_type: string;
     expires_in: number;
     scope: string;
     delegation_id: string;
-  } {
+  }> {
     const now = this.deps.clock.now();
-    const { token } = this.deps.minter.sign(JWT_TYP.delegation, {
+    // It lives as long as the delegation (days), far past the signing key's usual retention.
+    const { token } = await this.deps.minter.signLongLived(JWT_TYP.delegation, {
       sub: d.userId,
       // Usable only at Errand's token endpoint, only by the agent it names (sender-constrained).
       aud: this.deps.minter.issuer,
@@ -428,7 +432,7 @@ export class DelegationService {
       sub: d.userId,
       aud: d.agentId,
       iat: now,
-      exp: now + 300,
+      exp: now + ID_TOKEN_TTL,
       auth_time: d.decidedAt ?? now,
     }).token;
   }

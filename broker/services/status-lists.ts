@@ -4,6 +4,14 @@ import { JWT_TYP, PATHS } from '../core/protocol.js';
 import type { TokenMinter } from '../tokens/access-token.js';
 import { encodeStatusList } from '../tokens/status-list.js';
 
+/**
+ * Lifetime of a Status List Token: a relying party may cache it for `ttl` and keep using it a while
+ * longer when a refresh fails. Signing keys are kept at least this long after they stop signing.
+ */
+export function statusListTokenLifetime(ttl: number): number {
+  return ttl * 12;
+}
+
 /** Entries per status list: 2^20 tokens, 128 KiB before compression. */
 export const STATUS_LIST_SIZE = 1 << 20;
 
@@ -41,7 +49,7 @@ export class StatusLists {
     return this.deps.minter.sign(JWT_TYP.statusList, {
       sub: this.uri(list),
       iat: now,
-      exp: now + this.deps.ttl * 12,
+      exp: now + statusListTokenLifetime(this.deps.ttl),
       ttl: this.deps.ttl,
       status_list: { bits: 1, lst },
     }).token;

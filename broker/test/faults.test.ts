@@ -72,6 +72,9 @@ async function startProcess(p: number): Promise<Proc> {
       ERRAND_DATA_DIR: dir,
       ERRAND_KEY_ROTATION_PERIOD: String(PERIOD),
       ERRAND_KEY_PUBLISH_AHEAD: String(AHEAD),
+      // A publish-ahead this short needs an uncached JWKS and a tight skew (README "Key rotation and credential lifetimes").
+      ERRAND_JWKS_MAX_AGE: '0',
+      ERRAND_CLOCK_SKEW: '1',
       ERRAND_ACCESS_TOKEN_TTL: '120',
       ERRAND_CIBA_INTERVAL: '1',
       ERRAND_LOG_LEVEL: 'warn',

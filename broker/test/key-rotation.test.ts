@@ -4,6 +4,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterEach, describe, expect, test } from 'vitest';
 import { signingKeys } from '../../db/schema/index.js';
+import { createGuard } from '../guard/index.js';
 import {
   addAgent,
   addResource,
@@ -36,17 +37,17 @@ async function setup(env: Record<string, string>) {
   const agent = await addAgent(api, { scope: ['read'] });
   const as = await discover(tb);
   const b = tb;
-  const issue = async (a: TestAgent = agent) => {
-    const client: oauth.Client = { client_id: a.clientId, [oauth.clockSkew]: b.clock.offset };
-    const res = await oauth.clientCredentialsGrantRequest(
+  const clientOf = (a: TestAgent): oauth.Client => ({ client_id: a.clientId, [oauth.clockSkew]: b.clock.offset });
+  const request = (a: TestAgent = agent) =>
+    oauth.clientCredentialsGrantRequest(
       as,
-      client,
+      clientOf(a),
       oauth.PrivateKeyJwt({ key: a.privateKey, kid: a.kid }),
       new URLSearchParams({ resource: RESOURCE }),
       insecure,
     );
-    return (await oauth.processClientCredentialsResponse(as, client, res)).access_token;
-  };
+  const issue = async (a: TestAgent = agent) =>
+    (await oauth.processClientCredentialsResponse(as, clientOf(a), await request(a))).access_token;
   const jwks = async () =>
     (await (await fetch(`${b.url}/jwks.json`)).json()) as { keys: { kid: string; alg: string }[] };
   const verify = async (token: string) =>
@@ -55,7 +56,7 @@ async function setup(env: Record<string, string>) {
       audience: RESOURCE,
       currentDate: new Date(b.clock.now() * 1000),
     });
-  return { tb: b, issue, jwks, verify };
+  return { tb: b, request, issue, jwks, verify };
 }
 
 describe('signing key rotation', () => {
@@ -109,7 +110,8 @@ describe('signing key rotation', () => {
     const res = await api.call('POST', '/api/admin/keys/rotate');
     expect(res.status).toBe(202);
     const { kid: k2, activatesAt } = (await res.json()) as { kid: string; activatesAt: number };
-    expect(activatesAt).toBeGreaterThanOrEqual(tb.clock.now() + 120);
+    // Max-age 120 s, plus skew (30 s), a maintenance interval (30 s) and 1 s: config keys.minPublishAhead.
+    expect(activatesAt).toBeGreaterThanOrEqual(tb.clock.now() + 181);
     expect((await jwks()).keys.map((k) => k.kid).sort()).toEqual([k1, k2].sort());
     expect(decodeProtectedHeader(await issue()).kid).toBe(k1);
     const keys = (await (await api.call('GET', '/api/admin/keys')).json()) as {
@@ -121,8 +123,45 @@ describe('signing key rotation', () => {
         expect.objectContaining({ kid: k2, state: 'next' }),
       ]),
     );
-    tb.clock.advance(121);
+    tb.clock.advance(activatesAt - tb.clock.now() - 1);
+    expect(decodeProtectedHeader(await issue()).kid).toBe(k1);
+    tb.clock.advance(2);
     expect(decodeProtectedHeader(await issue()).kid).toBe(k2);
+  });
+
+  test('after a backward clock step past every activation, the key that was signing keeps signing', async () => {
+    const { tb, request, issue, jwks, verify } = await setup(ROTATION);
+    const k1 = (await jwks()).keys[0]!.kid;
+    // The next key is published (it activates in 600 s); then the clock steps back two hours, before
+    // the activation of both keys.
+    tb.clock.advance(3000);
+    await tb.broker.maintain();
+    const both = (await jwks()).keys.map((k) => k.kid).sort();
+    expect(both).toHaveLength(2);
+    tb.clock.advance(-3000 - 7200);
+
+    const res = await request();
+    expect(res.status).toBe(200);
+    const { access_token: token } = (await res.json()) as { access_token: string };
+    expect(decodeProtectedHeader(token).kid).toBe(k1);
+    expect((await verify(token)).protectedHeader.kid).toBe(k1);
+
+    // Maintenance creates no key to sign at once (verifiers would not know it) and deletes none.
+    await tb.broker.maintain();
+    expect((await jwks()).keys.map((k) => k.kid).sort()).toEqual(both);
+    expect(decodeProtectedHeader(await issue()).kid).toBe(k1);
+    const keys = (await (await (await adminApi(tb)).call('GET', '/api/admin/keys')).json()) as {
+      keys: { kid: string; state: string }[];
+    };
+    expect(keys.keys.find((k) => k.kid === k1)?.state).toBe('current');
+
+    // When the clock comes back, the schedule resumes where it was.
+    tb.clock.advance(7200 + 3000 + 601);
+    await tb.broker.maintain();
+    const k2 = both.find((k) => k !== k1)!;
+    const after = await issue();
+    expect(decodeProtectedHeader(after).kid).toBe(k2);
+    expect((await verify(after)).protectedHeader.kid).toBe(k2);
   });
 
   test('EdDSA is selectable', async () => {
@@ -146,5 +185,45 @@ describe('signing key rotation', () => {
     const file = readFileSync(join(tb.dir, 'errand.db')).toString('latin1');
     expect(file).not.toMatch(/BEGIN PRIVATE KEY/);
     expect(file).not.toMatch(/"d":"/);
+  });
+});
+
+describe('a guard across rotations', () => {
+  test('accepts every freshly issued token right after each rotation, whenever it last fetched the JWKS', async () => {
+    // Short rotation: publish-ahead 8 s is below the guard's 10 s unknown-kid refetch cooldown, and
+    // above the least the config accepts with a 2 s JWKS max-age and no skew (4 s).
+    const PERIOD = 20;
+    const { tb, issue } = await setup({
+      ERRAND_KEY_ROTATION_PERIOD: String(PERIOD),
+      ERRAND_KEY_PUBLISH_AHEAD: '8',
+      ERRAND_JWKS_MAX_AGE: '2',
+      ERRAND_CLOCK_SKEW: '0',
+      ERRAND_ACCESS_TOKEN_TTL: '30',
+    });
+    // A new guard starts every second, so some fetched the JWKS at every offset to a rotation; each
+    // guard verifies the token just issued for one rotation period.
+    const guards: { since: number; verify: (token: string) => Promise<string | null> }[] = [];
+    const refused: string[] = [];
+    const signers = new Set<string>();
+    for (let step = 0; step < 3 * PERIOD; step++) {
+      tb.clock.advance(1);
+      await tb.broker.maintain();
+      const token = await issue();
+      signers.add(decodeProtectedHeader(token).kid!);
+      const guard = createGuard({ issuer: tb.url, resource: RESOURCE, now: () => tb.clock.now(), clockSkew: 0 });
+      guards.push({
+        since: step,
+        verify: async (t) => {
+          const r = await guard.verify({ authorization: `Bearer ${t}`, method: 'GET', url: RESOURCE });
+          return r.ok ? null : r.description;
+        },
+      });
+      for (const g of guards.filter((g) => step - g.since < PERIOD)) {
+        const problem = await g.verify(token);
+        if (problem) refused.push(`step ${step}, guard started at step ${g.since}: ${problem}`);
+      }
+    }
+    expect(signers.size).toBeGreaterThanOrEqual(3);
+    expect(refused).toEqual([]);
   });
 });

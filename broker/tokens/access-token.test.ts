@@ -10,6 +10,7 @@ function ring(initial: JwsKey) {
   let current = initial;
   const keys = {
     signingKey: () => current,
+    signingKeyFor: () => current,
     verificationKey: (kid: string) => published.get(kid)?.publicKey,
   } as unknown as KeyRing;
   return {
@@ -31,7 +32,7 @@ describe('TokenMinter.verifyOwn', () => {
   test('a token seen before is still refused once its key is no longer published', () => {
     const r = ring(generateSigningKey('ES256', 'k1'));
     const minter = new TokenMinter({ keys: r.keys, issuer, clock, clockSkew: 30 });
-    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j1', exp: clock.now() + 60 });
+    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j1', iat: clock.now(), exp: clock.now() + 60 });
     expect(minter.verifyOwn(token, JWT_TYP.delegation)?.jti).toBe('j1');
     expect(minter.verifyOwn(token, JWT_TYP.delegation)?.jti).toBe('j1');
     r.rotate(generateSigningKey('ES256', 'k2'));
@@ -44,7 +45,7 @@ describe('TokenMinter.verifyOwn', () => {
     let now = Math.floor(Date.now() / 1000);
     const r = ring(generateSigningKey('ES256', 'k1'));
     const minter = new TokenMinter({ keys: r.keys, issuer, clock: { now: () => now }, clockSkew: 30 });
-    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j2', exp: now + 60 });
+    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j2', iat: now, exp: now + 60 });
     expect(minter.verifyOwn(token, JWT_TYP.delegation)).not.toBeNull();
     expect(minter.verifyOwn(token, JWT_TYP.accessToken)).toBeNull();
     now += 61;
@@ -72,14 +73,18 @@ describe('TokenMinter.verifyOwn', () => {
     expect(minter.verifyOwn(slight, JWT_TYP.delegation)?.jti).toBe('j6');
     now += 7200 - 30;
     expect(minter.verify(ahead)?.jti).toBe('j5');
-    const odd = minter.sign(JWT_TYP.delegation, { jti: 'j7', iat: 'yesterday', exp: now + 60 }).token;
+    const odd = minter.sign(JWT_TYP.delegation, {
+      jti: 'j7',
+      iat: 'yesterday' as unknown as number,
+      exp: now + 60,
+    }).token;
     expect(minter.verifyOwn(odd, JWT_TYP.delegation)).toBeNull();
   });
 
   test('a tampered copy of a remembered token is refused', () => {
     const r = ring(generateSigningKey('ES256', 'k1'));
     const minter = new TokenMinter({ keys: r.keys, issuer, clock, clockSkew: 30 });
-    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j3', exp: clock.now() + 60 });
+    const { token } = minter.sign(JWT_TYP.delegation, { jti: 'j3', iat: clock.now(), exp: clock.now() + 60 });
     expect(minter.verifyOwn(token, JWT_TYP.delegation)).not.toBeNull();
     const [h, , s] = token.split('.');
     const forged = `${h}.${Buffer.from(JSON.stringify({ iss: issuer, jti: 'j4', exp: clock.now() + 60 })).toString('base64url')}.${s}`;

@@ -73,9 +73,9 @@ export class TokenMinter {
 
   /** Signs an access token; the caller stores `record` in the same transaction that returns it. */
   mint(req: MintRequest): MintedToken {
-    const key = this.deps.keys.signingKey();
     const iat = this.deps.clock.now();
     const exp = Math.min(iat + req.ttl, req.exp ?? Number.POSITIVE_INFINITY);
+    const key = this.deps.keys.signingKeyFor({ iat, exp });
     const jti = timeOrderedId();
     const scope = formatScope(req.scope);
     // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; scope when one was granted.
@@ -117,9 +117,21 @@ export class TokenMinter {
     return this.verifyOwn(token, JWT_TYP.accessToken, opts);
   }
 
-  /** Signs another Errand JWT (a delegation credential, an ID token, a status list). */
-  sign(typ: string, claims: Record<string, unknown>): { token: string; kid: string } {
-    const key = this.deps.keys.signingKey();
+  /** Signs another short-lived Errand JWT (an ID token, a status list token). */
+  sign(typ: string, claims: Record<string, unknown> & { iat: number; exp: number }): { token: string; kid: string } {
+    const key = this.deps.keys.signingKeyFor(claims);
+    return { token: signJwt(key, { typ }, { iss: this.deps.issuer, ...claims }), kid: key.kid };
+  }
+
+  /**
+   * Signs an Errand JWT that may outlive the signing key's usual retention (a delegation credential):
+   * its `exp` is recorded on the key first, so the key stays published until the token expires.
+   */
+  async signLongLived(
+    typ: string,
+    claims: Record<string, unknown> & { exp: number },
+  ): Promise<{ token: string; kid: string }> {
+    const key = await this.deps.keys.signingKeyUntil(claims.exp);
     return { token: signJwt(key, { typ }, { iss: this.deps.issuer, ...claims }), kid: key.kid };
   }
 

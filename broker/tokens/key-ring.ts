@@ -1,15 +1,15 @@
 import type { KeyObject } from 'node:crypto';
-import { eq, inArray } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/open.js';
 import { signingKeys } from '../../db/schema/index.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import {
-  currentKey,
   type KeySchedulePolicy,
   planRotation,
   publishedKeys,
   rotateNow,
   type ScheduledKey,
+  signingKeyAt,
 } from '../core/key-schedule.js';
 import type { Clock } from '../core/ports.js';
 import type { Logger } from '../log.js';
@@ -62,7 +62,10 @@ export class KeyRing {
     const { db, clock, policy } = this.deps;
     const created = await db.write(async (tx) => {
       const now = clock.now();
-      const rows = await tx.select({ kid: signingKeys.kid, activatesAt: signingKeys.activatesAt }).from(signingKeys);
+      // Read inside the write transaction: a `signedUntil` recorded by another process is seen here.
+      const rows = await tx
+        .select({ kid: signingKeys.kid, activatesAt: signingKeys.activatesAt, signedUntil: signingKeys.signedUntil })
+        .from(signingKeys);
       const plan = planRotation(rows, now, policy);
       if (plan.expire.length > 0) await tx.delete(signingKeys).where(inArray(signingKeys.kid, plan.expire));
       if (!plan.create) return null;
@@ -106,22 +109,65 @@ export class KeyRing {
     const known = new Map(this.keys.map((k) => [k.kid, k]));
     this.keys = rows.map((row) => {
       const cached = known.get(row.kid);
-      if (cached) return { ...cached, activatesAt: row.activatesAt };
+      if (cached) return { ...cached, activatesAt: row.activatesAt, signedUntil: row.signedUntil };
       const pkcs8 = this.deps.box.open(row.privateKeySealed, `signing-key:${row.kid}`);
       return {
         kid: row.kid,
         activatesAt: row.activatesAt,
+        signedUntil: row.signedUntil,
         createdAt: row.createdAt,
         key: importSigningKey({ kid: row.kid, alg: row.alg, pkcs8 }),
       };
     });
   }
 
-  /** The key that signs now. */
+  /**
+   * The key that signs now. After a backward clock step that is still the key that was signing
+   * (`signingKeyAt`), so issuing never stops for want of a key.
+   */
   signingKey(): JwsKey {
-    const current = currentKey(this.keys, this.deps.clock.now());
-    if (!current) throw new Error('no active signing key: KeyRing.maintain() must run before issuing tokens');
+    const current = signingKeyAt(this.keys, this.deps.clock.now());
+    if (!current) throw new Error('no signing key: KeyRing.maintain() must run before issuing tokens');
     return (current as RingKey).key;
+  }
+
+  /**
+   * The key to sign a token issued at `iat` that lives no longer than the policy's `maxTokenTtl`:
+   * the key stays published at least that long after it stops signing, with nothing to record.
+   */
+  signingKeyFor(token: { iat: number; exp: number }): JwsKey {
+    const { maxTokenTtl } = this.deps.policy;
+    if (token.exp - token.iat > maxTokenTtl) {
+      throw new Error(`a token living past maxTokenTtl (${maxTokenTtl} s) must be signed with signingKeyUntil`);
+    }
+    return this.signingKey();
+  }
+
+  /**
+   * The key to sign a long-lived token expiring at `exp` (a delegation credential). Its `exp` is
+   * recorded on the key's row first, so no process deletes the key before the token expires. One
+   * small write per such token; the short-lived tokens above need none.
+   */
+  async signingKeyUntil(exp: number): Promise<JwsKey> {
+    if (exp <= this.deps.clock.now() + this.deps.policy.maxTokenTtl) return this.signingKey();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const current = signingKeyAt(this.keys, this.deps.clock.now()) as RingKey | undefined;
+      if (!current) break;
+      const recorded = await this.deps.db.write((tx) =>
+        tx
+          .update(signingKeys)
+          .set({ signedUntil: sql`max(coalesce(${signingKeys.signedUntil}, 0), ${exp})` })
+          .where(eq(signingKeys.kid, current.kid))
+          .returning({ signedUntil: signingKeys.signedUntil }),
+      );
+      if (recorded[0]) {
+        current.signedUntil = recorded[0].signedUntil;
+        return current.key;
+      }
+      // Another process deleted the key: this process's copy of the ring is stale. Reload, retry once.
+      await this.reload();
+    }
+    throw new Error('no signing key could be recorded for a long-lived token');
   }
 
   /** The public key for a `kid` Errand published, if it is still published. */
@@ -140,7 +186,7 @@ export class KeyRing {
   /** Published keys with their role, for the admin API. */
   describe(): KeyInfo[] {
     const now = this.deps.clock.now();
-    const current = currentKey(this.keys, now);
+    const current = signingKeyAt(this.keys, now);
     const published = publishedKeys(this.keys, now, this.deps.policy) as RingKey[];
     return published
       .sort((a, b) => b.activatesAt - a.activatesAt)
@@ -149,7 +195,8 @@ export class KeyRing {
         alg: k.key.alg,
         createdAt: k.createdAt,
         activatesAt: k.activatesAt,
-        state: k.activatesAt > now ? 'next' : k.kid === current?.kid ? 'current' : 'previous',
+        state:
+          k.kid === current?.kid ? 'current' : current && k.activatesAt > current.activatesAt ? 'next' : 'previous',
       }));
   }
 
