@@ -120,7 +120,9 @@ describe.each(['native', 'client'] as const)('openDb (%s driver)', (driver) => {
     const { db, file } = await fresh(driver);
     // Enough rows that the WAL holds pages the main file does not.
     const queued = Array.from({ length: 40 }, (_, i) =>
-      db.write(async (tx) => void (await tx.insert(usedAssertions).values({ key: `k${i}`.padEnd(200, 'x'), expiresAt: 1 }))),
+      db.write(
+        async (tx) => void (await tx.insert(usedAssertions).values({ key: `k${i}`.padEnd(200, 'x'), expiresAt: 1 })),
+      ),
     );
     const closed = db.close();
     await expect(db.write(async () => undefined)).rejects.toThrow('the database is closed');
