@@ -138,7 +138,7 @@ export async function listen(fetch: Fetch, opts: ListenOptions): Promise<HttpSer
         ms: now - started,
         openRequests: timedOut ? inFlight.size : 0,
         requests,
-        connections: sockets.size,
+        connections: timedOut ? sockets.size : 0,
       };
     },
     destroy() {
