@@ -116,8 +116,10 @@ export async function listen(fetch: Fetch, opts: ListenOptions): Promise<HttpSer
       }
       // Answers whose headers already went out as keep-alive (streams) leave an idle connection:
       // it is closed once idle this long, like the ones idle now.
-      server.keepAliveTimeout = keepAliveGraceMs;
-      const grace = setTimeout(() => server.closeIdleConnections(), keepAliveGraceMs);
+      // A short bound shortens the grace, so that idle connections never run the drain out of time.
+      const graceMs = Math.min(keepAliveGraceMs, Math.max(0, (deadline - started) / 2));
+      server.keepAliveTimeout = Math.max(1, graceMs);
+      const grace = setTimeout(() => server.closeIdleConnections(), graceMs);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         closed.then(() => false),
