@@ -13,6 +13,7 @@ import { OAuthError } from './core/errors.js';
 import { PATHS } from './core/protocol.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { createClientAddress } from './http/client-address.js';
+import { bodyDeadline } from './http/middleware/body-deadline.js';
 import { notFound, onError } from './http/on-error.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
@@ -33,8 +34,13 @@ import type { AppEnv } from './http/types.js';
 import { RateLimiter } from './services/rate-limit.js';
 import { newId } from './tokens/random.js';
 
+export interface AppOptions {
+  /** Aborted when the process starts to stop: long-lived streams end and new ones are refused. */
+  stopping?: AbortSignal;
+}
+
 /** Builds the HTTP application; opens nothing and starts nothing by itself. */
-export function createApp(deps: Engine): Hono<AppEnv> {
+export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   const { config } = deps;
   const app = new Hono<AppEnv>();
   const secure = config.issuer.startsWith('https://');
@@ -52,6 +58,8 @@ export function createApp(deps: Engine): Hono<AppEnv> {
       c.header('X-Request-Id', requestId);
     }
   });
+  // Before the body limit, which reads a streamed body whole before anything else runs.
+  app.use(bodyDeadline(config.http.bodyTimeout));
   const tooLarge = () => {
     throw new OAuthError('invalid_request', `the request body exceeds ${config.http.maxBodyBytes} bytes`, {
       status: 413,
@@ -178,6 +186,7 @@ export function createApp(deps: Engine): Hono<AppEnv> {
       issuer: config.issuer,
       onRevoked: (listener) => deps.onRevoked(listener),
       streams,
+      stopping: opts.stopping ?? new AbortController().signal,
     }),
   );
   app.route(

@@ -56,7 +56,14 @@ export interface Broker {
   maintain(): Promise<void>;
   /** A one-time setup link for the first administrator, or null when one exists. */
   bootstrapLink(): Promise<string | null>;
-  close(): void;
+  /**
+   * The first step of a graceful stop: revocation push streams end with a reconnect notice and new
+   * ones are refused with 503. (A2A streams last only as long as the request that started them
+   * and are drained like any other request.)
+   */
+  endStreams(): void;
+  /** Commits the writes already queued, checkpoints the database and closes it. Never rejects. */
+  close(): Promise<void>;
 }
 
 /** Thrown when start-up cannot continue; the message says what to fix. */
@@ -104,7 +111,7 @@ export async function buildBroker(
   try {
     await checkMasterKey(db, box);
   } catch (err) {
-    db.close();
+    void db.close();
     throw err;
   }
   const clients = new ClientStore(db);
@@ -319,7 +326,8 @@ export async function buildBroker(
       return () => revocationListeners.delete(listener);
     },
   };
-  const app = createApp(deps);
+  const stopping = new AbortController();
+  const app = createApp(deps, { stopping: stopping.signal });
   const retention = new RetentionService({ db, clock }, config.retention);
   const clockWatch = new ClockWatch(
     { skew: config.clientAuth.clockSkew, hold: config.maintenance.clockJumpHold },
@@ -384,8 +392,11 @@ export async function buildBroker(
       await users.addBootstrapToken(hashSecret(token), now, now + BOOTSTRAP_TTL);
       return `${config.issuer}/setup?token=${token}`;
     },
+    endStreams() {
+      stopping.abort();
+    },
     close() {
-      db.close();
+      return db.close();
     },
   };
 }

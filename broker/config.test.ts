@@ -97,6 +97,25 @@ describe('loadConfig', () => {
     expect(problems({ ERRAND_FETCH_MAX_PER_HOST: '0' })).toEqual(['ERRAND_FETCH_MAX_PER_HOST: must be at least 1']);
   });
 
+  test('request body and shutdown time limits: defaults, bounds, and a clear message for bad values', () => {
+    const c = loadConfig({});
+    expect(c.http.bodyTimeout).toBe(15);
+    expect(c.shutdown.timeout).toBe(20);
+    const set = loadConfig({ ERRAND_BODY_TIMEOUT: '2', ERRAND_SHUTDOWN_TIMEOUT: '45' });
+    expect([set.http.bodyTimeout, set.shutdown.timeout]).toEqual([2, 45]);
+    expect(problems({ ERRAND_BODY_TIMEOUT: '0' })).toEqual(['ERRAND_BODY_TIMEOUT: must be at least 1 seconds']);
+    expect(problems({ ERRAND_BODY_TIMEOUT: '301' })).toEqual(['ERRAND_BODY_TIMEOUT: must be at most 300 seconds']);
+    expect(problems({ ERRAND_SHUTDOWN_TIMEOUT: '1.5' })).toEqual([
+      'ERRAND_SHUTDOWN_TIMEOUT: must be a whole number of seconds',
+    ]);
+    expect(problems({ ERRAND_SHUTDOWN_TIMEOUT: 'soon' })).toEqual([
+      'ERRAND_SHUTDOWN_TIMEOUT: must be a whole number of seconds',
+    ]);
+    expect(problems({ ERRAND_SHUTDOWN_TIMEOUT: '601' })).toEqual([
+      'ERRAND_SHUTDOWN_TIMEOUT: must be at most 600 seconds',
+    ]);
+  });
+
   test('several problems are reported together', () => {
     expect(problems({ ERRAND_PORT: '-1', ERRAND_LOG_LEVEL: 'loud' })).toHaveLength(2);
   });

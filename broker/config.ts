@@ -174,6 +174,8 @@ export const EnvSchema = z.object({
   ERRAND_STREAM_MAX_PER_CLIENT: count(1, 10_000).default(10),
   ERRAND_STREAM_MAX_TOTAL: count(1, 1_000_000).default(1000),
   ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
+  ERRAND_BODY_TIMEOUT: seconds(1, 300).default(15),
+  ERRAND_SHUTDOWN_TIMEOUT: seconds(1, 600).default(20),
   ERRAND_SESSION_TTL: seconds(300, 30 * DAY).default(8 * 3600),
   ERRAND_SIGNIN_MAX_FAILURES: count(1, 1000).default(5),
   ERRAND_SIGNIN_USERNAME_MAX_FAILURES: count(1, 100_000).optional(),
@@ -263,7 +265,10 @@ export interface Config {
   fetch: { timeoutMs: number; allowPrivate: boolean; maxPerHost: number; maxConcurrent: number };
   /** Long-lived streams (revocation push channel, A2A streams): open at once per client and in total. */
   streams: { maxPerClient: number; maxTotal: number };
-  http: { maxBodyBytes: number; trustProxy: TrustProxy };
+  /** `bodyTimeout`: seconds a client has, once its request headers are in, to send the whole body (408 after). */
+  http: { maxBodyBytes: number; bodyTimeout: number; trustProxy: TrustProxy };
+  /** Graceful stop on SIGTERM/SIGINT: the most seconds it may take before the process gives up and exits 1. */
+  shutdown: { timeout: number };
   /** Web sessions and sign-in lock-out (failures per username and address, per username, lock seconds). */
   sessions: { ttl: number; maxFailures: number; usernameMaxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
@@ -433,7 +438,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxConcurrent: e.ERRAND_FETCH_MAX_CONCURRENT,
     },
     streams: { maxPerClient: e.ERRAND_STREAM_MAX_PER_CLIENT, maxTotal: e.ERRAND_STREAM_MAX_TOTAL },
-    http: { maxBodyBytes: e.ERRAND_MAX_BODY_BYTES, trustProxy: e.ERRAND_TRUST_PROXY },
+    http: {
+      maxBodyBytes: e.ERRAND_MAX_BODY_BYTES,
+      bodyTimeout: e.ERRAND_BODY_TIMEOUT,
+      trustProxy: e.ERRAND_TRUST_PROXY,
+    },
+    shutdown: { timeout: e.ERRAND_SHUTDOWN_TIMEOUT },
     sessions: {
       ttl: e.ERRAND_SESSION_TTL,
       maxFailures: e.ERRAND_SIGNIN_MAX_FAILURES,

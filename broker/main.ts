@@ -1,7 +1,10 @@
-import { serve } from '@hono/node-server';
 import { buildBroker, StartupError } from './broker.js';
 import { ConfigError, loadConfig, maintenanceIntervalMs } from './config.js';
+import { listen } from './http/server.js';
 import { createLogger } from './log.js';
+
+/** The part of the stop bound kept for closing the database after the connections are drained. */
+const CLOSE_RESERVE_MS = 2000;
 
 /** Starts the broker: `npm start`. Everything is configured through ERRAND_* variables (README). */
 async function main(): Promise<void> {
@@ -28,46 +31,69 @@ async function main(): Promise<void> {
   }
 
   const maintenanceMs = maintenanceIntervalMs(config.keys.publishAhead);
+  let maintaining: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
-    broker.maintain().catch((err: unknown) => log.error('maintenance.failed', { err }));
+    maintaining = broker.maintain().catch((err: unknown) => log.error('maintenance.failed', { err }));
   }, maintenanceMs);
   timer.unref();
 
-  const server = serve({ fetch: broker.app.fetch, hostname: config.host, port: config.port }, (info) => {
-    log.info('broker.started', { issuer: config.issuer, port: info.port, db: config.db.url.replace(/\?.*$/, '') });
-    void (async () => {
-      const link = await broker.bootstrapLink();
-      const lines = [
-        '',
-        `  Errand is running.`,
-        `  Issuer:    ${config.issuer}`,
-        `  Metadata:  ${config.issuer}/.well-known/oauth-authorization-server`,
-        `  Admin:     ${config.issuer}/admin`,
-        link
-          ? `  First administrator: open this one-time setup link (valid 24 h, printed again on restart):\n             ${link}`
-          : '  Sign in at the admin URL with an administrator account.',
-        '',
-      ];
-      process.stderr.write(`${lines.join('\n')}\n`);
-    })().catch((err: unknown) => log.error('bootstrap.failed', { err }));
+  const http = await listen(broker.app.fetch, {
+    hostname: config.host,
+    port: config.port,
+    bodyTimeout: config.http.bodyTimeout,
   });
+  log.info('broker.started', { issuer: config.issuer, port: http.port, db: config.db.url.replace(/\?.*$/, '') });
+  void (async () => {
+    const link = await broker.bootstrapLink();
+    const lines = [
+      '',
+      `  Errand is running.`,
+      `  Issuer:    ${config.issuer}`,
+      `  Metadata:  ${config.issuer}/.well-known/oauth-authorization-server`,
+      `  Admin:     ${config.issuer}/admin`,
+      link
+        ? `  First administrator: open this one-time setup link (valid 24 h, printed again on restart):\n             ${link}`
+        : '  Sign in at the admin URL with an administrator account.',
+      '',
+    ];
+    process.stderr.write(`${lines.join('\n')}\n`);
+  })().catch((err: unknown) => log.error('bootstrap.failed', { err }));
 
+  // Graceful stop (README "Shutdown"): stop accepting, answer what is in flight, end the streams,
+  // commit and checkpoint the database, all within ERRAND_SHUTDOWN_TIMEOUT.
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    log.info('broker.stopping', { signal });
+    const started = Date.now();
+    const boundMs = config.shutdown.timeout * 1000;
+    let step = 'draining';
+    log.info('broker.stopping', { signal, timeout: config.shutdown.timeout });
+    setTimeout(() => {
+      log.error('broker.stop_timed_out', { step, ms: Date.now() - started });
+      process.exit(1);
+    }, boundMs).unref();
     clearInterval(timer);
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    server.close(() => {
-      broker.close();
-      log.info('broker.stopped', {});
-      process.exit(0);
-    });
+    broker.endStreams();
+    const report = await http.drain({ deadline: started + boundMs - Math.min(CLOSE_RESERVE_MS, boundMs / 4) });
+    if (!report.drained) {
+      // Out of time: name what was still open, then close it unanswered.
+      log.error('broker.drain_timed_out', {
+        ms: report.ms,
+        openRequests: report.openRequests,
+        requests: report.requests,
+        connections: report.connections,
+      });
+      http.destroy();
+    }
+    step = 'closing the database';
+    await maintaining;
+    await broker.close();
+    log.info('broker.stopped', { signal, ms: Date.now() - started, clean: report.drained });
+    process.exit(report.drained ? 0 : 1);
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch((err: unknown) => {

@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
@@ -114,5 +114,23 @@ describe.each(['native', 'client'] as const)('openDb (%s driver)', (driver) => {
     expect(await db.q.select().from(counters).where(eq(counters.name, 'c'))).toEqual([{ name: 'c', value: 2 }]);
     await db.exec('PRAGMA wal_checkpoint(FULL)');
     expect(committedKeys(file)).toEqual([]);
+  });
+
+  test('close commits the writes already queued, refuses later ones and checkpoints the WAL', async () => {
+    const { db, file } = await fresh(driver);
+    // Enough rows that the WAL holds pages the main file does not.
+    const queued = Array.from({ length: 40 }, (_, i) =>
+      db.write(
+        async (tx) => void (await tx.insert(usedAssertions).values({ key: `k${i}`.padEnd(200, 'x'), expiresAt: 1 })),
+      ),
+    );
+    const closed = db.close();
+    await expect(db.write(async () => undefined)).rejects.toThrow('the database is closed');
+    await closed;
+    await Promise.all(queued);
+    expect(db.close()).toBe(closed);
+    // The writes are in the main file: the WAL is empty (or gone) although no connection was collected.
+    expect(existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0).toBe(0);
+    expect(committedKeys(file)).toHaveLength(40);
   });
 });

@@ -27,7 +27,13 @@ export interface Db {
   write<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /** Runs a maintenance statement (PRAGMA, checkpoint) on the writing connection. */
   exec(sql: string): Promise<void>;
-  close(): void;
+  /**
+   * Closes the handle: writes already queued are committed first (later ones are refused), then
+   * the WAL of a `file:` database is checkpointed into the main file, and the connections close.
+   * Resolves when done; never rejects (a checkpoint that cannot run now is left to the next
+   * opener, which replays the WAL). Closing again returns the same promise.
+   */
+  close(): Promise<void>;
 }
 
 export interface OpenOptions {
@@ -57,6 +63,8 @@ interface Conn {
   begin(): void | Promise<void>;
   commit(): void | Promise<void>;
   rollback(): void | Promise<void>;
+  /** Copies the WAL into the database file and truncates it, without waiting for other processes. */
+  checkpoint(): void | Promise<void>;
   close(): void;
 }
 
@@ -101,13 +109,16 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
       await client.execute('PRAGMA synchronous = FULL');
       await client.execute('PRAGMA foreign_keys = ON');
     }
-    ({ reader, writer } = clientConns(client));
+    ({ reader, writer } = clientConns(client, isFile));
     closeAll = () => client.close();
   }
   await migrate(writer);
 
   const queue: Job[] = [];
   let flushing = false;
+  let closing: Promise<void> | null = null;
+  /** Called once the queue is empty and no group is running (what `close` waits for). */
+  let onIdle: (() => void) | null = null;
   const tx: Tx = orm((sql, params, method) => writer.exec(sql, params, method));
 
   /** Commits the queued transactions in groups until the queue is empty. */
@@ -156,10 +167,15 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
       }
     } finally {
       flushing = false;
+      if (queue.length === 0) onIdle?.();
     }
   };
   const write = <T>(fn: (tx: Tx) => Promise<T>, outside = false): Promise<T> =>
     new Promise<T>((resolve, reject) => {
+      if (closing) {
+        reject(new Error('the database is closed'));
+        return;
+      }
       queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, outside });
       // Deferred to the end of this I/O turn, so the requests parsed together commit together.
       if (!flushing && queue.length === 1) setImmediate(() => void flush().catch(() => undefined));
@@ -168,11 +184,44 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const q: Drizzle = orm((sql, params, method) =>
     isRead(sql) ? reader.exec(sql, params, method) : write(async () => writer.exec(sql, params, method)),
   );
+  /**
+   * A clean close checkpoints explicitly: the engine's close only releases the connection when it
+   * is garbage-collected, so without this a stopped process leaves every write since the last
+   * automatic checkpoint in the -wal file.
+   */
+  const finish = (): void | Promise<void> => {
+    const done = () => {
+      try {
+        closeAll();
+      } catch {
+        // Already closed by the engine: nothing left to release.
+      }
+    };
+    let pending: void | Promise<void>;
+    try {
+      pending = writer.checkpoint();
+    } catch {
+      return done();
+    }
+    if (pending) return pending.then(done, done);
+    return done();
+  };
+  const close = (): Promise<void> => {
+    if (!closing) {
+      const idle = !flushing && queue.length === 0;
+      closing = idle
+        ? Promise.resolve(finish())
+        : new Promise<void>((resolve) => {
+            onIdle = () => resolve(finish());
+          });
+    }
+    return closing;
+  };
   return {
     q,
     write: (fn) => write(fn),
     exec: (sql) => write(async () => void (await writer.script(sql)), true),
-    close: closeAll,
+    close,
   };
 }
 
@@ -285,12 +334,18 @@ function nativeConn(path: string, writes: boolean): Conn {
     rollback: () => {
       if (db.inTransaction) db.exec('ROLLBACK');
     },
-    close: () => db.close(),
+    // TRUNCATE leaves an empty -wal file; with this connection's zero busy timeout it gives up at
+    // once when another process is reading, rather than holding up the stop.
+    checkpoint: () => void db.exec('PRAGMA wal_checkpoint(TRUNCATE)'),
+    close: () => {
+      cache.clear();
+      db.close();
+    },
   };
 }
 
 /** Reader and writer over `@libsql/client`; the writer runs in the transaction `begin` opened. */
-function clientConns(client: Client): { reader: Conn; writer: Conn } {
+function clientConns(client: Client, isFile: boolean): { reader: Conn; writer: Conn } {
   const run = async (target: Client | Transaction, sql: string, params: unknown[], method: Method): Promise<Rows> => {
     const rs = await target.execute({ sql, args: params } as InStatement);
     if (method === 'run') return { rows: [], rowsAffected: rs.rowsAffected };
@@ -316,6 +371,7 @@ function clientConns(client: Client): { reader: Conn; writer: Conn } {
       begin: none,
       commit: none,
       rollback: none,
+      checkpoint: none,
       close: none,
     },
     writer: {
@@ -326,6 +382,10 @@ function clientConns(client: Client): { reader: Conn; writer: Conn } {
       },
       commit: () => settle('commit'),
       rollback: () => settle('rollback'),
+      // A libSQL server manages its own WAL.
+      checkpoint: async () => {
+        if (isFile) await client.execute('PRAGMA wal_checkpoint(TRUNCATE)');
+      },
       close: none,
     },
   };

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ServerType, serve } from '@hono/node-server';
 import {
   type CryptoKey,
   createLocalJWKSet,
@@ -17,6 +16,7 @@ import { expect } from 'vitest';
 import { type Broker, buildBroker } from '../broker.js';
 import { loadConfig } from '../config.js';
 import type { Clock, MonotonicClock } from '../core/ports.js';
+import { listen } from '../http/server.js';
 import { hashPassword } from '../identity/passwords.js';
 import { createLogger } from '../log.js';
 import { newId } from '../tokens/random.js';
@@ -84,8 +84,10 @@ export async function startBroker(
   const log = createLogger({ level: 'debug', write: (line) => logs.push(line) });
   const clock = opts.clock ?? new TestClock();
   const broker = await buildBroker(config, { log, clock, monotonic: clock });
-  const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: broker.app.fetch, hostname: '127.0.0.1', port: config.port }, () => resolve(s));
+  const { server } = await listen(broker.app.fetch, {
+    hostname: '127.0.0.1',
+    port: config.port,
+    bodyTimeout: config.http.bodyTimeout,
   });
   return {
     url: config.issuer,
@@ -95,7 +97,7 @@ export async function startBroker(
     logs,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      broker.close();
+      await broker.close();
       if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };

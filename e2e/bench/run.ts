@@ -282,7 +282,7 @@ async function main(): Promise<void> {
   };
   const adminUser = await mkUser('admin');
   const person = await mkUser('user');
-  db.close();
+  await db.close();
   const admin = new Session(issuer);
   await admin.signIn(adminUser.username, adminUser.password);
   await admin.json(

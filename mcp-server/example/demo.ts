@@ -274,7 +274,7 @@ async function main(): Promise<void> {
   await Promise.all([errand.close(), plannerNotes.close(), helperNotes.close()]);
   await new Promise<void>((r) => notesServer.close(() => r()));
   await new Promise<void>((r) => errandServer.close(() => r()));
-  broker.close();
+  await broker.close();
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -17,6 +17,11 @@ export const REVOCATION_EVENTS_PATH = PATHS.revocationEvents;
 /** CAEP 1.0 §3.1 event type; Errand sends it per revoked access token (subject = its `jti`). */
 
 const HEARTBEAT_MS = 15_000;
+/**
+ * The last words of a stream ended because the process is stopping: a comment saying so, and the
+ * reconnection delay (HTML Living Standard §9.2.6 `retry`, in ms) for EventSource-style clients.
+ */
+const SHUTDOWN_NOTICE = ': the broker is shutting down; reconnect\nretry: 1000\n\n';
 
 // `audience` is multi-valued on the wire (RFC 8693); here exactly one resource is named.
 const StreamParams = z.object({
@@ -29,6 +34,8 @@ export interface RevocationEventDeps {
   onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
   /** Open streams per client and in total; a stream beyond them is refused with 429. */
   streams: StreamLimit;
+  /** Aborted when the process starts to stop: open streams end with a reconnect notice, new ones get 503. */
+  stopping: AbortSignal;
   heartbeatMs?: number;
 }
 
@@ -57,6 +64,11 @@ export function sessionRevokedSet(issuer: string, audience: string, e: Revocatio
  */
 export function revocationEventRoutes(deps: RevocationEventDeps) {
   return new Hono<AppEnv>().post(REVOCATION_EVENTS_PATH, async (c) => {
+    if (deps.stopping.aborted) {
+      throw new OAuthError('temporarily_unavailable', 'the broker is shutting down; reconnect', {
+        headers: { 'Retry-After': '1' },
+      });
+    }
     const form = await readForm(c);
     const auth = await authenticateClient(c, form, deps.auth);
     // Like introspection (RFC 7662 §2.1): who learns about revocations must prove who it is.
@@ -90,16 +102,29 @@ export function revocationEventRoutes(deps: RevocationEventDeps) {
       });
       const heartbeat = setInterval(() => send((s) => s.write(': heartbeat\n\n')), deps.heartbeatMs ?? HEARTBEAT_MS);
       log.info('revocation_stream.opened', { clientId, audience });
+      let stop = () => {};
       try {
         await new Promise<void>((resolve) => {
+          stop = resolve;
           stream.onAbort(resolve);
           c.req.raw.signal.addEventListener('abort', () => resolve(), { once: true });
-          if (stream.aborted || c.req.raw.signal.aborted) resolve();
+          deps.stopping.addEventListener('abort', stop, { once: true });
+          if (stream.aborted || c.req.raw.signal.aborted || deps.stopping.aborted) resolve();
         });
+        // Ended by the stop, not the client: say so after whatever was already queued.
+        if (!stream.aborted && deps.stopping.aborted) {
+          send((s) => s.write(SHUTDOWN_NOTICE));
+          await sending;
+        }
       } finally {
+        deps.stopping.removeEventListener('abort', stop);
         clearInterval(heartbeat);
         unsubscribe();
-        log.info('revocation_stream.closed', { clientId, audience });
+        log.info('revocation_stream.closed', {
+          clientId,
+          audience,
+          ...(deps.stopping.aborted ? { reason: 'shutdown' } : {}),
+        });
       }
     };
     c.header('X-Accel-Buffering', 'no');
