@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { and, eq, isNotNull, lt } from 'drizzle-orm';
-import { type Db, openDb } from '../db/open.js';
+import { type Db, openDb, UnusableDatabaseError } from '../db/open.js';
 import { refreshTokens, settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
 import { ClientStore } from '../db/stores/client-store.js';
@@ -38,7 +40,7 @@ import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
 import { UserLookup } from './services/user-lookup.js';
 import { TokenMinter } from './tokens/access-token.js';
-import { CryptoBox, loadMasterKey } from './tokens/crypto-box.js';
+import { CryptoBox, loadMasterKey, readMasterKey } from './tokens/crypto-box.js';
 import { KeyRing } from './tokens/key-ring.js';
 import { hashSecret, newSecret } from './tokens/random.js';
 
@@ -59,12 +61,14 @@ export class StartupError extends Error {}
 
 const BOOTSTRAP_TTL = 24 * 3600;
 
-/** Checks the master key against the fingerprint recorded on first start. */
+const FINGERPRINT = 'master_key_fingerprint';
+
+/** Checks the master key against the fingerprint recorded on first start (recording it then). */
 async function checkMasterKey(db: Db, box: CryptoBox): Promise<void> {
   await db.write(async (tx) => {
-    const [row] = await tx.select().from(settings).where(eq(settings.key, 'master_key_fingerprint'));
+    const [row] = await tx.select().from(settings).where(eq(settings.key, FINGERPRINT));
     if (!row) {
-      await tx.insert(settings).values({ key: 'master_key_fingerprint', value: box.fingerprint });
+      await tx.insert(settings).values({ key: FINGERPRINT, value: box.fingerprint });
       return;
     }
     if (row.value !== box.fingerprint) {
@@ -75,25 +79,111 @@ async function checkMasterKey(db: Db, box: CryptoBox): Promise<void> {
   });
 }
 
+/** The database as messages name it: a file path, or a server URL without credentials or query. */
+function databaseName(url: string): string {
+  return url.startsWith('file:') ? url.slice('file:'.length) : url.replace(/[?#].*$/, '').replace(/\/\/[^/@]*@/, '//');
+}
+
+/**
+ * Files that only an earlier start of Errand leaves in the data directory: the master key it
+ * generated and SQLite's -wal and -shm files beside the database. Next to an empty database they
+ * mean the data was lost or moved, not that this is a first start. (A key file the operator provides
+ * elsewhere through ERRAND_MASTER_KEY_FILE is not one of them.)
+ */
+function earlierInstallTraces(config: Config): string[] {
+  const files = [join(config.dataDir, 'master.key')];
+  const path = config.db.url.startsWith('file:') ? databaseName(config.db.url) : '';
+  if (path && path !== ':memory:') files.push(`${path}-wal`, `${path}-shm`);
+  return files.filter((f) => existsSync(f));
+}
+
+/** Opens the database, refusing an empty one where an earlier installation left traces. */
+async function openChecked(config: Config, log: Logger): Promise<Db> {
+  const name = databaseName(config.db.url);
+  const traces = earlierInstallTraces(config);
+  try {
+    return await openDb(config.db.url, {
+      ...(config.db.authToken ? { authToken: config.db.authToken } : {}),
+      quickCheck: config.db.quickCheck,
+      onEmpty: () => {
+        if (traces.length === 0) return;
+        if (config.db.allowEmpty) {
+          log.warn('database.reset', { db: name, traces });
+          return;
+        }
+        throw new StartupError(
+          `the database ${name} is empty, but files of an earlier installation are present (${traces.join(', ')}). ` +
+            'Starting would set up a new installation: every client, delegation and signing key of the earlier one would be gone. ' +
+            'Restore the database from a backup (with its -wal file), or, to start over on purpose, set ERRAND_ALLOW_EMPTY_DATABASE=true for one start',
+        );
+      },
+    });
+  } catch (err) {
+    if (err instanceof UnusableDatabaseError) throw new StartupError(err.message);
+    throw err;
+  }
+}
+
+type MasterKeySource = { envValue?: string; filePath: string };
+
+/** The master key from ERRAND_MASTER_KEY or the key file, or null; a bad one stops start-up. */
+function findMasterKey(source: MasterKeySource): ReturnType<typeof readMasterKey> {
+  try {
+    return readMasterKey(source);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+}
+
+/**
+ * The master key for this database. A key file is generated only for a database that has no key
+ * recorded yet (a new installation); for one that has, a missing key is reported as missing and
+ * nothing is written, so that the operator can put the original file back.
+ */
+async function settleMasterKey(
+  db: Db,
+  config: Config,
+  source: MasterKeySource,
+  found: ReturnType<typeof readMasterKey>,
+  log: Logger,
+): Promise<CryptoBox> {
+  let key = found?.key;
+  if (!key) {
+    const [recorded] = await db.q.select().from(settings).where(eq(settings.key, FINGERPRINT));
+    if (recorded) {
+      throw new StartupError(
+        `the master key file ${source.filePath} is missing, but the database ${databaseName(config.db.url)} was set up with a master key. ` +
+          'Restore that file from a backup (mode 0600), or set ERRAND_MASTER_KEY to the key; nothing was written',
+      );
+    }
+    let loaded: ReturnType<typeof loadMasterKey>;
+    try {
+      loaded = loadMasterKey(source);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
+    if (loaded.source === 'generated') log.info('master_key.generated', { file: source.filePath });
+    key = loaded.key;
+  }
+  const box = new CryptoBox(key);
+  await checkMasterKey(db, box);
+  return box;
+}
+
 /** Composition root: config → database → stores → services → app. */
 export async function buildBroker(config: Config, opts: { log: Logger; clock?: Clock }): Promise<Broker> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log;
-  let masterKey: ReturnType<typeof loadMasterKey>;
+  const keySource: MasterKeySource = {
+    ...(config.masterKey.value ? { envValue: config.masterKey.value } : {}),
+    filePath: config.masterKey.file,
+  };
+  // A bad key setting (wrong length, a file open to others) stops start-up before the database is touched.
+  const found = findMasterKey(keySource);
+  const db = await openChecked(config, log);
+  let box: CryptoBox;
   try {
-    masterKey = loadMasterKey({
-      ...(config.masterKey.value ? { envValue: config.masterKey.value } : {}),
-      filePath: config.masterKey.file,
-    });
-  } catch (err) {
-    throw new StartupError((err as Error).message);
-  }
-  if (masterKey.source === 'generated') log.info('master_key.generated', { file: config.masterKey.file });
-  const box = new CryptoBox(masterKey.key);
-
-  const db = await openDb(config.db.url, config.db.authToken ? { authToken: config.db.authToken } : {});
-  try {
-    await checkMasterKey(db, box);
+    box = await settleMasterKey(db, config, keySource, found, log);
   } catch (err) {
     db.close();
     throw err;
