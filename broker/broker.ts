@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { and, eq, isNotNull, lt } from 'drizzle-orm';
-import { type Db, openDb, UnusableDatabaseError } from '../db/open.js';
+import { type Db, databaseName, openDb, UnusableDatabaseError } from '../db/open.js';
 import { refreshTokens, settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
 import { ClientStore } from '../db/stores/client-store.js';
@@ -79,44 +79,65 @@ async function checkMasterKey(db: Db, box: CryptoBox): Promise<void> {
   });
 }
 
-/** The database as messages name it: a file path, or a server URL without credentials or query. */
-function databaseName(url: string): string {
-  return url.startsWith('file:') ? url.slice('file:'.length) : url.replace(/[?#].*$/, '').replace(/\/\/[^/@]*@/, '//');
+/** The size of a file, or null when there is none. */
+function sizeOf(file: string): number | null {
+  try {
+    return statSync(file).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
 }
 
 /**
- * Files that only an earlier start of Errand leaves in the data directory: the master key it
- * generated and SQLite's -wal and -shm files beside the database. Next to an empty database they
- * mean the data was lost or moved, not that this is a first start. (A key file the operator provides
- * elsewhere through ERRAND_MASTER_KEY_FILE is not one of them.)
+ * Files that only an earlier installation leaves: the master key Errand generated in the data
+ * directory (only once a database has its schema), and a -wal file holding data beside the
+ * database. Next to an empty database they mean the data was lost or moved, not that this is a
+ * first start. The -shm file is not one: every open creates it, so a second process starting at the
+ * same moment on a new directory would see it. A key file the operator provides elsewhere through
+ * ERRAND_MASTER_KEY_FILE is not one either.
  */
 function earlierInstallTraces(config: Config): string[] {
-  const files = [join(config.dataDir, 'master.key')];
+  const traces: string[] = [];
+  const key = join(config.dataDir, 'master.key');
+  if (existsSync(key)) traces.push(key);
   const path = config.db.url.startsWith('file:') ? databaseName(config.db.url) : '';
-  if (path && path !== ':memory:') files.push(`${path}-wal`, `${path}-shm`);
-  return files.filter((f) => existsSync(f));
+  if (path && path !== ':memory:' && (sizeOf(`${path}-wal`) ?? 0) > 0) traces.push(`${path}-wal`);
+  return traces;
 }
 
-/** Opens the database, refusing an empty one where an earlier installation left traces. */
+/**
+ * Opens the database, refusing an empty one where an earlier installation left traces. A missing
+ * or zero-length file is refused before SQLite opens it: SQLite would discard a -wal file that
+ * holds data beside it. A file with no schema is refused before anything is written.
+ */
 async function openChecked(config: Config, log: Logger): Promise<Db> {
   const name = databaseName(config.db.url);
   const traces = earlierInstallTraces(config);
+  let reset = false;
+  const refuseEmpty = (state: 'missing' | 'empty') => {
+    if (traces.length === 0 || reset) return;
+    if (config.db.allowEmpty) {
+      reset = true;
+      log.warn('database.reset', { db: name, traces });
+      return;
+    }
+    throw new StartupError(
+      `the database ${name} is ${state}, but files of an earlier installation are present (${traces.join(', ')}). ` +
+        'Starting would set up a new installation: every client, delegation and signing key of the earlier one would be gone. ' +
+        'Restore the database from a backup (with its -wal file), or, to start over on purpose, set ERRAND_ALLOW_EMPTY_DATABASE=true for one start',
+    );
+  };
+  if (config.db.url.startsWith('file:') && name !== ':memory:') {
+    const size = sizeOf(name);
+    if (size === null) refuseEmpty('missing');
+    else if (size === 0) refuseEmpty('empty');
+  }
   try {
     return await openDb(config.db.url, {
       ...(config.db.authToken ? { authToken: config.db.authToken } : {}),
       quickCheck: config.db.quickCheck,
-      onEmpty: () => {
-        if (traces.length === 0) return;
-        if (config.db.allowEmpty) {
-          log.warn('database.reset', { db: name, traces });
-          return;
-        }
-        throw new StartupError(
-          `the database ${name} is empty, but files of an earlier installation are present (${traces.join(', ')}). ` +
-            'Starting would set up a new installation: every client, delegation and signing key of the earlier one would be gone. ' +
-            'Restore the database from a backup (with its -wal file), or, to start over on purpose, set ERRAND_ALLOW_EMPTY_DATABASE=true for one start',
-        );
-      },
+      onEmpty: () => refuseEmpty('empty'),
     });
   } catch (err) {
     if (err instanceof UnusableDatabaseError) throw new StartupError(err.message);

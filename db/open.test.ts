@@ -214,6 +214,16 @@ describe('openDb start-up checks', () => {
     dbs.push(db);
   });
 
+  test('a file that is not a database is refused, naming the file', async () => {
+    const file = await populated();
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(100, 0x5a), 0, 100, 0);
+    closeSync(fd);
+    await expect(openDb(`file:${file}`)).rejects.toThrow(
+      new RegExp(`the database ${file} is damaged or is not a database \\(SQLITE_NOTADB`),
+    );
+  });
+
   test('an empty database is reported through onEmpty before anything is written; throwing refuses it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'errand-db-'));
     dirs.push(dir);

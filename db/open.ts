@@ -91,7 +91,7 @@ export function affected(res: unknown): number {
 export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const isFile = url.startsWith('file:');
   const path = isFile ? url.slice('file:'.length) : '';
-  const name = isFile ? path : url.replace(/[?#].*$/, '').replace(/\/\/[^/@]*@/, '//');
+  const name = databaseName(url);
   if (path && path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     ownerOnly(path);
@@ -222,6 +222,12 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   };
 }
 
+/** The database as messages name it: a file path, or a server URL without credentials or query. */
+export function databaseName(url: string): string {
+  if (url.startsWith('file:')) return url.slice('file:'.length);
+  return url.replace(/[?#].*$/, '').replace(/\/\/[^/@]*@/, '//');
+}
+
 /**
  * Creates the database file, or narrows an existing one, to mode 0600 before the engine opens it:
  * it holds sealed keys and hashed secrets. SQLite gives the `-wal` and `-shm` files it creates the
@@ -255,7 +261,7 @@ function unwritable(path: string, file: string, err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException).code;
   if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return err;
   return new UnusableDatabaseError(
-    `cannot write the database file ${file} (${code}): the user running Errand needs to own ${path} and its -wal and -shm files and to write in ${dirname(path)}${code === 'EROFS' ? ', on a file system mounted read-write' : ''}`,
+    `cannot write the database file ${file} (${code}): the user running Errand must be able to write ${path}, its -wal and -shm files (which it must own) and the directory ${dirname(path)}${code === 'EROFS' ? ', on a file system mounted read-write' : ''}`,
   );
 }
 

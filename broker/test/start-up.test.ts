@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
@@ -111,14 +111,11 @@ async function installed(env: Record<string, string> = {}): Promise<string> {
   return dir;
 }
 
-/** Tables in the database file, as another connection sees them. */
-function tablesIn(file: string): number {
-  const db = new Database(file);
-  try {
-    return Number((db.prepare('SELECT count(*) FROM sqlite_master').raw(true).get([]) as unknown[])[0]);
-  } finally {
-    db.close();
-  }
+/** A start expected to be refused; one that starts serving instead is stopped and reported as such. */
+async function refusedStart(env: Record<string, string>, as?: { uid: number; gid: number }) {
+  const started = await run({ ERRAND_PORT: String(await freePort()), ...env }, /Errand is running/, as);
+  if (started.code === null) await started.kill();
+  return { code: started.code, stderr: started.stderr, stdout: started.stdout };
 }
 
 describe('start-up checks of the data directory and the database', () => {
@@ -130,13 +127,15 @@ describe('start-up checks of the data directory and the database', () => {
     for (const f of [`${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
 
     const port = await freePort();
-    const refused = await run({ ERRAND_PORT: String(port), ERRAND_DATA_DIR: dir }, /setup\?token=/);
+    const refused = await refusedStart({ ERRAND_PORT: String(port), ERRAND_DATA_DIR: dir });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`the database ${db} is empty`);
     expect(refused.stderr).toContain(join(dir, 'master.key'));
     expect(refused.stderr).toContain('ERRAND_ALLOW_EMPTY_DATABASE=true');
     expect(refused.stderr).not.toMatch(/setup\?token=/);
-    expect(tablesIn(db)).toBe(0);
+    // Refused before SQLite opened it: the file is as it was.
+    expect(statSync(db).size).toBe(0);
+    expect(existsSync(`${db}-wal`)).toBe(false);
 
     const reset = await run(
       { ERRAND_PORT: String(port), ERRAND_DATA_DIR: dir, ERRAND_ALLOW_EMPTY_DATABASE: 'true' },
@@ -149,10 +148,41 @@ describe('start-up checks of the data directory and the database', () => {
     expect(readFileSync(join(dir, 'master.key'), 'utf8')).toBe(key);
   });
 
+  test('a zero-length database file beside a -wal file holding data is refused before SQLite can discard that data', async () => {
+    // The key comes from the environment: the -wal file is the only trace of the installation.
+    const masterKey = Buffer.alloc(32, 5).toString('base64url');
+    const dir = await installed({ ERRAND_MASTER_KEY: masterKey });
+    const db = join(dir, 'errand.db');
+    expect(existsSync(join(dir, 'master.key'))).toBe(false);
+    // A process that wrote and died without checkpointing leaves its transactions in the -wal file.
+    const crashed = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const D = require('libsql'); const db = new D(process.argv[1]);
+         db.prepare('INSERT INTO used_assertions (key, expires_at) VALUES (?, ?)').run(['k', 1]); process.exit(0);`,
+        db,
+      ],
+      { cwd: ROOT },
+    );
+    expect(crashed.status).toBe(0);
+    const walSize = statSync(`${db}-wal`).size;
+    expect(walSize).toBeGreaterThan(0);
+    truncateSync(db, 0);
+
+    const refused = await refusedStart({ ERRAND_DATA_DIR: dir, ERRAND_MASTER_KEY: masterKey });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(
+      `the database ${db} is empty, but files of an earlier installation are present (${db}-wal)`,
+    );
+    expect(statSync(`${db}-wal`).size).toBe(walSize);
+    expect(statSync(db).size).toBe(0);
+  });
+
   test('a missing master key file for an existing database is reported as missing, and no key file is written', async () => {
     const dir = await installed();
     rmSync(join(dir, 'master.key'));
-    const { code, stderr } = await run({ ERRAND_PORT: String(await freePort()), ERRAND_DATA_DIR: dir });
+    const { code, stderr } = await refusedStart({ ERRAND_DATA_DIR: dir });
     expect(code).toBe(2);
     expect(stderr).toContain(`the master key file ${join(dir, 'master.key')} is missing`);
     expect(stderr).not.toMatch(/does not match/);
@@ -165,7 +195,7 @@ describe('start-up checks of the data directory and the database', () => {
     const [newest] = db.prepare('SELECT max(tag) FROM errand_migrations').raw(true).get([]) as string[];
     db.prepare('INSERT INTO errand_migrations (tag, applied_at) VALUES (?, ?)').run(['9999_later_feature', 1]);
     db.close();
-    const { code, stderr } = await run({ ERRAND_PORT: String(await freePort()), ERRAND_DATA_DIR: dir });
+    const { code, stderr } = await refusedStart({ ERRAND_DATA_DIR: dir });
     expect(code).toBe(2);
     expect(stderr).toContain('schema version 9999_later_feature');
     expect(stderr).toContain(`(${newest})`);
@@ -189,9 +219,7 @@ describe('start-up checks of the data directory and the database', () => {
     writeSync(fd, randomBytes(4096), 0, 4096, (rootpage - 1) * 4096);
     closeSync(fd);
 
-    const port = await freePort();
-    const refused = await run({ ERRAND_PORT: String(port), ERRAND_DATA_DIR: dir }, /Errand is running/);
-    if (refused.code === null) await refused.kill();
+    const refused = await refusedStart({ ERRAND_DATA_DIR: dir });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`the database ${file} is damaged: PRAGMA quick_check reports`);
     expect(refused.stderr).toContain('restore it from a backup');
@@ -210,9 +238,8 @@ describe('start-up checks of the data directory and the database', () => {
     } else {
       chmodSync(file, 0o444);
     }
-    const { code, stderr } = await run(
-      { ERRAND_PORT: String(await freePort()), ERRAND_DATA_DIR: dir, ERRAND_MASTER_KEY: masterKey },
-      undefined,
+    const { code, stderr } = await refusedStart(
+      { ERRAND_DATA_DIR: dir, ERRAND_MASTER_KEY: masterKey },
       root ? { uid: 65534, gid: 65534 } : undefined,
     );
     chmodSync(file, 0o600);
