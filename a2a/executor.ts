@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { TerminalState } from '../broker/core/task.js';
 import { isToolAllowed } from '../broker/core/tool-grants.js';
 import type { Engine } from '../broker/engine.js';
+import { unavailableError } from '../broker/http/on-error.js';
 import {
   DelegateToSubagentArgs,
   delegationAskOf,
@@ -232,11 +233,20 @@ export class ErrandAgentExecutor implements AgentExecutor {
         turn.refuse({ error: 'invalid_request', error_description: err.message, how: howToRecover('invalid_request') });
       } else {
         this.deps.log.error('a2a.skill_failed', { err, requestId });
-        turn.refuse({
-          error: 'server_error',
-          error_description: 'an internal error occurred; it has been logged',
-          how: 'try again later',
-        });
+        const unavailable = unavailableError(err);
+        turn.refuse(
+          unavailable
+            ? {
+                error: unavailable.code,
+                error_description: unavailable.message,
+                how: `try again in ${unavailable.headers['Retry-After']} seconds`,
+              }
+            : {
+                error: 'server_error',
+                error_description: 'an internal error occurred; it has been logged',
+                how: 'try again later',
+              },
+        );
       }
     } finally {
       this.running.delete(rc.taskId);

@@ -1,4 +1,3 @@
-import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -32,6 +31,7 @@ import { loadSession, type SessionOptions } from './http/session.js';
 import { createStreamLimit } from './http/stream-limit.js';
 import type { AppEnv } from './http/types.js';
 import { RateLimiter } from './services/rate-limit.js';
+import { ReadinessProbe } from './services/readiness.js';
 import { newId } from './tokens/random.js';
 
 export interface AppOptions {
@@ -100,6 +100,12 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   );
   app.use(PATHS.jwks, cors({ origin: '*', allowMethods: ['GET', 'OPTIONS'] }));
 
+  const readiness = new ReadinessProbe({
+    db: deps.db,
+    clock: deps.clock,
+    log: deps.log,
+    hasSigningKey: () => deps.keys.signingKey() !== undefined,
+  });
   const session: SessionOptions = { users: deps.users, clock: deps.clock, ttl: config.sessions.ttl, secure };
   app.use(loadSession(session));
 
@@ -118,10 +124,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   app.route(
     '/',
     healthRoutes({
-      ready: async () => {
-        await deps.db.q.values(sql`SELECT 1`);
-        return deps.keys.signingKey() !== undefined;
-      },
+      ready: () => readiness.check(),
     }),
   );
   app.route(

@@ -1,7 +1,4 @@
-import { eq } from 'drizzle-orm';
 import { AGENT_CARD_MAX_AGE } from '../a2a/card.js';
-import { type Db, openDb } from '../db/open.js';
-import { settings } from '../db/schema/index.js';
 import { AuditStore } from '../db/stores/audit-store.js';
 import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
@@ -32,6 +29,7 @@ import { AgentOps } from './services/agent-ops.js';
 import { ensureBuiltInResources } from './services/built-in-resources.js';
 import { DelegationService, ID_TOKEN_TTL } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
+import { openInstallation, StartupError } from './services/open-installation.js';
 import { RateLimiter } from './services/rate-limit.js';
 import { ResourceAccess } from './services/resource-access.js';
 import { RetentionService } from './services/retention.js';
@@ -40,7 +38,6 @@ import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
 import { UserLookup } from './services/user-lookup.js';
 import { TokenMinter } from './tokens/access-token.js';
-import { CryptoBox, loadMasterKey } from './tokens/crypto-box.js';
 import { KeyRing } from './tokens/key-ring.js';
 import { hashSecret, newSecret } from './tokens/random.js';
 
@@ -66,26 +63,9 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-/** Thrown when start-up cannot continue; the message says what to fix. */
-export class StartupError extends Error {}
+export { StartupError };
 
 const BOOTSTRAP_TTL = 24 * 3600;
-
-/** Checks the master key against the fingerprint recorded on first start. */
-async function checkMasterKey(db: Db, box: CryptoBox): Promise<void> {
-  await db.write(async (tx) => {
-    const [row] = await tx.select().from(settings).where(eq(settings.key, 'master_key_fingerprint'));
-    if (!row) {
-      await tx.insert(settings).values({ key: 'master_key_fingerprint', value: box.fingerprint });
-      return;
-    }
-    if (row.value !== box.fingerprint) {
-      throw new StartupError(
-        'the master key does not match the one this database was created with (check ERRAND_MASTER_KEY or ERRAND_MASTER_KEY_FILE)',
-      );
-    }
-  });
-}
 
 /** Composition root: config → database → stores → services → app. */
 export async function buildBroker(
@@ -95,25 +75,7 @@ export async function buildBroker(
   const clock = opts.clock ?? systemClock;
   const monotonic = opts.monotonic ?? systemMonotonic;
   const log = opts.log;
-  let masterKey: ReturnType<typeof loadMasterKey>;
-  try {
-    masterKey = loadMasterKey({
-      ...(config.masterKey.value ? { envValue: config.masterKey.value } : {}),
-      filePath: config.masterKey.file,
-    });
-  } catch (err) {
-    throw new StartupError((err as Error).message);
-  }
-  if (masterKey.source === 'generated') log.info('master_key.generated', { file: config.masterKey.file });
-  const box = new CryptoBox(masterKey.key);
-
-  const db = await openDb(config.db.url, config.db.authToken ? { authToken: config.db.authToken } : {});
-  try {
-    await checkMasterKey(db, box);
-  } catch (err) {
-    void db.close();
-    throw err;
-  }
+  const { db, box } = await openInstallation(config, log);
   const clients = new ClientStore(db);
   const users = new UserStore(db);
   const grants = new GrantStore(db);

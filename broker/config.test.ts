@@ -233,3 +233,17 @@ describe('clock jump hold', () => {
     ]);
   });
 });
+
+describe('database start-up checks', () => {
+  test('quick_check runs and an empty database beside an earlier installation is refused, unless set otherwise', () => {
+    expect(loadConfig({}).db).toMatchObject({ allowEmpty: false, quickCheck: true });
+    expect(loadConfig({ ERRAND_ALLOW_EMPTY_DATABASE: 'true', ERRAND_DB_QUICK_CHECK: 'false' }).db).toMatchObject({
+      allowEmpty: true,
+      quickCheck: false,
+    });
+    expect(problems({ ERRAND_ALLOW_EMPTY_DATABASE: 'reset', ERRAND_DB_QUICK_CHECK: 'skip' })).toEqual([
+      'ERRAND_ALLOW_EMPTY_DATABASE: must be true or false',
+      'ERRAND_DB_QUICK_CHECK: must be true or false',
+    ]);
+  });
+});

@@ -133,6 +133,8 @@ export const EnvSchema = z.object({
     })
     .optional(),
   ERRAND_DB_AUTH_TOKEN: z.string().optional(),
+  ERRAND_ALLOW_EMPTY_DATABASE: bool.default(false),
+  ERRAND_DB_QUICK_CHECK: bool.default(true),
   ERRAND_MASTER_KEY: z.string().optional(),
   ERRAND_MASTER_KEY_FILE: z.string().optional(),
   ERRAND_SIGNING_ALG: z.enum(['ES256', 'EdDSA'], { message: 'must be ES256 or EdDSA' }).default('ES256'),
@@ -216,7 +218,11 @@ export interface Config {
   port: number;
   issuer: string;
   dataDir: string;
-  db: { url: string; authToken?: string };
+  /**
+   * `allowEmpty`: set up an empty database even when the data directory holds files of an earlier
+   * installation (a deliberate reset). `quickCheck`: run `PRAGMA quick_check` at start.
+   */
+  db: { url: string; authToken?: string; allowEmpty: boolean; quickCheck: boolean };
   masterKey: { value?: string; file: string };
   keys: {
     alg: 'ES256' | 'EdDSA';
@@ -383,6 +389,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     db: {
       url: e.ERRAND_DB_URL ?? `file:${dataDir}/errand.db`,
       ...(e.ERRAND_DB_AUTH_TOKEN ? { authToken: e.ERRAND_DB_AUTH_TOKEN } : {}),
+      allowEmpty: e.ERRAND_ALLOW_EMPTY_DATABASE,
+      quickCheck: e.ERRAND_DB_QUICK_CHECK,
     },
     masterKey: {
       ...(e.ERRAND_MASTER_KEY ? { value: e.ERRAND_MASTER_KEY } : {}),

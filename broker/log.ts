@@ -19,9 +19,29 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
 const SECRET_KEYS =
   /^(token|access_token|refresh_token|client_secret|secret|password|assertion|client_assertion|code|code_verifier|authorization|cookie|private_?key|subject_token|actor_token)$/i;
 
-function serializeError(err: unknown): unknown {
-  if (err instanceof Error) return { name: err.name, message: err.message, stack: err.stack };
-  return String(err);
+/** How many causes of an error are logged (drizzle → group commit → engine is three). */
+const MAX_CAUSES = 5;
+
+/**
+ * An error with its cause chain (name, message, code), so that a failed query's log line carries the
+ * engine's reason. drizzle's `Failed query: … params: …` message lists the query's values (client
+ * ids, assertion jtis, hashes), so its `params:` part is cut from the message and the stack.
+ */
+function serializeError(err: unknown, depth = 0): unknown {
+  if (!(err instanceof Error)) return String(err);
+  const message = withoutParams(err.message);
+  const out: Record<string, unknown> = { name: err.name, message };
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') out.code = code;
+  if (depth === 0) out.stack = err.stack?.replace(err.message, message);
+  if (err.cause !== undefined && depth < MAX_CAUSES) out.cause = serializeError(err.cause, depth + 1);
+  return out;
+}
+
+/** drizzle's query error message without the parameter values it appends. */
+function withoutParams(message: string): string {
+  const at = message.startsWith('Failed query: ') ? message.indexOf('\nparams: ') : -1;
+  return at < 0 ? message : message.slice(0, at);
 }
 
 function scrub(fields: LogFields): LogFields {

@@ -1,10 +1,24 @@
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { eq } from 'drizzle-orm';
 import Database from 'libsql';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type Db, openDb } from './open.js';
+import { type Db, openDb, UnusableDatabaseError } from './open.js';
 import { counters, usedAssertions } from './schema/index.js';
 
 const dirs: string[] = [];
@@ -107,6 +121,32 @@ describe.each(['native', 'client'] as const)('openDb (%s driver)', (driver) => {
     expect(await db.q.select().from(usedAssertions)).toEqual([{ key: 'pending', expiresAt: 1 }]);
   });
 
+  test('a write that fills the database fails its whole group with the engine’s error, and later writes go on', async () => {
+    const { db, file } = await fresh(driver);
+    const other = new Database(file);
+    const pages = Number((other.prepare('PRAGMA page_count').raw(true).get([]) as unknown[])[0]);
+    other.close();
+    await db.exec(`PRAGMA max_page_count = ${pages + 2}`);
+    const big = (i: number) => ({ key: `big-${i}-${'x'.repeat(3000)}`, expiresAt: i });
+    const results = await Promise.allSettled([
+      db.write(async (tx) => void (await tx.insert(usedAssertions).values({ key: 'small', expiresAt: 1 }))),
+      db.write(async (tx) => {
+        for (let i = 0; i < 20; i++) await tx.insert(usedAssertions).values(big(i));
+      }),
+    ]);
+    // SQLite ends the whole transaction on SQLITE_FULL: the small write was in it and is gone too.
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect(
+        String((r as PromiseRejectedResult).reason?.cause?.message ?? (r as PromiseRejectedResult).reason?.message),
+      ).toMatch(/full/);
+    }
+    expect(committedKeys(file)).toEqual([]);
+    await db.exec(`PRAGMA max_page_count = ${pages + 1000}`);
+    await db.write(async (tx) => void (await tx.insert(usedAssertions).values({ key: 'after', expiresAt: 1 })));
+    expect(committedKeys(file)).toEqual(['after']);
+  });
+
   test('a single-statement write through the read handle joins the queue and reports rows changed', async () => {
     const { db, file } = await fresh(driver);
     await db.q.insert(counters).values({ name: 'c', value: 1 });
@@ -133,4 +173,163 @@ describe.each(['native', 'client'] as const)('openDb (%s driver)', (driver) => {
     expect(existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0).toBe(0);
     expect(committedKeys(file)).toHaveLength(40);
   });
+});
+
+/** The migration tags this build knows, oldest first. */
+function knownTags(): string[] {
+  const journal = JSON.parse(readFileSync(join(import.meta.dirname, 'migrations', 'meta', '_journal.json'), 'utf8'));
+  return (journal.entries as { idx: number; tag: string }[]).sort((a, b) => a.idx - b.idx).map((e) => e.tag);
+}
+
+/** A database with a few thousand rows in `used_assertions`, checkpointed into the main file and closed. */
+async function populated(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'errand-db-'));
+  dirs.push(dir);
+  const file = join(dir, 'errand.db');
+  const db = await openDb(`file:${file}`);
+  await db.write(async (tx) => {
+    for (let i = 0; i < 40; i++) {
+      await tx
+        .insert(usedAssertions)
+        .values(Array.from({ length: 100 }, (_, j) => ({ key: `jti-${i}-${j}-${'x'.repeat(40)}`, expiresAt: i })));
+    }
+  });
+  await db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  db.close();
+  return file;
+}
+
+describe('openDb start-up checks', () => {
+  test('a database written by a newer Errand is refused, naming its schema version and the newest this build knows', async () => {
+    const file = await populated();
+    const other = new Database(file);
+    other.prepare('INSERT INTO errand_migrations (tag, applied_at) VALUES (?, ?)').run(['9999_from_the_future', 1]);
+    other.close();
+    const opening = openDb(`file:${file}`);
+    await expect(opening).rejects.toBeInstanceOf(UnusableDatabaseError);
+    await expect(opening).rejects.toThrow(
+      new RegExp(`${file}.*9999_from_the_future.*${knownTags().at(-1)}.*run the newer Errand`),
+    );
+  });
+
+  test('a database with damaged pages is refused by quick_check before anything runs on it', async () => {
+    const file = await populated();
+    const other = new Database(file);
+    const { rootpage } = other.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'used_assertions'").get([]) as {
+      rootpage: number;
+    };
+    const pageSize = Number((other.prepare('PRAGMA page_size').raw(true).get([]) as unknown[])[0]);
+    other.close();
+    // Garbage over the table's root page: the file still opens, and nothing read at start touches it.
+    const fd = openSync(file, 'r+');
+    writeSync(fd, randomBytes(pageSize), 0, pageSize, (rootpage - 1) * pageSize);
+    closeSync(fd);
+
+    const opening = openDb(`file:${file}`);
+    await expect(opening).rejects.toBeInstanceOf(UnusableDatabaseError);
+    await expect(opening).rejects.toThrow(new RegExp(`the database ${file} is damaged: PRAGMA quick_check reports`));
+    // The check, and nothing else, is what refused it: skipping it opens the same file.
+    const db = await openDb(`file:${file}`, { quickCheck: false });
+    dbs.push(db);
+  });
+
+  test('a file that is not a database is refused, naming the file', async () => {
+    const file = await populated();
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(100, 0x5a), 0, 100, 0);
+    closeSync(fd);
+    await expect(openDb(`file:${file}`)).rejects.toThrow(
+      new RegExp(`the database ${file} is damaged or is not a database \\(SQLITE_NOTADB`),
+    );
+  });
+
+  test('an empty database is reported through onEmpty before anything is written; throwing refuses it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'errand-db-'));
+    dirs.push(dir);
+    const file = join(dir, 'errand.db');
+    writeFileSync(file, '');
+    await expect(
+      openDb(`file:${file}`, {
+        onEmpty: () => {
+          throw new Error('refused');
+        },
+      }),
+    ).rejects.toThrow('refused');
+    const other = new Database(file);
+    expect(other.prepare('SELECT count(*) AS n FROM sqlite_master').get([])).toMatchObject({ n: 0 });
+    other.close();
+    // A database that has its schema is not reported.
+    let reported = 0;
+    dbs.push(await openDb(`file:${file}`, { onEmpty: () => void reported++ }));
+    dbs.push(await openDb(`file:${file}`, { onEmpty: () => void reported++ }));
+    expect(reported).toBe(1);
+  });
+});
+
+/**
+ * Another process in the middle of WAL recovery (after a crash elsewhere): it holds the write and
+ * recovery locks of the -shm file and the wal-index header is torn, which is the one state in WAL
+ * mode where a plain read meets a lock. The holder flips one header byte, keeps the two byte locks
+ * for the given seconds, then restores the byte and unlocks.
+ */
+const RECOVERING_PROCESS = `
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+while True:
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 3, 120, 0)
+        break
+    except OSError:
+        time.sleep(0.01)
+orig = os.pread(fd, 1, 56)
+os.pwrite(fd, bytes([orig[0] ^ 0xFF]), 56)
+print('held', flush=True)
+time.sleep(float(sys.argv[2]))
+os.pwrite(fd, orig, 56)
+fcntl.lockf(fd, fcntl.LOCK_UN, 3, 120, 0)
+print('released', flush=True)
+`;
+const hasPython = spawnSync('python3', ['--version']).status === 0;
+
+describe('reads that meet a lock', () => {
+  test.skipIf(!hasPython)(
+    'a read that meets another process’s lock waits for it without blocking the event loop',
+    { timeout: 30_000 },
+    async () => {
+      const { db, file } = await fresh('native');
+      await db.write(async (tx) => void (await tx.insert(usedAssertions).values({ key: 'k', expiresAt: 1 })));
+      expect(await db.q.select().from(usedAssertions)).toHaveLength(1);
+
+      const HOLD_SECONDS = 1.5;
+      const holder = spawn('python3', ['-c', RECOVERING_PROCESS, `${file}-shm`, String(HOLD_SECONDS)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exited = new Promise((r) => holder.once('exit', r));
+      await new Promise<void>((resolve) => holder.stdout.on('data', (d: Buffer) => d.includes('held') && resolve()));
+
+      let ticks = 0;
+      let maxGap = 0;
+      let last = performance.now();
+      const timer = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+        ticks++;
+      }, 10);
+      const started = performance.now();
+      const rows = await db.q.select().from(usedAssertions);
+      const took = performance.now() - started;
+      clearInterval(timer);
+      await exited;
+
+      process.stdout.write(
+        `read waited ${took.toFixed(0)} ms for the lock; timer ticks meanwhile: ${ticks}, longest gap ${maxGap.toFixed(0)} ms\n`,
+      );
+      expect(rows).toEqual([{ key: 'k', expiresAt: 1 }]);
+      // The read did meet the lock: it could not finish before the holder let go.
+      expect(took).toBeGreaterThan(HOLD_SECONDS * 1000 * 0.6);
+      // The engine's busy wait would have frozen the timer for the whole hold (0 ticks).
+      expect(ticks).toBeGreaterThan(10);
+    },
+  );
 });

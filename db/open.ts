@@ -5,6 +5,7 @@ import { type Client, createClient, type InStatement, type Transaction } from '@
 import { drizzle, type SqliteRemoteDatabase } from 'drizzle-orm/sqlite-proxy';
 import Database from 'libsql';
 import * as schema from './schema/index.js';
+import { storageFailure } from './storage-errors.js';
 
 export type Schema = typeof schema;
 export type Drizzle = SqliteRemoteDatabase<Schema>;
@@ -43,10 +44,31 @@ export interface OpenOptions {
    * `client`: `@libsql/client` (always for remote `libsql:`/`https:` servers).
    */
   driver?: 'native' | 'client';
+  /**
+   * Called before anything is written when the database holds no schema at all (a new, emptied or
+   * replaced file); throwing refuses to set it up, and the error reaches the caller of `openDb`.
+   */
+  onEmpty?: () => void;
+  /**
+   * Runs `PRAGMA quick_check` on a `file:` database before migrating it (default true). Its cost
+   * grows with the size of the file; damage refuses the open with an `UnusableDatabaseError`.
+   */
+  quickCheck?: boolean;
+}
+
+/** The database cannot be used as it is (damaged, or written by a newer Errand); the message says what to do. */
+export class UnusableDatabaseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnusableDatabaseError';
+  }
 }
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 const BUSY_TIMEOUT_MS = 10_000;
+/** Problems `PRAGMA quick_check` lists at most, and how many of them an error message quotes. */
+const QUICK_CHECK_LIMIT = 20;
+const QUICK_CHECK_QUOTED = 3;
 /** Transactions committed together at most; the rest wait for the next group. */
 const MAX_GROUP = 128;
 /** Prepared statements kept per connection (queries with IN lists vary in shape). */
@@ -73,46 +95,64 @@ export function affected(res: unknown): number {
   return (res as { rowsAffected?: number }).rowsAffected ?? 0;
 }
 
-/** Opens the database at `url`, applies pending migrations and returns the handle. */
+/** Opens the database at `url`, checks it, applies pending migrations and returns the handle. */
 export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const isFile = url.startsWith('file:');
-  if (isFile) {
-    const path = url.slice('file:'.length);
-    if (path && path !== ':memory:') {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      ownerOnly(path);
-    }
+  const path = isFile ? url.slice('file:'.length) : '';
+  const name = databaseName(url);
+  if (path && path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    ownerOnly(path);
   }
   const driver = opts.driver ?? (isFile ? 'native' : 'client');
   let reader: Conn;
   let writer: Conn;
   let closeAll: () => void;
-  if (driver === 'native') {
-    if (!isFile) throw new Error('the native driver opens file: URLs only');
-    const path = url.slice('file:'.length);
-    // Two connections: reads never see another request's uncommitted group.
-    reader = nativeConn(path, false);
-    writer = nativeConn(path, true);
-    closeAll = () => {
-      reader.close();
-      writer.close();
-    };
-  } else {
-    const client = createClient({
-      url,
-      ...(opts.authToken ? { authToken: opts.authToken } : {}),
-      timeout: BUSY_TIMEOUT_MS,
-      concurrency: 4,
-    });
-    if (isFile) {
-      await client.execute('PRAGMA journal_mode = WAL');
-      await client.execute('PRAGMA synchronous = FULL');
-      await client.execute('PRAGMA foreign_keys = ON');
+  try {
+    if (driver === 'native') {
+      if (!isFile) throw new Error('the native driver opens file: URLs only');
+      // Two connections: reads never see another request's uncommitted group.
+      reader = nativeConn(path, false);
+      try {
+        writer = nativeConn(path, true);
+      } catch (err) {
+        reader.close();
+        throw err;
+      }
+      closeAll = () => {
+        reader.close();
+        writer.close();
+      };
+    } else {
+      const client = createClient({
+        url,
+        ...(opts.authToken ? { authToken: opts.authToken } : {}),
+        timeout: BUSY_TIMEOUT_MS,
+        concurrency: 4,
+      });
+      try {
+        if (isFile) {
+          await client.execute('PRAGMA journal_mode = WAL');
+          await client.execute('PRAGMA synchronous = FULL');
+          await client.execute('PRAGMA foreign_keys = ON');
+        }
+      } catch (err) {
+        client.close();
+        throw err;
+      }
+      ({ reader, writer } = clientConns(client, isFile));
+      closeAll = () => client.close();
     }
-    ({ reader, writer } = clientConns(client, isFile));
-    closeAll = () => client.close();
+  } catch (err) {
+    throw damaged(name, err) ?? err;
   }
-  await migrate(writer);
+  try {
+    if (isFile && opts.quickCheck !== false) await quickCheck(reader, name);
+    await migrate(writer, { name, ...(opts.onEmpty ? { onEmpty: opts.onEmpty } : {}) });
+  } catch (err) {
+    closeAll();
+    throw damaged(name, err) ?? err;
+  }
 
   const queue: Job[] = [];
   let flushing = false;
@@ -149,8 +189,14 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
               await writer.exec('RELEASE errand_w', [], 'run');
             } catch (err) {
               entry.value = err;
-              await writer.exec('ROLLBACK TO errand_w', [], 'run');
-              await writer.exec('RELEASE errand_w', [], 'run');
+              try {
+                await writer.exec('ROLLBACK TO errand_w', [], 'run');
+                await writer.exec('RELEASE errand_w', [], 'run');
+              } catch {
+                // The engine already rolled back the whole transaction (it may on SQLITE_FULL or
+                // SQLITE_IOERR): nothing of the group survives, and every caller hears that cause.
+                throw err;
+              }
             }
           }
           await writer.commit();
@@ -225,6 +271,12 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   };
 }
 
+/** The database as messages name it: a file path, or a server URL without credentials or query. */
+export function databaseName(url: string): string {
+  if (url.startsWith('file:')) return url.slice('file:'.length);
+  return url.replace(/[?#].*$/, '').replace(/\/\/[^/@]*@/, '//');
+}
+
 /**
  * Creates the database file, or narrows an existing one, to mode 0600 before the engine opens it:
  * it holds sealed keys and hashed secrets. SQLite gives the `-wal` and `-shm` files it creates the
@@ -232,7 +284,12 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
  */
 function ownerOnly(path: string): void {
   if (process.platform === 'win32') return;
-  const fd = openSync(path, 'a', 0o600);
+  let fd: number;
+  try {
+    fd = openSync(path, 'a', 0o600);
+  } catch (err) {
+    throw unwritable(path, path, err);
+  }
   try {
     if ((fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, 0o600);
   } finally {
@@ -243,9 +300,18 @@ function ownerOnly(path: string): void {
       chmodSync(extra, 0o600);
     } catch (err) {
       // Not there yet: it will be created with the database file's mode.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw unwritable(path, extra, err);
     }
   }
+}
+
+/** A refusal naming the file the broker's user cannot write, for the errors that say so. */
+function unwritable(path: string, file: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return err;
+  return new UnusableDatabaseError(
+    `cannot write the database file ${file} (${code}): the user running Errand must be able to write ${path}, its -wal and -shm files (which it must own) and the directory ${dirname(path)}${code === 'EROFS' ? ', on a file system mounted read-write' : ''}`,
+  );
 }
 
 interface Job {
@@ -272,23 +338,21 @@ function isRead(sql: string): boolean {
   return /^\s*select\b/i.test(sql);
 }
 
-/** SQLITE_BUSY: another process holds the write lock. */
+/** SQLITE_BUSY (and its extended codes): another connection holds a lock SQLite needs. */
 function isBusy(err: unknown): boolean {
-  const e = err as { code?: unknown; rawCode?: unknown };
-  return (typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY')) || e.rawCode === 5;
+  return storageFailure(err)?.kind === 'busy';
 }
 
 /**
- * Runs `step` until it does not meet another process's write lock, waiting without blocking the
- * event loop (the engine's own busy wait would stall every request of this process), for at most
- * the busy timeout.
+ * Runs `step` until it does not meet another process's lock, waiting without blocking the event
+ * loop (the engine's own busy wait would stall every request of this process), for at most the
+ * busy timeout.
  */
-async function whenUnlocked(step: () => void): Promise<void> {
+async function whenUnlocked<T>(step: () => T): Promise<T> {
   const deadline = Date.now() + BUSY_TIMEOUT_MS;
   for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
     try {
-      step();
-      return;
+      return step();
     } catch (err) {
       if (!isBusy(err) || Date.now() >= deadline) throw err;
     }
@@ -298,13 +362,21 @@ async function whenUnlocked(step: () => void): Promise<void> {
 
 /** A native connection with a bounded cache of prepared statements. */
 function nativeConn(path: string, writes: boolean): Conn {
-  // The writer never busy-waits inside the engine: `begin` waits for the lock asynchronously.
+  // Neither connection busy-waits inside the engine once serving: that wait is synchronous and
+  // would stall the event loop. `begin` waits for the write lock asynchronously, and so does a read
+  // that meets a lock (in WAL mode only while another process recovers the log after a crash).
   const db = new Database(path, { timeout: writes ? 0 : BUSY_TIMEOUT_MS });
-  // WAL lets readers run beside the writer (set once per file, by the reading connection, which
-  // may wait for the lock); FULL makes each commit durable before we answer.
-  if (!writes) db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
+  try {
+    // WAL lets readers run beside the writer (set once per file, by the reading connection, which
+    // may wait for the lock: nothing is served yet); FULL makes each commit durable before we answer.
+    if (!writes) db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    if (!writes) db.pragma('busy_timeout = 0');
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   const cache = new Map<string, ReturnType<typeof db.prepare>>();
   // Statements already switched to rows-as-arrays (a native call each time otherwise).
   const raw = new WeakSet<object>();
@@ -317,19 +389,29 @@ function nativeConn(path: string, writes: boolean): Conn {
     }
     return stmt;
   };
+  const run = (sql: string, params: unknown[], method: Method): Rows => {
+    const stmt = statement(sql);
+    if (method === 'run') return { rows: [], rowsAffected: stmt.run(params).changes };
+    if (!raw.has(stmt)) {
+      stmt.raw(true);
+      raw.add(stmt);
+    }
+    if (method === 'get') return { rows: stmt.get(params) as unknown[] };
+    return { rows: stmt.all(params) };
+  };
   return {
     exec(sql, params, method) {
-      const stmt = statement(sql);
-      if (method === 'run') return { rows: [], rowsAffected: stmt.run(params).changes };
-      if (!raw.has(stmt)) {
-        stmt.raw(true);
-        raw.add(stmt);
+      // The writer runs inside the transaction `begin` opened under the write lock.
+      if (writes) return run(sql, params, method);
+      try {
+        return run(sql, params, method);
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+        return whenUnlocked(() => run(sql, params, method));
       }
-      if (method === 'get') return { rows: stmt.get(params) as unknown[] };
-      return { rows: stmt.all(params) };
     },
-    script: (sql) => whenUnlocked(() => db.exec(sql)),
-    begin: () => whenUnlocked(() => db.exec('BEGIN IMMEDIATE')),
+    script: (sql) => whenUnlocked(() => void db.exec(sql)),
+    begin: () => whenUnlocked(() => void db.exec('BEGIN IMMEDIATE')),
     commit: () => void db.exec('COMMIT'),
     rollback: () => {
       if (db.inTransaction) db.exec('ROLLBACK');
@@ -396,13 +478,47 @@ interface Journal {
 }
 
 /**
+ * Runs `PRAGMA quick_check` (every page and index entry, without comparing indexes to their tables;
+ * time grows with the file's size) and refuses a database that reports problems.
+ */
+async function quickCheck(reader: Conn, name: string): Promise<void> {
+  const { rows } = await reader.exec(`PRAGMA quick_check(${QUICK_CHECK_LIMIT})`, [], 'all');
+  const problems = (rows as unknown[][]).map((r) => String(r[0]));
+  if (problems.length === 1 && problems[0] === 'ok') return;
+  const quoted = problems.slice(0, QUICK_CHECK_QUOTED).join('; ');
+  const more = problems.length > QUICK_CHECK_QUOTED ? ` (and ${problems.length - QUICK_CHECK_QUOTED} more)` : '';
+  throw new UnusableDatabaseError(
+    `the database ${name} is damaged: PRAGMA quick_check reports ${quoted}${more}. Stop every process using it and restore it from a backup`,
+  );
+}
+
+/** A clear refusal for an engine error that says the file is damaged or not a database, else null. */
+function damaged(name: string, err: unknown): UnusableDatabaseError | null {
+  if (err instanceof UnusableDatabaseError) return null;
+  const failure = storageFailure(err);
+  if (failure?.kind !== 'corrupt') return null;
+  return new UnusableDatabaseError(
+    `the database ${name} is damaged or is not a database (${failure.code}: ${(err as Error).message}). Stop every process using it and restore it from a backup`,
+  );
+}
+
+interface Journal {
+  entries: { idx: number; tag: string }[];
+}
+
+/**
  * Applies committed migrations in order. The check and the apply happen inside one write
  * transaction, so two processes starting on a fresh file do not both try to create the schema.
+ * A database that has migrations this build does not know was written by a newer Errand: it is
+ * refused, since this code would misread or damage the newer schema.
  */
-async function migrate(conn: Conn): Promise<void> {
+async function migrate(conn: Conn, opts: { name: string; onEmpty?: () => void }): Promise<void> {
   const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, 'meta', '_journal.json'), 'utf8')) as Journal;
+  const known = [...journal.entries].sort((a, b) => a.idx - b.idx);
   await conn.begin();
   try {
+    const { rows: objects } = await conn.exec('SELECT count(*) FROM sqlite_master', [], 'all');
+    if (Number((objects as unknown[][])[0]?.[0]) === 0) opts.onEmpty?.();
     await conn.exec(
       'CREATE TABLE IF NOT EXISTS errand_migrations (tag TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)',
       [],
@@ -410,7 +526,15 @@ async function migrate(conn: Conn): Promise<void> {
     );
     const { rows } = await conn.exec('SELECT tag FROM errand_migrations', [], 'all');
     const applied = new Set((rows as unknown[][]).map((r) => String(r[0])));
-    for (const entry of [...journal.entries].sort((a, b) => a.idx - b.idx)) {
+    const knownTags = new Set(known.map((e) => e.tag));
+    const unknown = [...applied].filter((tag) => !knownTags.has(tag)).sort();
+    if (unknown.length > 0) {
+      // Tags start with the migration's zero-padded index, so the last one in order is the newest.
+      throw new UnusableDatabaseError(
+        `the database ${opts.name} has schema version ${unknown.at(-1)}, newer than this version of Errand knows (${known.at(-1)?.tag ?? 'none'}): run the newer Errand that upgraded it, or restore a backup taken before the upgrade`,
+      );
+    }
+    for (const entry of known) {
       if (applied.has(entry.tag)) continue;
       const sql = readFileSync(join(MIGRATIONS_DIR, `${entry.tag}.sql`), 'utf8');
       for (const stmt of sql.split('--> statement-breakpoint')) {

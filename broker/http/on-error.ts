@@ -1,8 +1,24 @@
 import type { ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { storageFailure } from '../../db/storage-errors.js';
 import { OAuthError } from '../core/errors.js';
 import { type AppEnv, NO_STORE } from './types.js';
+
+/**
+ * A storage condition that may clear by itself or by an operator (a lock held past the busy timeout,
+ * a full disk, a read-only file) as 503 `temporarily_unavailable` with `Retry-After`: the caller did
+ * nothing wrong and the same request may succeed later. Null for anything else. Every door (HTTP,
+ * MCP tools, A2A skills) asks here.
+ */
+export function unavailableError(err: unknown): OAuthError | null {
+  const failure = storageFailure(err);
+  if (!failure?.transient) return null;
+  return new OAuthError('temporarily_unavailable', 'storage is temporarily unavailable; try again later', {
+    headers: { 'Retry-After': String(failure.retryAfter) },
+    cause: err,
+  });
+}
 
 /** Everything that is not an OAuthError is a bug: logged with the request id, answered generically. */
 export function toOAuthError(err: unknown): OAuthError {
@@ -12,7 +28,10 @@ export function toOAuthError(err: unknown): OAuthError {
     if (err.status < 500) return new OAuthError('invalid_request', 'the request is malformed', { status: err.status });
   }
   if (err instanceof SyntaxError) return new OAuthError('invalid_request', 'the request body is not valid JSON');
-  return new OAuthError('server_error', 'an internal error occurred; it has been logged', { cause: err });
+  return (
+    unavailableError(err) ??
+    new OAuthError('server_error', 'an internal error occurred; it has been logged', { cause: err })
+  );
 }
 
 export const onError: ErrorHandler<AppEnv> = (err, c) => {

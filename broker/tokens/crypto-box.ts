@@ -68,20 +68,14 @@ export class CryptoBox {
 
 /**
  * Loads the master key from the environment, else from `filePath`, else creates that file with a
- * fresh random key on first run.
+ * fresh random key (callers do so only for a new database: see `readMasterKey`).
  */
 export function loadMasterKey(opts: { envValue?: string; filePath: string }): {
   key: Buffer;
   source: 'env' | 'file' | 'generated';
 } {
-  if (opts.envValue !== undefined) {
-    const key = decodeKey(opts.envValue);
-    if (!key) throw new Error(ENV_KEY_ERROR);
-    return { key, source: 'env' };
-  }
-
-  const existing = readKeyFile(opts.filePath);
-  if (existing) return { key: existing, source: 'file' };
+  const existing = readMasterKey(opts);
+  if (existing) return existing;
 
   const key = randomBytes(KEY_LENGTH);
   if (writeKeyFileExclusive(opts.filePath, key)) return { key, source: 'generated' };
@@ -89,6 +83,20 @@ export function loadMasterKey(opts: { envValue?: string; filePath: string }): {
   const winner = readKeyFile(opts.filePath);
   if (!winner) throw new Error(`master key file ${opts.filePath} vanished while starting`);
   return { key: winner, source: 'file' };
+}
+
+/** The master key from the environment, else from `filePath`; null when neither is there. Writes nothing. */
+export function readMasterKey(opts: { envValue?: string; filePath: string }): {
+  key: Buffer;
+  source: 'env' | 'file';
+} | null {
+  if (opts.envValue !== undefined) {
+    const key = decodeKey(opts.envValue);
+    if (!key) throw new Error(ENV_KEY_ERROR);
+    return { key, source: 'env' };
+  }
+  const existing = readKeyFile(opts.filePath);
+  return existing ? { key: existing, source: 'file' } : null;
 }
 
 function parseSealed(sealed: string): { iv: Buffer; ciphertext: Buffer; tag: Buffer } | null {

@@ -1,4 +1,5 @@
 import { type CallToolResult, type InputRequiredResult, ProtocolError } from '@modelcontextprotocol/server';
+import { unavailableError } from '../../broker/http/on-error.js';
 import type { Refusal as EngineRefusal, RefusalCode, Result } from '../../broker/services/agent-refusals.js';
 import type { ToolEnv } from './tool-env.js';
 
@@ -59,8 +60,9 @@ function worded(r: EngineRefusal, guidance: Guidance): ToolRefusal {
 }
 
 /**
- * Runs a tool body. Protocol errors (URL elicitation, -32602) pass to the SDK; anything else thrown
- * is a bug: logged with the request id and answered with a fixed description.
+ * Runs a tool body. Protocol errors (URL elicitation, -32602) pass to the SDK; storage that is
+ * temporarily unavailable is answered as such; anything else thrown is a bug: logged with the
+ * request id and answered with a fixed description.
  */
 export async function guarded(
   env: ToolEnv,
@@ -71,6 +73,14 @@ export async function guarded(
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
     env.deps.log.error('mcp.tool_failed', { err, requestId: env.requestId });
+    const unavailable = unavailableError(err);
+    if (unavailable) {
+      return refusal({
+        error: unavailable.code,
+        error_description: unavailable.message,
+        how: `try again in ${unavailable.headers['Retry-After']} seconds`,
+      });
+    }
     return refusal({
       error: 'server_error',
       error_description: 'an internal error occurred; it has been logged',

@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { openDb } from '../db/open.js';
+import { usedAssertions } from '../db/schema/index.js';
+import { createLogger } from './log.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'errand-log-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('error logging', () => {
+  test('a failed query is logged with the engine’s reason and code, without the query’s parameters', async () => {
+    const db = await openDb(`file:${join(dir, 'errand.db')}`);
+    await db.exec('PRAGMA query_only = ON');
+    const jti = 'jti-that-must-not-be-logged-7f3a';
+    let err: unknown;
+    try {
+      await db.q.insert(usedAssertions).values({ key: `agt_client:${jti}`, expiresAt: 1_900_000_000 });
+    } catch (e) {
+      err = e;
+    } finally {
+      db.close();
+    }
+    const lines: string[] = [];
+    createLogger({ write: (l) => lines.push(l) }).error('request.failed', { err });
+    const line = lines[0] ?? '';
+    const logged = JSON.parse(line).err;
+
+    expect(line).not.toContain(jti);
+    expect(line).not.toContain('1900000000');
+    expect(line).not.toContain('params:');
+    expect(logged.message).toMatch(/^Failed query: insert into "used_assertions"/);
+    expect(logged.cause).toMatchObject({ message: 'attempt to write a readonly database', code: 'SQLITE_READONLY' });
+    expect(logged.stack).toMatch(/Failed query: insert into "used_assertions"[^\n]*\n\s+at /);
+  });
+
+  test('a cause chain is followed a few levels, each with its name, message and code', () => {
+    const inner = Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    const err = new Error('outer', { cause: new Error('middle', { cause: inner }) });
+    const lines: string[] = [];
+    createLogger({ write: (l) => lines.push(l) }).error('x.failed', { err });
+    expect(JSON.parse(lines[0] ?? '').err).toMatchObject({
+      name: 'Error',
+      message: 'outer',
+      cause: { message: 'middle', cause: { message: 'database is locked', code: 'SQLITE_BUSY' } },
+    });
+  });
+});
