@@ -27,16 +27,23 @@ let procs: Proc[] = [];
 let db: Db;
 let agent: TestAgent;
 
-async function waitReady(url: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+async function waitReady(proc: Proc): Promise<void> {
+  const { url, child } = proc;
+  // Generous: two processes compiling TypeScript at once on a loaded 2-core machine start slowly.
+  const deadline = Date.now() + 60_000;
+  let last = 'no answer';
+  while (Date.now() < deadline && child.exitCode === null) {
     try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return;
+      const res = await fetch(`${url}/readyz`);
+      if (res.status === 200) return;
+      last = `${res.status} ${await res.text()}`;
     } catch {
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`broker at ${url} did not become ready`);
+  const why = child.exitCode === null ? 'did not become ready' : `exited with code ${child.exitCode}`;
+  throw new Error(`broker at ${url} ${why} (last /readyz: ${last}):\n${proc.stderr.join('')}`);
 }
 
 function startProcess(port: number): Proc {
@@ -69,7 +76,7 @@ beforeAll(async () => {
   issuer = `http://127.0.0.1:${ports[0]}`;
   // Both processes start at once on a fresh directory: master key, migrations and first key race.
   procs = ports.map(startProcess);
-  await Promise.all(procs.map((p) => waitReady(p.url)));
+  await Promise.all(procs.map(waitReady));
 
   db = await openDb(`file:${join(dir, 'errand.db')}`);
   const clients = new ClientStore(db);
@@ -99,7 +106,7 @@ beforeAll(async () => {
     expiresAt: null,
     cachedUntil: null,
   });
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   for (const p of procs) p.child.kill('SIGTERM');
