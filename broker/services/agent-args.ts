@@ -10,6 +10,7 @@ import type { ExchangeResponse } from './exchange-token.js';
 
 // CIBA §7.1, as at the backchannel endpoint: binding messages are short plain text.
 const BINDING_MESSAGE = /^[\p{L}\p{N}\p{P}\p{Zs}]{1,64}$/u;
+const BINDING_MESSAGE_RULE = 'must be 1-64 characters of plain text';
 const count = z.number().int().nonnegative();
 
 export const ResourceArg = z.string().max(2048).describe('The resource (API or MCP server URL) the token is for.');
@@ -33,9 +34,13 @@ export const RequestDelegationArgs = z.strictObject({
   max_token_ttl: count.optional().describe('Longest lifetime, in seconds, of a task token.'),
   expires_in: count.optional().describe('Lifetime of the delegation, in seconds.'),
   sub_agents: z.array(z.string().max(2048)).max(100).optional().describe('Client ids that may act below you.'),
+  // Checked in code, not as a `pattern`: Unicode property escapes need the `u` flag, which many
+  // JSON Schema validators lack. The published schema keeps the portable part (the length in
+  // characters, as JSON Schema counts them).
   binding_message: z
     .string()
-    .regex(BINDING_MESSAGE, 'must be 1-64 characters of plain text')
+    .refine((m) => BINDING_MESSAGE.test(m), BINDING_MESSAGE_RULE)
+    .meta({ minLength: 1, maxLength: 64 })
     .optional()
     .describe('A short text shown to the user with the request.'),
 });

@@ -3,7 +3,7 @@ import type { Client as A2aClient } from '@a2a-js/sdk/client';
 import { Client as McpClient, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import * as oauth from 'oauth4webapi';
 import { a2aClient, skillRequest } from '../../a2a/test/a2a-fixtures.js';
-import { ERRAND_SCOPES } from '../../mcp-server/errand/test/mcp-fixtures.js';
+import { ERRAND_SCOPES, refusalOf as mcpRefusal } from '../../mcp-server/errand/test/mcp-fixtures.js';
 import { acceptNA, agentClient, exchangeRaw, type userApi } from './delegation-fixtures.js';
 import { actorToken, clientAssertion, insecure, postForm, type TestAgent, type TestBroker } from './fixtures.js';
 
@@ -175,8 +175,8 @@ export class DoorClients {
   /** Calls one of Errand's MCP tools; an `isError` result is a refusal. */
   async mcp(agent: TestAgent, tool: string, args: Record<string, unknown>): Promise<DoorAnswer> {
     const result = await this.mcpClients.get(agent.clientId)!.callTool({ name: tool, arguments: args });
-    const data = (result.structuredContent ?? {}) as Record<string, unknown>;
-    return result.isError ? refusalOf(data) : { ok: true, value: data };
+    if (result.isError) return refusalOf(mcpRefusal(result) ?? {});
+    return { ok: true, value: (result.structuredContent ?? {}) as Record<string, unknown> };
   }
 
   /** Sends one of Errand's A2A skills; a reply carrying `error` is a refusal. */

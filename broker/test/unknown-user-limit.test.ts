@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { a2aClient, replyData, skillRequest } from '../../a2a/test/a2a-fixtures.js';
-import { agentToken, modernClient, structured } from '../../mcp-server/errand/test/mcp-fixtures.js';
+import { agentToken, modernClient, refusalOf } from '../../mcp-server/errand/test/mcp-fixtures.js';
 import { agentClient } from './delegation-fixtures.js';
 import {
   addAgent,
@@ -76,11 +76,11 @@ describe('answers about unknown users are limited per client', () => {
     for (let i = 0; i < LIMIT; i++) {
       const res = await ask(unknownName(i));
       expect(res.isError).toBe(true);
-      expect(structured(res).error).toBe('unknown_user_id');
+      expect(refusalOf(res)?.error).toBe('unknown_user_id');
     }
     const limited = await ask(known.username);
     expect(limited.isError).toBe(true);
-    expect(structured(limited).error).toBe('rate_limited');
+    expect(refusalOf(limited)?.error).toBe('rate_limited');
     await client.close();
   });
 

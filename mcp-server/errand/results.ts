@@ -16,9 +16,29 @@ export function success<T extends Record<string, unknown>>(data: T): CallToolRes
   return { content: [{ type: 'text', text: JSON.stringify(data) }], structuredContent: data };
 }
 
-/** A refusal as an `isError` result, so the model can correct itself (SEP-1303). */
+/** The `_meta` key under which a refusal carries its machine-readable form. */
+export const REFUSAL_META_KEY = 'errand/refusal';
+
+/**
+ * A refusal as an `isError` result, so the model can correct itself (MCP Tools §Error Handling):
+ * the reason, what is missing and how to get it as text, and the same as data in `_meta`. It has no
+ * `structuredContent`: that must conform to the tool's output schema (MCP Tools §Output Schema),
+ * which describes a success, and clients that validate it (SDK 1.x `callTool`) would throw instead
+ * of showing the reason.
+ */
 export function refusal(r: ToolRefusal): CallToolResult {
-  return { ...success({ ...r }), isError: true };
+  return {
+    content: [{ type: 'text', text: refusalText(r) }],
+    isError: true,
+    _meta: { [REFUSAL_META_KEY]: { ...r } },
+  };
+}
+
+function refusalText(r: ToolRefusal): string {
+  const lines = [`refused (${r.error}): ${r.error_description}`];
+  if (r.missing) lines.push(`missing: ${JSON.stringify(r.missing)}`);
+  lines.push(`what to do: ${r.how}`);
+  return lines.join('\n');
 }
 
 /** What the agent can do about a refusal, worded for the MCP tools. */

@@ -32,8 +32,9 @@ async function freePort(): Promise<number> {
 }
 
 function structured(result: unknown): Record<string, unknown> {
-  const r = result as { structuredContent?: Record<string, unknown>; isError?: boolean };
-  if (r.isError) throw new Error(`tool refused: ${JSON.stringify(r.structuredContent)}`);
+  const r = result as { structuredContent?: Record<string, unknown>; isError?: boolean; content?: unknown[] };
+  // A refusal says why in its text content.
+  if (r.isError) throw new Error(`tool refused: ${JSON.stringify(r.content)}`);
   return r.structuredContent ?? {};
 }
 

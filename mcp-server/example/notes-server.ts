@@ -58,12 +58,16 @@ export class Notebook {
   }
 }
 
-function result(value: Record<string, unknown>, isError = false) {
-  return {
-    content: [{ type: 'text' as const, text: JSON.stringify(value) }],
-    structuredContent: value,
-    ...(isError ? { isError } : {}),
-  };
+function result(value: Record<string, unknown>) {
+  return { content: [{ type: 'text' as const, text: JSON.stringify(value) }], structuredContent: value };
+}
+
+/**
+ * A tool-level "no" (MCP Tools §Error Handling): the reason as text, and no `structuredContent`,
+ * which would have to match the output schema of a success (clients such as SDK 1.x validate it).
+ */
+function refusal(reason: string) {
+  return { content: [{ type: 'text' as const, text: reason }], isError: true };
 }
 
 function buildServer(notebook: Notebook, access: VerifiedAccess): McpServer {
@@ -89,7 +93,7 @@ function buildServer(notebook: Notebook, access: VerifiedAccess): McpServer {
     },
     async ({ id }) => {
       const note = notebook.list(user).find((n) => n.id === id) ?? null;
-      return note ? result({ note }) : result({ note: null, error: `no note ${id}` }, true);
+      return note ? result({ note }) : refusal(`no note ${id}`);
     },
   );
   server.registerTool(

@@ -1,6 +1,9 @@
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import * as oauth from 'oauth4webapi';
 import { agentClient } from '../../../broker/test/delegation-fixtures.js';
 import {
@@ -13,6 +16,10 @@ import {
   type TestAgent,
   type TestBroker,
 } from '../../../broker/test/fixtures.js';
+import { REFUSAL_META_KEY } from '../results.js';
+
+// ajv-formats is CommonJS: its default export arrives as the module object under NodeNext.
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
 export const NOTES = 'https://notes.example.test/mcp';
 export const ERRAND_SCOPES = 'errand:delegate errand:tasks';
@@ -113,4 +120,37 @@ export async function rawMcp(tb: TestBroker, body: unknown, headers: Record<stri
     },
     body: JSON.stringify(body),
   });
+}
+
+/** The refusal an `isError` result carries as data (`_meta`), or undefined. */
+export function refusalOf(result: unknown): Record<string, unknown> | undefined {
+  const meta = (result as { _meta?: Record<string, unknown> })._meta;
+  return meta?.[REFUSAL_META_KEY] as Record<string, unknown> | undefined;
+}
+
+/** The text blocks of a tool result, joined. */
+export function resultText(result: unknown): string {
+  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
+  return content
+    .filter((c) => c.type === 'text')
+    .map((c) => c.text ?? '')
+    .join('\n');
+}
+
+/**
+ * Compiles a tool's JSON Schema with Ajv, unmodified and strict, for the draft its `$schema`
+ * declares (MCP: 2020-12 when none is declared), with the standard formats; throws when it cannot.
+ * Ajv compiles patterns with the `u` flag, which many validators lack, so Unicode property escapes
+ * (`\p{…}`) are refused here on their own.
+ */
+export function compileJsonSchema(schema: Record<string, unknown>): ValidateFunction {
+  if (JSON.stringify(schema).includes('\\\\p{')) {
+    throw new Error(
+      'the schema uses a Unicode property escape (\\p{…}), which many JSON Schema validators cannot compile',
+    );
+  }
+  const draft = typeof schema.$schema === 'string' ? schema.$schema : 'https://json-schema.org/draft/2020-12/schema';
+  const ajv = draft.includes('draft-07') ? new Ajv({ strict: true }) : new Ajv2020({ strict: true });
+  addFormats(ajv);
+  return ajv.compile(schema);
 }

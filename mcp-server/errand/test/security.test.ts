@@ -36,7 +36,7 @@ import {
   type TestBroker,
 } from '../../../broker/test/fixtures.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../../../broker/test/workload-issuer.js';
-import { agentToken, legacyClient, modernClient, rawMcp, structured } from './mcp-fixtures.js';
+import { agentToken, legacyClient, modernClient, rawMcp, refusalOf, structured } from './mcp-fixtures.js';
 
 /**
  * Errand's MCP door holds the token endpoint's rules: a token reaches only what its client and the
@@ -75,7 +75,7 @@ async function ok(client: ToolCaller, name: string, args: Record<string, unknown
 async function refused(client: Client, name: string, args: Record<string, unknown> = {}) {
   const result = await client.callTool({ name, arguments: args });
   expect(result.isError, JSON.stringify(result.structuredContent)).toBe(true);
-  return structured(result);
+  return refusalOf(result) ?? {};
 }
 
 /** `delegate_to_subagent`, as an agent calls it. */
@@ -271,7 +271,7 @@ describe('a hand-off to another agent needs that agent (RFC 8693 §2.1 actor_tok
   afterAll(() => a?.close());
 
   test("the sub-agent's own actor token is required; one the caller signed in its name is refused", async () => {
-    const absent = structured(await handOff(a, { task_id: taskId, sub_agent_id: world.w.clientId, resource: NOTES }));
+    const absent = refusalOf(await handOff(a, { task_id: taskId, sub_agent_id: world.w.clientId, resource: NOTES }));
     expect(absent).toMatchObject({ error: 'invalid_request', missing: { actor_token: expect.any(String) } });
 
     // A's key, W's name.
@@ -283,7 +283,7 @@ describe('a hand-off to another agent needs that agent (RFC 8693 §2.1 actor_tok
       actor_token: forged,
     });
     expect(withForged.isError).toBe(true);
-    expect(structured(withForged).error).toBe('invalid_request');
+    expect(refusalOf(withForged)?.error).toBe('invalid_request');
 
     // W's real actor token, naming another sub-agent.
     const mismatch = await handOff(a, {
@@ -292,7 +292,7 @@ describe('a hand-off to another agent needs that agent (RFC 8693 §2.1 actor_tok
       resource: NOTES,
       actor_token: await actorToken(world.w, tb.url),
     });
-    expect(structured(mismatch)).toMatchObject({
+    expect(refusalOf(mismatch)).toMatchObject({
       error: 'invalid_request',
       error_description: expect.stringMatching(/sub_agent_id/),
     });
@@ -316,10 +316,10 @@ describe('a hand-off to another agent needs that agent (RFC 8693 §2.1 actor_tok
     // A authenticated at NHI-AAL1: neither on its own nor naming W3 does it reach the vault.
     const alone = await handOff(a, { task_id: taskId, sub_agent_id: world.a.clientId, resource: VAULT });
     expect(alone.isError).toBe(true);
-    expect(structured(alone).error).toBe('invalid_request');
-    expect(structured(alone).error_description).toMatch(/NHI-AAL3/);
+    expect(refusalOf(alone)?.error).toBe('invalid_request');
+    expect(refusalOf(alone)?.error_description).toMatch(/NHI-AAL3/);
     const named = await handOff(a, { task_id: taskId, sub_agent_id: world.w3, resource: VAULT });
-    expect(structured(named)).toMatchObject({ error: 'invalid_request', missing: { actor_token: expect.any(String) } });
+    expect(refusalOf(named)).toMatchObject({ error: 'invalid_request', missing: { actor_token: expect.any(String) } });
 
     const handed = await handOff(a, {
       task_id: taskId,
@@ -469,13 +469,13 @@ describe('a public client never acts under a task (RFC 8693 §2.1)', () => {
     const a = await agentMcp(world.a);
     const taskId = (await ok(a, 'start_task', { delegation_id: delegationId, resource: NOTES })).task_id as string;
     const publicId = world.publicClient.client_id;
-    const without = structured(await handOff(a, { task_id: taskId, sub_agent_id: publicId }));
+    const without = refusalOf(await handOff(a, { task_id: taskId, sub_agent_id: publicId }));
     expect(without).toMatchObject({ error: 'invalid_request', missing: { actor_token: expect.any(String) } });
     // No key is registered for it, so nothing it "signed" verifies.
     const pretend = await actorToken({ ...world.a, clientId: publicId }, tb.url);
     const withPretend = await handOff(a, { task_id: taskId, sub_agent_id: publicId, actor_token: pretend });
     expect(withPretend.isError).toBe(true);
-    expect(structured(withPretend).error).toBe('invalid_request');
+    expect(refusalOf(withPretend)?.error).toBe('invalid_request');
     expect((await tb.broker.deps.tasks.listForAgent(publicId)).some((t) => t.parentTaskId === taskId)).toBe(false);
     await a.close();
   });

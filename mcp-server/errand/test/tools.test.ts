@@ -12,6 +12,7 @@ import {
   modernClient,
   NOTES,
   rawMcp,
+  refusalOf,
   structured,
 } from './mcp-fixtures.js';
 
@@ -214,14 +215,14 @@ describe('tools', () => {
       arguments: { resources: [NOTES], scopes: ['notes:read'] },
     });
     expect(noUser.isError).toBe(true);
-    expect(structured(noUser)).toMatchObject({ error: 'invalid_request', missing: { user: expect.any(String) } });
+    expect(refusalOf(noUser)).toMatchObject({ error: 'invalid_request', missing: { user: expect.any(String) } });
 
     const noDelegation = await client.callTool({
       name: 'start_task',
       arguments: { delegation_id: 'dlg_unknown', resource: NOTES },
     });
     expect(noDelegation.isError).toBe(true);
-    expect(structured(noDelegation)).toMatchObject({
+    expect(refusalOf(noDelegation)).toMatchObject({
       error: 'no_delegation',
       missing: { delegation: { resource: NOTES } },
       how: expect.stringContaining('request_delegation'),
@@ -231,7 +232,7 @@ describe('tools', () => {
       name: 'request_delegation',
       arguments: { user: world.user.username, resources: ['https://unknown.example.test/api'], scopes: ['x:read'] },
     });
-    expect(structured(unknownResource)).toMatchObject({ error: 'invalid_target', how: expect.any(String) });
+    expect(refusalOf(unknownResource)).toMatchObject({ error: 'invalid_target', how: expect.any(String) });
   });
 
   test('an agent delegates, works, hands down and ends a task', async () => {
@@ -255,7 +256,7 @@ describe('tools', () => {
       name: 'start_task',
       arguments: { delegation_id: delegationId, resource: NOTES },
     });
-    expect(structured(early)).toMatchObject({
+    expect(refusalOf(early)).toMatchObject({
       error: 'approval_pending',
       missing: { approval: `${tb.url}/my/requests` },
     });
@@ -291,7 +292,7 @@ describe('tools', () => {
       name: 'start_task',
       arguments: { delegation_id: delegationId, resource: NOTES, scope: 'notes:delete' },
     });
-    expect(structured(wider)).toMatchObject({ error: 'invalid_scope', missing: { scope: 'notes:delete' } });
+    expect(refusalOf(wider)).toMatchObject({ error: 'invalid_scope', missing: { scope: 'notes:delete' } });
 
     const again = structured(await client.callTool({ name: 'get_task_token', arguments: { task_id: taskId } }));
     expect(again).toMatchObject({ task_id: taskId, scope: 'notes:read notes:write' });
@@ -329,7 +330,7 @@ describe('tools', () => {
 
     const after = await client.callTool({ name: 'get_task_token', arguments: { task_id: taskId } });
     expect(after.isError).toBe(true);
-    expect(structured(after)).toMatchObject({ error: 'invalid_request', how: expect.any(String) });
+    expect(refusalOf(after)).toMatchObject({ error: 'invalid_request', how: expect.any(String) });
   });
 });
 

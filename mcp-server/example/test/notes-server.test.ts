@@ -1,4 +1,5 @@
 import { type ServerType, serve } from '@hono/node-server';
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
@@ -16,7 +17,14 @@ import {
   type TestBroker,
 } from '../../../broker/test/fixtures.js';
 import { newId } from '../../../broker/tokens/random.js';
-import { agentToken, ERRAND_SCOPES, legacyClient, structured } from '../../errand/test/mcp-fixtures.js';
+import {
+  agentToken,
+  compileJsonSchema,
+  ERRAND_SCOPES,
+  legacyClient,
+  resultText,
+  structured,
+} from '../../errand/test/mcp-fixtures.js';
 import { createNotesServer, type NotesServer } from '../notes-server.js';
 
 let tb: TestBroker;
@@ -182,5 +190,77 @@ describe('an agent works through Errand’s MCP tools and the example notes serv
     ).json()) as Record<string, unknown>;
     expect(prm).toMatchObject({ resource: notesUrl, authorization_servers: [tb.url] });
     expect(prm.scopes_supported).not.toContain('offline_access');
+  });
+});
+
+describe('tool results reach the official MCP clients', () => {
+  /** A task token for the notes server, from a delegation Errand's MCP tools obtained and a user approved. */
+  async function notesTaskToken(): Promise<string> {
+    const api = await adminApi(tb);
+    const agent = await addAgent(api, {
+      name: 'reader',
+      scope: ['errand:delegate', 'errand:tasks', 'notes:read', 'notes:write', 'notes:delete'],
+      grant_types: undefined,
+    });
+    const user = await createUser(tb);
+    const { client: errand } = await legacyClient(
+      tb,
+      await agentToken(tb, await discover(tb), agent, `${tb.url}/mcp`, ERRAND_SCOPES),
+    );
+    const asked = structured(
+      await errand.callTool({
+        name: 'request_delegation',
+        arguments: {
+          user: user.username,
+          resources: [notesUrl],
+          scopes: ['notes:read', 'notes:write', 'notes:delete'],
+        },
+      }),
+    );
+    expect(
+      (await (await userApi(tb, user)).call('POST', `/api/me/delegations/${asked.delegation_id}/approve`, {})).status,
+    ).toBe(200);
+    const task = structured(
+      await errand.callTool({
+        name: 'start_task',
+        arguments: { delegation_id: asked.delegation_id, resource: notesUrl },
+      }),
+    );
+    await errand.close();
+    return task.access_token as string;
+  }
+
+  test('a refusal is an isError result with its reason, through SDK 1.x (output validation on) and 2.x', async () => {
+    const token = await notesTaskToken();
+    const legacy = await notesClient(token);
+    const modern = new ModernClient({ name: 'notes-test-modern', version: '1.0.0' });
+    await modern.connect(new ModernTransport(new URL(notesUrl), { authProvider: { token: async () => token } }));
+    // SDK 1.x validates structured content only for tools it has listed.
+    const { tools } = await legacy.listTools();
+    await modern.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(['delete_note', 'list_notes', 'read_note', 'write_note']);
+    for (const tool of tools) {
+      expect(() => compileJsonSchema(tool.inputSchema as Record<string, unknown>), tool.name).not.toThrow();
+      expect(() => compileJsonSchema(tool.outputSchema as Record<string, unknown>), tool.name).not.toThrow();
+    }
+    const refusals: [string, Record<string, unknown>, RegExp][] = [
+      ['read_note', { id: 'n404' }, /no note n404/],
+      ['read_note', { id: 7 }, /Input validation error/],
+      ['write_note', { title: '', body: 'x' }, /Input validation error/],
+      ['delete_note', {}, /Input validation error/],
+    ];
+    for (const client of [legacy, modern]) {
+      for (const [name, args, reason] of refusals) {
+        const result = await client.callTool({ name, arguments: args });
+        expect(result.isError, name).toBe(true);
+        expect(resultText(result), name).toMatch(reason);
+      }
+      const written = await client.callTool({ name: 'write_note', arguments: { title: 't', body: 'b' } });
+      expect(written.isError).toBeFalsy();
+      const id = (structured(written).note as { id: string }).id;
+      expect(structured(await client.callTool({ name: 'read_note', arguments: { id } })).note).toMatchObject({ id });
+    }
+    await legacy.close();
+    await modern.close();
   });
 });
