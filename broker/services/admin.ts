@@ -14,7 +14,7 @@ import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import type { TaskService } from './tasks.js';
 
-const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
+export const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
 export const CreateClientSchema = z
   .object({

@@ -13,6 +13,7 @@ import {
   setClientStatus,
   UpdateClientSchema,
 } from '../../services/admin.js';
+import { decideClient } from '../../services/client-approval.js';
 import type { DelegationService } from '../../services/delegations.js';
 import { taskView } from '../../services/tasks.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
@@ -53,7 +54,14 @@ export function adminApiRoutes(
   app.patch('/api/admin/clients/:id', async (c) => {
     const patch = parseParams(UpdateClientSchema, await jsonBody(c));
     const id = c.req.param('id');
-    if (!(await deps.clients.get(id))) throw new OAuthError('not_found', 'no such client');
+    const existing = await deps.clients.get(id);
+    if (!existing) throw new OAuthError('not_found', 'no such client');
+    if (patch.status && existing.status === 'pending') {
+      throw new OAuthError(
+        'conflict',
+        'the client is awaiting approval: POST /api/admin/clients/:id/approve or /reject decides it',
+      );
+    }
     if (patch.status) await setClientStatus(deps, id, patch.status, c.get('user')!.id, c.var.requestId);
     const updated = await deps.clients.update(id, {
       ...(patch.owner_id !== undefined ? { ownerId: patch.owner_id } : {}),
@@ -61,6 +69,14 @@ export function adminApiRoutes(
     });
     return c.json(clientView(updated!));
   });
+
+  // An agent that registered itself with an initial access token waits for one of these.
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(`/api/admin/clients/:id/${decision}`, async (c) => {
+      const client = await decideClient(deps, c.req.param('id'), decision, c.get('user')!.id, c.var.requestId);
+      return c.json(clientView(client));
+    });
+  }
 
   app.post('/api/admin/tasks/:id/end', async (c) => {
     const task = await deps.taskService.end(
