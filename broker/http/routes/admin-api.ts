@@ -54,14 +54,7 @@ export function adminApiRoutes(
   app.patch('/api/admin/clients/:id', async (c) => {
     const patch = parseParams(UpdateClientSchema, await jsonBody(c));
     const id = c.req.param('id');
-    const existing = await deps.clients.get(id);
-    if (!existing) throw new OAuthError('not_found', 'no such client');
-    if (patch.status && existing.status === 'pending') {
-      throw new OAuthError(
-        'conflict',
-        'the client is awaiting approval: POST /api/admin/clients/:id/approve or /reject decides it',
-      );
-    }
+    if (!(await deps.clients.get(id))) throw new OAuthError('not_found', 'no such client');
     if (patch.status) await setClientStatus(deps, id, patch.status, c.get('user')!.id, c.var.requestId);
     const updated = await deps.clients.update(id, {
       ...(patch.owner_id !== undefined ? { ownerId: patch.owner_id } : {}),
