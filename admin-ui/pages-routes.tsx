@@ -5,6 +5,12 @@ import type { Engine } from '../broker/engine.js';
 import { checkCsrf } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { CreateUserSchema, createUser, setClientStatus } from '../broker/services/admin.js';
+import { decideClient } from '../broker/services/client-approval.js';
+import {
+  CreateInitialAccessTokenSchema,
+  issueInitialAccessToken,
+  revokeInitialAccessToken,
+} from '../broker/services/initial-access-tokens.js';
 import { createPeerRegistry } from '../broker/services/peers/peers.js';
 import type { AuditFilter } from '../db/stores/audit-store.js';
 import { approvalFromForm } from './components/delegation-controls.js';
@@ -12,6 +18,7 @@ import { AgentsPage, ClientsPage } from './pages/admin-agents.js';
 import { AdminHomePage } from './pages/admin-home.js';
 import { type AuditFilterValues, AuditPage, KeysPage, UsersPage } from './pages/admin-misc.js';
 import { PeersPage } from './pages/admin-peers.js';
+import { RegistrationTokensPage } from './pages/admin-registration.js';
 import { DelegationPage, DelegationsPage } from './pages/delegations.js';
 import { MessagePage } from './pages/message.js';
 import { type AgentSummary, LIVE_REQUESTS_SCRIPT, RequestCard, RequestsPage } from './pages/requests.js';
@@ -57,6 +64,9 @@ const NOTICES: Record<string, string> = {
   disabled: 'The agent is disabled: its tasks have ended and its tokens are revoked.',
   enabled: 'The agent is enabled again.',
   owner: 'Owner assigned.',
+  'agent-approved': 'Approved. The agent can now obtain tokens.',
+  'agent-rejected': 'Rejected. The agent stays disabled.',
+  'token-revoked': 'Revoked. Agents can no longer register with it; those it registered stay.',
   rotated: 'The next key will sign once caches have seen it.',
   added: 'Added.',
 };
@@ -260,6 +270,61 @@ export function pageRoutes(deps: Engine) {
     if (!(await deps.clients.get(c.req.param('id')))) throw new OAuthError('not_found', 'no such client');
     await deps.clients.update(c.req.param('id'), { ownerId });
     return c.redirect('/admin/agents?done=owner', 303);
+  });
+
+  app.post('/admin/agents/:id/decision', async (c) => {
+    const decision = first((await form(c)).decision) === 'approve' ? 'approve' : 'reject';
+    await decideClient(deps, c.req.param('id'), decision, me(c).id, c.var.requestId);
+    return c.redirect(`/admin/agents?done=agent-${decision === 'approve' ? 'approved' : 'rejected'}`, 303);
+  });
+
+  // Initial access tokens (RFC 7591 §3): agents register themselves with one.
+  const tokensPage = async (
+    c: Context<AppEnv>,
+    extra: { issued?: { name: string; value: string }; error?: string } = {},
+  ) => {
+    const notice = NOTICES[c.req.query('done') ?? ''];
+    const page = (
+      <RegistrationTokensPage
+        user={me(c)}
+        csrf={csrf(c)}
+        tokens={await deps.initialAccessTokens.list()}
+        now={deps.clock.now()}
+        {...(notice ? { notice } : {})}
+        {...extra}
+      />
+    );
+    // The page that shows a token's value must not be kept by any cache.
+    return c.html(page, extra.error ? 400 : 200, extra.issued ? { 'Cache-Control': 'no-store' } : {});
+  };
+  app.get('/admin/registration-tokens', (c) => tokensPage(c));
+  app.post('/admin/registration-tokens', async (c) => {
+    const body = await form(c);
+    const num = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : Number(v));
+    const hours = num(first(body.expires_in_hours));
+    const scope = (first(body.scope) ?? '').split(/\s+/).filter(Boolean);
+    const grants = (Array.isArray(body.grant_types) ? body.grant_types : [body.grant_types]).filter(
+      (g): g is string => typeof g === 'string',
+    );
+    const parsed = CreateInitialAccessTokenSchema.safeParse({
+      name: first(body.name),
+      ...(hours !== undefined ? { expires_in: Math.round(hours * 3600) } : {}),
+      ...(num(first(body.max_uses)) !== undefined ? { max_uses: num(first(body.max_uses)) } : {}),
+      auto_approve: first(body.auto_approve) === 'true',
+      ...(scope.length > 0 ? { scope } : {}),
+      grant_types: grants,
+    });
+    if (!parsed.success) {
+      const [issue] = parsed.error.issues;
+      return tokensPage(c, { error: `${String(issue?.path[0] ?? '')}: ${issue?.message ?? 'invalid'}` });
+    }
+    const issued = await issueInitialAccessToken(deps, parsed.data, me(c).id, c.var.requestId);
+    return tokensPage(c, { issued: { name: issued.name, value: issued.initial_access_token } });
+  });
+  app.post('/admin/registration-tokens/:id/revoke', async (c) => {
+    await form(c);
+    await revokeInitialAccessToken(deps, c.req.param('id'), me(c).id, c.var.requestId);
+    return c.redirect('/admin/registration-tokens?done=token-revoked', 303);
   });
 
   app.get('/admin/clients', async (c) =>

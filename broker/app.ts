@@ -17,6 +17,7 @@ import { notFound, onError } from './http/on-error.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
+import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
 import { metadataRoutes } from './http/routes/metadata.js';
 import { peerRoutes } from './http/routes/peers.js';
 import { registerRoutes } from './http/routes/register.js';
@@ -147,6 +148,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
         clock: deps.clock,
         maxClients: config.registration.dcrMaxClients,
         unusedTtl: config.registration.dcrUnusedTtl,
+        initialAccessTokens: deps.initialAccessTokens,
+        keys: deps.clientKeys,
         limiter: new RateLimiter({ limit: config.registration.dcrRateLimitPerMinute, windowMs: 60_000 }),
         clientAddress,
       }),
@@ -215,6 +218,15 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       clock: deps.clock,
       keys: deps.keys,
       rotateDelay: config.keys.minPublishAhead,
+    }),
+  );
+  app.route(
+    '/',
+    initialAccessTokenRoutes({
+      db: deps.db,
+      initialAccessTokens: deps.initialAccessTokens,
+      audit: deps.audit,
+      clock: deps.clock,
     }),
   );
   // Trusted workload issuers: the admin API for workload identity federation.

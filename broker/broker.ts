@@ -3,6 +3,7 @@ import { AuditStore } from '../db/stores/audit-store.js';
 import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
+import { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
 import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
@@ -283,6 +284,8 @@ export async function buildBroker(
     userLookup,
     trustedIssuers,
     dpop,
+    initialAccessTokens: new InitialAccessTokenStore(db),
+    clientKeys,
     onRevoked(listener) {
       revocationListeners.add(listener);
       return () => revocationListeners.delete(listener);

@@ -3,6 +3,7 @@ import type { AuditStore } from '../db/stores/audit-store.js';
 import type { ClientStore } from '../db/stores/client-store.js';
 import type { DelegationStore } from '../db/stores/delegation-store.js';
 import type { GrantStore } from '../db/stores/grant-store.js';
+import type { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
 import type { TaskStore } from '../db/stores/task-store.js';
 import type { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import type { UserStore } from '../db/stores/user-store.js';
@@ -11,6 +12,7 @@ import type { Clock } from './core/ports.js';
 import type { GrantRegistry } from './grants/index.js';
 import type { ClientAuthenticator } from './identity/client-auth.js';
 import type { ClientDirectory } from './identity/client-directory.js';
+import type { ClientKeys } from './identity/client-keys.js';
 import type { DpopProofs } from './identity/dpop.js';
 import type { Logger } from './log.js';
 import type { AgentOps } from './services/agent-ops.js';
@@ -63,6 +65,10 @@ export interface Engine {
   trustedIssuers: TrustedIssuerStore;
   /** DPoP proofs at the token endpoint (RFC 9449). */
   dpop: DpopProofs;
+  /** Initial access tokens for agents that register themselves (RFC 7591 §3). */
+  initialAccessTokens: InitialAccessTokenStore;
+  /** Outside key sets (client `jwks_uri`), fetched under the SSRF rules and cached. */
+  clientKeys: ClientKeys;
 }
 
 /** Delegation limits from the configuration. */

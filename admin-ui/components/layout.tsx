@@ -13,6 +13,7 @@ const USER_NAV = [
 const ADMIN_NAV = [
   ['/admin/agents', 'Agents'],
   ['/admin/clients', 'Clients'],
+  ['/admin/registration-tokens', 'Agent registration'],
   ['/admin/peers', 'A2A peers'],
   ['/admin/users', 'People'],
   ['/admin/keys', 'Keys'],

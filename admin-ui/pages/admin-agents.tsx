@@ -90,10 +90,28 @@ export function AgentsPage(props: {
                 <td>{when(client.lastUsedAt)}</td>
                 <td>{tokens24h}</td>
                 <td>
-                  <Badge kind={client.status === 'active' ? 'ok' : 'risk'}>{client.status}</Badge>
+                  <Badge kind={client.status === 'active' ? 'ok' : 'risk'}>
+                    {client.status === 'pending' ? 'awaiting approval' : client.status}
+                  </Badge>
                 </td>
                 <td>
-                  {client.status === 'active' ? (
+                  {client.status === 'pending' ? (
+                    <>
+                      <ActionForm
+                        action={`/admin/agents/${encodeURIComponent(client.id)}/decision`}
+                        csrf={props.csrf}
+                        label={`Approve ${client.name}`}
+                        fields={{ decision: 'approve' }}
+                      />{' '}
+                      <ActionForm
+                        action={`/admin/agents/${encodeURIComponent(client.id)}/decision`}
+                        csrf={props.csrf}
+                        label={`Reject ${client.name}`}
+                        danger
+                        fields={{ decision: 'reject' }}
+                      />
+                    </>
+                  ) : client.status === 'active' ? (
                     <ActionForm
                       action={`/admin/agents/${encodeURIComponent(client.id)}/status`}
                       csrf={props.csrf}

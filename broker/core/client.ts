@@ -2,7 +2,7 @@ import { type ASSURANCE_LEVELS, type AuthMethod, GRANT_TYPE, type GrantType } fr
 
 export type ClientKind = 'agent' | 'mcp_client' | 'resource_server';
 export type ClientSource = 'admin' | 'dcr' | 'cimd';
-export type ClientStatus = 'active' | 'disabled' | 'expired';
+export type ClientStatus = 'active' | 'pending' | 'disabled' | 'expired';
 export type CredentialKind = 'private_key_jwt' | 'workload_federation' | 'none' | 'client_secret';
 
 /** A registered client, whatever the door it came in through. */

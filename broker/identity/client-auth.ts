@@ -129,7 +129,7 @@ export class ClientAuthenticator {
   private async load(clientId: string, viaHeader = false): Promise<Client> {
     const client = await this.deps.directory.resolve(clientId);
     if (!client) throw fail(GENERIC, viaHeader);
-    if (client.status !== 'active') throw fail('the client is disabled', viaHeader);
+    if (client.status !== 'active') throw fail(inactiveDescription(client), viaHeader);
     return client;
   }
 
@@ -153,7 +153,7 @@ export class ClientAuthenticator {
     // Hash and compare even for unknown clients so timing does not reveal which ids exist.
     const ok = safeEqual(hashSecret(secret), client?.secretHash ?? hashSecret(`unknown:${secret}`));
     if (!client || !ok || client.authMethod !== method) throw fail(GENERIC, viaHeader);
-    if (client.status !== 'active') throw fail('the client is disabled', viaHeader);
+    if (client.status !== 'active') throw fail(inactiveDescription(client), viaHeader);
     return { client, method, assurance: 'NHI-AAL1' };
   }
 
@@ -349,6 +349,14 @@ function claimsProblem(p: JWTPayload, use: JwtUse, clientId: string, now: number
   if ((p.exp as number) <= now - skew) return `${use} has expired`;
   if (p.nbf !== undefined && p.nbf > now + skew) return `${use} "nbf" claim timestamp check failed`;
   return null;
+}
+
+/**
+ * Why a client that is not active cannot authenticate. A self-registered agent waits for an
+ * administrator; it is refused before its keys are used (its `jwks_uri` is not fetched until then).
+ */
+function inactiveDescription(client: Pick<Client, 'status'>): string {
+  return client.status === 'pending' ? 'the client is awaiting approval' : 'the client is disabled';
 }
 
 /** `aud` names `audience` as its only value (RFC 7523bis §4), compared as strings. */

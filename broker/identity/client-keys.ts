@@ -125,6 +125,14 @@ export class ClientKeys {
     return key;
   }
 
+  /**
+   * Fetches a `jwks_uri` now (under the SSRF rules) and caches it, so that a registration learns
+   * at once whether the URL is allowed and serves a key set. Rejects with a ClientKeyError.
+   */
+  async load(uri: string, owner = 'the client'): Promise<JSONWebKeySet> {
+    return (await this.fetch(uri, this.opts.clock.now(), owner)).jwks;
+  }
+
   /** jose's local key set for `jwks`, reused while the set's content is the same. */
   private localSet(jwks: JSONWebKeySet): LocalSet {
     const id = JSON.stringify(jwks);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { redirectUriProblem } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
+import { AGENT_GRANTS } from '../core/initial-access-token.js';
 import { AUTH_METHOD, type AuthMethod, GRANT_TYPE, type GrantType } from '../core/protocol.js';
 import { parseScope } from '../core/scopes.js';
 
@@ -34,6 +35,7 @@ export const ClientMetadataSchema = z.object({
   client_secret_expires_at: z.unknown().optional(),
 });
 export type ClientMetadataInput = z.input<typeof ClientMetadataSchema>;
+type ClientMetadata = z.output<typeof ClientMetadataSchema>;
 
 export interface ValidatedClientMetadata {
   name: string;
@@ -59,21 +61,7 @@ function invalid(description: string): OAuthError {
  * offered there: an administrator must enable a static secret for a client explicitly.
  */
 export function validateSelfServiceMetadata(input: unknown): ValidatedClientMetadata {
-  const parsed = ClientMetadataSchema.safeParse(input);
-  if (!parsed.success) {
-    const [issue] = parsed.error.issues;
-    const field = issue?.path.join('.') ?? '';
-    const code = field.startsWith('redirect_uris') ? 'invalid_redirect_uri' : 'invalid_client_metadata';
-    throw new OAuthError(code, `${field || 'metadata'}: ${issue?.message ?? 'invalid'}`);
-  }
-  const m = parsed.data;
-  if (m.software_statement !== undefined) {
-    throw new OAuthError('invalid_software_statement', 'software statements are not accepted');
-  }
-  // CIMD §4.1: a metadata document must not carry a shared secret.
-  if (m.client_secret !== undefined || m.client_secret_expires_at !== undefined) {
-    throw invalid('client_secret must not be sent: Errand issues no shared secrets to self-registered clients');
-  }
+  const m = parseMetadata(input);
   const authMethod = (m.token_endpoint_auth_method ?? AUTH_METHOD.none) as string;
   if (authMethod !== AUTH_METHOD.none && authMethod !== AUTH_METHOD.privateKeyJwt) {
     throw invalid(
@@ -91,7 +79,11 @@ export function validateSelfServiceMetadata(input: unknown): ValidatedClientMeta
   const grantTypes = (m.grant_types ?? [GRANT_TYPE.authorizationCode]) as GrantType[];
   for (const g of grantTypes) {
     if (!SELF_SERVICE_GRANTS.includes(g)) {
-      throw invalid(`grant_types: "${g}" cannot be self-registered; allowed: ${SELF_SERVICE_GRANTS.join(', ')}`);
+      throw invalid(
+        (AGENT_GRANTS as readonly string[]).includes(g)
+          ? `grant_types: "${g}" is for agents, which register with an initial access token from an administrator (RFC 7591 §3); without one, allowed: ${SELF_SERVICE_GRANTS.join(', ')}`
+          : `grant_types: "${g}" cannot be self-registered; allowed: ${SELF_SERVICE_GRANTS.join(', ')}`,
+      );
     }
   }
   const responseTypes = m.response_types ?? ['code'];
@@ -112,6 +104,102 @@ export function validateSelfServiceMetadata(input: unknown): ValidatedClientMeta
     if (scope === null) throw invalid('scope: must be space-separated scope tokens');
   }
 
+  return {
+    name: m.client_name ?? 'Unnamed client',
+    authMethod: authMethod as AuthMethod,
+    redirectUris,
+    grantTypes,
+    scope,
+    jwks: m.jwks ?? null,
+    jwksUri: m.jwks_uri ?? null,
+    applicationType: m.application_type ?? null,
+    display: displayMetadata(m),
+  };
+}
+
+/** Schema, software statement and shared-secret checks common to every self-service door. */
+function parseMetadata(input: unknown): ClientMetadata {
+  const parsed = ClientMetadataSchema.safeParse(input);
+  if (!parsed.success) {
+    const [issue] = parsed.error.issues;
+    const field = issue?.path.join('.') ?? '';
+    const code = field.startsWith('redirect_uris') ? 'invalid_redirect_uri' : 'invalid_client_metadata';
+    throw new OAuthError(code, `${field || 'metadata'}: ${issue?.message ?? 'invalid'}`);
+  }
+  const m = parsed.data;
+  if (m.software_statement !== undefined) {
+    throw new OAuthError('invalid_software_statement', 'software statements are not accepted');
+  }
+  // CIMD §4.1: a metadata document must not carry a shared secret.
+  if (m.client_secret !== undefined || m.client_secret_expires_at !== undefined) {
+    throw invalid('client_secret must not be sent: Errand issues no shared secrets to self-registered clients');
+  }
+  return m;
+}
+
+/** What an agent presenting an initial access token may register: the token's rules bound it. */
+export interface AgentRegistrationRules {
+  grantTypes: readonly GrantType[];
+  /** null = no limit beyond what each resource offers. */
+  scopes: readonly string[] | null;
+}
+
+/**
+ * Validates an agent's registration (RFC 7591 with an initial access token, README "Clients"): a
+ * confidential client authenticating with `private_key_jwt` (`jwks` or `jwks_uri`), for the agent
+ * grants the token allows, with scopes within the token's. No redirect URIs: agents do not use
+ * the authorization endpoint.
+ */
+export function validateAgentMetadata(input: unknown, rules: AgentRegistrationRules): ValidatedClientMetadata {
+  const m = parseMetadata(input);
+  // RFC 7591 §2 defaults the method to client_secret_basic, which Errand does not issue; an agent
+  // that names none but sends keys means private_key_jwt.
+  const authMethod = m.token_endpoint_auth_method ?? AUTH_METHOD.privateKeyJwt;
+  if (authMethod !== AUTH_METHOD.privateKeyJwt) {
+    throw invalid(
+      `token_endpoint_auth_method "${authMethod}" is not available to agents: they are confidential and use "private_key_jwt" with jwks or jwks_uri`,
+    );
+  }
+  if (m.jwks && m.jwks_uri) throw invalid('send jwks or jwks_uri, not both (RFC 7591 §2)');
+  if (!m.jwks && !m.jwks_uri) throw invalid('private_key_jwt needs jwks or jwks_uri');
+  for (const key of m.jwks?.keys ?? []) {
+    if ('d' in key || 'p' in key || 'k' in key) throw invalid('jwks must hold public keys only');
+  }
+  const grantTypes = (m.grant_types ?? [...rules.grantTypes]) as GrantType[];
+  for (const g of grantTypes) {
+    if (!rules.grantTypes.includes(g)) {
+      throw invalid(
+        `grant_types: "${g}" is not allowed by the initial access token; allowed: ${rules.grantTypes.join(', ')}`,
+      );
+    }
+  }
+  if (grantTypes.length === 0) throw invalid('grant_types: at least one is required');
+  if ((m.redirect_uris ?? []).length > 0) throw invalid('redirect_uris: agents do not use redirects; send none');
+  if ((m.response_types ?? []).length > 0) throw invalid('response_types: agents use no response types; send none');
+
+  let scope: string[] | null = rules.scopes ? [...rules.scopes] : null;
+  if (m.scope !== undefined) {
+    scope = parseScope(m.scope);
+    if (scope === null) throw invalid('scope: must be space-separated scope tokens');
+    const outside = rules.scopes ? scope.filter((s) => !rules.scopes!.includes(s)) : [];
+    if (outside.length > 0) {
+      throw invalid(`scope: "${outside.join(' ')}" is not allowed by the initial access token`);
+    }
+  }
+  return {
+    name: m.client_name ?? 'Unnamed agent',
+    authMethod: AUTH_METHOD.privateKeyJwt,
+    redirectUris: [],
+    grantTypes: [...new Set(grantTypes)],
+    scope,
+    jwks: m.jwks ?? null,
+    jwksUri: m.jwks_uri ?? null,
+    applicationType: null,
+    display: displayMetadata(m),
+  };
+}
+
+function displayMetadata(m: ClientMetadata): Record<string, unknown> {
   const display: Record<string, unknown> = {};
   for (const k of [
     'client_uri',
@@ -125,15 +213,5 @@ export function validateSelfServiceMetadata(input: unknown): ValidatedClientMeta
   ] as const) {
     if (m[k] !== undefined) display[k] = m[k];
   }
-  return {
-    name: m.client_name ?? 'Unnamed client',
-    authMethod: authMethod as AuthMethod,
-    redirectUris,
-    grantTypes,
-    scope,
-    jwks: m.jwks ?? null,
-    jwksUri: m.jwks_uri ?? null,
-    applicationType: m.application_type ?? null,
-    display,
-  };
+  return display;
 }

@@ -14,7 +14,7 @@ import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import type { TaskService } from './tasks.js';
 
-const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
+export const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
 export const CreateClientSchema = z
   .object({
@@ -273,6 +273,10 @@ export async function setClientStatus(
 ) {
   const client = await deps.clients.get(id);
   if (!client) throw new OAuthError('not_found', 'no such client');
+  // A self-registered agent waiting for approval is decided by approve/reject (client-approval.ts).
+  if (client.status === 'pending') {
+    throw new OAuthError('conflict', 'the client is awaiting approval: approve or reject it instead');
+  }
   if (client.status === status) return;
   const events = await deps.db.write(async (tx) => {
     const now = deps.clock.now();

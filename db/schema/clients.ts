@@ -9,7 +9,7 @@ export const clients = sqliteTable(
     name: text().notNull(),
     ownerId: text(),
     source: text({ enum: ['admin', 'dcr', 'cimd'] }).notNull(),
-    status: text({ enum: ['active', 'disabled', 'expired'] }).notNull(),
+    status: text({ enum: ['active', 'pending', 'disabled', 'expired'] }).notNull(),
     tokenEndpointAuthMethod: text().notNull(),
     secretHash: text(),
     jwks: text(),
@@ -47,4 +47,27 @@ export const resources = sqliteTable('resources', {
 export const usedAssertions = sqliteTable('used_assertions', {
   key: text().primaryKey(),
   expiresAt: integer().notNull(),
+});
+
+/**
+ * Initial access tokens (RFC 7591 §3) an administrator issues so that agents can register
+ * themselves. Only a hash of the token is kept; the token is shown once.
+ */
+export const initialAccessTokens = sqliteTable('initial_access_tokens', {
+  id: text().primaryKey(),
+  tokenHash: text().notNull().unique(),
+  name: text().notNull(),
+  createdBy: text().notNull(),
+  createdAt: integer().notNull(),
+  expiresAt: integer().notNull(),
+  /** Registrations the token may make; null = any number until it expires. */
+  maxUses: integer(),
+  uses: integer().notNull(),
+  /** Agents registered with it are active at once instead of waiting for an administrator. */
+  autoApprove: integer({ mode: 'boolean' }).notNull(),
+  /** JSON array: the scopes a registered agent may hold; null = no limit beyond the resources'. */
+  scopes: text(),
+  /** JSON array: the grant types a registered agent may use. */
+  grantTypes: text().notNull(),
+  revokedAt: integer(),
 });

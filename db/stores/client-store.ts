@@ -140,6 +140,15 @@ export class ClientStore {
     );
   }
 
+  /** Moves a client from one status to another; false when it was not in `from` (a concurrent change). */
+  async setStatusFrom(id: string, from: Client['status'], to: Client['status'], tx: Tx): Promise<boolean> {
+    const res = await tx
+      .update(clients)
+      .set({ status: to })
+      .where(and(eq(clients.id, id), eq(clients.status, from)));
+    return affected(res) === 1;
+  }
+
   async setStatus(id: string, status: Client['status'], tx: Tx): Promise<void> {
     await tx.update(clients).set({ status }).where(eq(clients.id, id));
   }

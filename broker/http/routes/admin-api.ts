@@ -13,6 +13,7 @@ import {
   setClientStatus,
   UpdateClientSchema,
 } from '../../services/admin.js';
+import { decideClient } from '../../services/client-approval.js';
 import type { DelegationService } from '../../services/delegations.js';
 import { taskView } from '../../services/tasks.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
@@ -61,6 +62,14 @@ export function adminApiRoutes(
     });
     return c.json(clientView(updated!));
   });
+
+  // An agent that registered itself with an initial access token waits for one of these.
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(`/api/admin/clients/:id/${decision}`, async (c) => {
+      const client = await decideClient(deps, c.req.param('id'), decision, c.get('user')!.id, c.var.requestId);
+      return c.json(clientView(client));
+    });
+  }
 
   app.post('/api/admin/tasks/:id/end', async (c) => {
     const task = await deps.taskService.end(

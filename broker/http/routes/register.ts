@@ -24,8 +24,28 @@ export function registerRoutes(
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new OAuthError('invalid_client_metadata', 'the body must be a JSON object of client metadata');
     }
-    const registered = await registerClient(deps, body, c.var.requestId);
+    const registered = await registerClient(deps, body, {
+      requestId: c.var.requestId,
+      log: c.var.log,
+      initialAccessToken: initialAccessToken(c.req.header('authorization')),
+    });
     c.var.log.info('client.registered', { clientId: registered.client_id, source: 'dcr' });
     return c.json(registered, 201, NO_STORE);
   });
+}
+
+/**
+ * The initial access token of an RFC 7591 §3 registration, sent as an RFC 6750 §2.1 bearer token;
+ * undefined without an Authorization header (open registration).
+ */
+function initialAccessToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header.trim());
+  if (!match?.[1]) {
+    const description = 'the Authorization header must be "Bearer <initial access token>"';
+    throw new OAuthError('invalid_request', description, {
+      headers: { 'WWW-Authenticate': `Bearer error="invalid_request", error_description="${description}"` },
+    });
+  }
+  return match[1];
 }
