@@ -3,7 +3,6 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  acceptNA,
   agentClient,
   delegateViaCiba,
   delegationWorld,
@@ -258,7 +257,6 @@ describe('the Requests page and tool-level grants (RFC 9396 mcp_tool)', () => {
       as,
       client,
       polled,
-      acceptNA,
     );
     const task = await exchange(tb, as, agent, { subject_token: credential, subject_token_type: TT_JWT });
     expect(decodeJwt(task.access_token).authorization_details).toEqual([
