@@ -9,9 +9,9 @@ import type { Clock } from '../core/ports.js';
 import { GRANT_TYPE } from '../core/protocol.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import { type AuthorizationTarget, authorizationTarget } from './authorization-target.js';
 import { delegationAskFromForm, readDelegationRequest } from './delegation-ask.js';
 import type { Approval, DelegationLimits, DelegationService } from './delegations.js';
-import { type AuthorizationTarget, authorizationTarget } from './authorization-target.js';
 
 /** An error shown on Errand's own page: the redirect URI cannot be trusted yet (RFC 9700 §4.11). */
 export class UntrustedRedirectError extends Error {}
