@@ -1,13 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  agentClient,
-  delegationWorld,
-  exchange,
-  exchangeRaw,
-  TT_JWT,
-  userApi,
-} from './delegation-fixtures.js';
+import { agentClient, delegationWorld, exchange, exchangeRaw, TT_JWT, userApi } from './delegation-fixtures.js';
 import { createUser, insecure, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
 
 const NOTES = 'https://notes.example.test/mcp';
