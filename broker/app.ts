@@ -28,6 +28,7 @@ import { tokenRoutes } from './http/routes/token.js';
 import { tokenManagementRoutes } from './http/routes/token-management.js';
 import { trustedIssuerRoutes } from './http/routes/trusted-issuers.js';
 import { userApiRoutes } from './http/routes/user-api.js';
+import { userinfoRoutes } from './http/routes/userinfo.js';
 import { loadSession, type SessionOptions } from './http/session.js';
 import { createStreamLimit } from './http/stream-limit.js';
 import type { AppEnv } from './http/types.js';
@@ -138,6 +139,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
     }),
   );
   app.route('/', tokenManagementRoutes({ tokens: deps.tokens, auth: deps.auth }));
+  app.route('/', userinfoRoutes({ issuer: config.issuer, access: deps.access }));
   if (config.registration.dcrEnabled) {
     app.route(
       '/',
@@ -166,6 +168,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       clock: deps.clock,
       requestTtl: config.tokens.authRequestTtl,
       codeTtl: config.tokens.authCodeTtl,
+      defaultResource: config.tokens.defaultResource,
       delegationService: deps.delegationService,
       limits: delegationLimits(config),
       issuer: config.issuer,

@@ -28,7 +28,7 @@ import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
 import { AgentOps } from './services/agent-ops.js';
 import { ensureBuiltInResources } from './services/built-in-resources.js';
-import { DelegationService, ID_TOKEN_TTL } from './services/delegations.js';
+import { DelegationService } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
 import { openInstallation, StartupError } from './services/open-installation.js';
 import { RateLimiter } from './services/rate-limit.js';
@@ -39,6 +39,7 @@ import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
 import { UserLookup } from './services/user-lookup.js';
 import { TokenMinter } from './tokens/access-token.js';
+import { ID_TOKEN_TTL } from './tokens/id-token.js';
 import { KeyRing } from './tokens/key-ring.js';
 import { hashSecret, newSecret } from './tokens/random.js';
 
@@ -98,7 +99,7 @@ export async function buildBroker(
       rotationPeriod: config.keys.rotationPeriod,
       publishAhead: config.keys.publishAhead,
       // Everything Errand signs without a record on the key: access and task tokens, the CIBA ID
-      // token, Status List Tokens and the cached Agent Card. Delegation credentials are recorded.
+      // tokens, Status List Tokens and the cached Agent Card. Delegation credentials are recorded.
       maxTokenTtl: Math.max(
         config.tokens.accessTokenTtl,
         ID_TOKEN_TTL,
@@ -251,9 +252,9 @@ export async function buildBroker(
     replay: { remember: (jti, until, now) => clients.rememberAssertion('dpop', jti, until, now) },
   });
   const grantRegistry = new GrantRegistry([
-    authorizationCodeGrant({ db, grants, tokens, delegations, delegationService, clock }),
+    authorizationCodeGrant({ db, grants, tokens, delegations, delegationService, users, minter, clock }),
     refreshTokenGrant({ tokens }),
-    clientCredentialsGrant({ clients, tokens }),
+    clientCredentialsGrant({ clients, tokens, defaultResource: config.tokens.defaultResource }),
     tokenExchangeGrant({ exchange, auth }),
     cibaGrant({ delegations: delegationService }),
   ]);

@@ -247,3 +247,20 @@ describe('database start-up checks', () => {
     ]);
   });
 });
+
+describe('ERRAND_DEFAULT_RESOURCE', () => {
+  test('unset by default; kept in canonical form (RFC 8707 resource comparison)', () => {
+    expect(loadConfig({}).tokens.defaultResource).toBeNull();
+    expect(loadConfig({ ERRAND_DEFAULT_RESOURCE: 'HTTPS://Notes.Example.com:443/' }).tokens.defaultResource).toBe(
+      'https://notes.example.com',
+    );
+  });
+
+  test('anything but an absolute http(s) URL without a fragment stops start-up, naming the setting', () => {
+    for (const bad of ['notes', 'ftp://notes.example.com/', 'https://notes.example.com/#x']) {
+      expect(problems({ ERRAND_DEFAULT_RESOURCE: bad })).toEqual([
+        'ERRAND_DEFAULT_RESOURCE: must be an absolute http(s) URL without a fragment (a registered resource)',
+      ]);
+    }
+  });
+});

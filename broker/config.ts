@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { canonicalizeResource } from './core/resource.js';
 
 /**
  * The only reader of process.env. Every ERRAND_* variable is validated here; a bad value stops
@@ -147,6 +148,13 @@ export const EnvSchema = z.object({
   ERRAND_REFRESH_GRACE_PERIOD: seconds(0, 120).default(10),
   ERRAND_AUTH_CODE_TTL: seconds(10, 600).default(60),
   ERRAND_AUTH_REQUEST_TTL: seconds(60, 3600).default(600),
+  ERRAND_DEFAULT_RESOURCE: z
+    .string()
+    .refine((v) => canonicalizeResource(v) !== null, {
+      message: 'must be an absolute http(s) URL without a fragment (a registered resource)',
+    })
+    .transform((v) => canonicalizeResource(v) as string)
+    .optional(),
   ERRAND_ASSERTION_MAX_LIFETIME: seconds(10, 3600).default(300),
   ERRAND_CLOCK_SKEW: seconds(0, 300).default(30),
   ERRAND_CLOCK_JUMP_HOLD: seconds(0, 7 * DAY).default(3600),
@@ -239,6 +247,8 @@ export interface Config {
     refreshGracePeriod: number;
     authCodeTtl: number;
     authRequestTtl: number;
+    /** RFC 8707 §2: the resource of an authorization request that names none and asks no scope. */
+    defaultResource: string | null;
   };
   clientAuth: { assertionMaxLifetime: number; clockSkew: number; jwksCacheTtl: number };
   /** RFC 9449 at the token endpoint: whether every proof must carry a server nonce. */
@@ -410,6 +420,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       refreshGracePeriod: e.ERRAND_REFRESH_GRACE_PERIOD,
       authCodeTtl: e.ERRAND_AUTH_CODE_TTL,
       authRequestTtl: e.ERRAND_AUTH_REQUEST_TTL,
+      defaultResource: e.ERRAND_DEFAULT_RESOURCE ?? null,
     },
     clientAuth: {
       assertionMaxLifetime: e.ERRAND_ASSERTION_MAX_LIFETIME,

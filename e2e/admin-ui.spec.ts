@@ -2,7 +2,6 @@ import * as oauth from 'oauth4webapi';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  acceptNA,
   agentClient,
   delegationWorld,
   exchange,
@@ -81,7 +80,7 @@ describe('the admin UI in Chromium', () => {
     tb.clock.advance(started.interval ?? 5);
     const [clientA, authA] = agentClient(tb, agentA);
     const grant = await oauth.backchannelAuthenticationGrantRequest(as, clientA, authA, started.auth_req_id, insecure);
-    const credential = await oauth.processBackchannelAuthenticationGrantResponse(as, clientA, grant, acceptNA);
+    const credential = await oauth.processBackchannelAuthenticationGrantResponse(as, clientA, grant);
     expect(credential.scope).toBe('openid notes:read');
     const taskToken = await exchange(tb, as, agentA, {
       subject_token: credential.access_token,
@@ -175,7 +174,6 @@ describe('the admin UI in Chromium', () => {
       as,
       client,
       await oauth.backchannelAuthenticationGrantRequest(as, client, auth, started.auth_req_id, insecure),
-      acceptNA,
     );
     const task = await exchange(tb, as, agent, { subject_token: credential.access_token, subject_token_type: TT_JWT });
 

@@ -3,7 +3,6 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  acceptNA,
   agentClient,
   delegateViaCiba,
   delegationWorld,
@@ -254,12 +253,7 @@ describe('the Requests page and tool-level grants (RFC 9396 mcp_tool)', () => {
     // The task token carries the one tool, and the dropped resource is out of reach.
     tb.clock.advance(asked.interval ?? 5);
     const polled = await oauth.backchannelAuthenticationGrantRequest(as, client, auth, asked.auth_req_id, insecure);
-    const { access_token: credential } = await oauth.processBackchannelAuthenticationGrantResponse(
-      as,
-      client,
-      polled,
-      acceptNA,
-    );
+    const { access_token: credential } = await oauth.processBackchannelAuthenticationGrantResponse(as, client, polled);
     const task = await exchange(tb, as, agent, { subject_token: credential, subject_token_type: TT_JWT });
     expect(decodeJwt(task.access_token).authorization_details).toEqual([
       { type: 'mcp_tool', locations: [TOOLS_URL], actions: ['read_note'] },

@@ -113,6 +113,10 @@ export const ASSERTION_ALGS = [
 /** Well-known paths. */
 export const PATHS = {
   asMetadata: '/.well-known/oauth-authorization-server',
+  /** OpenID Connect Discovery 1.0 §4: the same metadata, for OpenID clients. */
+  openidConfiguration: '/.well-known/openid-configuration',
+  /** OpenID Connect Core §5.3: claims about the person an access token speaks for. */
+  userinfo: '/userinfo',
   jwks: '/jwks.json',
   authorize: '/authorize',
   token: '/token',
@@ -148,6 +152,12 @@ export const ERRAND_SCOPE = {
 
 /** Every scope of those endpoints, in the order challenges and metadata list them. */
 export const ERRAND_SCOPES = [ERRAND_SCOPE.delegate, ERRAND_SCOPE.tasks] as const;
+
+/** OpenID Connect scopes (OIDC Core §3.1.2.1, §5.4): `openid` asks for an ID token, `profile` for name claims. */
+export const OIDC_SCOPE = { openid: 'openid', profile: 'profile' } as const;
+
+/** Scopes of the UserInfo endpoint (`<issuer>/userinfo`), a built-in resource like `/mcp`. */
+export const USERINFO_SCOPES = [OIDC_SCOPE.openid, OIDC_SCOPE.profile] as const;
 
 /** OpenID CAEP event type Errand's push channel carries (CAEP 1.0 §3.1 session revoked). */
 export const CAEP_SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { DelegationStore } from '../../db/stores/delegation-store.js';
-import type { GrantStore } from '../../db/stores/grant-store.js';
+import type { AuthorizationCode, GrantStore } from '../../db/stores/grant-store.js';
+import type { UserStore } from '../../db/stores/user-store.js';
 import { isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
@@ -11,6 +12,8 @@ import { GRANT_TYPE } from '../core/protocol.js';
 import type { DelegationService } from '../services/delegations.js';
 import { canonicalResources, pickAudience } from '../services/resource-policy.js';
 import type { TokenService } from '../services/token-service.js';
+import type { TokenMinter } from '../tokens/access-token.js';
+import { profileClaims, signIdToken } from '../tokens/id-token.js';
 import { hashSecret, safeEqual } from '../tokens/random.js';
 import type { Grant } from './types.js';
 
@@ -36,8 +39,25 @@ export function authorizationCodeGrant(deps: {
   tokens: TokenService;
   delegations: DelegationStore;
   delegationService: DelegationService;
+  users: Pick<UserStore, 'get'>;
+  minter: TokenMinter;
   clock: Clock;
 }): Grant<typeof Params> {
+  /** OIDC Core §3.1.3.3: an OpenID request's code also yields an ID token for the client. */
+  const idToken = async (code: AuthorizationCode): Promise<{ id_token?: string }> => {
+    if (!code.openid) return {};
+    const user = await deps.users.get(code.userId);
+    if (!user) throw new OAuthError('invalid_grant', 'the person who approved no longer exists');
+    const token = signIdToken(deps.minter, deps.clock.now(), {
+      sub: code.userId,
+      clientId: code.clientId,
+      // The person signed in and approved on the consent page when the code was made.
+      authTime: code.createdAt,
+      nonce: code.nonce ?? null,
+      claims: profileClaims(user, code.scope),
+    });
+    return { id_token: token };
+  };
   return {
     type: GRANT_TYPE.authorizationCode,
     params: Params,
@@ -98,11 +118,13 @@ export function authorizationCodeGrant(deps: {
         const delegation = await deps.delegations.get(code.delegationId);
         if (delegation?.status !== 'active')
           throw new OAuthError('invalid_grant', 'the delegation is no longer active');
-        return deps.delegationService.issueCredential(delegation, ctx.client.assurance);
+        const credential = await deps.delegationService.issueCredential(delegation, ctx.client.assurance);
+        return { ...credential, ...(await idToken(code)) };
       }
       const audience = pickAudience(canonicalResources(p.resource), code.resources);
       const withRefresh = client.grantTypes.includes(GRANT_TYPE.refreshToken);
-      return deps.tokens.issue(
+      const oidc = await idToken(code);
+      const issued = await deps.tokens.issue(
         {
           clientId: client.id,
           subject: code.userId,
@@ -131,6 +153,7 @@ export function authorizationCodeGrant(deps: {
           }
         },
       );
+      return { ...issued, ...oidc };
     },
   };
 }

@@ -10,7 +10,7 @@ const Params = z.object({ auth_req_id: param(256) });
 
 /**
  * The CIBA grant (poll mode, CIBA §10.1): once the user approves, the agent receives its delegation
- * credential (`token_type: N_A`, it opens no resource) and an ID token. No refresh token.
+ * credential (`token_type: Bearer`, though it opens no resource) and an ID token. No refresh token.
  */
 export function cibaGrant(deps: { delegations: DelegationService }): Grant<typeof Params> {
   return {

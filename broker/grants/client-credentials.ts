@@ -9,6 +9,7 @@ import { GRANT_TYPE } from '../core/protocol.js';
 import {
   canonicalResources,
   checkScope,
+  defaultResource,
   lookUpResources,
   pickAudience,
   requestedScope,
@@ -22,7 +23,12 @@ const Params = z.object({
 });
 
 /** `client_credentials` (RFC 6749 §4.4): an agent or service acting as itself. */
-export function clientCredentialsGrant(deps: { clients: ClientStore; tokens: TokenService }): Grant<typeof Params> {
+export function clientCredentialsGrant(deps: {
+  clients: ClientStore;
+  tokens: TokenService;
+  /** RFC 8707 §2: the resource of a request that names none (ERRAND_DEFAULT_RESOURCE). */
+  defaultResource: string | null;
+}): Grant<typeof Params> {
   return {
     type: GRANT_TYPE.clientCredentials,
     params: Params,
@@ -32,12 +38,17 @@ export function clientCredentialsGrant(deps: { clients: ClientStore; tokens: Tok
       if (!isConfidential(client) || !client.grantTypes.includes(GRANT_TYPE.clientCredentials)) {
         throw new OAuthError('unauthorized_client', 'this client is not allowed to use client_credentials');
       }
-      const audience = pickAudience(canonicalResources(p.resource), null);
-      const [resource] = await lookUpResources(deps.clients, [audience]);
-      if (!resource) throw new OAuthError('invalid_target', 'resource is required');
       if (!client.scope || client.scope.length === 0) {
         throw new OAuthError('invalid_scope', 'no scopes are registered for this client');
       }
+      const requested = canonicalResources(p.resource);
+      // Without a resource: the one resource that offers the scopes asked (or registered), else the default.
+      const audience =
+        requested.length === 0
+          ? await defaultResource(deps, requestedScope(p.scope) ?? client.scope)
+          : pickAudience(requested, null);
+      const [resource] = await lookUpResources(deps.clients, [audience]);
+      if (!resource) throw new OAuthError('invalid_target', 'resource is required');
       // Without a scope parameter the client gets what it is registered for at this resource.
       const scope = requestedScope(p.scope) ?? client.scope.filter((s) => resource.scopes.includes(s));
       checkScope(scope, resource, client);

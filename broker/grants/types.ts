@@ -13,8 +13,8 @@ export interface GrantContext {
 
 export interface TokenResponse {
   access_token: string;
-  /** `Bearer` for access tokens; `N_A` for a delegation credential (RFC 8693 §2.2.1). */
-  token_type: 'Bearer' | 'DPoP' | 'N_A';
+  /** `DPoP` for a token bound to a key (RFC 9449 §5), `Bearer` otherwise (delegation credentials too). */
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope?: string;
   refresh_token?: string;

@@ -7,12 +7,11 @@ import { OAuthError } from '../core/errors.js';
 import type { Form } from '../core/params.js';
 import type { Clock } from '../core/ports.js';
 import { GRANT_TYPE } from '../core/protocol.js';
-import { scopesOutside } from '../core/scopes.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import { type AuthorizationTarget, authorizationTarget } from './authorization-target.js';
 import { delegationAskFromForm, readDelegationRequest } from './delegation-ask.js';
 import type { Approval, DelegationLimits, DelegationService } from './delegations.js';
-import { canonicalResources, lookUpResources, requestedScope } from './resource-policy.js';
 
 /** An error shown on Errand's own page: the redirect URI cannot be trusted yet (RFC 9700 §4.11). */
 export class UntrustedRedirectError extends Error {}
@@ -42,6 +41,8 @@ export interface AuthorizeDeps {
   clock: Clock;
   requestTtl: number;
   codeTtl: number;
+  /** The resource a request that names none and asks no scope is for (ERRAND_DEFAULT_RESOURCE). */
+  defaultResource: string | null;
 }
 
 function single(form: Form, name: string): string | undefined {
@@ -106,36 +107,12 @@ export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promi
     throw fail('invalid_request', 'request objects are not supported');
   }
 
-  let scope: string[];
-  let resources: string[];
-  try {
-    const raw = form.resource;
-    resources = canonicalResources(raw);
-    if (resources.length === 0) {
-      throw new OAuthError('invalid_target', 'resource is required: name the API or MCP server the token is for');
-    }
-    const known = await lookUpResources(deps.clients, resources);
-    const offered = [...new Set(known.flatMap((r) => r.scopes))];
-    const asked = requestedScope(single(form, 'scope'));
-    scope = asked ?? (client.scope ?? []).filter((s) => offered.includes(s));
-    if (!asked && scope.length === 0) throw new OAuthError('invalid_scope', 'scope is required');
-    const unknown = scopesOutside(scope, offered);
-    if (unknown.length)
-      throw new OAuthError('invalid_scope', `scope "${unknown.join(' ')}" is not offered by the requested resources`);
-    if (client.scope) {
-      const notAllowed = scopesOutside(scope, client.scope);
-      if (notAllowed.length)
-        throw new OAuthError('invalid_scope', `scope "${notAllowed.join(' ')}" is not allowed for this client`);
-    }
-  } catch (err) {
-    if (err instanceof OAuthError) throw new RedirectableError(redirectUri, state, err);
-    throw err;
-  }
-
-  // An agent asks for a delegation: the user may narrow it on the consent page.
+  let target: AuthorizationTarget;
   let delegation: AuthorizationRequest['delegation'] = null;
-  if (client.kind === 'agent') {
-    try {
+  try {
+    target = await authorizationTarget(deps, client, { resource: form.resource, scope: single(form, 'scope') });
+    // An agent asks for a delegation: the user may narrow it on the consent page.
+    if (client.kind === 'agent') {
       // A delegation is used only through token exchange: an agent that cannot exchange cannot hold one.
       if (!canExchange(client)) {
         throw new OAuthError(
@@ -143,13 +120,15 @@ export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promi
           'this agent cannot hold delegations: it must be a confidential client allowed token exchange',
         );
       }
-      const ask = delegationAskFromForm(form);
+      const ask = { ...delegationAskFromForm(form), resources: target.resources, scope: target.scope };
       delegation = await readDelegationRequest({ clients: deps.clients, limits: deps.limits }, ask, client);
-    } catch (err) {
-      if (err instanceof OAuthError) throw new RedirectableError(redirectUri, state, err);
-      throw err;
     }
+  } catch (err) {
+    if (err instanceof OAuthError) throw new RedirectableError(redirectUri, state, err);
+    throw err;
   }
+  const nonce = single(form, 'nonce');
+  if (nonce !== undefined && nonce.length > 512) throw fail('invalid_request', 'nonce must be at most 512 characters');
 
   const now = deps.clock.now();
   const request: AuthorizationRequest = {
@@ -160,8 +139,10 @@ export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promi
     redirectUriSent: sentRedirect !== undefined,
     state,
     codeChallenge: challenge,
-    scope,
-    resources,
+    scope: target.scope,
+    resources: target.resources,
+    openid: target.openid,
+    nonce: target.openid ? (nonce ?? null) : null,
     createdAt: now,
     expiresAt: now + deps.requestTtl,
   };
@@ -202,6 +183,8 @@ export async function decideAuthorization(
           codeChallenge: request.codeChallenge,
           scope: request.scope,
           resources: request.resources,
+          openid: request.openid ?? false,
+          nonce: request.nonce ?? null,
           createdAt: now,
           expiresAt: now + deps.codeTtl,
         },

@@ -1,20 +1,26 @@
 import type { ClientStore } from '../../db/stores/client-store.js';
-import { ERRAND_SCOPES, PATHS } from '../core/protocol.js';
+import { ERRAND_SCOPES, PATHS, USERINFO_SCOPES } from '../core/protocol.js';
 import { canonicalizeResource } from '../core/resource.js';
 import { newId } from '../tokens/random.js';
 
 /**
- * Errand's own protected endpoints, `<issuer>/mcp` and `<issuer>/a2a`: resources like any other
- * (tokens are issued for exactly one of them, RFC 8707), registered at start-up with Errand's scopes.
+ * Errand's own protected endpoints, `<issuer>/mcp`, `<issuer>/a2a` and `<issuer>/userinfo`: resources
+ * like any other (tokens are issued for exactly one of them, RFC 8707), registered at start-up.
  */
 const BUILT_IN = [
-  { path: PATHS.mcp, name: 'Errand MCP' },
-  { path: PATHS.a2a, name: 'Errand A2A' },
+  { path: PATHS.mcp, name: 'Errand MCP', scopes: ERRAND_SCOPES },
+  { path: PATHS.a2a, name: 'Errand A2A', scopes: ERRAND_SCOPES },
+  { path: PATHS.userinfo, name: 'Errand UserInfo', scopes: USERINFO_SCOPES },
 ] as const;
 
 /** The endpoint URL as clients use it: `<issuer>/mcp` (the canonical server URI MCP clients send). */
 export function mcpUrl(issuer: string): string {
   return `${issuer}${PATHS.mcp}`;
+}
+
+/** The resource id of the UserInfo endpoint (OIDC Core §5.3): the audience of tokens it accepts. */
+export function userinfoResourceId(issuer: string): string {
+  return resourceId(`${issuer}${PATHS.userinfo}`);
 }
 
 /** The A2A endpoint URL as clients use it. */
@@ -47,11 +53,11 @@ export async function ensureBuiltInResources(
   issuer: string,
   now: number,
 ): Promise<void> {
-  for (const { path, name } of BUILT_IN) {
+  for (const { path, name, scopes } of BUILT_IN) {
     const url = resourceId(`${issuer}${path}`);
     if (await clients.getResource(url)) continue;
     try {
-      await clients.insertResource({ id: newId('res'), url, name, scopes: [...ERRAND_SCOPES], createdAt: now });
+      await clients.insertResource({ id: newId('res'), url, name, scopes: [...scopes], createdAt: now });
     } catch (err) {
       // Another broker process sharing the database may have inserted it meanwhile.
       if (!(await clients.getResource(url))) throw err;

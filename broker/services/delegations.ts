@@ -12,11 +12,9 @@ import type { Clock } from '../core/ports.js';
 import { ASSURANCE_LEVELS, CLAIM, JWT_TYP, TOKEN_TYPE } from '../core/protocol.js';
 import { formatScope } from '../core/scopes.js';
 import type { TokenMinter } from '../tokens/access-token.js';
+import { signIdToken } from '../tokens/id-token.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import type { TaskService } from './tasks.js';
-
-/** Lifetime of the ID token in the CIBA response (CIBA §10.1.1); signing keys are kept at least this long. */
-export const ID_TOKEN_TTL = 300;
 
 export interface DelegationLimits {
   defaultTtl: number;
@@ -396,7 +394,7 @@ export class DelegationService {
     assurance: AssuranceLevel | null = null,
   ): Promise<{
     access_token: string;
-    token_type: 'N_A';
+    token_type: 'Bearer';
     issued_token_type: string;
     expires_in: number;
     scope: string;
@@ -417,7 +415,9 @@ export class DelegationService {
     });
     return {
       access_token: token,
-      token_type: 'N_A',
+      // RFC 6749 §5.1 and CIBA §10.1.1 responses carry a token type their clients know. The credential
+      // is used by value at the token endpoint only, with the agent's own client authentication.
+      token_type: 'Bearer',
       issued_token_type: TOKEN_TYPE.jwt,
       expires_in: d.expiresAt - now,
       scope: formatScope(Object.values(d.grants).flat()),
@@ -425,16 +425,10 @@ export class DelegationService {
     };
   }
 
-  /** An OpenID ID token for the CIBA response (CIBA §10.1.1). */
+  /** An OpenID ID token for the CIBA response (CIBA §10.1.1); `auth_time` is the person's approval. */
   idToken(d: StoredDelegation): string {
     const now = this.deps.clock.now();
-    return this.deps.minter.sign('JWT', {
-      sub: d.userId,
-      aud: d.agentId,
-      iat: now,
-      exp: now + ID_TOKEN_TTL,
-      auth_time: d.decidedAt ?? now,
-    }).token;
+    return signIdToken(this.deps.minter, now, { sub: d.userId, clientId: d.agentId, authTime: d.decidedAt ?? now });
   }
 
   /** CIBA poll (CIBA §11): pending, slow down, denied, expired, or the credential (once). */

@@ -52,6 +52,40 @@ export function pickAudience(requested: readonly string[], allowed: readonly str
   );
 }
 
+/**
+ * The resource a request that names none is for (RFC 8707 §2 lets the authorization server pick a
+ * default), so that ordinary OAuth clients that send no `resource` still get a token with exactly
+ * one audience. `wanted` are the resource scopes the request names (or the client registered):
+ * the configured default resource when it offers all of them (or when nothing is named), else the
+ * one registered resource that offers all of them. Anything else is ambiguous or unknown, and the
+ * error says what to send.
+ */
+export async function defaultResource(
+  deps: { clients: Pick<ClientStore, 'listResources'>; defaultResource: string | null },
+  wanted: readonly string[],
+): Promise<string> {
+  const all = await deps.clients.listResources();
+  const configured = deps.defaultResource ? all.find((r) => r.url === deps.defaultResource) : undefined;
+  if (wanted.length === 0) {
+    if (configured) return configured.url;
+    throw new OAuthError(
+      'invalid_target',
+      'resource is required: name the API or MCP server the token is for (RFC 8707), or a scope it offers',
+    );
+  }
+  if (configured && scopesOutside(wanted, configured.scopes).length === 0) return configured.url;
+  const candidates = all.filter((r) => scopesOutside(wanted, r.scopes).length === 0);
+  const [only] = candidates;
+  if (candidates.length === 1 && only) return only.url;
+  const scope = formatScope(wanted);
+  throw new OAuthError(
+    'invalid_target',
+    candidates.length === 0
+      ? `resource is required: no single resource offers scope "${scope}"; request one resource per token`
+      : `resource is required: scope "${scope}" is offered by several resources; name one with the resource parameter`,
+  );
+}
+
 /** Parses a scope parameter; malformed scope is invalid_scope (RFC 6749 §5.2). */
 export function requestedScope(raw: string | undefined): string[] | undefined {
   if (raw === undefined) return undefined;

@@ -1,14 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  acceptNA,
-  agentClient,
-  delegationWorld,
-  exchange,
-  exchangeRaw,
-  TT_JWT,
-  userApi,
-} from './delegation-fixtures.js';
+import { agentClient, delegationWorld, exchange, exchangeRaw, TT_JWT, userApi } from './delegation-fixtures.js';
 import { createUser, insecure, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
 
 const NOTES = 'https://notes.example.test/mcp';
@@ -78,7 +70,7 @@ async function denyAllPending() {
 }
 
 describe('CIBA poll mode', () => {
-  test('pending, slow_down, then the credential once: N_A, an ID token, no refresh token', async () => {
+  test('pending, slow_down, then the credential once: Bearer, an ID token, no refresh token', async () => {
     await denyAllPending();
     const started = await start({ binding_message: 'Triage inbox 42' });
     expect(started.interval).toBe(5);
@@ -98,7 +90,7 @@ describe('CIBA poll mode', () => {
       insecure,
     );
     await expect(
-      oauth.processBackchannelAuthenticationGrantResponse(world.as, client, pendingRes, acceptNA),
+      oauth.processBackchannelAuthenticationGrantResponse(world.as, client, pendingRes),
     ).rejects.toMatchObject({ error: 'authorization_pending' });
 
     const approved = await me.call('POST', `/api/me/delegations/${started.delegationId}/approve`, {});
@@ -108,11 +100,11 @@ describe('CIBA poll mode', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toContain('no-store');
     const raw = (await res.clone().json()) as Record<string, unknown>;
-    expect(raw.token_type).toBe('N_A');
+    expect(raw.token_type).toBe('Bearer');
     expect(raw.issued_token_type).toBe(TT_JWT);
     expect(raw.refresh_token).toBeUndefined();
     expect(raw.delegation_id).toBe(started.delegationId);
-    const tokens = await oauth.processBackchannelAuthenticationGrantResponse(world.as, client, res, acceptNA);
+    const tokens = await oauth.processBackchannelAuthenticationGrantResponse(world.as, client, res);
     expect(tokens.refresh_token).toBeUndefined();
     expect(tokens.scope?.split(' ').sort()).toEqual(['notes:read', 'notes:write', 'openid']);
     const idClaims = oauth.getValidatedIdTokenClaims(tokens)!;
@@ -341,7 +333,6 @@ describe('the user decides', () => {
       world.as,
       client,
       await poll(a, started.auth_req_id),
-      acceptNA,
     );
     expect(tokens.scope).toBe('openid notes:read');
     expect(tokens.expires_in).toBeLessThanOrEqual(600);

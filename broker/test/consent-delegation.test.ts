@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { RevocationPush } from '../guard/push.js';
-import { acceptNA, agentClient, exchange, exchangeRaw, TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
+import { agentClient, exchange, exchangeRaw, TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
 import {
   addAgent,
   addResource,
@@ -89,8 +89,8 @@ describe('an agent asks through the authorization code flow; the user narrows on
     const [client, auth] = agentClient(tb, agent);
     const params = oauth.validateAuthResponse(as, client, new URL(decided.headers.get('location')!), 's1');
     const res = await oauth.authorizationCodeGrantRequest(as, client, auth, params, REDIRECT, verifier, insecure);
-    const credential = await oauth.processAuthorizationCodeResponse(as, client, res, acceptNA);
-    expect(credential.token_type).toBe('n_a');
+    const credential = await oauth.processAuthorizationCodeResponse(as, client, res);
+    expect(credential.token_type).toBe('bearer');
     expect(credential.refresh_token).toBeUndefined();
     expect(credential.scope).toBe('notes:read');
     expect(credential.expires_in).toBeLessThanOrEqual(3600);
@@ -171,7 +171,7 @@ describe('an agent asks through the authorization code flow; the user narrows on
     const [client, auth] = agentClient(tb, agent);
     const params = oauth.validateAuthResponse(as, client, new URL(decided.headers.get('location')!), 's1');
     const redeem = () => oauth.authorizationCodeGrantRequest(as, client, auth, params, REDIRECT, verifier, insecure);
-    const credential = await oauth.processAuthorizationCodeResponse(as, client, await redeem(), acceptNA);
+    const credential = await oauth.processAuthorizationCodeResponse(as, client, await redeem());
     const delegationId = String(credential.delegation_id);
     const task = await exchange(tb, as, agent, { subject_token: credential.access_token, subject_token_type: TT_JWT });
 

@@ -16,9 +16,6 @@ export const GRANT_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TT_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
 export const TT_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 
-/** oauth4webapi needs to be told that `N_A` (a delegation credential) is an expected token type. */
-export const acceptNA = { recognizedTokenTypes: { n_a: () => {} } };
-
 export type Api = Awaited<ReturnType<typeof adminApi>>;
 
 /** A signed-in person using the user API (`/api/me/*`) with their session and CSRF token. */
@@ -97,7 +94,7 @@ export async function delegateViaCiba(
   }
   tb.clock.advance(started.interval ?? 5);
   const res = await oauth.backchannelAuthenticationGrantRequest(as, client, auth, started.auth_req_id, insecure);
-  const tokens = await oauth.processBackchannelAuthenticationGrantResponse(as, client, res, acceptNA);
+  const tokens = await oauth.processBackchannelAuthenticationGrantResponse(as, client, res);
   return { credential: tokens.access_token, tokens, delegationId: mine!.delegation_id, me };
 }
 

@@ -40,7 +40,7 @@ describe('a user delegates, agents exchange down a chain, the task ends', () => 
       },
       { scopes: { [NOTES]: ['notes:read', 'notes:write'] } },
     );
-    expect(tokens.token_type).toBe('n_a');
+    expect(tokens.token_type).toBe('bearer');
     expect(tokens.id_token).toBeTruthy();
     expect(tokens.refresh_token).toBeUndefined();
     // The credential opens no resource: introspection by the resource server says inactive.

@@ -173,7 +173,7 @@ describe('hostile and malformed requests', () => {
   });
 
   test('unknown paths, including under /.well-known, are JSON 404s (discovery fallbacks rely on it)', async () => {
-    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-protected-resource', '/nope']) {
+    for (const path of ['/.well-known/openid-federation', '/.well-known/oauth-protected-resource', '/nope']) {
       const res = await fetch(`${tb.url}${path}`);
       expect(res.status).toBe(404);
       expect(res.headers.get('content-type')).toMatch(/application\/json/);

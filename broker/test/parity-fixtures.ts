@@ -4,7 +4,7 @@ import { Client as McpClient, StreamableHTTPClientTransport } from '@modelcontex
 import * as oauth from 'oauth4webapi';
 import { a2aClient, skillRequest } from '../../a2a/test/a2a-fixtures.js';
 import { ERRAND_SCOPES, refusalOf as mcpRefusal } from '../../mcp-server/errand/test/mcp-fixtures.js';
-import { acceptNA, agentClient, exchangeRaw, type userApi } from './delegation-fixtures.js';
+import { agentClient, exchangeRaw, type userApi } from './delegation-fixtures.js';
 import { actorToken, clientAssertion, insecure, postForm, type TestAgent, type TestBroker } from './fixtures.js';
 
 /**
@@ -69,7 +69,7 @@ export async function cibaDelegation(
   if (approved.status !== 200) throw new Error(`approval failed: ${approved.status} ${await approved.text()}`);
   tb.clock.advance(started.interval ?? 5);
   const res = await oauth.backchannelAuthenticationGrantRequest(as, client, auth, started.auth_req_id, insecure);
-  const tokens = await oauth.processBackchannelAuthenticationGrantResponse(as, client, res, acceptNA);
+  const tokens = await oauth.processBackchannelAuthenticationGrantResponse(as, client, res);
   return { credential: tokens.access_token, delegation: (await approved.json()) as DelegationView };
 }
 

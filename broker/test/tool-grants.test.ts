@@ -2,7 +2,6 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  acceptNA,
   agentClient,
   delegationWorld,
   exchange,
@@ -68,7 +67,7 @@ async function ask() {
       started.auth_req_id,
       insecure,
     );
-    return (await oauth.processBackchannelAuthenticationGrantResponse(world.as, client, polled, acceptNA)).access_token;
+    return (await oauth.processBackchannelAuthenticationGrantResponse(world.as, client, polled)).access_token;
   };
   return { id, approve, collect };
 }

@@ -13,6 +13,9 @@ export const authorizationRequests = sqliteTable('authorization_requests', {
   resources: text().notNull(),
   /** For agents: the delegation they ask for (JSON DelegationRequest), decided on the consent page. */
   delegation: text(),
+  /** An OpenID request (`openid` scope): the code also redeems to an ID token carrying `nonce`. */
+  openid: integer({ mode: 'boolean' }).notNull().default(false),
+  nonce: text(),
   createdAt: integer().notNull(),
   expiresAt: integer().notNull(),
 });
@@ -32,6 +35,9 @@ export const authorizationCodes = sqliteTable('authorization_codes', {
   usedAt: integer(),
   /** Set when the code redeems to a delegation credential rather than tokens. */
   delegationId: text(),
+  /** An OpenID request: an ID token with `nonce` and `auth_time` (the consent) goes with the tokens. */
+  openid: integer({ mode: 'boolean' }).notNull().default(false),
+  nonce: text(),
 });
 
 /**

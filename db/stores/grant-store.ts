@@ -19,6 +19,10 @@ export interface AuthorizationRequest {
   codeChallenge: string;
   scope: string[];
   resources: string[];
+  /** OIDC Core §3.1.2.1: the request had the `openid` scope, so the code also yields an ID token. */
+  openid?: boolean;
+  /** OIDC Core §3.1.2.1: echoed in the ID token. */
+  nonce?: string | null;
   createdAt: number;
   expiresAt: number;
 }
@@ -35,6 +39,9 @@ export interface AuthorizationCode {
   codeChallenge: string;
   scope: string[];
   resources: string[];
+  openid?: boolean;
+  nonce?: string | null;
+  /** When the person approved (the ID token's `auth_time`); the code's creation time. */
   createdAt: number;
   expiresAt: number;
 }
