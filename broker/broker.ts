@@ -220,6 +220,7 @@ export async function buildBroker(
     clock,
     tokenTtl: config.tokens.accessTokenTtl,
     taskMaxTtl: config.delegation.taskMaxTtl,
+    ruleDelegationTtl: config.delegation.defaultTtl,
     statusRef: (idx) => statusLists.ref(idx),
   });
   const userLookup = new UserLookup({

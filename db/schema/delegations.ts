@@ -20,7 +20,7 @@ export const delegations = sqliteTable(
     createdAt: integer().notNull(),
     decidedAt: integer(),
     revokedAt: integer(),
-    source: text({ enum: ['consent', 'ciba'] }).notNull(),
+    source: text({ enum: ['consent', 'ciba', 'exchange_rule'] }).notNull(),
     bindingMessage: text(),
     credentialJti: text(),
     /** The lowest assurance level an actor must have to exchange under this delegation. */
