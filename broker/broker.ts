@@ -110,7 +110,18 @@ export async function buildBroker(
   await keys.maintain();
 
   const minter = new TokenMinter({ keys, issuer: config.issuer, clock, clockSkew: config.clientAuth.clockSkew });
+  const taskService = new TaskService({
+    db,
+    tasks,
+    audit,
+    clock,
+    log,
+    onRevoked: (events) => {
+      for (const listener of revocationListeners) listener(events);
+    },
+  });
   const tokens = new TokenService({
+    tasks: taskService,
     db,
     grants,
     audit,
@@ -185,16 +196,6 @@ export async function buildBroker(
     clockSkew: config.clientAuth.clockSkew,
     box,
     remember: (key, until, now) => clients.rememberAssertion('dpop', key, until, now),
-  });
-  const taskService = new TaskService({
-    db,
-    tasks,
-    audit,
-    clock,
-    log,
-    onRevoked: (events) => {
-      for (const listener of revocationListeners) listener(events);
-    },
   });
   const delegationService = new DelegationService({
     db,

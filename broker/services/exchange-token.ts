@@ -239,6 +239,7 @@ export class ExchangeService {
         endedAt: null,
         endReason: null,
         externalIds: input.task?.externalIds ?? {},
+        subjectJti: onBehalfOf?.subjectJti ?? null,
       };
       await deps.tasks.insert(task, tx);
     }

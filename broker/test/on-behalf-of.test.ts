@@ -73,8 +73,8 @@ beforeAll(async () => {
 });
 afterAll(() => tb.close());
 
-/** A user's ordinary access token, as their MCP client gets it: code flow with consent, PKCE, one resource. */
-async function userToken(
+/** A user's ordinary tokens, as their MCP client gets them: code flow with consent, PKCE, one resource. */
+async function userTokens(
   who: { username: string; password: string },
   resource = GATEWAY,
   scope = 'gw:use',
@@ -98,7 +98,12 @@ async function userToken(
     ...(dpop ? { DPoP: dpop } : {}),
     additionalParameters: { resource },
   });
-  return (await oauth.processAuthorizationCodeResponse(as, desktop, res)).access_token;
+  return oauth.processAuthorizationCodeResponse(as, desktop, res);
+}
+
+/** A user's ordinary access token for `resource` (the gateway's by default). */
+async function userToken(...args: Parameters<typeof userTokens>) {
+  return (await userTokens(...args)).access_token;
 }
 
 /** The gateway as openid-client sees it: discovery, then private_key_jwt client authentication. */
@@ -286,6 +291,36 @@ describe('on-behalf-of exchange (RFC 8693) by a resource server', () => {
       error: 'invalid_request',
       description: 'subject_token is invalid, expired or revoked',
     });
+  });
+
+  test("revoking the user's access token ends the tasks started from it", async () => {
+    const subject = await userToken(user);
+    const res = await onBehalfOf(await gatewayConfig(), subject);
+    expect((await introspect(res.access_token)).active).toBe(true);
+    expect((await oauth.revocationRequest(as, desktop, oauth.None(), subject, insecure)).status).toBe(200);
+    expect(await introspect(res.access_token)).toEqual({ active: false });
+    expect(await tb.broker.deps.tasks.get(String(res.task_id))).toMatchObject({
+      state: 'canceled',
+      endReason: 'subject_revoked',
+    });
+  });
+
+  test('a replayed refresh token (its family revoked as stolen) ends the downstream tasks of the family', async () => {
+    const first = await userTokens(user);
+    const rt = first.refresh_token!;
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      desktop,
+      await oauth.refreshTokenGrantRequest(as, desktop, oauth.None(), rt, insecure),
+    );
+    const fromOld = await onBehalfOf(await gatewayConfig(), first.access_token);
+    const fromNew = await onBehalfOf(await gatewayConfig(), refreshed.access_token);
+    // Past the concurrent-refresh grace window, a second use of the same refresh token is theft.
+    tb.clock.advance(15);
+    const replay = await oauth.refreshTokenGrantRequest(as, desktop, oauth.None(), rt, insecure);
+    expect(replay.status).toBe(400);
+    expect(await introspect(fromOld.access_token)).toEqual({ active: false });
+    expect(await introspect(fromNew.access_token)).toEqual({ active: false });
   });
 
   test('forged subjects: alg none, a foreign key under Errand’s issuer, another issuer', async () => {
