@@ -67,6 +67,7 @@ const WIRE: Record<Reason, string> = {
   subject_expired: 'invalid_request',
   assurance_too_low: 'invalid_request',
   not_delegated_for_user: 'invalid_target',
+  subject_revoked: 'invalid_request',
 };
 
 const pick = <T>(xs: readonly T[], n: number): T => xs[n % xs.length]!;
@@ -554,7 +555,7 @@ describe('attenuate: random delegation chains', () => {
     for (const reason of Object.keys(WIRE) as Reason[]) {
       if (reason === 'delegation_inactive' || reason === 'delegation_expired') continue; // below
       // Decided before `attenuate`, by the exchange service (broker/test/on-behalf-of.test.ts).
-      if (reason === 'not_delegated_for_user') continue;
+      if (reason === 'not_delegated_for_user' || reason === 'subject_revoked') continue;
       expect(stats.reasons[reason] ?? 0, `no step was denied with ${reason}`).toBeGreaterThan(0);
     }
     expect((stats.reasons.delegation_inactive ?? 0) + (stats.reasons.delegation_expired ?? 0)).toBeGreaterThan(0);

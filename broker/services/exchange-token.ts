@@ -199,6 +199,12 @@ export class ExchangeService {
       const parentTask = subject.parent.task ? await deps.tasks.get(subject.parent.task.id, tx) : null;
       const namedNow = named ? await deps.tasks.get(named.id, tx) : null;
       if (!delegation) return { denial: { reason: 'delegation_inactive', status: 'missing' } };
+      // The user's token may have been revoked since it was read; its revocation and this exchange
+      // are serialized here, so a task is never started from a token whose revocation committed.
+      if (subject.onBehalfOf) {
+        const row = await deps.grants.getToken(subject.onBehalfOf.subjectJti, tx);
+        if (!row || row.revokedAt !== null) return { denial: { reason: 'subject_revoked' } };
+      }
       const parent = { ...subject.parent, task: parentTask };
       const decision = decide(now, parent, delegation, namedNow);
       if (!decision.ok) return { denial: decision.denial };
