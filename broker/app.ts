@@ -218,6 +218,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       grants: deps.grants,
       taskService: deps.taskService,
       delegationService: deps.delegationService,
+      delegations: deps.delegations,
+      accessTokenTtl: config.tokens.accessTokenTtl,
       clock: deps.clock,
       keys: deps.keys,
       rotateDelay: config.keys.minPublishAhead,

@@ -112,7 +112,18 @@ export async function buildBroker(
   await keys.maintain();
 
   const minter = new TokenMinter({ keys, issuer: config.issuer, clock, clockSkew: config.clientAuth.clockSkew });
+  const taskService = new TaskService({
+    db,
+    tasks,
+    audit,
+    clock,
+    log,
+    onRevoked: (events) => {
+      for (const listener of revocationListeners) listener(events);
+    },
+  });
   const tokens = new TokenService({
+    tasks: taskService,
     db,
     grants,
     audit,
@@ -188,16 +199,6 @@ export async function buildBroker(
     box,
     remember: (key, until, now) => clients.rememberAssertion('dpop', key, until, now),
   });
-  const taskService = new TaskService({
-    db,
-    tasks,
-    audit,
-    clock,
-    log,
-    onRevoked: (events) => {
-      for (const listener of revocationListeners) listener(events);
-    },
-  });
   const delegationService = new DelegationService({
     db,
     clients,
@@ -222,6 +223,7 @@ export async function buildBroker(
     clock,
     tokenTtl: config.tokens.accessTokenTtl,
     taskMaxTtl: config.delegation.taskMaxTtl,
+    ruleDelegationTtl: config.delegation.defaultTtl,
     statusRef: (idx) => statusLists.ref(idx),
   });
   const userLookup = new UserLookup({

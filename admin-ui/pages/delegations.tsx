@@ -102,7 +102,13 @@ export function DelegationPage(props: { user: LayoutUser; csrf: string; d: Store
           <dt>Sub-agents</dt>
           <dd>{d.subAgents ? d.subAgents.join(', ') : 'any'}</dd>
           <dt>Source</dt>
-          <dd>{d.source === 'ciba' ? 'asynchronous request' : 'consent'}</dd>
+          <dd>
+            {d.source === 'ciba'
+              ? 'asynchronous request'
+              : d.source === 'exchange_rule'
+                ? "administrator's exchange rule (on-behalf-of)"
+                : 'consent'}
+          </dd>
           <dt>Expires</dt>
           <dd>{when(d.expiresAt)}</dd>
           {d.bindingMessage ? (

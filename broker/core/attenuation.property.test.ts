@@ -66,6 +66,8 @@ const WIRE: Record<Reason, string> = {
   depth_exceeded: 'invalid_request',
   subject_expired: 'invalid_request',
   assurance_too_low: 'invalid_request',
+  not_delegated_for_user: 'invalid_target',
+  subject_revoked: 'invalid_request',
 };
 
 const pick = <T>(xs: readonly T[], n: number): T => xs[n % xs.length]!;
@@ -432,6 +434,8 @@ function checkAllowed(plan: ExchangePlan, parent: Parent, req: ExchangeRequest, 
     expect(plan.task.deadline).toBeLessThanOrEqual(now + Math.min(req.taskTtl ?? MAX_TASK_TTL, MAX_TASK_TTL));
     expect(plan.task.deadline).toBeLessThanOrEqual(d.expiresAt);
     if (parent.task) expect(plan.task.deadline).toBeLessThanOrEqual(parent.task.deadline);
+    // A root task ends no later than its parent (an on-behalf-of subject token's expiry).
+    else expect(plan.task.deadline).toBeLessThanOrEqual(parent.exp);
     if (depth > 0 && d.subAgents !== null) expect(d.subAgents).toContain(actorId);
     if (depth === 0) expect(actorId).toBe(d.agentId);
   } else {
@@ -550,6 +554,8 @@ describe('attenuate: random delegation chains', () => {
     for (const depth of [0, 1, 2, 3]) expect(stats.depthAllowed[depth]).toBeGreaterThan(0);
     for (const reason of Object.keys(WIRE) as Reason[]) {
       if (reason === 'delegation_inactive' || reason === 'delegation_expired') continue; // below
+      // Decided before `attenuate`, by the exchange service (broker/test/on-behalf-of.test.ts).
+      if (reason === 'not_delegated_for_user' || reason === 'subject_revoked') continue;
       expect(stats.reasons[reason] ?? 0, `no step was denied with ${reason}`).toBeGreaterThan(0);
     }
     expect((stats.reasons.delegation_inactive ?? 0) + (stats.reasons.delegation_expired ?? 0)).toBeGreaterThan(0);

@@ -104,7 +104,9 @@ export function attenuate(parent: Parent, req: ExchangeRequest, ctx: ExchangeCon
   } else {
     if (ctx.actorId !== d.agentId) return deny({ reason: 'actor_not_delegate', actorId: ctx.actorId });
     const ttl = Math.min(req.taskTtl ?? ctx.maxTaskTtl, ctx.maxTaskTtl);
-    task = { kind: 'new', parentTaskId: null, depth: 0, deadline: Math.min(now + ttl, d.expiresAt) };
+    // A root task ends no later than its parent: the delegation, or for an on-behalf-of exchange the
+    // user's access token it was started from (README "On-behalf-of exchange").
+    task = { kind: 'new', parentTaskId: null, depth: 0, deadline: Math.min(now + ttl, d.expiresAt, parent.exp) };
     actorChain = [ctx.actorId];
   }
   if (parent.kind === 'delegation' && ctx.actorId !== d.agentId) {

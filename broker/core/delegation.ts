@@ -27,7 +27,8 @@ export interface Delegation {
   createdAt: number;
   decidedAt: number | null;
   revokedAt: number | null;
-  source: 'consent' | 'ciba';
+  /** How it was granted: by the user (consent page, CIBA) or by an administrator's exchange rule. */
+  source: 'consent' | 'ciba' | 'exchange_rule';
   bindingMessage: string | null;
   /** `jti` of the delegation credential currently valid for it. */
   credentialJti: string | null;

@@ -20,6 +20,10 @@ export type Denial =
   | { reason: 'details_exceed_parent' }
   | { reason: 'depth_exceeded'; max: number }
   | { reason: 'subject_expired' }
+  /** On-behalf-of: neither a delegation from the token's user nor an exchange rule covers the resource. */
+  | { reason: 'not_delegated_for_user'; clientId: string; audience: string }
+  /** On-behalf-of: the user's access token was revoked while the exchange was being decided. */
+  | { reason: 'subject_revoked' }
   | {
       reason: 'assurance_too_low';
       required: AssuranceLevel;
@@ -70,6 +74,14 @@ export function denialToError(d: Denial): OAuthError {
       return new OAuthError('invalid_request', `delegation depth limit (${d.max}) reached`);
     case 'subject_expired':
       return new OAuthError('invalid_request', 'the subject token, task or delegation has expired');
+    case 'not_delegated_for_user':
+      // RFC 8693 §2.2.2: the server will not issue a token for the target named by resource/audience.
+      return new OAuthError(
+        'invalid_target',
+        `no delegation or exchange rule lets client ${d.clientId} act for this user at "${d.audience}"`,
+      );
+    case 'subject_revoked':
+      return new OAuthError('invalid_request', 'subject_token is invalid, expired or revoked');
     case 'assurance_too_low':
       // Say which minimum applies and what the agent has, so its operator can act.
       return new OAuthError(

@@ -22,7 +22,9 @@ export type EndReason =
   | 'delegation_revoked'
   | 'agent_disabled'
   | 'parent_ended'
-  | 'peer_ended';
+  | 'peer_ended'
+  /** The user's access token an on-behalf-of task was started from was revoked. */
+  | 'subject_revoked';
 
 export interface Task {
   id: string;
@@ -40,6 +42,8 @@ export interface Task {
   endedAt: number | null;
   endReason: EndReason | null;
   externalIds: Record<string, string>;
+  /** On-behalf-of tasks: the `jti` of the user's access token they were started from. */
+  subjectJti?: string | null;
 }
 
 /** Whether a state is terminal (no token is issued for the task again). */

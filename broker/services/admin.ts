@@ -6,6 +6,7 @@ import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
 import { assuranceLevel, type Client, credentialKindOf, redirectUriProblem } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
+import { exchangeRulesOf } from '../core/exchange-rule.js';
 import type { Clock } from '../core/ports.js';
 import { ASSURANCE_LEVELS, AUTH_METHOD, GRANT_TYPE } from '../core/protocol.js';
 import { canonicalizeResource } from '../core/resource.js';
@@ -113,6 +114,11 @@ export function clientView(c: Client) {
     assurance_level: assuranceLevel(c),
     trusted_issuer_id: c.trustedIssuerId ?? null,
     dpop_bound_access_tokens: c.metadata.dpop_bound_access_tokens === true,
+    exchange_rules: exchangeRulesOf(c).map((r) => ({
+      resource: r.resource,
+      scopes: r.scopes,
+      max_token_ttl: r.maxTokenTtl,
+    })),
     created_at: c.createdAt,
     last_used_at: c.lastUsedAt,
     expires_at: c.expiresAt,

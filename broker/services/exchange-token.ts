@@ -17,6 +17,7 @@ import { isLive, type Task } from '../core/task.js';
 import { actorClaims, type TokenMinter, tokenTypeFor } from '../tokens/access-token.js';
 import { newId } from '../tokens/random.js';
 import type { TaskDetail } from './authorization-details.js';
+import { type OnBehalfOf, readUserSubject } from './on-behalf-of.js';
 
 export interface ExchangeDeps {
   db: Db;
@@ -29,6 +30,8 @@ export interface ExchangeDeps {
   clock: Clock;
   tokenTtl: number;
   taskMaxTtl: number;
+  /** How long the delegation an exchange rule stands for lasts (on-behalf-of exchange). */
+  ruleDelegationTtl: number;
   /** The status list URI and index within it for a global status index. */
   statusRef: (globalIdx: number) => { uri: string; idx: number };
 }
@@ -66,7 +69,24 @@ export interface ExchangeResponse {
 interface Subject {
   parent: Parent;
   delegation: StoredDelegation;
+  /** Set when the subject is a user's access token exchanged by the resource server it was for. */
+  onBehalfOf?: OnBehalfOf;
 }
+
+/** Where a refusal happened, for its audit event. */
+interface Where {
+  userId: string;
+  delegationId: string | null;
+  task: Task | null;
+  onBehalfOf?: OnBehalfOf;
+}
+
+const whereOf = (s: Subject): Where => ({
+  userId: s.delegation.userId,
+  delegationId: s.delegation.id,
+  task: s.parent.task,
+  ...(s.onBehalfOf ? { onBehalfOf: s.onBehalfOf } : {}),
+});
 
 const INVALID_SUBJECT = 'subject_token is invalid, expired or revoked';
 
@@ -80,7 +100,9 @@ export class ExchangeService {
   /** RFC 8693 at the token endpoint: the subject arrives as a token and is verified first. */
   async exchange(input: ExchangeInput): Promise<ExchangeResponse> {
     const actor = admit(input);
-    return this.decideAndIssue(input, actor, await this.readSubject(input));
+    const subject = await this.readSubject(input, actor);
+    if ('denial' in subject) return this.refuse(subject.denial, input, actor, subject.where);
+    return this.decideAndIssue(input, actor, subject);
   }
 
   /**
@@ -110,7 +132,13 @@ export class ExchangeService {
     if (!task || !delegation || task.agentId !== input.client.id)
       throw new OAuthError('invalid_request', 'no such task for this agent');
     const holdings = await this.taskHoldings(task, delegation);
-    if (!holdings) return this.refuse({ reason: 'subject_expired' }, full, actor, { delegation, task });
+    if (!holdings) {
+      return this.refuse({ reason: 'subject_expired' }, full, actor, {
+        userId: delegation.userId,
+        delegationId: delegation.id,
+        task,
+      });
+    }
     return this.decideAndIssue(full, actor, { delegation, parent: holdings });
   }
 
@@ -160,7 +188,7 @@ export class ExchangeService {
       });
 
     const first = decide(deps.clock.now(), subject.parent, subject.delegation, named);
-    const where = { delegation: subject.delegation, task: subject.parent.task };
+    const where = whereOf(subject);
     if (!first.ok) return this.refuse(first.denial, input, actor, where);
 
     // Decide again inside the write transaction: a task may have ended or a delegation been
@@ -171,10 +199,16 @@ export class ExchangeService {
       const parentTask = subject.parent.task ? await deps.tasks.get(subject.parent.task.id, tx) : null;
       const namedNow = named ? await deps.tasks.get(named.id, tx) : null;
       if (!delegation) return { denial: { reason: 'delegation_inactive', status: 'missing' } };
+      // The user's token may have been revoked since it was read; its revocation and this exchange
+      // are serialized here, so a task is never started from a token whose revocation committed.
+      if (subject.onBehalfOf) {
+        const row = await deps.grants.getToken(subject.onBehalfOf.subjectJti, tx);
+        if (!row || row.revokedAt !== null) return { denial: { reason: 'subject_revoked' } };
+      }
       const parent = { ...subject.parent, task: parentTask };
       const decision = decide(now, parent, delegation, namedNow);
       if (!decision.ok) return { denial: decision.denial };
-      return { ok: await this.issue(tx, decision.value, delegation, actor, input, now) };
+      return { ok: await this.issue(tx, decision.value, delegation, actor, input, now, subject.onBehalfOf) };
     });
     if ('denial' in outcome) return this.refuse(outcome.denial, input, actor, where);
     return outcome.ok;
@@ -187,6 +221,7 @@ export class ExchangeService {
     actor: Client,
     input: ExchangeInput,
     now: number,
+    onBehalfOf: OnBehalfOf | undefined,
   ) {
     const { deps } = this;
     let task: Task;
@@ -210,6 +245,7 @@ export class ExchangeService {
         endedAt: null,
         endReason: null,
         externalIds: input.task?.externalIds ?? {},
+        subjectJti: onBehalfOf?.subjectJti ?? null,
       };
       await deps.tasks.insert(task, tx);
     }
@@ -262,6 +298,7 @@ export class ExchangeService {
           via: input.client.id,
           assurance: input.actorAssurance,
           dpopBound: Boolean(input.dpopJkt),
+          ...(onBehalfOf ? { onBehalfOf } : {}),
         },
       },
       now,
@@ -279,30 +316,28 @@ export class ExchangeService {
   }
 
   /** Records the denial (with both attributions) and answers with its wire error. */
-  private async refuse(
-    denial: Denial,
-    input: ExchangeInput,
-    actor: Client,
-    where: { delegation: StoredDelegation; task: Task | null },
-  ): Promise<never> {
+  private async refuse(denial: Denial, input: ExchangeInput, actor: Client, where: Where): Promise<never> {
     const { deps } = this;
     await deps.db.write((tx) =>
       deps.audit.append(
         {
           type: 'exchange.denied',
           result: 'denied',
-          userId: where.delegation.userId,
+          userId: where.userId,
           clientId: actor.id,
           actorChain: [actor.id, ...(where.task?.actorChain ?? [])],
           taskId: where.task?.id ?? input.task?.taskId ?? null,
-          delegationId: where.delegation.id,
+          delegationId: where.delegationId,
           audience: input.audience,
           scope: input.scope ? formatScope(input.scope) : null,
           reason: denial.reason,
           requestId: input.requestId,
-          ...(denial.reason === 'assurance_too_low'
-            ? { details: { required: denial.required, actual: denial.actual, by: denial.by } }
-            : {}),
+          details: {
+            ...(denial.reason === 'assurance_too_low'
+              ? { required: denial.required, actual: denial.actual, by: denial.by }
+              : {}),
+            ...(where.onBehalfOf ? { onBehalfOf: where.onBehalfOf } : {}),
+          },
         },
         deps.clock.now(),
         tx,
@@ -311,11 +346,28 @@ export class ExchangeService {
     throw denialToError(denial);
   }
 
-  /** Verifies the subject token and loads what it stands for; failures are invalid_request. */
-  private async readSubject(input: ExchangeInput): Promise<Subject> {
+  /**
+   * Verifies the subject token and loads what it stands for; failures are invalid_request. A denial
+   * (rather than an exception) is for refusals that are audited: an on-behalf-of subject no
+   * delegation or rule covers.
+   */
+  private async readSubject(input: ExchangeInput, actor: Client): Promise<Subject | { denial: Denial; where: Where }> {
     const { deps } = this;
+    const foreign = foreignIssuer(input.subjectToken, deps.minter.issuer);
+    if (foreign) {
+      throw new OAuthError(
+        'invalid_request',
+        "subject_token was issued by another issuer; only Errand's tokens are accepted",
+      );
+    }
     if (input.subjectTokenType === TOKEN_TYPE.jwt) {
       const verified = deps.minter.verifyOwn(input.subjectToken, JWT_TYP.delegation);
+      if (!verified && deps.minter.verify(input.subjectToken)) {
+        throw new OAuthError(
+          'invalid_request',
+          `subject_token is an access token: send subject_token_type ${TOKEN_TYPE.accessToken}`,
+        );
+      }
       if (!verified || verified.claims.aud !== deps.minter.issuer)
         throw new OAuthError('invalid_request', INVALID_SUBJECT);
       const delegation = await deps.delegations.get(String(verified.claims[CLAIM.delegation]));
@@ -329,8 +381,25 @@ export class ExchangeService {
     }
     if (input.subjectTokenType === TOKEN_TYPE.accessToken) {
       const verified = deps.minter.verify(input.subjectToken);
-      const taskId = verified?.claims[CLAIM.task];
-      if (!verified || typeof taskId !== 'string') throw new OAuthError('invalid_request', INVALID_SUBJECT);
+      if (!verified) throw new OAuthError('invalid_request', INVALID_SUBJECT);
+      const taskId = verified.claims[CLAIM.task];
+      // Not a task token: a user's access token, exchanged by the resource server it was issued for.
+      if (taskId === undefined) {
+        const read = await readUserSubject(
+          deps,
+          {
+            client: input.client,
+            actor,
+            audience: input.audience,
+            dpopJkt: input.dpopJkt ?? null,
+            requestId: input.requestId,
+          },
+          verified,
+        );
+        if (!read.ok) return { denial: read.denial, where: { userId: read.userId, delegationId: null, task: null } };
+        return { delegation: read.delegation, parent: read.parent, onBehalfOf: read.onBehalfOf };
+      }
+      if (typeof taskId !== 'string') throw new OAuthError('invalid_request', INVALID_SUBJECT);
       const row = await deps.grants.getToken(verified.jti);
       if (!row || row.taskId !== taskId) throw new OAuthError('invalid_request', INVALID_SUBJECT);
       const task = await deps.tasks.get(taskId);
@@ -348,8 +417,23 @@ export class ExchangeService {
     }
     throw new OAuthError(
       'invalid_request',
-      `subject_token_type must be ${TOKEN_TYPE.jwt} (a delegation credential) or ${TOKEN_TYPE.accessToken} (a task token)`,
+      `subject_token_type must be ${TOKEN_TYPE.jwt} (a delegation credential) or ${TOKEN_TYPE.accessToken} (a task token or a user's access token)`,
     );
+  }
+}
+
+/**
+ * Whether a JWT names an issuer other than Errand (read without verifying: only to say what is
+ * wrong; a token that names Errand is verified as usual and refused with the generic description).
+ */
+function foreignIssuer(token: string, issuer: string): boolean {
+  const payload = token.split('.')[1];
+  if (!payload) return false;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { iss?: unknown };
+    return typeof claims.iss === 'string' && claims.iss !== issuer;
+  } catch {
+    return false;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
-import type { TaskStore } from '../../db/stores/task-store.js';
+import type { TaskStore, TasksWhere } from '../../db/stores/task-store.js';
 import { type Client, canAct } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
@@ -132,13 +132,7 @@ export class TaskService {
    * Ends every live task matching a condition (a revoked delegation, a disabled agent) inside the
    * caller's transaction. The caller passes the returned events to `flush` after commit.
    */
-  async endWhere(
-    tx: Tx,
-    by: { delegationId?: string; agentId?: string },
-    reason: EndReason,
-    now: number,
-    requestId: string,
-  ) {
+  async endWhere(tx: Tx, by: TasksWhere, reason: EndReason, now: number, requestId: string) {
     const live = await this.deps.tasks.liveTasksWhere(by, tx);
     const events: RevocationEvent[] = [];
     const ids = new Set(live.map((t) => t.id));

@@ -11,6 +11,7 @@ import type { TokenResponse } from '../grants/types.js';
 import { actorClaims, type TokenMinter, tokenTypeFor } from '../tokens/access-token.js';
 import type { CryptoBox } from '../tokens/crypto-box.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import type { RevocationEvent, TaskService } from './tasks.js';
 
 export interface TokenServiceDeps {
   db: Db;
@@ -23,6 +24,8 @@ export interface TokenServiceDeps {
   clockSkew: number;
   issuer: string;
   ttl: { accessToken: number; refreshToken: number; refreshTokenIdle: number; refreshGrace: number };
+  /** Ends the on-behalf-of tasks started from a revoked token (README "On-behalf-of exchange"). */
+  tasks: Pick<TaskService, 'endWhere' | 'flush'>;
 }
 
 export interface IssueRequest {
@@ -198,6 +201,7 @@ export class TokenService {
   async refresh(input: RefreshInput): Promise<TokenResponse> {
     const { db, grants, audit, clock, minter, box, ttl } = this.deps;
     const tokenHash = hashSecret(input.refreshToken);
+    let ended: RevocationEvent[] = [];
     const outcome = await db.write(async (tx): Promise<RefreshOutcome> => {
       const now = clock.now();
       const row = await grants.getRefresh(tokenHash, tx);
@@ -208,6 +212,7 @@ export class TokenService {
           return this.retryWithinGrace({ ...row, usedAt: row.usedAt }, row.graceResponse, tokenHash, input, now, tx);
         }
         await grants.revokeGrant(row.familyId, now, tx);
+        ended = await this.endTasksFrom(tx, { subjectGrantId: row.familyId }, now, input.requestId);
         await audit.append(
           {
             type: 'refresh_token.reused',
@@ -277,6 +282,7 @@ export class TokenService {
       );
       return { ok: response };
     });
+    this.deps.tasks.flush(ended);
     if ('error' in outcome) throw outcome.error;
     return outcome.ok;
   }
@@ -348,11 +354,26 @@ export class TokenService {
 
   /** Revokes every token of a grant (a reused authorization code, a revoked refresh token). */
   async revokeGrant(grantId: string, audit: { type: string; clientId: string; reason: string; requestId: string }) {
-    await this.deps.db.write(async (tx) => {
+    const ended = await this.deps.db.write(async (tx) => {
       const now = this.deps.clock.now();
       await this.deps.grants.revokeGrant(grantId, now, tx);
       await this.deps.audit.append({ ...audit, result: 'denied', details: { grantId } }, now, tx);
+      return this.endTasksFrom(tx, { subjectGrantId: grantId }, now, audit.requestId);
     });
+    this.deps.tasks.flush(ended);
+  }
+
+  /**
+   * Ends the on-behalf-of tasks started from revoked user tokens, in the revoking transaction: a
+   * resource server's downstream token does not outlive the user's token it was exchanged from.
+   */
+  private endTasksFrom(
+    tx: Tx,
+    by: { subjectJti: string } | { subjectGrantId: string },
+    now: number,
+    requestId: string,
+  ) {
+    return this.deps.tasks.endWhere(tx, by, 'subject_revoked', now, requestId);
   }
 
   /**
@@ -418,7 +439,7 @@ export class TokenService {
       if (!row) return;
       if (row.clientId !== caller.id)
         throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
-      await db.write(async (tx) => {
+      const ended = await db.write(async (tx) => {
         const now = clock.now();
         await grants.revokeGrant(row.familyId, now, tx);
         await audit.append(
@@ -433,7 +454,9 @@ export class TokenService {
           now,
           tx,
         );
+        return this.endTasksFrom(tx, { subjectGrantId: row.familyId }, now, requestId);
       });
+      this.deps.tasks.flush(ended);
       return;
     }
     // RFC 7009 §2.1: a token minted while the clock ran ahead is not valid yet, but can be revoked.
@@ -443,24 +466,25 @@ export class TokenService {
     if (!row) return;
     if (row.clientId !== caller.id)
       throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
-    await db.write(async (tx) => {
+    const ended = await db.write(async (tx) => {
       const now = clock.now();
-      if (await grants.revokeToken(row.jti, now, tx)) {
-        await audit.append(
-          {
-            type: 'token.revoked',
-            result: 'allowed',
-            userId: row.subject === row.clientId ? null : row.subject,
-            clientId: caller.id,
-            audience: row.audience,
-            requestId,
-            details: { jti: row.jti },
-          },
-          now,
-          tx,
-        );
-      }
+      if (!(await grants.revokeToken(row.jti, now, tx))) return [];
+      await audit.append(
+        {
+          type: 'token.revoked',
+          result: 'allowed',
+          userId: row.subject === row.clientId ? null : row.subject,
+          clientId: caller.id,
+          audience: row.audience,
+          requestId,
+          details: { jti: row.jti },
+        },
+        now,
+        tx,
+      );
+      return this.endTasksFrom(tx, { subjectJti: row.jti }, now, requestId);
     });
+    this.deps.tasks.flush(ended);
   }
 
   /** A new grant id (the id of a refresh family and of the tokens of one authorization). */

@@ -20,7 +20,7 @@ export const delegations = sqliteTable(
     createdAt: integer().notNull(),
     decidedAt: integer(),
     revokedAt: integer(),
-    source: text({ enum: ['consent', 'ciba'] }).notNull(),
+    source: text({ enum: ['consent', 'ciba', 'exchange_rule'] }).notNull(),
     bindingMessage: text(),
     credentialJti: text(),
     /** The lowest assurance level an actor must have to exchange under this delegation. */
@@ -60,6 +60,8 @@ export const tasks = sqliteTable(
     endedAt: integer(),
     endReason: text(),
     externalIds: text().notNull(),
+    /** On-behalf-of tasks: the user's access token they were started from (revoking it ends them). */
+    subjectJti: text(),
   },
   (t) => [
     index('tasks_root_idx').on(t.rootTaskId),
@@ -69,6 +71,7 @@ export const tasks = sqliteTable(
     index('tasks_user_idx').on(t.userId),
     index('tasks_agent_idx').on(t.agentId),
     index('tasks_deadline_idx').on(t.state, t.deadline),
+    index('tasks_subject_idx').on(t.subjectJti),
   ],
 );
 

@@ -149,6 +149,14 @@ export class ClientStore {
     return affected(res) === 1;
   }
 
+  /** Replaces the client's free-form metadata (exchange rules, DPoP requirement). */
+  async setMetadata(id: string, metadata: Record<string, unknown>, tx: Tx): Promise<void> {
+    await tx
+      .update(clients)
+      .set({ metadata: toJson(metadata) })
+      .where(eq(clients.id, id));
+  }
+
   async setStatus(id: string, status: Client['status'], tx: Tx): Promise<void> {
     await tx.update(clients).set({ status }).where(eq(clients.id, id));
   }

@@ -86,6 +86,16 @@ export class DelegationStore {
     return rows.map(toDelegation);
   }
 
+  /** A user's active delegations to one agent (on-behalf-of exchange picks the one that covers a resource). */
+  async activeFor(agentId: string, userId: string, tx?: Tx): Promise<StoredDelegation[]> {
+    const rows = await (tx ?? this.db.q)
+      .select()
+      .from(delegations)
+      .where(and(eq(delegations.userId, userId), eq(delegations.status, 'active'), eq(delegations.agentId, agentId)))
+      .orderBy(desc(delegations.createdAt));
+    return rows.map(toDelegation);
+  }
+
   /** Writes a decision on a pending delegation; false when it was no longer pending. */
   async decide(
     id: string,

@@ -153,8 +153,8 @@ export class GrantStore {
     await insertToken(tx, token);
   }
 
-  async getToken(jti: string): Promise<IssuedToken | null> {
-    const row = await tokenByJti(this.db.q, jti);
+  async getToken(jti: string, tx?: Tx): Promise<IssuedToken | null> {
+    const row = await tokenByJti(tx ?? this.db.q, jti);
     return row ?? null;
   }
 

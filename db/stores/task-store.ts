@@ -28,6 +28,13 @@ function toTask(row: typeof tasks.$inferSelect): Task {
   };
 }
 
+export interface TasksWhere {
+  delegationId?: string;
+  agentId?: string;
+  subjectJti?: string;
+  subjectGrantId?: string;
+}
+
 export interface EndResult {
   /** Tasks this call ended (the task and every live descendant). */
   endedTaskIds: string[];
@@ -146,9 +153,24 @@ export class TaskStore {
     return rows.map(toTask);
   }
 
-  /** Live root-most tasks under a delegation, or acted by an agent. */
-  async liveTasksWhere(by: { delegationId?: string; agentId?: string }, tx: Tx): Promise<Task[]> {
-    const cond = by.delegationId ? eq(tasks.delegationId, by.delegationId) : eq(tasks.agentId, by.agentId ?? '');
+  /**
+   * Live tasks under a delegation, acted by an agent, or started on behalf of a user from one access
+   * token (`subjectJti`) or from any token of one grant (`subjectGrantId`, a refresh family).
+   */
+  async liveTasksWhere(by: TasksWhere, tx: Tx): Promise<Task[]> {
+    const cond = by.delegationId
+      ? eq(tasks.delegationId, by.delegationId)
+      : by.subjectJti
+        ? eq(tasks.subjectJti, by.subjectJti)
+        : by.subjectGrantId
+          ? inArray(
+              tasks.subjectJti,
+              tx
+                .select({ jti: issuedTokens.jti })
+                .from(issuedTokens)
+                .where(eq(issuedTokens.grantId, by.subjectGrantId)),
+            )
+          : eq(tasks.agentId, by.agentId ?? '');
     const rows = await tx
       .select()
       .from(tasks)

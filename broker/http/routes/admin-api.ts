@@ -1,5 +1,6 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import type { AuditStore } from '../../../db/stores/audit-store.js';
+import type { DelegationStore } from '../../../db/stores/delegation-store.js';
 import { OAuthError } from '../../core/errors.js';
 import {
   type AdminDeps,
@@ -15,6 +16,7 @@ import {
 } from '../../services/admin.js';
 import { decideClient } from '../../services/client-approval.js';
 import type { DelegationService } from '../../services/delegations.js';
+import { ExchangeRulesSchema, exchangeRuleView, setExchangeRules } from '../../services/exchange-rules.js';
 import { taskView } from '../../services/tasks.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import { AuditQuerySchema, auditFilter, jsonBody } from '../api.js';
@@ -35,7 +37,14 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
 
 /** The authenticated admin API (JSON). Documented in the README. */
 export function adminApiRoutes(
-  deps: AdminDeps & { keys: KeyRing; audit: AuditStore; rotateDelay: number; delegationService: DelegationService },
+  deps: AdminDeps & {
+    keys: KeyRing;
+    audit: AuditStore;
+    rotateDelay: number;
+    delegationService: DelegationService;
+    delegations: DelegationStore;
+    accessTokenTtl: number;
+  },
 ) {
   const app = new Hono<AppEnv>();
   app.use('/api/admin/*', requireAdmin());
@@ -70,6 +79,12 @@ export function adminApiRoutes(
       return c.json(clientView(client));
     });
   }
+  // On-behalf-of exchange: which downstream resources the resource server may exchange its users' tokens for.
+  app.put('/api/admin/clients/:id/exchange-rules', async (c) => {
+    const input = parseParams(ExchangeRulesSchema, await jsonBody(c));
+    const rules = await setExchangeRules(deps, c.req.param('id'), input, c.get('user')!.id, c.var.requestId);
+    return c.json({ client_id: c.req.param('id'), exchange_rules: rules.map(exchangeRuleView) });
+  });
 
   app.post('/api/admin/tasks/:id/end', async (c) => {
     const task = await deps.taskService.end(
