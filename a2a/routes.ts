@@ -33,8 +33,8 @@ import { a2aResourceId, a2aUrl } from '../broker/services/built-in-resources.js'
 import { type AccessFailure, accessChallenge } from '../broker/services/resource-access.js';
 import { AGENT_CARD_MAX_AGE, AgentCardPublisher, buildAgentCard, extendedAgentCard, signAgentCard } from './card.js';
 import { DurableTaskStore } from './durable-task-store.js';
-import { paramsProblem, RPC_CODE, type RpcError, readRpcRequest, V1_METHODS } from './rpc-request.js';
 import { ErrandAgentExecutor } from './executor.js';
+import { paramsProblem, RPC_CODE, type RpcError, readRpcRequest, V1_METHODS } from './rpc-request.js';
 import { A2aCaller, callerOf, ErrandRequestHandler, ErrandTaskStore, setRequestId } from './task-bridge.js';
 
 /** RFC 9110 §13.1.2: If-None-Match uses the weak comparison; `*` matches any current representation. */

@@ -16,7 +16,7 @@ export interface RpcRequest {
 /** JSON-RPC 2.0 §5.1. */
 export const RPC_CODE = { parseError: -32700, invalidRequest: -32600, invalidParams: -32602 } as const;
 
-/** A2A 1.0 method names (A2A 1.0 §9): a call using one is 1.0, with or without an A2A-Version header. */
+/** A2A 1.0 method names (its JSON-RPC binding): a call using one is 1.0, with or without an A2A-Version header. */
 export const V1_METHODS: ReadonlySet<string> = new Set([
   'SendMessage',
   'SendStreamingMessage',

@@ -108,14 +108,50 @@ describe('A2A 0.3 clients (a2a-sdk 0.3, unmodified)', () => {
     })) as V03Task | V03Message;
     if (sent.kind !== 'task') throw new Error(`expected a task: ${JSON.stringify(sent)}`);
     expect(sent.status.state).toBe('working');
-    const issued = (sent.artifacts?.[0]?.parts[0] as unknown as { data: { task_id: string; access_token: string } })
-      .data;
+    const part = sent.artifacts?.[0]?.parts[0];
+    if (part?.kind !== 'data') throw new Error('the task has no token artifact');
+    const issued = part.data as { task_id: string; access_token: string };
     expect((await introspect(issued.access_token)).active).toBe(true);
 
     expect(await client.getTask({ id: sent.id })).toMatchObject({ id: sent.id, status: { state: 'working' } });
     expect(await client.cancelTask({ id: sent.id })).toMatchObject({ id: sent.id, status: { state: 'canceled' } });
     expect((await tb.broker.deps.tasks.get(issued.task_id))?.state).toBe('canceled');
     expect((await introspect(issued.access_token)).active).toBe(false);
+  });
+
+  test('streaming: message/stream yields the task; tasks/resubscribe on it answers over SSE', async () => {
+    const delegationId = await approvedDelegation();
+    const factory = new V03ClientFactory(
+      V03ClientFactoryOptions.createFrom(V03ClientFactoryOptions.default, {
+        transports: [new V03JsonRpcTransportFactory({ fetchImpl: bearerFetch(token) })],
+      }),
+    );
+    const client = await factory.createFromUrl(tb.url);
+    const events: { kind: string }[] = [];
+    for await (const event of client.sendMessageStream({
+      message: {
+        kind: 'message',
+        messageId: randomUUID(),
+        role: 'user',
+        parts: [
+          {
+            kind: 'data',
+            data: { skill: 'issue_task_token', arguments: { delegation_id: delegationId, resource: NOTES } },
+          },
+        ],
+      },
+    })) {
+      events.push(event);
+    }
+    const task = events[0] as V03Task;
+    expect(task).toMatchObject({ kind: 'task', status: { state: 'working' } });
+
+    // The first event of a resubscription is the task as it stands.
+    const stream = client.resubscribeTask({ id: task.id });
+    const first = await stream.next();
+    await stream.return?.(undefined);
+    expect(first.value).toMatchObject({ kind: 'task', id: task.id, status: { state: 'working' } });
+    expect(await client.cancelTask({ id: task.id })).toMatchObject({ status: { state: 'canceled' } });
   });
 
   test('A2AClient.fromCardUrl finds the endpoint in the card and round-trips a message', async () => {

@@ -232,6 +232,26 @@ describe('the database task store', () => {
     expect((await store.load('task-1', alice))?.metadata).toEqual({ errand_task_id: 'tsk_1' });
     expect((await store.list({ tenant: '', pageSize: 10 } as never, bob)).tasks).toEqual([]);
     expect((await store.list({ tenant: '', pageSize: 10 } as never, alice)).tasks.map((t) => t.id)).toEqual(['task-1']);
+
+    // Pages, newest status first, and a page token that is checked.
+    for (const [id, minute] of [
+      ['task-2', '01'],
+      ['task-3', '02'],
+    ] as const) {
+      await store.save(
+        { ...task, id, status: { ...task.status!, timestamp: `2027-01-15T08:${minute}:00.000Z` } },
+        alice,
+      );
+    }
+    const page1 = await store.list({ tenant: '', pageSize: 2 } as never, alice);
+    expect(page1.tasks.map((t) => t.id)).toEqual(['task-3', 'task-2']);
+    expect(page1.totalSize).toBe(3);
+    const page2 = await store.list({ tenant: '', pageSize: 2, pageToken: page1.nextPageToken } as never, alice);
+    expect(page2.tasks.map((t) => t.id)).toEqual(['task-1']);
+    expect(page2.nextPageToken).toBe('');
+    await expect(store.list({ tenant: '', pageSize: 2, pageToken: 'nonsense' } as never, alice)).rejects.toThrow(
+      /pageToken/,
+    );
     await db.close();
   });
 });

@@ -72,9 +72,7 @@ export class A2aTaskStore {
       .where(and(...where));
     if (q.after) {
       const { statusAt, id } = q.after;
-      where.push(
-        or(lt(a2aTasks.statusAt, statusAt), and(eq(a2aTasks.statusAt, statusAt), lt(a2aTasks.id, id))) as SQL,
-      );
+      where.push(or(lt(a2aTasks.statusAt, statusAt), and(eq(a2aTasks.statusAt, statusAt), lt(a2aTasks.id, id))) as SQL);
     }
     const rows = await this.db.q
       .select()
