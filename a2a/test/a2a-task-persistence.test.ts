@@ -169,7 +169,10 @@ describe('two broker processes on one database', () => {
     expect((await rpc(childUrl, token, 'GetTask', { id: here.task.id })).result?.status).toMatchObject({
       state: 'TASK_STATE_WORKING',
     });
+    const listed = (await rpc(childUrl, token, 'ListTasks', {})).result?.tasks as { id: string }[];
+    expect(listed.map((t) => t.id)).toContain(here.task.id);
     const otherToken = await agentToken(tb, world.as, world.subAgent, endpoint, ERRAND_SCOPES);
+    expect((await rpc(childUrl, otherToken, 'ListTasks', {})).result?.tasks ?? []).toEqual([]);
     expect((await rpc(childUrl, otherToken, 'GetTask', { id: here.task.id })).error?.code).toBe(-32001);
     expect((await rpc(childUrl, otherToken, 'CancelTask', { id: here.task.id })).error?.code).toBe(-32001);
     const canceled = await rpc(childUrl, token, 'CancelTask', { id: here.task.id });
