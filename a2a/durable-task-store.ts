@@ -1,10 +1,11 @@
 import { type ListTasksRequest, type ListTasksResponse, Task, TaskState } from '@a2a-js/sdk';
-import { RequestMalformedError } from '@a2a-js/sdk/errors';
+import { A2AError, RequestMalformedError } from '@a2a-js/sdk/errors';
 import type { ServerCallContext, TaskStore } from '@a2a-js/sdk/server';
 import { z } from 'zod';
 import type { Engine } from '../broker/engine.js';
+import { unavailableError } from '../broker/http/on-error.js';
 
-export type DurableStoreDeps = Pick<Engine, 'a2aTasks' | 'clock'>;
+export type DurableStoreDeps = Pick<Engine, 'a2aTasks' | 'clock' | 'log'>;
 
 const PageTokenSchema = z.object({ s: z.string().max(64), i: z.string().min(1).max(200) });
 
@@ -23,12 +24,33 @@ function owner(context: ServerCallContext): string {
 export class DurableTaskStore implements TaskStore {
   constructor(private readonly deps: DurableStoreDeps) {}
 
-  async load(taskId: string, context: ServerCallContext): Promise<Task | undefined> {
-    const stored = await this.deps.a2aTasks.get(owner(context), taskId);
-    return stored ? Task.fromJSON(stored.body) : undefined;
+  /**
+   * The SDK answers any error with its message (JSON-RPC -32603): a storage failure is logged and
+   * answered with a fixed message instead, so no driver or SQL text reaches the caller.
+   */
+  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof A2AError) throw err;
+      this.deps.log.error('a2a.store_failed', { err, operation: what });
+      const unavailable = unavailableError(err);
+      throw new Error(unavailable ? unavailable.message : 'an internal error occurred; it has been logged');
+    }
   }
 
-  async save(task: Task, context: ServerCallContext): Promise<void> {
+  load(taskId: string, context: ServerCallContext): Promise<Task | undefined> {
+    return this.guard('load', async () => {
+      const stored = await this.deps.a2aTasks.get(owner(context), taskId);
+      return stored ? Task.fromJSON(stored.body) : undefined;
+    });
+  }
+
+  save(task: Task, context: ServerCallContext): Promise<void> {
+    return this.guard('save', () => this.put(task, context));
+  }
+
+  private async put(task: Task, context: ServerCallContext): Promise<void> {
     const saved = await this.deps.a2aTasks.put(
       {
         id: task.id,
@@ -44,7 +66,11 @@ export class DurableTaskStore implements TaskStore {
     if (!saved) throw new RequestMalformedError(`task id ${task.id} is already in use`);
   }
 
-  async list(params: ListTasksRequest, context: ServerCallContext): Promise<ListTasksResponse> {
+  list(params: ListTasksRequest, context: ServerCallContext): Promise<ListTasksResponse> {
+    return this.guard('list', () => this.find(params, context));
+  }
+
+  private async find(params: ListTasksRequest, context: ServerCallContext): Promise<ListTasksResponse> {
     const pageSize = params.pageSize ?? 50;
     const found = await this.deps.a2aTasks.list(owner(context), {
       ...(params.contextId ? { contextId: params.contextId } : {}),

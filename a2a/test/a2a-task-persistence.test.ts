@@ -6,6 +6,7 @@ import { type Task, TaskState } from '@a2a-js/sdk';
 import { defaultServerCallContextBuilder, type User } from '@a2a-js/sdk/server';
 import { JsonRpcTransport as V03JsonRpcTransport } from 'a2a-sdk-v03/client';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { createLogger } from '../../broker/log.js';
 import { introspector, userApi } from '../../broker/test/delegation-fixtures.js';
 import { adminApi, freePort, startBroker, type TestBroker } from '../../broker/test/fixtures.js';
 import { openDb } from '../../db/open.js';
@@ -217,7 +218,11 @@ describe('the database task store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'errand-a2a-store-'));
     dirs.push(dir);
     const db = await openDb(`file:${join(dir, 'errand.db')}`);
-    const store = new DurableTaskStore({ a2aTasks: new A2aTaskStore(db), clock: { now: () => 1_800_000_000 } });
+    const store = new DurableTaskStore({
+      a2aTasks: new A2aTaskStore(db),
+      clock: { now: () => 1_800_000_000 },
+      log: createLogger({ level: 'error', write: () => {} }),
+    });
     const alice = as(JSON.stringify(['cli_app', 'usr_alice']));
     const bob = as(JSON.stringify(['cli_app', 'usr_bob']));
     const task: Task = {
@@ -256,5 +261,7 @@ describe('the database task store', () => {
       /pageToken/,
     );
     await db.close();
+    // A storage failure reaches the caller as a fixed message, never the driver's text.
+    await expect(store.load('task-1', alice)).rejects.toThrow(/^an internal error occurred; it has been logged$/);
   });
 });
