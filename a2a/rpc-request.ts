@@ -53,7 +53,16 @@ export function readRpcRequest(
   const id = (rawId ?? null) as RpcId;
   if (body.jsonrpc !== '2.0') return invalid('jsonrpc must be "2.0"', id);
   if (typeof body.method !== 'string' || !body.method) return invalid('method must be a non-empty string', id);
-  if (body.params !== undefined && !isObject(body.params)) return invalid('params must be an object', id);
+  // §4.2: params are structured (an object or an array); A2A names its parameters, so an array is
+  // a call with the wrong parameters rather than a malformed request.
+  if (Array.isArray(body.params)) {
+    return {
+      ok: false,
+      id,
+      error: { code: RPC_CODE.invalidParams, message: 'Invalid params: params must be an object' },
+    };
+  }
+  if (body.params !== undefined && !isObject(body.params)) return invalid('params must be an object or an array', id);
   return {
     ok: true,
     request: { ...body, id, method: body.method, params: (body.params ?? {}) as Record<string, unknown> },

@@ -8,9 +8,11 @@ import {
   ClientFactoryOptions as V03ClientFactoryOptions,
   JsonRpcTransportFactory as V03JsonRpcTransportFactory,
 } from 'a2a-sdk-v03/client';
+import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { introspector, userApi } from '../../broker/test/delegation-fixtures.js';
-import { startBroker, type TestBroker } from '../../broker/test/fixtures.js';
+import { agentClient, introspector, userApi } from '../../broker/test/delegation-fixtures.js';
+import { dpopFetch, proofKey } from '../../broker/test/dpop-fixtures.js';
+import { insecure, startBroker, type TestBroker } from '../../broker/test/fixtures.js';
 import { agentToken, ERRAND_SCOPES, mcpWorld, NOTES } from '../../mcp-server/errand/test/mcp-fixtures.js';
 import { bearerFetch, isTask, skillRequest, tokenArtifact } from './a2a-fixtures.js';
 
@@ -154,6 +156,39 @@ describe('A2A 0.3 clients (a2a-sdk 0.3, unmodified)', () => {
     expect(await client.cancelTask({ id: task.id })).toMatchObject({ status: { state: 'canceled' } });
   });
 
+  test('a DPoP-bound token, with a fresh proof per request, works through the 0.3 client', async () => {
+    const key = await proofKey();
+    const [oauthClient, auth] = agentClient(tb, world.agent);
+    const res = await oauth.clientCredentialsGrantRequest(
+      world.as,
+      oauthClient,
+      auth,
+      new URLSearchParams({ resource: endpoint, scope: ERRAND_SCOPES }),
+      { ...insecure, DPoP: oauth.DPoP(oauthClient, key.pair) },
+    );
+    const bound = await oauth.processClientCredentialsResponse(world.as, oauthClient, res);
+    expect(bound.token_type).toBe('dpop');
+    const factory = new V03ClientFactory(
+      V03ClientFactoryOptions.createFrom(V03ClientFactoryOptions.default, {
+        transports: [
+          new V03JsonRpcTransportFactory({ fetchImpl: dpopFetch(bound.access_token, key, () => tb.clock.now()) }),
+        ],
+      }),
+    );
+    const client = await factory.createFromUrl(tb.url);
+    const reply = await client.sendMessage({
+      message: {
+        kind: 'message',
+        messageId: randomUUID(),
+        role: 'user',
+        parts: [{ kind: 'data', data: { skill: 'issue_task_token', arguments: {} } }],
+      },
+    });
+    // No delegation named: a refusal saying what is missing, which shows the call was authorized.
+    expect(reply).toMatchObject({ kind: 'message', role: 'agent' });
+    expect(JSON.stringify(reply)).toContain('delegation_id');
+  });
+
   test('A2AClient.fromCardUrl finds the endpoint in the card and round-trips a message', async () => {
     const client = await V03A2AClient.fromCardUrl(`${tb.url}/.well-known/agent-card.json`, {
       fetchImpl: bearerFetch(token),
@@ -252,6 +287,7 @@ describe('JSON-RPC over raw HTTP', () => {
         /role/,
       ],
       [{ method: 'tasks/get', params: { id: 'x', historyLength: -3 } }, {}, /historyLength/],
+      [{ method: 'GetTask', params: ['x'] }, {}, /params must be an object/],
     ];
     for (const [body, headers, field] of cases) {
       const { json } = await raw(body, headers);
