@@ -9,6 +9,7 @@ import {
 } from '@a2a-js/sdk';
 import { duplicateInterfacesForLegacy } from '@a2a-js/sdk/compat/v0_3';
 import { FlattenedSign } from 'jose';
+import { canonicalJson } from '../broker/core/jcs.js';
 import { ERRAND_SCOPE, PATHS } from '../broker/core/protocol.js';
 import { AGENT_OPERATIONS } from '../broker/services/agent-ops.js';
 import { a2aUrl } from '../broker/services/built-in-resources.js';
@@ -223,15 +224,6 @@ export function extendedAgentCard(base: AgentCard, view: CallerView): AgentCard 
   };
 }
 
-/** RFC 8785 (JCS) for card JSON, which holds strings, integers, booleans, arrays and objects only. */
-function jcs(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(jcs).join(',')}]`;
-  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${jcs(v)}`).join(',')}}`;
-}
-
 /**
  * Signs a card as A2A §8.4 asks (JWS over the RFC 8785 form without `signatures`), returning the
  * JSON to serve. Serve exactly what this returns; verifiers check the raw JSON.
@@ -256,7 +248,7 @@ export async function signAgentCard(
   };
   if (!opts.endpoint) return sdkSigned as unknown as Record<string, unknown>;
   const { signatures: _, ...unsigned } = withV03Fields(json as unknown as Record<string, unknown>, opts.endpoint);
-  const whole = await new FlattenedSign(new TextEncoder().encode(jcs(unsigned)))
+  const whole = await new FlattenedSign(new TextEncoder().encode(canonicalJson(unsigned)))
     .setProtectedHeader(header)
     .sign(key.privateKey);
   return {
