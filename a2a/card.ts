@@ -71,10 +71,10 @@ function skill(
 }
 
 /**
- * Errand's public Agent Card (A2A 1.0 §4.4.1, with 0.3 interfaces mirrored by the SDK; the 0.3
- * fields are added where it is published, card-v03.ts). A2A has
- * no OAuth flow type for token exchange (its `oauth2SecurityScheme` flows): `oauth2MetadataUrl` points at the RFC 8414
- * document, and the skills say which exchange each one performs.
+ * Errand's public Agent Card (A2A 1.0 §4.4.1, with 0.3 interfaces mirrored by the SDK; the other 0.3
+ * fields are added when it is signed, card-v03.ts). A2A has no OAuth flow type for token exchange
+ * (its `oauth2SecurityScheme` flows): `oauth2MetadataUrl` points at the RFC 8414 document, and the
+ * skills say which exchange each one performs.
  */
 export function buildAgentCard(issuer: string): AgentCard {
   const url = (path: string) => `${issuer}${path}`;
