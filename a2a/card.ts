@@ -8,10 +8,13 @@ import {
   type SecurityScheme,
 } from '@a2a-js/sdk';
 import { duplicateInterfacesForLegacy } from '@a2a-js/sdk/compat/v0_3';
+import { FlattenedSign } from 'jose';
+import { canonicalJson } from '../broker/core/jcs.js';
 import { ERRAND_SCOPE, PATHS } from '../broker/core/protocol.js';
 import { AGENT_OPERATIONS } from '../broker/services/agent-ops.js';
 import { a2aUrl } from '../broker/services/built-in-resources.js';
 import type { JwsKey } from '../broker/tokens/jws.js';
+import { withV03Fields } from './card-v03.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -68,9 +71,10 @@ function skill(
 }
 
 /**
- * Errand's public Agent Card (A2A 1.0 §4.4.1, with 0.3 interfaces mirrored by the SDK). A2A has
- * no OAuth flow type for token exchange (its `oauth2SecurityScheme` flows): `oauth2MetadataUrl` points at the RFC 8414
- * document, and the skills say which exchange each one performs.
+ * Errand's public Agent Card (A2A 1.0 §4.4.1, with 0.3 interfaces mirrored by the SDK; the other 0.3
+ * fields are added when it is signed, card-v03.ts). A2A has no OAuth flow type for token exchange
+ * (its `oauth2SecurityScheme` flows): `oauth2MetadataUrl` points at the RFC 8414 document, and the
+ * skills say which exchange each one performs.
  */
 export function buildAgentCard(issuer: string): AgentCard {
   const url = (path: string) => `${issuer}${path}`;
@@ -222,15 +226,35 @@ export function extendedAgentCard(base: AgentCard, view: CallerView): AgentCard 
 
 /**
  * Signs a card as A2A §8.4 asks (JWS over the RFC 8785 form without `signatures`), returning the
- * JSON to serve. The SDK canonicalizes through `AgentCard.fromJSON`, so it must be handed the JSON
- * form: signing the in-memory card drops the oneof fields (securitySchemes) from the signed payload
- * (a2aproject/a2a-js#663). Serve exactly what this returns; verifiers check the raw JSON.
+ * JSON to serve. Serve exactly what this returns; verifiers check the raw JSON.
+ *
+ * With `endpoint`, the card also carries the 0.3 fields (card-v03.ts) and two signatures: the
+ * first over the whole served card, as §8.4 asks; the second over the form the 1.0 SDK's verifier
+ * checks, which re-parses the card as 1.0 and so drops every 0.3-only field before canonicalizing.
+ * Each version's client thus finds a signature over what it reads. The SDK is handed the JSON form:
+ * signing the in-memory card drops the oneof fields (securitySchemes) from the payload (a2aproject/a2a-js#663).
  */
-export async function signAgentCard(card: AgentCard, key: JwsKey, jku: string): Promise<Record<string, unknown>> {
+export async function signAgentCard(
+  card: AgentCard,
+  key: JwsKey,
+  jku: string,
+  opts: { endpoint?: string } = {},
+): Promise<Record<string, unknown>> {
+  const header = { alg: key.alg, kid: key.kid, typ: 'JOSE', jku };
   const json = AgentCard.toJSON({ ...card, signatures: [] }) as AgentCard;
-  const sign = generateAgentCardSignature(key.privateKey, { alg: key.alg, kid: key.kid, typ: 'JOSE', jku });
   // The generator spreads its input: the result is the JSON form plus `signatures`.
-  return (await sign(json)) as unknown as Record<string, unknown>;
+  const sdkSigned = (await generateAgentCardSignature(key.privateKey, header)(json)) as unknown as {
+    signatures: unknown[];
+  };
+  if (!opts.endpoint) return sdkSigned as unknown as Record<string, unknown>;
+  const { signatures: _, ...unsigned } = withV03Fields(json as unknown as Record<string, unknown>, opts.endpoint);
+  const whole = await new FlattenedSign(new TextEncoder().encode(canonicalJson(unsigned)))
+    .setProtectedHeader(header)
+    .sign(key.privateKey);
+  return {
+    ...unsigned,
+    signatures: [{ protected: whole.protected, signature: whole.signature }, ...sdkSigned.signatures],
+  };
 }
 
 export interface SignedCard {
@@ -249,6 +273,7 @@ export class AgentCardPublisher {
     private readonly card: AgentCard,
     private readonly signingKey: () => JwsKey,
     private readonly jku: string,
+    private readonly endpoint: string,
   ) {}
 
   current(): Promise<SignedCard> {
@@ -264,7 +289,7 @@ export class AgentCardPublisher {
   }
 
   private async sign(key: JwsKey): Promise<SignedCard> {
-    const body = JSON.stringify(await signAgentCard(this.card, key, this.jku));
+    const body = JSON.stringify(await signAgentCard(this.card, key, this.jku, { endpoint: this.endpoint }));
     const etag = `"${createHash('sha256').update(body).digest('base64url')}"`;
     return { kid: key.kid, body, etag };
   }

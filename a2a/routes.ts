@@ -1,4 +1,5 @@
 import {
+  A2A_PROTOCOL_VERSION,
   A2A_VERSION_HEADER,
   AGENT_CARD_PATH,
   AgentCard,
@@ -31,7 +32,9 @@ import { type AppEnv, NO_STORE } from '../broker/http/types.js';
 import { a2aResourceId, a2aUrl } from '../broker/services/built-in-resources.js';
 import { type AccessFailure, accessChallenge } from '../broker/services/resource-access.js';
 import { AGENT_CARD_MAX_AGE, AgentCardPublisher, buildAgentCard, extendedAgentCard, signAgentCard } from './card.js';
+import { DurableTaskStore } from './durable-task-store.js';
 import { ErrandAgentExecutor } from './executor.js';
+import { paramsProblem, RPC_CODE, type RpcError, readRpcRequest, V1_METHODS } from './rpc-request.js';
 import { A2aCaller, callerOf, ErrandRequestHandler, ErrandTaskStore, setRequestId } from './task-bridge.js';
 
 /** RFC 9110 §13.1.2: If-None-Match uses the weak comparison; `*` matches any current representation. */
@@ -51,7 +54,6 @@ const STREAMING = new Set([
   LEGACY_METHOD_MESSAGE_STREAM,
   LEGACY_METHOD_TASKS_RESUBSCRIBE,
 ]);
-type RpcError = { code: number; message: string; data?: unknown };
 
 /**
  * Errand as an A2A agent: the signed Agent Card, the protected resource metadata of `<issuer>/a2a`,
@@ -60,7 +62,7 @@ type RpcError = { code: number; message: string; data?: unknown };
  * `jsonRpcHandler` does, on Hono.
  */
 export function a2aRoutes(
-  deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys' | 'agentOps' | 'access'>,
+  deps: Pick<Engine, 'config' | 'clock' | 'log' | 'keys' | 'agentOps' | 'access' | 'a2aTasks'>,
   opts: { streams: StreamLimit },
 ) {
   const { issuer } = deps.config;
@@ -71,7 +73,7 @@ export function a2aRoutes(
   const jku = `${issuer}${PATHS.jwks}`;
 
   const card = buildAgentCard(issuer);
-  const publisher = new AgentCardPublisher(card, () => deps.keys.signingKey(), jku);
+  const publisher = new AgentCardPublisher(card, () => deps.keys.signingKey(), jku, endpoint.url);
   const extendedCard: ExtendedAgentCardProvider = async (context) => {
     const { caller } = callerOf(context);
     // The caller's delegations as the engine scopes them (the user its token speaks for).
@@ -86,7 +88,7 @@ export function a2aRoutes(
     });
     return AgentCard.fromJSON(await signAgentCard(view, deps.keys.signingKey(), jku));
   };
-  const store = new ErrandTaskStore(deps);
+  const store = new ErrandTaskStore(deps, new DurableTaskStore(deps));
   const handler = new ErrandRequestHandler(card, store, new ErrandAgentExecutor(deps), extendedCard);
   const v1 = new JsonRpcTransportHandler(handler);
   const legacy = new LegacyJsonRpcTransportHandler(handler);
@@ -135,8 +137,32 @@ export function a2aRoutes(
     }
     const { caller } = verified;
 
-    // A2A §3.6.2: no A2A-Version header means 0.3, which the compat handler speaks.
-    const version = c.req.header(A2A_VERSION_HEADER) || undefined;
+    const header = c.req.header(A2A_VERSION_HEADER) || undefined;
+    const contentType = c.req.header('content-type')?.split(';', 1)[0]?.trim().toLowerCase();
+    if (contentType && !JSON_TYPES.has(contentType)) {
+      const unsupported = new ContentTypeNotSupportedError(`expected application/json, got ${contentType}`);
+      const error = header
+        ? JsonRpcTransportHandler.mapToJSONRPCError(unsupported)
+        : LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError(unsupported);
+      return c.json({ jsonrpc: '2.0', id: null, error });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await c.req.text());
+    } catch {
+      return c.json({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: RPC_CODE.parseError, message: 'Parse error: the body is not valid JSON' },
+      });
+    }
+    const read = readRpcRequest(parsed);
+    if (!read.ok) return c.json({ jsonrpc: '2.0', id: read.id, error: read.error });
+    const body = read.request;
+
+    // A2A §3.6.2: no A2A-Version header means 0.3, which the compat handler speaks; a 1.0 method
+    // name without the header is a 1.0 call (the two versions' method names do not overlap).
+    const version = header ?? (V1_METHODS.has(body.method) ? A2A_PROTOCOL_VERSION : undefined);
     const isLegacy = (version ?? A2A_LEGACY_PROTOCOL_VERSION) === A2A_LEGACY_PROTOCOL_VERSION;
     const mapError = (err: unknown): RpcError =>
       isLegacy
@@ -144,23 +170,8 @@ export function a2aRoutes(
         : JsonRpcTransportHandler.mapToJSONRPCError(err);
     const rpcError = (id: unknown, error: RpcError) => c.json({ jsonrpc: '2.0', id: id ?? null, error });
 
-    const contentType = c.req.header('content-type')?.split(';', 1)[0]?.trim().toLowerCase();
-    if (contentType && !JSON_TYPES.has(contentType)) {
-      return rpcError(
-        null,
-        mapError(new ContentTypeNotSupportedError(`expected application/json, got ${contentType}`)),
-      );
-    }
-    let body: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(await c.req.text());
-      body =
-        typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-          ? (parsed as Record<string, unknown>)
-          : {};
-    } catch {
-      return rpcError(null, { code: -32700, message: 'Invalid JSON payload.' });
-    }
+    const problem = paramsProblem(body, isLegacy);
+    if (problem) return rpcError(body.id, { code: RPC_CODE.invalidParams, message: `Invalid params: ${problem}` });
 
     const headers = Object.fromEntries([...c.req.raw.headers].filter(([name]) => name !== 'authorization'));
     const extensions = isLegacy
@@ -181,7 +192,7 @@ export function a2aRoutes(
 
     // Streams are capped per client (and in total), counted with the revocation push channel's.
     let release: (() => void) | null = null;
-    if (typeof body.method === 'string' && STREAMING.has(body.method)) {
+    if (STREAMING.has(body.method)) {
       release = opts.streams.acquire(caller.client.id);
       if (!release) throw tooManyStreams();
     }

@@ -13,7 +13,6 @@ import {
   type AgentExecutor,
   DefaultRequestHandler,
   type ExtendedAgentCardProvider,
-  InMemoryTaskStore,
   type ServerCallContext,
   type TaskStore,
   type User,
@@ -89,8 +88,8 @@ export function errandTaskIdOf(task: Task | undefined): string | null {
 export type BridgeDeps = Pick<Engine, 'agentOps' | 'clock' | 'log'>;
 
 /**
- * A2A tasks are Errand tasks (README "A2A agent"). This store keeps the A2A view (the SDK's in-memory
- * store, scoped to the caller) and keeps both sides in step:
+ * A2A tasks are Errand tasks (README "A2A agent"). This store keeps the A2A view (`inner`: the
+ * database, scoped to the caller) and keeps both sides in step:
  * - an A2A task saved in a terminal state ends its Errand task first (agent kind, same state), so
  *   the task's tokens are revoked before anyone sees the A2A task as ended;
  * - an A2A task loaded while its Errand task has ended elsewhere (user, admin, deadline) takes the
@@ -99,7 +98,7 @@ export type BridgeDeps = Pick<Engine, 'agentOps' | 'clock' | 'log'>;
 export class ErrandTaskStore implements TaskStore {
   constructor(
     private readonly deps: BridgeDeps,
-    private readonly inner: TaskStore = new InMemoryTaskStore(),
+    private readonly inner: TaskStore,
   ) {}
 
   async load(taskId: string, context: ServerCallContext): Promise<Task | undefined> {

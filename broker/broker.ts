@@ -1,4 +1,5 @@
 import { AGENT_CARD_MAX_AGE } from '../a2a/card.js';
+import { A2aTaskStore } from '../db/stores/a2a-task-store.js';
 import { AuditStore } from '../db/stores/audit-store.js';
 import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
@@ -84,6 +85,7 @@ export async function buildBroker(
   const audit = new AuditStore(db);
   const delegations = new DelegationStore(db);
   const tasks = new TaskStore(db);
+  const a2aTasks = new A2aTaskStore(db);
   // Errand's own MCP and A2A endpoints are built-in resources (idempotent; an admin's edits are kept).
   await ensureBuiltInResources(clients, config.issuer, clock.now());
   const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
@@ -277,6 +279,7 @@ export async function buildBroker(
     tokens,
     delegations,
     tasks,
+    a2aTasks,
     delegationService,
     taskService,
     statusLists,

@@ -1,4 +1,5 @@
 import type { Db } from '../db/open.js';
+import type { A2aTaskStore } from '../db/stores/a2a-task-store.js';
 import type { AuditStore } from '../db/stores/audit-store.js';
 import type { ClientStore } from '../db/stores/client-store.js';
 import type { DelegationStore } from '../db/stores/delegation-store.js';
@@ -47,6 +48,8 @@ export interface Engine {
   tokens: TokenService;
   delegations: DelegationStore;
   tasks: TaskStore;
+  /** The A2A door's tasks (the protocol's view of Errand tasks), shared by every process. */
+  a2aTasks: A2aTaskStore;
   delegationService: DelegationService;
   taskService: TaskService;
   statusLists: StatusLists;

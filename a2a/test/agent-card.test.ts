@@ -71,7 +71,27 @@ describe('the Agent Card at /.well-known/agent-card.json', () => {
       { url: `${tb.url}/a2a`, protocolBinding: 'JSONRPC', protocolVersion: '0.3' },
     ]);
     const metadataUrl = `${tb.url}/.well-known/oauth-authorization-server`;
-    expect(card.securitySchemes).toEqual({
+    // 0.3 clients (A2A 0.3 §5.5): endpoint, transport, version, and typed schemes beside the 1.0 oneof.
+    expect(card).toMatchObject({
+      url: `${tb.url}/a2a`,
+      preferredTransport: 'JSONRPC',
+      additionalInterfaces: [{ url: `${tb.url}/a2a`, transport: 'JSONRPC' }],
+      protocolVersion: '0.3.0',
+      supportsAuthenticatedExtendedCard: true,
+      security: [
+        { errand_agent: ['errand:delegate', 'errand:tasks'] },
+        { errand_user: ['errand:delegate', 'errand:tasks'] },
+      ],
+    });
+    expect(card.securitySchemes).toMatchObject({
+      errand_agent: {
+        type: 'oauth2',
+        flows: { clientCredentials: { tokenUrl: `${tb.url}/token` } },
+        oauth2MetadataUrl: metadataUrl,
+      },
+      errand_user: { type: 'oauth2', flows: { authorizationCode: { authorizationUrl: `${tb.url}/authorize` } } },
+    });
+    expect(card.securitySchemes).toMatchObject({
       errand_agent: {
         oauth2SecurityScheme: {
           description: expect.stringContaining('client_credentials'),
@@ -127,15 +147,26 @@ describe('the Agent Card at /.well-known/agent-card.json', () => {
 
   test('signatures[0] verifies with the published key over the JCS form of exactly the served JSON', async () => {
     const { card } = await fetchCard();
-    expect(card.signatures).toHaveLength(1);
+    // [0] over the whole served card; [1] over the 1.0 form the SDK's verifier re-derives.
+    expect(card.signatures).toHaveLength(2);
     const header = decodeProtectedHeader(card.signatures[0]!);
     expect(header).toMatchObject({ alg: 'ES256', typ: 'JOSE', jku: `${tb.url}/jwks.json` });
     expect(await verifyIndependently(card)).toBe(header.kid);
-    // The SDK's verifier agrees, on the raw fetched JSON.
+    // The SDK's verifier agrees, on the raw fetched JSON (through [1]; it logs [0]'s miss with console.debug).
+    const debug = vi.spyOn(console, 'debug').mockImplementation(() => {});
     await expect(sdkVerify(card as unknown as AgentCard)).resolves.toBeUndefined();
-    // Nothing served is outside the signed payload (a2aproject/a2a-js#663: securitySchemes included).
+    debug.mockRestore();
+    // The SDK re-derives a 1.0-only payload (0.3 fields dropped), which [1] signs; [0] covers every
+    // served byte, securitySchemes included (a2aproject/a2a-js#663).
     const { signatures: _, ...unsigned } = card;
-    expect(canonicalizeAgentCard(card as unknown as AgentCard)).toBe(jcs(unsigned));
+    const sdkPayload = canonicalizeAgentCard(card as unknown as AgentCard);
+    expect(sdkPayload).not.toBe(jcs(unsigned));
+    expect(sdkPayload).toContain('"oauth2SecurityScheme"');
+    const second = card.signatures[1]!;
+    await flattenedVerify(
+      { payload: base64url.encode(sdkPayload), protected: second.protected, signature: second.signature },
+      await publishedKey(header.kid!, header.jku),
+    );
   });
 
   test('a tampered card fails verification, whichever field is changed', async () => {
@@ -155,6 +186,10 @@ describe('the Agent Card at /.well-known/agent-card.json', () => {
         (c.supportedInterfaces as Record<string, Json>[])[0]!.url = 'https://evil.example/a2a';
       },
     ];
+    // A 0.3-only field is covered by signatures[0] (the SDK's 1.0 verifier does not read it).
+    const legacy = structuredClone(card);
+    legacy.url = 'https://evil.example/a2a';
+    await expect(verifyIndependently(legacy)).rejects.toThrow();
     for (const tamper of tamperings) {
       const bad = structuredClone(card);
       tamper(bad);

@@ -212,6 +212,18 @@ describe('registering an A2A peer from its Agent Card', () => {
     expect(body.error_description).toContain('signature does not verify');
   });
 
+  test("another Errand's card (0.3 and 1.0 fields, two signatures) registers as a signed peer", async () => {
+    const other = await startBroker();
+    try {
+      const { res, body } = await register(api, `${other.url}/.well-known/agent-card.json`);
+      expect(res.status, JSON.stringify(body)).toBe(201);
+      expect(body).toMatchObject({ name: 'Errand', endpoint: `${other.url}/a2a`, signature_verified: true });
+      expect(body.scopes).toEqual(expect.arrayContaining(['a2a:issue_task_token']));
+    } finally {
+      await other.close();
+    }
+  });
+
   test('the admin page registers from a form and shows a refusal in the page', async () => {
     const page = await (await api.browser.fetch(`${tb.url}/admin/peers`)).text();
     const refused = await api.browser.postForm(`${tb.url}/admin/peers`, {

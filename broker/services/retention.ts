@@ -28,6 +28,7 @@ export interface RetentionResult {
   usedAssertions: number;
   backchannelRequests: number;
   tasks: number;
+  a2aTasks: number;
   auditEvents: number;
 }
 
@@ -72,6 +73,14 @@ export class RetentionService {
         sql`ended_at IS NOT NULL AND ended_at < ${taskCutoff}
           AND NOT EXISTS (SELECT 1 FROM issued_tokens it WHERE it.task_id = tasks.id AND it.expires_at >= ${now})
           AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_task_id = tasks.id)`,
+      ),
+      // An A2A task goes once it has not changed for the task retention and the Errand task it
+      // stands for (if any) is gone (so after the Errand task, never before).
+      a2aTasks: await this.batched(
+        'a2a_tasks',
+        'id',
+        sql`updated_at < ${taskCutoff}
+          AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = json_extract(a2a_tasks.body, '$.metadata.errand_task_id'))`,
       ),
       auditEvents:
         this.policy.audit > 0 ? await this.batched('audit_events', 'id', sql`at < ${now - this.policy.audit}`) : 0,

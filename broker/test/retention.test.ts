@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Db, openDb } from '../../db/open.js';
 import {
+  a2aTasks,
   auditEvents,
   authorizationCodes,
   authorizationRequests,
@@ -156,6 +157,35 @@ describe('retention', () => {
     await tb.broker.maintain();
     expect(await ids(db, tasks)).toEqual(['t-recent', 't-running']);
     expect(await ids(db, issuedTokens)).toEqual([]);
+  });
+
+  it('deletes an A2A task after the task retention, once the Errand task it stands for is gone', async () => {
+    const { tb, db, clock } = await setup({ ERRAND_RETENTION_TASKS: String(7 * DAY) });
+    const now = clock.now();
+    const old = now - 8 * DAY;
+    await db.q.insert(tasks).values([task('t-gone', old), task('t-running', null)]);
+    const a2a = (id: string, errandTaskId: string | null, updatedAt: number) => ({
+      id,
+      owner: '["c1","u1"]',
+      contextId: 'ctx',
+      state: 5,
+      statusAt: new Date(updatedAt * 1000).toISOString(),
+      body: JSON.stringify({ id, metadata: errandTaskId ? { errand_task_id: errandTaskId } : {} }),
+      createdAt: updatedAt,
+      updatedAt,
+    });
+    await db.q
+      .insert(a2aTasks)
+      .values([
+        a2a('a-gone', 't-gone', old),
+        a2a('a-running', 't-running', old),
+        a2a('a-no-task', null, old),
+        a2a('a-recent', null, now - DAY),
+      ]);
+    await tb.broker.maintain();
+    // 't-gone' is deleted in this run, before its A2A task is looked at.
+    const left = (await db.q.select().from(a2aTasks)).map((r) => r.id).sort();
+    expect(left).toEqual(['a-recent', 'a-running']);
   });
 
   it('keeps audit events while tokens are pruned (audit retention is separate)', async () => {

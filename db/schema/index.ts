@@ -1,3 +1,4 @@
+export * from './a2a.js';
 export * from './audit.js';
 export * from './clients.js';
 export * from './delegations.js';

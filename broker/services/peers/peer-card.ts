@@ -6,10 +6,11 @@
  */
 
 import { AgentCard, verifyAgentCardSignature } from '@a2a-js/sdk';
-import { decodeProtectedHeader, type JWK } from 'jose';
+import { base64url, decodeProtectedHeader, flattenedVerify, type JWK } from 'jose';
 import { z } from 'zod';
 import type { PeerSecurity, PeerSkill } from '../../../db/stores/peer-store.js';
 import { OAuthError } from '../../core/errors.js';
+import { canonicalJson } from '../../core/jcs.js';
 import { canonicalizeResource } from '../../core/resource.js';
 import { isScopeToken } from '../../core/scopes.js';
 import { checkPublicUrl, SafeFetchError, safeFetch } from '../../identity/safe-fetch.js';
@@ -233,6 +234,9 @@ const JwksSchema = z.object({
  * Verifies a signed card (A2A §8.4) over the raw fetched JSON. Keys come from the `jku` of each
  * signature's protected header, which must be on the card's own origin (otherwise whoever can alter
  * the card could also point at their own key), fetched under the same SSRF rules, chosen by `kid`.
+ * A signature over the RFC 8785 form of the whole card covers every field (`wholeCard`); otherwise
+ * one over the form the SDK re-derives (the card parsed as 1.0) is accepted, and the caller checks
+ * that the fields it records are inside it (`unsignedField`).
  * Returns the `kid` that verified; refuses a signature that does not verify or cannot be checked.
  */
 export async function verifyCardSignatures(
@@ -240,7 +244,7 @@ export async function verifyCardSignatures(
   signatures: CardSignature[],
   cardUrl: string,
   rules: FetchRules,
-): Promise<{ kid: string }> {
+): Promise<{ kid: string; wholeCard: boolean }> {
   const problems: string[] = [];
   const usable = signatures.filter((s) => {
     try {
@@ -254,43 +258,69 @@ export async function verifyCardSignatures(
   });
   const origin = new URL(cardUrl).origin;
   const keySets = new Map<string, Promise<unknown>>();
-  let keyFailures = 0;
-  let lastKid: string | null = null;
   const resolveKey = async (kid: string, jku?: string): Promise<JWK> => {
+    if (!jku) throw refuse('the signature names no key set (jku)');
+    let jkuOrigin: string;
     try {
-      if (!jku) throw refuse('the signature names no key set (jku)');
-      let jkuOrigin: string;
-      try {
-        jkuOrigin = new URL(jku).origin;
-      } catch {
-        throw refuse('the signature key set URL (jku) is not a valid URL');
-      }
-      if (jkuOrigin !== origin) throw refuse(`the signature key set (jku) must be on the card's origin ${origin}`);
-      if (!keySets.has(jku)) keySets.set(jku, fetchJson(jku, 'the signature key set (jku)', rules));
-      const jwks = JwksSchema.safeParse(await keySets.get(jku));
-      if (!jwks.success) throw refuse('the signature key set (jku) is not a JWK Set');
-      const key = jwks.data.keys.find((k) => k.kid === kid);
-      if (!key) throw refuse(`the signature key set (jku) has no key "${kid.slice(0, 64)}"`);
-      if ('d' in key || key.kty === 'oct') throw refuse('the signature key set (jku) must hold public keys only');
-      lastKid = kid;
-      return key as JWK;
-    } catch (err) {
-      keyFailures += 1;
-      problems.push(err instanceof Error ? err.message : 'key lookup failed');
-      throw err;
+      jkuOrigin = new URL(jku).origin;
+    } catch {
+      throw refuse('the signature key set URL (jku) is not a valid URL');
     }
+    if (jkuOrigin !== origin) throw refuse(`the signature key set (jku) must be on the card's origin ${origin}`);
+    if (!keySets.has(jku)) keySets.set(jku, fetchJson(jku, 'the signature key set (jku)', rules));
+    const jwks = JwksSchema.safeParse(await keySets.get(jku));
+    if (!jwks.success) throw refuse('the signature key set (jku) is not a JWK Set');
+    const key = jwks.data.keys.find((k) => k.kid === kid);
+    if (!key) throw refuse(`the signature key set (jku) has no key "${kid.slice(0, 64)}"`);
+    if ('d' in key || key.kty === 'oct') throw refuse('the signature key set (jku) must hold public keys only');
+    return key as JWK;
   };
-  try {
-    if (usable.length === 0) throw new Error('no usable signature');
-    // The SDK canonicalises (JCS) what it is given; `signatures` is excluded from the payload.
-    await verifyAgentCardSignature(resolveKey)({ ...raw, signatures: usable } as unknown as AgentCard);
-  } catch {
-    if (usable.length === 0 || keyFailures === usable.length) {
-      throw refuse(`the Agent Card signature cannot be verified: ${problems.join('; ')}`);
+  // Each distinct key is looked up once, whichever signatures name it.
+  const lookups = new Map<string, Promise<JWK | null>>();
+  const keyFor = (kid: string, jku?: string): Promise<JWK | null> => {
+    const id = JSON.stringify([kid, jku ?? null]);
+    if (!lookups.has(id)) {
+      lookups.set(
+        id,
+        resolveKey(kid, jku).catch((err: unknown) => {
+          problems.push(err instanceof Error ? err.message : 'key lookup failed');
+          return null;
+        }),
+      );
     }
+    return lookups.get(id)!;
+  };
+  const keyed: { sig: CardSignature; kid: string; key: JWK }[] = [];
+  for (const sig of usable) {
+    const header = decodeProtectedHeader(sig);
+    const key = await keyFor(header.kid ?? '', header.jku);
+    if (key) keyed.push({ sig, kid: header.kid ?? '', key });
+  }
+  if (keyed.length === 0) throw refuse(`the Agent Card signature cannot be verified: ${problems.join('; ')}`);
+
+  const { signatures: _, ...unsigned } = raw;
+  const payload = base64url.encode(canonicalJson(unsigned));
+  for (const { sig, kid, key } of keyed) {
+    try {
+      await flattenedVerify({ payload, protected: sig.protected, signature: sig.signature }, key);
+      return { kid, wholeCard: true };
+    } catch {
+      // Not over the whole card: maybe over the 1.0 form, below.
+    }
+  }
+  let verifiedKid: string | null = null;
+  try {
+    // The SDK canonicalises (JCS) its 1.0 reading of what it is given; `signatures` is excluded.
+    await verifyAgentCardSignature(async (kid, jku) => {
+      const key = await keyFor(kid, jku);
+      if (!key) throw new Error('no key');
+      verifiedKid = kid;
+      return key;
+    })({ ...raw, signatures: keyed.map((k) => k.sig) } as unknown as AgentCard);
+  } catch {
     throw refuse(
       'the Agent Card signature does not verify: the card was altered after signing or signed by another key',
     );
   }
-  return { kid: lastKid! };
+  return { kid: verifiedKid!, wholeCard: false };
 }

@@ -109,8 +109,9 @@ export class PeerRegistry {
       let kid: string | null = null;
       if (card.signatures.length > 0) {
         const signedRaw = raw as Record<string, unknown>;
-        ({ kid } = await verifyCardSignatures(signedRaw, card.signatures, cardUrl, deps.fetch));
-        const field = unsignedField(signedRaw, card);
+        const verified = await verifyCardSignatures(signedRaw, card.signatures, cardUrl, deps.fetch);
+        kid = verified.kid;
+        const field = verified.wholeCard ? null : unsignedField(signedRaw, card);
         if (field) {
           throw new OAuthError(
             'invalid_request',
