@@ -250,7 +250,7 @@ export async function buildBroker(
     replay: { remember: (jti, until, now) => clients.rememberAssertion('dpop', jti, until, now) },
   });
   const grantRegistry = new GrantRegistry([
-    authorizationCodeGrant({ db, grants, tokens, delegations, delegationService, clock }),
+    authorizationCodeGrant({ db, audit, grants, tokens, delegations, delegationService, clock }),
     refreshTokenGrant({ tokens }),
     clientCredentialsGrant({ clients, tokens }),
     tokenExchangeGrant({ exchange, auth }),
