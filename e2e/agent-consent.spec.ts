@@ -38,7 +38,7 @@ afterAll(async () => {
   await tb?.close();
 });
 
-describe('delegation consent in Chromium', () => {
+describe('delegation consent in Chromium', { timeout: 60_000 }, () => {
   test('the person unticks a scope and allows; the agent’s listener gets the code for the narrowed delegation', async () => {
     const api = await adminApi(tb);
     await addResource(api, NOTES, ['notes:read', 'notes:write']);

@@ -67,7 +67,7 @@ async function answer(message: string, button: 'Approve' | 'Deny', shot: string)
   }
 }
 
-describe('CIBA approval page in Chromium', () => {
+describe('CIBA approval page in Chromium', { timeout: 60_000 }, () => {
   test('Approve: the agent’s poll gets the delegation credential', async () => {
     const agent = world.agents[0]!;
     const started = await ask(agent, 'Sort the inbox 17');
