@@ -1,9 +1,10 @@
 import { Hono } from 'hono';
 import { OAuthError } from '../broker/core/errors.js';
 import { PATHS } from '../broker/core/protocol.js';
+import { formActionSource } from '../broker/http/csp.js';
 import { collect } from '../broker/http/params.js';
 import { checkCsrf } from '../broker/http/session.js';
-import type { AppEnv } from '../broker/http/types.js';
+import { type AppEnv, NO_STORE } from '../broker/http/types.js';
 import {
   type AuthorizeDeps,
   decideAuthorization,
@@ -13,6 +14,7 @@ import {
 } from '../broker/services/authorize.js';
 import { approvalFromForm } from './components/delegation-controls.js';
 import { ConsentPage } from './pages/consent.js';
+import { ContinuePage } from './pages/continue.js';
 import { MessagePage } from './pages/message.js';
 
 /** Builds the redirect back to the client; RFC 9207 §2: `iss` on success and on error. */
@@ -79,6 +81,8 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
     if (!client)
       return c.html(<MessagePage title="Unknown client" message="The client is no longer registered." />, 400);
     const redirect = new URL(request.redirectUri);
+    // Allow and Deny both end in a 303 to the redirect URI, which form-action must name.
+    c.set('formActionTarget', formActionSource(request.redirectUri));
     const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(redirect.hostname);
     return c.html(
       <ConsentPage
@@ -139,8 +143,13 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
       'code' in outcome
         ? { code: outcome.code, state: request.state }
         : { error: 'access_denied', error_description: 'the user denied the request', state: request.state };
+    const to = backToClient(request.redirectUri, deps.issuer, params);
+    if (formActionSource(request.redirectUri) === null) {
+      const client = await deps.clients.get(request.clientId);
+      return c.html(<ContinuePage clientName={client?.name ?? 'the application'} to={to} />, 200, NO_STORE);
+    }
     // RFC 9700 §4.12: 303 after a POST so the browser does not resend the form.
-    return c.redirect(backToClient(request.redirectUri, deps.issuer, params), 303);
+    return c.redirect(to, 303);
   });
 
   return app;

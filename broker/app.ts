@@ -12,6 +12,7 @@ import { OAuthError } from './core/errors.js';
 import { PATHS } from './core/protocol.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { createClientAddress } from './http/client-address.js';
+import { pageCsp } from './http/csp.js';
 import { bodyDeadline } from './http/middleware/body-deadline.js';
 import { notFound, onError } from './http/on-error.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
@@ -80,21 +81,12 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   });
   app.use(
     secureHeaders({
-      contentSecurityPolicy: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        objectSrc: ["'none'"],
-      },
       xFrameOptions: 'DENY',
       strictTransportSecurity: secure ? 'max-age=31536000; includeSubDomains' : false,
       referrerPolicy: 'no-referrer',
     }),
   );
+  app.use(pageCsp());
   // Browser-based MCP clients read discovery documents cross-origin and send MCP-Protocol-Version.
   app.use(
     '/.well-known/*',

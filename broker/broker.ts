@@ -256,7 +256,7 @@ export async function buildBroker(
     replay: { remember: (jti, until, now) => clients.rememberAssertion('dpop', jti, until, now) },
   });
   const grantRegistry = new GrantRegistry([
-    authorizationCodeGrant({ db, grants, tokens, delegations, delegationService, users, minter, clock }),
+    authorizationCodeGrant({ db, audit, grants, tokens, delegations, delegationService, users, minter, clock }),
     refreshTokenGrant({ tokens }),
     clientCredentialsGrant({ clients, tokens, defaultResource: config.tokens.defaultResource }),
     tokenExchangeGrant({ exchange, auth }),

@@ -28,6 +28,8 @@ export function Layout(props: {
   wide?: boolean;
   current?: string;
   scripts?: string[];
+  /** Navigate there at once (a same-origin page that hands the browser on, see ContinuePage). */
+  refresh?: string;
   children: Child;
 }) {
   const links = props.user ? [...USER_NAV, ...(props.user.role === 'admin' ? ADMIN_NAV : [])] : [];
@@ -38,6 +40,7 @@ export function Layout(props: {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · Errand`}</title>
         <link rel="stylesheet" href="/assets/app.css" />
+        {props.refresh ? <meta http-equiv="refresh" content={`0;url=${props.refresh}`} /> : null}
         {(props.scripts ?? []).map((src) => (
           <script src={src} defer />
         ))}

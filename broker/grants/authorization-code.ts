@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { Db } from '../../db/open.js';
+import type { Db, Tx } from '../../db/open.js';
+import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { DelegationStore } from '../../db/stores/delegation-store.js';
 import type { AuthorizationCode, GrantStore } from '../../db/stores/grant-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
@@ -35,6 +36,7 @@ export function s256(verifier: string): string {
 /** `authorization_code` with PKCE S256 only (OAuth 2.1 §4.1.3). */
 export function authorizationCodeGrant(deps: {
   db: Db;
+  audit: AuditStore;
   grants: GrantStore;
   tokens: TokenService;
   delegations: DelegationStore;
@@ -57,6 +59,27 @@ export function authorizationCodeGrant(deps: {
       claims: profileClaims(user, code.scope),
     });
     return { id_token: token };
+  };
+
+  // The first proof that the client received the code the person's consent produced.
+  const redeem = async (codeHash: string, code: AuthorizationCode, now: number, requestId: string, tx: Tx) => {
+    if (!(await deps.grants.redeemCode(codeHash, now, tx))) {
+      throw new OAuthError('invalid_grant', 'the authorization code was already used');
+    }
+    await deps.audit.append(
+      {
+        type: 'authorization_code.redeemed',
+        result: 'allowed',
+        userId: code.userId,
+        clientId: code.clientId,
+        delegationId: code.delegationId ?? null,
+        scope: code.scope.join(' '),
+        audience: code.resources.join(' '),
+        requestId,
+      },
+      now,
+      tx,
+    );
   };
   return {
     type: GRANT_TYPE.authorizationCode,
@@ -110,11 +133,7 @@ export function authorizationCodeGrant(deps: {
       }
       if (code.delegationId) {
         // An agent's consent: the code redeems to the delegation credential, never to resource tokens.
-        await deps.db.write(async (tx) => {
-          if (!(await deps.grants.redeemCode(codeHash, now, tx))) {
-            throw new OAuthError('invalid_grant', 'the authorization code was already used');
-          }
-        });
+        await deps.db.write((tx) => redeem(codeHash, code, now, ctx.requestId, tx));
         const delegation = await deps.delegations.get(code.delegationId);
         if (delegation?.status !== 'active')
           throw new OAuthError('invalid_grant', 'the delegation is no longer active');
@@ -147,11 +166,7 @@ export function authorizationCodeGrant(deps: {
           auditType: 'token.issued',
           requestId: ctx.requestId,
         },
-        async (tx) => {
-          if (!(await deps.grants.redeemCode(codeHash, now, tx))) {
-            throw new OAuthError('invalid_grant', 'the authorization code was already used');
-          }
-        },
+        (tx) => redeem(codeHash, code, now, ctx.requestId, tx),
       );
       return { ...issued, ...oidc };
     },

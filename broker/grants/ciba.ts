@@ -21,7 +21,7 @@ export function cibaGrant(deps: { delegations: DelegationService }): Grant<typeo
       if (!isConfidential(client) || !client.grantTypes.includes(GRANT_TYPE.ciba)) {
         throw new OAuthError('unauthorized_client', 'this client is not allowed to use CIBA');
       }
-      const delegation = await deps.delegations.poll(client, p.auth_req_id);
+      const delegation = await deps.delegations.poll(client, p.auth_req_id, ctx.requestId);
       const credential = await deps.delegations.issueCredential(delegation, ctx.client.assurance);
       return {
         ...credential,

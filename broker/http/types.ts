@@ -9,6 +9,8 @@ export type AppEnv = {
     user: User | null;
     csrfToken: string | null;
     sessionIdHash: string | null;
+    /** The one place outside Errand a page's form may lead to (see http/csp.ts); unset on most pages. */
+    formActionTarget: string | null;
   };
 };
 

@@ -193,7 +193,9 @@ export async function decideAuthorization(
     }
     await deps.audit.append(
       {
-        type: input.approve ? 'consent.granted' : 'consent.denied',
+        // The person's answer, not a delivery: the code travels through their browser and the client
+        // may never receive it. `authorization_code.redeemed` records that it did.
+        type: input.approve ? 'consent.approved' : 'consent.denied',
         result: input.approve ? 'allowed' : 'denied',
         userId: input.userId,
         clientId: request.clientId,

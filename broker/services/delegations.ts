@@ -432,8 +432,8 @@ export class DelegationService {
   }
 
   /** CIBA poll (CIBA §11): pending, slow down, denied, expired, or the credential (once). */
-  async poll(client: Client, authReqId: string) {
-    const { db, delegations, clock } = this.deps;
+  async poll(client: Client, authReqId: string, requestId: string | null = null) {
+    const { db, delegations, audit, clock } = this.deps;
     const hash = hashSecret(authReqId);
     type Outcome = { error: OAuthError } | { delegation: StoredDelegation };
     const outcome = await db.write(async (tx: Tx): Promise<Outcome> => {
@@ -454,6 +454,19 @@ export class DelegationService {
         return { error: new OAuthError('access_denied', 'the delegation was revoked', { status: 400 }) };
       if (d.status === 'active') {
         await delegations.pollBackchannel(hash, { redeemedAt: now, lastPolledAt: now }, tx);
+        // `delegation.approved` is the person's answer; this is the agent receiving what it allows.
+        await audit.append(
+          {
+            type: 'delegation.collected',
+            result: 'allowed',
+            userId: d.userId,
+            clientId: d.agentId,
+            delegationId: d.id,
+            requestId,
+          },
+          now,
+          tx,
+        );
         return { delegation: d };
       }
       if (req.lastPolledAt !== null && now - req.lastPolledAt < req.interval) {

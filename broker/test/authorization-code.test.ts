@@ -308,3 +308,57 @@ describe('authorization request validation', () => {
     expect(ok.access_token).toBeTruthy();
   });
 });
+
+describe('the consent page lets its form reach the client, and only the client', () => {
+  const formAction = (res: Response) =>
+    /form-action ([^;]*)/.exec(res.headers.get('content-security-policy') ?? '')?.[1] ?? null;
+
+  test('form-action names the redirect URI’s origin on the consent page, and nothing else anywhere else', async () => {
+    const req = await authRequest();
+    const { consent } = await openConsentInBrowser(tb, user, req.url, { browser });
+    // Browsers check form-action on the 303 that follows Allow or Deny (a blocked redirect is silent).
+    expect(formAction(consent)).toBe("'self' https://app.example.test");
+    expect(consent.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    for (const path of ['/signin', '/my/requests', '/authorize/consent?request=req_unknown']) {
+      expect(formAction(await browser.fetch(`${tb.url}${path}`))).toBe("'self'");
+    }
+  });
+
+  test('a redirect URI on [::1], which no CSP source names, gets a same-origin page that hands the code on', async () => {
+    const ipv6 = 'http://[::1]:7778/cb';
+    const api = await adminApi(tb);
+    const v6Client = await addPublicClient(api, 'IPv6 App', [ipv6]);
+    const req = await authRequest({ redirect_uri: ipv6 }, v6Client);
+    const { consent, consentPage } = await openConsentInBrowser(tb, user, req.url, { browser });
+    expect(formAction(consent)).toBe("'self'");
+    const res = await submitConsent(tb, browser, consentPage, 'approve');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toContain('no-store');
+    const html = await res.text();
+    const to = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(html)?.[1]?.replaceAll('&amp;', '&');
+    expect(to?.startsWith(`${ipv6}?`)).toBe(true);
+    const params = oauth.validateAuthResponse(as, v6Client, new URL(to!), req.state);
+    const tokens = await oauth.processAuthorizationCodeResponse(
+      as,
+      v6Client,
+      await redeem(params, req.verifier, { client: v6Client, redirectUri: ipv6 }),
+    );
+    expect(tokens.access_token).toBeTruthy();
+  });
+
+  test('audit: consent.approved when the person allows, authorization_code.redeemed when the client has the code', async () => {
+    const events = async (type: string) =>
+      (await tb.broker.deps.audit.query({ type, limit: 1000 })).filter((e) => e.clientId === client.client_id);
+    const approvedBefore = (await events('consent.approved')).length;
+    const redeemedBefore = (await events('authorization_code.redeemed')).length;
+    const { params, verifier } = await getCode();
+    expect(await events('consent.approved')).toHaveLength(approvedBefore + 1);
+    expect(await events('authorization_code.redeemed')).toHaveLength(redeemedBefore);
+    expect(await events('consent.granted')).toEqual([]);
+
+    await oauth.processAuthorizationCodeResponse(as, client, await redeem(params, verifier));
+    const redeemed = await events('authorization_code.redeemed');
+    expect(redeemed).toHaveLength(redeemedBefore + 1);
+    expect(redeemed[0]).toMatchObject({ userId: user.id, result: 'allowed', audience: RESOURCE, scope: 'notes:read' });
+  });
+});
