@@ -9,7 +9,6 @@ export default defineConfig({
       'mcp-server/**/*.test.ts',
       'a2a/**/*.test.ts',
       'e2e/**/*.spec.ts',
-      'e2e/**/*.spec.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 30_000,

@@ -113,8 +113,8 @@ async function gatewayConfig(rs: TestAgent = gateway, auth?: oidc.ClientAuth): P
     rs.clientId,
     { [oidc.clockSkew]: tb.clock.offset },
     auth ?? oidc.PrivateKeyJwt({ key: rs.privateKey, kid: rs.kid }),
-    // RFC 8414 metadata (Errand publishes /.well-known/oauth-authorization-server); http on 127.0.0.1.
-    { algorithm: 'oauth2', execute: [oidc.allowInsecureRequests] },
+    // Default OpenID discovery; http is allowed only because the test broker is on 127.0.0.1.
+    { execute: [oidc.allowInsecureRequests] },
   );
 }
 
@@ -369,7 +369,6 @@ describe('on-behalf-of exchange (RFC 8693) by a resource server', () => {
   test('a public client cannot be the gateway; an unauthenticated gateway is invalid_client', async () => {
     const subject = await userToken(user);
     const asPublic = await oidc.discovery(new URL(tb.url), desktop.client_id, undefined, oidc.None(), {
-      algorithm: 'oauth2',
       execute: [oidc.allowInsecureRequests],
     });
     expect(await refusal(onBehalfOf(asPublic, subject))).toMatchObject({ status: 400, error: 'unauthorized_client' });
