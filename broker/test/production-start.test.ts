@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,24 @@ const ROOT = join(import.meta.dirname, '..', '..');
 /** Generous bounds for a loaded two-core machine; the figures measured are printed. */
 const READY_WITHIN_MS = 60_000;
 const EXIT_WITHIN_MS = 60_000;
+
+/**
+ * The Dockerfile's instructions, continuation lines joined. No container engine runs on the CI
+ * machine, so the image's entry point and health check are run here from a built tree instead.
+ */
+function dockerfile(): { cmd: string[]; healthcheck: string[]; stopSignal: string } {
+  const lines = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => !l.startsWith('#'));
+  const json = (prefix: RegExp) => {
+    const line = lines.find((l) => prefix.test(l));
+    if (!line) throw new Error(`Dockerfile: no ${prefix}`);
+    return JSON.parse(line.slice(line.indexOf('['))) as string[];
+  };
+  const stop = lines.find((l) => l.startsWith('STOPSIGNAL '));
+  return { cmd: json(/^CMD \[/), healthcheck: json(/^HEALTHCHECK .*CMD \[/), stopSignal: stop?.split(/\s+/)[1] ?? '' };
+}
 
 let pkg = '';
 const dirs: string[] = [];
@@ -159,11 +177,27 @@ describe('production start from the compiled build', () => {
     }, 150_000);
   }
 
-  test('SIGTERM to `node dist/broker/main.js` (the container entry point) drains and exits 0', async () => {
-    const s = await start(process.execPath, ['dist/broker/main.js']);
+  test('the Dockerfile entry point (exec form, run from the built tree) drains on its stop signal and exits 0', async () => {
+    const image = dockerfile();
+    expect(image.cmd).toEqual(['node', 'dist/broker/main.js']);
+    expect(image.stopSignal).toBe('SIGTERM');
+    const [command, ...args] = image.cmd;
+    const s = await start(command === 'node' ? process.execPath : String(command), args);
+    // The image's HEALTHCHECK command, as the container runtime would run it inside the container.
+    const health = (env: Record<string, string>) =>
+      spawnSync(
+        image.healthcheck[0] === 'node' ? process.execPath : String(image.healthcheck[0]),
+        image.healthcheck.slice(1),
+        {
+          env: { PATH: process.env.PATH, ...env },
+          timeout: 30_000,
+        },
+      ).status;
+    expect(health({ ERRAND_PORT: String(s.port) })).toBe(0);
     const { exit, open } = await stop(s, 'SIGTERM');
     expect(exit, s.output()).toEqual({ code: 0, signal: null });
     expect(open).toBe(false);
     expect(s.logs.find((l) => l.event === 'broker.stopped')).toMatchObject({ signal: 'SIGTERM', clean: true });
+    expect(health({ ERRAND_PORT: String(s.port) })).not.toBe(0);
   }, 150_000);
 });
