@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
+import { routePath } from 'hono/route';
 import { secureHeaders } from 'hono/secure-headers';
 import { a2aRoutes } from '../a2a/routes.js';
 import { authorizeRoutes } from '../admin-ui/authorize-routes.js';
@@ -51,9 +52,25 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
 
   app.use(async function requestContext(c, next) {
     const requestId = newId('req').slice(4);
+    const started = performance.now();
     c.set('requestId', requestId);
-    c.set('log', deps.log.child({ requestId }));
+    const log = deps.log.child({ requestId });
+    c.set('log', log);
     await next();
+    if (config.accessLog) {
+      // The route pattern, never the path: paths carry ids, and a query string may carry codes.
+      const route = routePath(c);
+      const user = c.get('user');
+      const clientId = c.get('clientId');
+      log[c.get('routine') ? 'debug' : 'info']('http.request', {
+        method: c.req.method,
+        route: route === '*' || route === '/*' ? '(no route)' : route,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        ...(clientId ? { clientId } : {}),
+        ...(user ? { userId: user.id } : {}),
+      });
+    }
     // On the response's own headers: c.header() after the response exists would rebuild it.
     try {
       c.res.headers.set('X-Request-Id', requestId);

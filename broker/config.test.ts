@@ -300,3 +300,11 @@ describe('unknown ERRAND_ variables', () => {
     expect(unknownSettingWarnings({ ERRAND_PORT: '1', PATH: '/bin' })).toEqual([]);
   });
 });
+
+describe('ERRAND_ACCESS_LOG', () => {
+  test('on by default; false turns it off; anything else is refused naming the setting', () => {
+    expect(loadConfig({}).accessLog).toBe(true);
+    expect(loadConfig({ ERRAND_ACCESS_LOG: 'false' }).accessLog).toBe(false);
+    expect(() => loadConfig({ ERRAND_ACCESS_LOG: 'sometimes' })).toThrow('ERRAND_ACCESS_LOG: must be true or false');
+  });
+});

@@ -217,6 +217,7 @@ export const EnvSchema = z.object({
   ERRAND_LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error'], { message: 'must be debug, info, warn or error' })
     .default('info'),
+  ERRAND_ACCESS_LOG: bool.default(true),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -302,6 +303,8 @@ export interface Config {
     autoCreate: boolean;
   } | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** One `http.request` line per request at info level (README "Logs"). */
+  accessLog: boolean;
 }
 
 export class ConfigError extends Error {
@@ -544,6 +547,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           }
         : null,
     logLevel: e.ERRAND_LOG_LEVEL,
+    accessLog: e.ERRAND_ACCESS_LOG,
   };
 }
 

@@ -11,6 +11,10 @@ export type AppEnv = {
     sessionIdHash: string | null;
     /** The one place outside Errand a page's form may lead to (see http/csp.ts); unset on most pages. */
     formActionTarget: string | null;
+    /** The client that authenticated to this request, for the access log; unset otherwise. */
+    clientId?: string;
+    /** An expected answer repeated by design (a pending CIBA poll): its access-log line is at debug level. */
+    routine?: boolean;
   };
 };
 
