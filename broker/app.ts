@@ -5,6 +5,7 @@ import { routePath } from 'hono/route';
 import { secureHeaders } from 'hono/secure-headers';
 import { a2aRoutes } from '../a2a/routes.js';
 import { authorizeRoutes } from '../admin-ui/authorize-routes.js';
+import type { SignInEvent } from '../admin-ui/check-credentials.js';
 import { oidcRoutes } from '../admin-ui/oidc-routes.js';
 import { pageRoutes } from '../admin-ui/pages-routes.js';
 import { uiRoutes } from '../admin-ui/routes.js';
@@ -50,10 +51,28 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   const secure = config.issuer.startsWith('https://');
   const clientAddress = createClientAddress(config.http.trustProxy);
 
+  /** Sign-in successes and failures go to the audit log with the source address (README "Audit log"). */
+  const recordSignIn = (e: SignInEvent) =>
+    deps.db.write((tx) =>
+      deps.audit.append(
+        {
+          type: e.result === 'allowed' ? 'signin.succeeded' : 'signin.failed',
+          result: e.result,
+          userId: e.userId,
+          reason: e.reason,
+          requestId: e.requestId,
+          details: { address: e.address, method: e.method },
+        },
+        deps.clock.now(),
+        tx,
+      ),
+    );
+
   app.use(async function requestContext(c, next) {
     const requestId = newId('req').slice(4);
     const started = performance.now();
     c.set('requestId', requestId);
+    c.set('address', clientAddress(c));
     const log = deps.log.child({ requestId });
     c.set('log', log);
     await next();
@@ -268,6 +287,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       signin: config.sessions,
       issuer: config.issuer,
       log: deps.log,
+      recordSignIn,
       federationName: config.oidc?.displayName ?? null,
     }),
   );
@@ -281,6 +301,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       log: deps.log,
       box: deps.box,
       session,
+      recordSignIn,
       timeoutMs: config.fetch.timeoutMs,
     }),
   );

@@ -5,6 +5,8 @@ import type { Logger } from '../log.js';
 export type AppEnv = {
   Variables: {
     requestId: string;
+    /** The client's address (README "Behind a reverse proxy"), for audit events. */
+    address: string;
     log: Logger;
     user: User | null;
     csrfToken: string | null;
