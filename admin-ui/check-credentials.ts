@@ -53,16 +53,19 @@ function failureCounters(limits: SignInLimits, username: string, address: string
   ];
 }
 
-/** Checks a username and password from `address`: per-address rate limit, lock-out, then the password. */
+/**
+ * Checks a username and password from `address` (the rate-limit key): per-address rate limit,
+ * lock-out, then the password. The outcome is audited with the request's id and exact address.
+ */
 export async function checkCredentials(
   deps: CredentialCheckDeps,
   address: string,
   username: string,
   password: string,
-  requestId: string | null = null,
+  request: { requestId: string; address: string },
 ): Promise<SignInResult> {
   const record = (result: 'allowed' | 'denied', userId: string | null, reason: SignInEvent['reason']) =>
-    deps.recordSignIn({ result, userId, reason, method: 'password', address, requestId });
+    deps.recordSignIn({ result, userId, reason, method: 'password', ...request });
   const wait = deps.signinLimiter.hit(address);
   if (wait > 0) return { ok: false, status: 429, message: `Too many sign-in attempts. Try again in ${wait} seconds.` };
   const now = deps.clock.now();

@@ -50,8 +50,9 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const secure = config.issuer.startsWith('https://');
   const clientAddress = createClientAddress(config.http.trustProxy);
+  const exactClientAddress = createClientAddress(config.http.trustProxy, { exact: true });
 
-  /** Sign-in successes and failures go to the audit log with the source address (README "Audit log"). */
+  /** Sign-in successes and failures go to the audit log with the source address (README "Logs"). */
   const recordSignIn = (e: SignInEvent) =>
     deps.db.write((tx) =>
       deps.audit.append(
@@ -72,7 +73,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
     const requestId = newId('req').slice(4);
     const started = performance.now();
     c.set('requestId', requestId);
-    c.set('address', clientAddress(c));
+    c.set('address', exactClientAddress(c));
     const log = deps.log.child({ requestId });
     c.set('log', log);
     await next();

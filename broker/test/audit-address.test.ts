@@ -85,4 +85,25 @@ describe('audit events carry the source address', () => {
     expect(event).toMatchObject({ userId: api.admin.id });
     expect(String(event!.details.address)).toMatch(LOOPBACK);
   });
+
+  test('behind a trusted proxy the address is the client’s own, in full (not the /64 the rate limits use)', async () => {
+    const proxied = await startBroker({ ERRAND_TRUST_PROXY: '1' });
+    try {
+      const person = await createUser(proxied);
+      const res = await fetch(`${proxied.url}/api/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '2001:db8:0:0:aaaa::17' },
+        body: JSON.stringify({ username: person.username, password: 'wrong-password-for-this' }),
+      });
+      expect(res.status).toBe(401);
+      const admin = await adminApi(proxied);
+      const events = (await (await admin.call('GET', '/api/admin/audit?type=signin.failed')).json()) as {
+        events: AuditEvent[];
+      };
+      const event = events.events.find((e) => e.requestId === res.headers.get('x-request-id'));
+      expect(event?.details.address).toBe('2001:db8:0:0:aaaa::17');
+    } finally {
+      await proxied.close();
+    }
+  });
 });
