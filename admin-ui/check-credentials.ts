@@ -21,6 +21,18 @@ export interface CredentialCheckDeps {
   signinLimiter: RateLimiter;
   signin: SignInLimits;
   log: Logger;
+  /** Appends a `signin.succeeded` or `signin.failed` event to the audit log. */
+  recordSignIn(event: SignInEvent): Promise<void>;
+}
+
+/** A sign-in attempt as the audit log records it (never the password; the username only for a known account). */
+export interface SignInEvent {
+  result: 'allowed' | 'denied';
+  userId: string | null;
+  reason: 'locked' | 'bad_credentials' | 'disabled' | null;
+  method: 'password' | 'oidc';
+  address: string;
+  requestId: string | null;
 }
 
 /** Outcome of checking a username and password, with lock-out. */
@@ -41,13 +53,19 @@ function failureCounters(limits: SignInLimits, username: string, address: string
   ];
 }
 
-/** Checks a username and password from `address`: per-address rate limit, lock-out, then the password. */
+/**
+ * Checks a username and password from `address` (the rate-limit key): per-address rate limit,
+ * lock-out, then the password. The outcome is audited with the request's id and exact address.
+ */
 export async function checkCredentials(
   deps: CredentialCheckDeps,
   address: string,
   username: string,
   password: string,
+  request: { requestId: string; address: string },
 ): Promise<SignInResult> {
+  const record = (result: 'allowed' | 'denied', userId: string | null, reason: SignInEvent['reason']) =>
+    deps.recordSignIn({ result, userId, reason, method: 'password', ...request });
   const wait = deps.signinLimiter.hit(address);
   if (wait > 0) return { ok: false, status: 429, message: `Too many sign-in attempts. Try again in ${wait} seconds.` };
   const now = deps.clock.now();
@@ -55,6 +73,7 @@ export async function checkCredentials(
   const reserved = await deps.users.reserveSignInAttempt(counters, now, deps.signin.lockout);
   if (!reserved.ok) {
     deps.log.info('signin.failed', { reason: 'locked' });
+    await record('denied', null, 'locked');
     const minutes = Math.ceil((reserved.lockedUntil - now) / 60);
     return {
       ok: false,
@@ -67,9 +86,11 @@ export async function checkCredentials(
   const valid = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH);
   if (!user || !valid || user.disabledAt !== null) {
     deps.log.info('signin.failed', { userId: user?.id ?? null, reason: 'bad_credentials' });
+    await record('denied', user?.id ?? null, 'bad_credentials');
     return { ok: false, status: 401, message: 'The username or password is not correct.' };
   }
   await deps.users.clearSignInFailures(counters.map((c) => c.key));
   deps.log.info('signin.succeeded', { userId: user.id });
+  await record('allowed', user.id, null);
   return { ok: true, user };
 }

@@ -9,10 +9,13 @@ import type { Logger } from '../broker/log.js';
 import type { CryptoBox } from '../broker/tokens/crypto-box.js';
 import { newId } from '../broker/tokens/random.js';
 import type { UserStore } from '../db/stores/user-store.js';
+import type { SignInEvent } from './check-credentials.js';
 import { MessagePage } from './pages/message.js';
 import { safeNext } from './safe-next.js';
 
 export interface OidcRouteDeps {
+  /** Appends a `signin.succeeded` or `signin.failed` event to the audit log. */
+  recordSignIn(event: SignInEvent): Promise<void>;
   /** The federation settings; null when ERRAND_OIDC_ISSUER is unset. */
   oidc: Config['oidc'];
   /** Errand's own issuer, the base of the callback URL. */
@@ -126,10 +129,26 @@ export function oidcRoutes(deps: OidcRouteDeps) {
     }
     if (user.disabledAt !== null) {
       log.info('signin.failed', { userId: user.id, method: 'oidc', reason: 'disabled' });
+      await deps.recordSignIn({
+        result: 'denied',
+        userId: user.id,
+        reason: 'disabled',
+        method: 'oidc',
+        address: c.var.address,
+        requestId: c.var.requestId,
+      });
       return c.html(...failed('This account is disabled. Ask an administrator if you need access.', 403));
     }
     await startSession(c, deps.session, user.id);
     log.info('signin.succeeded', { userId: user.id, method: 'oidc' });
+    await deps.recordSignIn({
+      result: 'allowed',
+      userId: user.id,
+      reason: null,
+      method: 'oidc',
+      address: c.var.address,
+      requestId: c.var.requestId,
+    });
     return c.redirect(safeNext(finished.next, deps.issuer), 303);
   });
 

@@ -260,7 +260,7 @@ export function pageRoutes(deps: Engine) {
   app.post('/admin/agents/:id/status', async (c) => {
     const body = await form(c);
     const status = first(body.status) === 'active' ? 'active' : 'disabled';
-    await setClientStatus(deps, c.req.param('id'), status, me(c).id, c.var.requestId);
+    await setClientStatus(deps, c.req.param('id'), status, me(c).id, c.var.requestId, c.var.address);
     return c.redirect(`/admin/agents?done=${status === 'active' ? 'enabled' : 'disabled'}`, 303);
   });
   app.post('/admin/agents/:id/owner', async (c) => {
@@ -383,7 +383,7 @@ export function pageRoutes(deps: Engine) {
     if (!parsed.success)
       return again(`${String(parsed.error.issues[0]?.path[0] ?? '')}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     try {
-      await createUser(deps, parsed.data);
+      await createUser(deps, parsed.data, { adminId: me(c).id, requestId: c.var.requestId, address: c.var.address });
     } catch (err) {
       if (err instanceof OAuthError && err.status < 500) return again(err.message);
       throw err;

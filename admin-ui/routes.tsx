@@ -76,7 +76,7 @@ export function uiRoutes(deps: UiDeps) {
         403,
       );
     }
-    const result = await checkCredentials(deps, deps.clientAddress(c), form.username ?? '', form.password ?? '');
+    const result = await checkCredentials(deps, deps.clientAddress(c), form.username ?? '', form.password ?? '', c.var);
     if (!result.ok) {
       return c.html(
         <SignInPage
@@ -102,7 +102,7 @@ export function uiRoutes(deps: UiDeps) {
     const username = typeof body.username === 'string' ? body.username : '';
     const password = typeof body.password === 'string' ? body.password : '';
     if (!username || !password) throw new OAuthError('invalid_request', 'username and password are required');
-    const result = await checkCredentials(deps, deps.clientAddress(c), username, password);
+    const result = await checkCredentials(deps, deps.clientAddress(c), username, password, c.var);
     if (!result.ok) {
       throw new OAuthError(result.status === 401 ? 'unauthorized' : 'rate_limited', result.message, {
         status: result.status,

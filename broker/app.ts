@@ -1,9 +1,11 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
+import { routePath } from 'hono/route';
 import { secureHeaders } from 'hono/secure-headers';
 import { a2aRoutes } from '../a2a/routes.js';
 import { authorizeRoutes } from '../admin-ui/authorize-routes.js';
+import type { SignInEvent } from '../admin-ui/check-credentials.js';
 import { oidcRoutes } from '../admin-ui/oidc-routes.js';
 import { pageRoutes } from '../admin-ui/pages-routes.js';
 import { uiRoutes } from '../admin-ui/routes.js';
@@ -48,12 +50,47 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const secure = config.issuer.startsWith('https://');
   const clientAddress = createClientAddress(config.http.trustProxy);
+  const exactClientAddress = createClientAddress(config.http.trustProxy, { exact: true });
+
+  /** Sign-in successes and failures go to the audit log with the source address (README "Logs"). */
+  const recordSignIn = (e: SignInEvent) =>
+    deps.db.write((tx) =>
+      deps.audit.append(
+        {
+          type: e.result === 'allowed' ? 'signin.succeeded' : 'signin.failed',
+          result: e.result,
+          userId: e.userId,
+          reason: e.reason,
+          requestId: e.requestId,
+          details: { address: e.address, method: e.method },
+        },
+        deps.clock.now(),
+        tx,
+      ),
+    );
 
   app.use(async function requestContext(c, next) {
     const requestId = newId('req').slice(4);
+    const started = performance.now();
     c.set('requestId', requestId);
-    c.set('log', deps.log.child({ requestId }));
+    c.set('address', exactClientAddress(c));
+    const log = deps.log.child({ requestId });
+    c.set('log', log);
     await next();
+    if (config.accessLog) {
+      // The route pattern, never the path: paths carry ids, and a query string may carry codes.
+      const route = routePath(c);
+      const user = c.get('user');
+      const clientId = c.get('clientId');
+      log[c.get('routine') ? 'debug' : 'info']('http.request', {
+        method: c.req.method,
+        route: route === '*' || route === '/*' ? '(no route)' : route,
+        status: c.res.status,
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        ...(clientId ? { clientId } : {}),
+        ...(user ? { userId: user.id } : {}),
+      });
+    }
     // On the response's own headers: c.header() after the response exists would rebuild it.
     try {
       c.res.headers.set('X-Request-Id', requestId);
@@ -251,6 +288,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       signin: config.sessions,
       issuer: config.issuer,
       log: deps.log,
+      recordSignIn,
       federationName: config.oidc?.displayName ?? null,
     }),
   );
@@ -264,6 +302,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       log: deps.log,
       box: deps.box,
       session,
+      recordSignIn,
       timeoutMs: config.fetch.timeoutMs,
     }),
   );

@@ -2,7 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig, maintenanceIntervalMs, minPublishAhead } from './config.js';
+import {
+  ConfigError,
+  editDistance,
+  loadConfig,
+  maintenanceIntervalMs,
+  minPublishAhead,
+  unknownSettingWarnings,
+} from './config.js';
 
 const problems = (env: Record<string, string>) => {
   try {
@@ -262,5 +269,42 @@ describe('ERRAND_DEFAULT_RESOURCE', () => {
         'ERRAND_DEFAULT_RESOURCE: must be an absolute http(s) URL without a fragment (a registered resource)',
       ]);
     }
+  });
+});
+
+describe('unknown ERRAND_ variables', () => {
+  test('edit distance counts insertions, deletions, substitutions and swapped neighbours', () => {
+    expect(editDistance('ERRAND_PORT', 'ERRAND_PORT')).toBe(0);
+    expect(editDistance('ERRAND_ACESS_TOKEN_TTL', 'ERRAND_ACCESS_TOKEN_TTL')).toBe(1);
+    expect(editDistance('ERRAND_PROT', 'ERRAND_PORT')).toBe(1);
+    expect(editDistance('ERRAND_HOTS', 'ERRAND_HOST')).toBe(1);
+    expect(editDistance('ERRAND_PORTS', 'ERRAND_HOST')).toBe(3);
+    expect(editDistance('ERRAND_X', 'ERRAND_ACCESS_TOKEN_TTL', 2)).toBe(3);
+  });
+
+  test('a misspelt setting names the nearest known one; an unknown one is warned about; other variables are not', () => {
+    const warnings = unknownSettingWarnings({
+      ERRAND_ACESS_TOKEN_TTL: '600',
+      ERRAND_PROT: '9000',
+      errand_port: '1',
+      ERRAND_WIDGETS: 'on',
+      ERRAND_PORT: '8080',
+      HOME: '/root',
+      MY_ERRAND_PORT: '1',
+    });
+    expect(warnings).toEqual([
+      'ERRAND_ACESS_TOKEN_TTL is not a known setting; did you mean ERRAND_ACCESS_TOKEN_TTL?',
+      'ERRAND_PROT is not a known setting; did you mean ERRAND_PORT?',
+      "ERRAND_WIDGETS is not a known setting and is ignored (the settings are listed in the README's Configuration section)",
+    ]);
+    expect(unknownSettingWarnings({ ERRAND_PORT: '1', PATH: '/bin' })).toEqual([]);
+  });
+});
+
+describe('ERRAND_ACCESS_LOG', () => {
+  test('on by default; false turns it off; anything else is refused naming the setting', () => {
+    expect(loadConfig({}).accessLog).toBe(true);
+    expect(loadConfig({ ERRAND_ACCESS_LOG: 'false' }).accessLog).toBe(false);
+    expect(() => loadConfig({ ERRAND_ACCESS_LOG: 'sometimes' })).toThrow('ERRAND_ACCESS_LOG: must be true or false');
   });
 });

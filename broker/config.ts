@@ -217,6 +217,7 @@ export const EnvSchema = z.object({
   ERRAND_LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error'], { message: 'must be debug, info, warn or error' })
     .default('info'),
+  ERRAND_ACCESS_LOG: bool.default(true),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -302,6 +303,8 @@ export interface Config {
     autoCreate: boolean;
   } | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** One `http.request` line per request at info level (README "Logs"). */
+  accessLog: boolean;
 }
 
 export class ConfigError extends Error {
@@ -334,6 +337,62 @@ function readConfigFile(path: string): Record<string, string> {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return out;
+}
+
+/**
+ * Edits (insert, delete, substitute, swap two neighbours) between `a` and `b`, stopping early once
+ * it exceeds `max` (the optimal-string-alignment form of the Damerau-Levenshtein distance).
+ */
+export function editDistance(a: string, b: string, max = Number.POSITIVE_INFINITY): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      row.push(d);
+      best = Math.min(best, d);
+    }
+    if (best > max) return max + 1;
+    prev2 = prev;
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** How many edits a name may be from a known setting to be offered as "did you mean". */
+const MAX_SUGGESTION_EDITS = 2;
+
+/**
+ * Warnings for ERRAND_* variables in the environment that no part of the broker reads, usually a
+ * misspelling that would otherwise leave the default in force without a word. Each names the
+ * nearest known setting when one is at most two edits away. Other variables are not looked at.
+ */
+export function unknownSettingWarnings(env: Record<string, string | undefined>): string[] {
+  const known = Object.keys(EnvSchema.shape);
+  const warnings: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('ERRAND_') || known.includes(name)) continue;
+    let nearest: string | null = null;
+    let distance = MAX_SUGGESTION_EDITS + 1;
+    for (const candidate of known) {
+      const d = editDistance(name.toUpperCase(), candidate, MAX_SUGGESTION_EDITS);
+      if (d < distance) {
+        distance = d;
+        nearest = candidate;
+      }
+    }
+    warnings.push(
+      nearest
+        ? `${name} is not a known setting; did you mean ${nearest}?`
+        : `${name} is not a known setting and is ignored (the settings are listed in the README's Configuration section)`,
+    );
+  }
+  return warnings;
 }
 
 /** Validates the environment (and the optional config file) into a typed configuration. */
@@ -488,6 +547,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           }
         : null,
     logLevel: e.ERRAND_LOG_LEVEL,
+    accessLog: e.ERRAND_ACCESS_LOG,
   };
 }
 

@@ -47,3 +47,30 @@ describe('error logging', () => {
     });
   });
 });
+
+describe('redaction', () => {
+  test('secrets stay redacted whatever the event; the OAuth error code, in `error`, is logged', () => {
+    const lines: string[] = [];
+    const secrets = {
+      client_secret: 'cs-1',
+      code: 'authz-code-2',
+      code_verifier: 'verifier-3',
+      access_token: 'at-4',
+      refresh_token: 'rt-5',
+      subject_token: 'st-6',
+      password: 'pw-7',
+      client_assertion: 'ca-8',
+      cookie: 'session=ck-9',
+      authorization: 'Bearer az-10',
+    };
+    createLogger({ write: (l) => lines.push(l) }).info('request.rejected', {
+      error: 'invalid_grant',
+      description: 'the authorization code is unknown',
+      ...secrets,
+    });
+    const logged = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(logged.error).toBe('invalid_grant');
+    for (const key of Object.keys(secrets)) expect(logged[key]).toBe('[redacted]');
+    for (const value of Object.values(secrets)) expect(lines[0]).not.toContain(value);
+  });
+});

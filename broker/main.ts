@@ -1,5 +1,5 @@
 import { buildBroker, StartupError } from './broker.js';
-import { ConfigError, loadConfig, maintenanceIntervalMs } from './config.js';
+import { ConfigError, loadConfig, maintenanceIntervalMs, unknownSettingWarnings } from './config.js';
 import { listen } from './http/server.js';
 import { createLogger } from './log.js';
 
@@ -19,6 +19,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.logLevel });
+  for (const warning of unknownSettingWarnings(process.env)) {
+    process.stderr.write(`errand: warning: ${warning}\n`);
+    log.warn('config.unknown_setting', { message: warning });
+  }
   let broker: Awaited<ReturnType<typeof buildBroker>>;
   try {
     broker = await buildBroker(config, { log });
@@ -37,11 +41,20 @@ async function main(): Promise<void> {
   }, maintenanceMs);
   timer.unref();
 
-  const http = await listen(broker.app.fetch, {
-    hostname: config.host,
-    port: config.port,
-    bodyTimeout: config.http.bodyTimeout,
-  });
+  let http: Awaited<ReturnType<typeof listen>>;
+  try {
+    http = await listen(broker.app.fetch, {
+      hostname: config.host,
+      port: config.port,
+      bodyTimeout: config.http.bodyTimeout,
+    });
+  } catch (err) {
+    const message = listenFailure(err, config.host, config.port);
+    if (!message) throw err;
+    process.stderr.write(`errand: ${message}\n`);
+    await broker.close();
+    process.exit(2);
+  }
   log.info('broker.started', { issuer: config.issuer, port: http.port, db: config.db.url.replace(/\?.*$/, '') });
   void (async () => {
     const link = await broker.bootstrapLink();
@@ -94,6 +107,20 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** What to do about a listen error a person can fix (the address is taken or not allowed), else null. */
+function listenFailure(err: unknown, host: string, port: number): string | null {
+  const code = (err as NodeJS.ErrnoException).code;
+  const at = `port ${port} on ${host}`;
+  if (code === 'EADDRINUSE') return `${at} is already in use; set ERRAND_PORT or stop the other process`;
+  if (code === 'EACCES') {
+    return `${at} may not be opened by this user (EACCES); set ERRAND_PORT to a port above 1023 or grant the right to bind it`;
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return `cannot listen on ${host} (EADDRNOTAVAIL): this machine has no such address; set ERRAND_HOST to one of its addresses`;
+  }
+  return null;
 }
 
 main().catch((err: unknown) => {

@@ -151,7 +151,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
     await migrate(writer, { name, ...(opts.onEmpty ? { onEmpty: opts.onEmpty } : {}) });
   } catch (err) {
     closeAll();
-    throw damaged(name, err) ?? err;
+    throw damaged(name, err) ?? (isFile ? null : unreachable(url, err)) ?? err;
   }
 
   const queue: Job[] = [];
@@ -490,6 +490,51 @@ async function quickCheck(reader: Conn, name: string): Promise<void> {
   throw new UnusableDatabaseError(
     `the database ${name} is damaged: PRAGMA quick_check reports ${quoted}${more}. Stop every process using it and restore it from a backup`,
   );
+}
+
+/** Network error codes that mean the database server was not reached, and what to check for each. */
+const NETWORK_HINTS: Record<string, string> = {
+  ECONNREFUSED: 'nothing listens there: start the database server, or correct the host and port in ERRAND_DB_URL',
+  ENOTFOUND: 'the host name does not resolve: correct the host in ERRAND_DB_URL',
+  EAI_AGAIN: 'the host name could not be resolved now: check DNS, or the host in ERRAND_DB_URL',
+  ETIMEDOUT: 'the server did not answer: check the host, the port and any firewall between Errand and it',
+  UND_ERR_CONNECT_TIMEOUT: 'the server did not answer: check the host, the port and any firewall between Errand and it',
+  ECONNRESET:
+    'the server closed the connection: check that ERRAND_DB_URL names a libSQL server and the right scheme (http/https, ws/wss)',
+  EHOSTUNREACH: 'no route to the host: check the host in ERRAND_DB_URL and the network',
+  ENETUNREACH: 'no route to the network: check the host in ERRAND_DB_URL and the network',
+};
+
+/**
+ * A refusal naming the server (without credentials or query), the cause and what to check, for an
+ * error met on the first contact with a remote database; null for errors of another kind. The
+ * client's own messages may quote the full URL, so only the cause's code and a scrubbed message
+ * are kept.
+ */
+function unreachable(url: string, err: unknown): UnusableDatabaseError | null {
+  if (err instanceof UnusableDatabaseError) return null;
+  const name = databaseName(url);
+  const chain: { code?: unknown; message?: unknown }[] = [];
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 6; e = e.cause, i++) chain.push(e as never);
+  const scrub = (m: unknown) => String(m ?? '').replace(/\/\/[^/@\s]*@/g, '//');
+  const texts = chain.map((e) => scrub(e.message)).join(': ');
+  const network = chain.find((e) => typeof e.code === 'string' && e.code in NETWORK_HINTS);
+  const code = (network?.code as string | undefined) ?? Object.keys(NETWORK_HINTS).find((c) => texts.includes(c));
+  if (code) {
+    const cause = network ? `${code}: ${scrub(network.message)}` : texts;
+    return new UnusableDatabaseError(`cannot reach the database server ${name} (${cause}): ${NETWORK_HINTS[code]}`);
+  }
+  if (/\b401\b|unauthori[sz]ed|\b403\b|forbidden/i.test(texts)) {
+    return new UnusableDatabaseError(
+      `the database server ${name} refused the credentials (${texts}): set ERRAND_DB_AUTH_TOKEN to a valid token for it`,
+    );
+  }
+  if (/fetch failed|credentials|websocket|socket|connect|URL_INVALID|URL_SCHEME/i.test(texts)) {
+    return new UnusableDatabaseError(
+      `cannot reach the database server ${name} (${texts}): check that the server runs and that ERRAND_DB_URL names it (libsql://, https:// or wss://; put a token in ERRAND_DB_AUTH_TOKEN, not in the URL)`,
+    );
+  }
+  return null;
 }
 
 /** A clear refusal for an engine error that says the file is damaged or not a database, else null. */

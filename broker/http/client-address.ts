@@ -13,7 +13,7 @@ import type { TrustProxy } from '../config.js';
  * entry `hops` places from the right, or the first from the right outside the trusted ranges.
  * An IPv6 client counts as its /64 network, the block one subscriber usually holds.
  */
-export function createClientAddress(trust: TrustProxy): (c: Context) => string {
+export function createClientAddress(trust: TrustProxy, opts: { exact?: boolean } = {}): (c: Context) => string {
   const isTrusted = trust.kind === 'cidrs' ? trustedRanges(trust.cidrs) : null;
   return (c) => {
     let peer = 'unknown';
@@ -22,7 +22,9 @@ export function createClientAddress(trust: TrustProxy): (c: Context) => string {
     } catch {
       // Not served by @hono/node-server (app.request in tests): no peer address.
     }
-    return addressKey(pickClientAddress(trust, peer, c.req.header('x-forwarded-for'), isTrusted));
+    const address = pickClientAddress(trust, peer, c.req.header('x-forwarded-for'), isTrusted);
+    // `exact`: the address itself (audit events) rather than the rate-limit key.
+    return opts.exact ? address : addressKey(address);
   };
 }
 

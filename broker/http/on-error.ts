@@ -38,7 +38,13 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   const e = toOAuthError(err);
   const log = c.var.log;
   if (e.status >= 500) log?.error('request.failed', { err, path: c.req.path });
-  else log?.info('request.rejected', { code: e.code, description: e.message, path: c.req.path });
+  else {
+    // The OAuth error code goes in `error`: a field named `code` is redacted (authorization codes).
+    // A pending CIBA poll is the expected answer until the person decides: not worth an info line.
+    const routine = e.code === 'authorization_pending' || e.code === 'slow_down';
+    if (routine) c.set('routine', true);
+    log?.[routine ? 'debug' : 'info']('request.rejected', { error: e.code, description: e.message, path: c.req.path });
+  }
   return c.json(e.toBody(), e.status as ContentfulStatusCode, { ...NO_STORE, ...e.headers });
 };
 

@@ -5,12 +5,18 @@ import type { Logger } from '../log.js';
 export type AppEnv = {
   Variables: {
     requestId: string;
+    /** The client's address (README "Behind a reverse proxy"), for audit events. */
+    address: string;
     log: Logger;
     user: User | null;
     csrfToken: string | null;
     sessionIdHash: string | null;
     /** The one place outside Errand a page's form may lead to (see http/csp.ts); unset on most pages. */
     formActionTarget: string | null;
+    /** The client that authenticated to this request, for the access log; unset otherwise. */
+    clientId?: string;
+    /** An expected answer repeated by design (a pending CIBA poll): its access-log line is at debug level. */
+    routine?: boolean;
   };
 };
 

@@ -131,6 +131,7 @@ export async function createClient(
   input: z.output<typeof CreateClientSchema>,
   adminId: string,
   requestId: string,
+  address?: string,
 ) {
   const method = input.token_endpoint_auth_method;
   const isSecret = method === AUTH_METHOD.clientSecretBasic || method === AUTH_METHOD.clientSecretPost;
@@ -222,7 +223,7 @@ export async function createClient(
         userId: adminId,
         clientId: client.id,
         requestId,
-        details: { source: 'admin', kind: client.kind },
+        details: { source: 'admin', kind: client.kind, ...(address ? { address } : {}) },
       },
       now,
       tx,
@@ -247,7 +248,15 @@ export async function createResource(deps: AdminDeps, input: z.output<typeof Cre
   return resource;
 }
 
-export async function createUser(deps: AdminDeps, input: z.output<typeof CreateUserSchema>) {
+/** Who made an administrative change, for its audit event: the administrator, the request and its source address. */
+export interface AdminActor {
+  adminId: string;
+  requestId: string;
+  address: string;
+}
+
+/** Creates a person's account; recorded as `user.created` with the administrator and source address. */
+export async function createUser(deps: AdminDeps, input: z.output<typeof CreateUserSchema>, actor?: AdminActor) {
   if (await deps.users.findByUsername(input.username))
     throw new OAuthError('conflict', `user ${input.username} already exists`);
   const user = {
@@ -261,7 +270,25 @@ export async function createUser(deps: AdminDeps, input: z.output<typeof CreateU
     failedSignins: 0,
     lockedUntil: null,
   };
-  await deps.users.insert(user);
+  await deps.db.write(async (tx) => {
+    await deps.users.insert(user, tx);
+    await deps.audit.append(
+      {
+        type: 'user.created',
+        result: 'allowed',
+        userId: actor?.adminId ?? null,
+        requestId: actor?.requestId ?? null,
+        details: {
+          created_user_id: user.id,
+          username: user.username,
+          role: user.role,
+          ...(actor ? { address: actor.address } : {}),
+        },
+      },
+      user.createdAt,
+      tx,
+    );
+  });
   const { passwordHash: _omit, ...view } = user;
   return view;
 }
@@ -276,6 +303,7 @@ export async function setClientStatus(
   status: 'active' | 'disabled',
   adminId: string,
   requestId: string,
+  address?: string,
 ) {
   const client = await deps.clients.get(id);
   if (!client) throw new OAuthError('not_found', 'no such client');
@@ -294,6 +322,7 @@ export async function setClientStatus(
         userId: adminId,
         clientId: id,
         requestId,
+        ...(address ? { details: { address } } : {}),
       },
       now,
       tx,

@@ -16,9 +16,9 @@ import { clientAssertion, startBroker, type TestAgent, type TestBroker } from '.
  * request; and no log line carries a token, assertion or password that was sent.
  *
  * "Nothing written" counts rows of issued_tokens, clients, delegations, tasks and audit_events.
- * The one allowed growth: `exchange.denied` audit rows, written only when the client authenticated
- * (a valid client assertion) and its token exchange was then denied — that is the audit trail of a
- * denial, not state. Unauthenticated rejections write nothing at all.
+ * The allowed growth: `exchange.denied` audit rows, written only when the client authenticated
+ * (a valid client assertion) and its token exchange was then denied, and `signin.failed` rows for a
+ * refused sign-in — the audit trail of a denial, not state. Other rejections write nothing at all.
  */
 const SEED = 0x5eed_e44a;
 const RUNS = 150;
@@ -293,8 +293,10 @@ async function counts() {
     q.$count(tasks),
     q.select({ type: auditEvents.type }).from(auditEvents),
   ]);
-  const other = a.filter((e) => e.type !== 'exchange.denied').length;
-  return { tokens: t, clients: c, delegations: d, tasks: k, audit: other, denied: a.length - other };
+  const denied = a.filter((e) => e.type === 'exchange.denied').length;
+  const signinFailed = a.filter((e) => e.type === 'signin.failed').length;
+  const other = a.length - denied - signinFailed;
+  return { tokens: t, clients: c, delegations: d, tasks: k, audit: other, denied, signinFailed };
 }
 
 const STACK = /\n\s+at |\bat \/|\bat file:|\.(?:ts|tsx|js|mjs):\d+|node_modules|file:\/\//;
@@ -351,10 +353,14 @@ async function check(
   // Rejected requests write nothing.
   if (res.status >= 400) {
     const after = await counts();
-    const { denied: d0, ...rest0 } = before;
-    const { denied: d1, ...rest1 } = after;
+    const { denied: d0, signinFailed: s0, ...rest0 } = before;
+    const { denied: d1, signinFailed: s1, ...rest1 } = after;
     expect(rest1, ctx).toEqual(rest0);
     if (!sent.authenticated) expect(d1, ctx).toBe(d0);
+    // A refused sign-in is audited (README "Logs"); nothing else writes a sign-in event.
+    const path = new URL(res.url).pathname;
+    if (path !== '/api/session' && path !== '/signin') expect(s1, ctx).toBe(s0);
+    else expect(s1 - s0, ctx).toBeLessThanOrEqual(1);
   }
   // No log line carries a secret we sent or a stack trace.
   const logs = tb.logs.slice(logFrom).join('\n');

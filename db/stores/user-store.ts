@@ -1,5 +1,5 @@
 import { and, count, eq, gt, inArray, isNull, lt, lte } from 'drizzle-orm';
-import { affected, type Db } from '../open.js';
+import { affected, type Db, type Tx } from '../open.js';
 import { bootstrapTokens, sessions, signinFailures, userIdentities, users } from '../schema/index.js';
 
 export interface User {
@@ -67,8 +67,9 @@ export class UserStore {
     return rows.map(({ passwordHash: _omit, ...u }) => u);
   }
 
-  async insert(user: UserWithPassword): Promise<void> {
-    await this.db.write((tx) => tx.insert(users).values(user));
+  async insert(user: UserWithPassword, tx?: Tx): Promise<void> {
+    if (tx) await tx.insert(users).values(user);
+    else await this.db.write((t) => t.insert(users).values(user));
   }
 
   async countAdmins(): Promise<number> {

@@ -8,5 +8,7 @@ export async function authenticateClient(
   form: Form,
   auth: ClientAuthenticator,
 ): Promise<AuthenticatedClient> {
-  return auth.authenticate({ form: singleValues(form), authorization: c.req.header('authorization') });
+  const result = await auth.authenticate({ form: singleValues(form), authorization: c.req.header('authorization') });
+  c.set('clientId', result.client.id);
+  return result;
 }

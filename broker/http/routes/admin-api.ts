@@ -52,7 +52,7 @@ export function adminApiRoutes(
   app.get('/api/admin/clients', async (c) => c.json({ clients: (await deps.clients.list()).map(clientView) }));
   app.post('/api/admin/clients', async (c) => {
     const input = parseParams(CreateClientSchema, await jsonBody(c), 'invalid_client_metadata');
-    const created = await createClient(deps, input, c.get('user')!.id, c.var.requestId);
+    const created = await createClient(deps, input, c.get('user')!.id, c.var.requestId, c.var.address);
     return c.json(created, 201, { 'Cache-Control': 'no-store' });
   });
   app.get('/api/admin/clients/:id', async (c) => {
@@ -64,7 +64,7 @@ export function adminApiRoutes(
     const patch = parseParams(UpdateClientSchema, await jsonBody(c));
     const id = c.req.param('id');
     if (!(await deps.clients.get(id))) throw new OAuthError('not_found', 'no such client');
-    if (patch.status) await setClientStatus(deps, id, patch.status, c.get('user')!.id, c.var.requestId);
+    if (patch.status) await setClientStatus(deps, id, patch.status, c.get('user')!.id, c.var.requestId, c.var.address);
     const updated = await deps.clients.update(id, {
       ...(patch.owner_id !== undefined ? { ownerId: patch.owner_id } : {}),
       ...(patch.name ? { name: patch.name } : {}),
@@ -109,7 +109,10 @@ export function adminApiRoutes(
   app.get('/api/admin/users', async (c) => c.json({ users: await deps.users.list() }));
   app.post('/api/admin/users', async (c) => {
     const input = parseParams(CreateUserSchema, await jsonBody(c));
-    return c.json(await createUser(deps, input), 201);
+    return c.json(
+      await createUser(deps, input, { adminId: c.get('user')!.id, requestId: c.var.requestId, address: c.var.address }),
+      201,
+    );
   });
 
   app.get('/api/admin/keys', (c) => c.json({ keys: deps.keys.describe() }));
