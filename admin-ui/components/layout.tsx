@@ -115,6 +115,37 @@ export function ActionForm(props: {
   );
 }
 
+/**
+ * What an empty list shows: what it would hold and how to add the first item, so a new installation
+ * never greets an administrator with a bare table header.
+ */
+export function EmptyState(props: { children: Child; action?: { href: string; label: string } }) {
+  return (
+    <div class="card empty" data-empty-state>
+      <p>{props.children}</p>
+      {props.action ? (
+        <p>
+          <a class="button" href={props.action.href}>
+            {props.action.label}
+          </a>
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+/**
+ * The first step of a destructive action: a link to the confirmation page (GET on the action's URL,
+ * see ConfirmPage), which says what will happen and posts only when the person confirms.
+ */
+export function ConfirmLink(props: { action: string; label: string }) {
+  return (
+    <a class="button danger" href={props.action}>
+      {props.label}
+    </a>
+  );
+}
+
 /** Seconds as a short human duration ("4 min", "2 h"). */
 export function humanDuration(seconds: number): string {
   if (seconds <= 0) return 'none';
@@ -151,6 +182,9 @@ input:focus, button:focus, select:focus, a:focus { outline: 3px solid #6ea8fe; o
 button { font-size:1rem; padding:.5rem 1.05rem; border-radius:6px; border:1px solid var(--accent); background:var(--accent); color:#fff; cursor:pointer; }
 button.secondary { background:#fff; color:var(--fg); border-color:var(--border); }
 button.danger { background:#fff; color:var(--danger); border-color:var(--danger); }
+a.button { display:inline-block; font-size:1rem; padding:.5rem 1.05rem; border-radius:6px; border:1px solid var(--accent); background:var(--accent); color:#fff; text-decoration:none; }
+a.button.danger { background:#fff; color:var(--danger); border-color:var(--danger); }
+.empty { text-align:center; color:var(--muted); }
 button.link { background:none; border:none; color:#fff; text-decoration:underline; padding:0; }
 form.inline { display:inline; margin:0; }
 .actions { display:flex; gap:.75rem; margin-top:1rem; flex-wrap:wrap; align-items:center; }
