@@ -1,7 +1,3 @@
-import { createMcpHonoApp } from '@modelcontextprotocol/hono';
-import { type AuthInfo, createMcpHandler, type McpRequestContext, McpServer } from '@modelcontextprotocol/server';
-import type { Hono } from 'hono';
-import { z } from 'zod';
 import {
   createGuard,
   type Guard,
@@ -10,7 +6,11 @@ import {
   guardMcpMiddleware,
   protectedResourceMetadataRoute,
   type VerifiedAccess,
-} from '../../broker/guard/index.js';
+} from '@errand/guard';
+import { createMcpHonoApp } from '@modelcontextprotocol/hono';
+import { type AuthInfo, createMcpHandler, type McpRequestContext, McpServer } from '@modelcontextprotocol/server';
+import type { Hono } from 'hono';
+import { z } from 'zod';
 
 /**
  * An example MCP tool server protected by Errand's guard: a small notebook per user. Each tool needs

@@ -1,5 +1,5 @@
+import { actorAudience, CLIENT_ASSERTION_TYPE, JWT_TYP } from '@errand/protocol';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
-import { actorAudience, CLIENT_ASSERTION_TYPE, JWT_TYP } from '../core/protocol.js';
 import { randomId } from './util.js';
 
 /** Client authentication parameters for one request at Errand (RFC 7523 §2.2). */

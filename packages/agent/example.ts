@@ -1,4 +1,4 @@
-import { ErrandAgent, workloadIdentity } from './index.js';
+import { ErrandAgent, workloadIdentity } from '@errand/agent';
 
 /** Calls one tool of an MCP server (a stateless JSON-RPC request). */
 const callTool = (name: string, args: Record<string, unknown>): RequestInit => ({

@@ -7,7 +7,7 @@
  * asks users for delegations, and works through DPoP-bound, per-task tokens. See `example.ts`.
  */
 
-export { actorAudience } from '../core/protocol.js';
+export { actorAudience } from '@errand/protocol';
 export { type Delegation, type DelegationAsk, ErrandAgent, type ErrandAgentOptions } from './agent.js';
 export {
   type AgentCredential,

@@ -1,4 +1,4 @@
-import { DPOP, PATHS } from '../core/protocol.js';
+import { DPOP, PATHS } from '@errand/protocol';
 import type { AgentCredential } from './credentials.js';
 import type { DpopKey } from './dpop-key.js';
 import { seconds } from './util.js';

@@ -1,4 +1,4 @@
-import { type ASSURANCE_LEVELS, GRANT_TYPE, TOKEN_TYPE } from '../core/protocol.js';
+import { type ASSURANCE_LEVELS, GRANT_TYPE, TOKEN_TYPE } from '@errand/protocol';
 import type { AgentCredential } from './credentials.js';
 import { DpopKey } from './dpop-key.js';
 import { AgentTask, exchangeForTask, type Handoff } from './task.js';

@@ -1,9 +1,6 @@
+import { type ActClaim, canonicalizeResource, fromActClaim, JWT_TYP, parseScope } from '@errand/protocol';
 import { decodeProtectedHeader, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { type ActClaim, fromActClaim } from '../core/act-chain.js';
-import { JWT_TYP } from '../core/protocol.js';
-import { canonicalizeResource } from '../core/resource.js';
-import { parseScope } from '../core/scopes.js';
 
 /** Signature algorithms accepted on access tokens (RFC 8725 §3.1: an explicit list; never `none` or a MAC). */
 export const ACCESS_TOKEN_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'] as const;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { base64url, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { accessTokenHash, type DpopProofCheck, type DpopResult, ReplayCache, verifyDpopProof } from '../dpop.js';
-import { createGuard } from '../guard.js';
+import { accessTokenHash, type DpopProofCheck, type DpopResult, ReplayCache, verifyDpopProof } from '../src/dpop.js';
+import { createGuard } from '../src/guard.js';
 import { accessClaims, fakeIssuer } from './fake-issuer.js';
 
 const URL_ = 'https://tools.example.test/mcp';

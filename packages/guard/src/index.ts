@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { Hono } from 'hono';
- * import { createGuard, guardMcpMiddleware, guardMiddleware, protectedResourceMetadataRoute, type GuardEnv, type GuardMcpEnv } from './broker/guard/index.js';
+ * import { createGuard, guardMcpMiddleware, guardMiddleware, protectedResourceMetadataRoute, type GuardEnv, type GuardMcpEnv } from '../../../broker/guard/broker/guard/index.js';
  *
  * const guard = createGuard({
  *   issuer: 'https://errand.example',
@@ -36,7 +36,7 @@ export type { ChallengeInput, GuardErrorCode, GuardFailure } from './challenge.j
 /** Builds a `WWW-Authenticate` value (Bearer, or DPoP + Bearer). */
 export { buildChallenge } from './challenge.js';
 export type { AuthorizationServerMetadata } from './discovery.js';
-export type { DpopProofCheck, DpopResult } from './dpop.js';
+export type { DpopProofCheck, DpopResult, ProofReplay } from './dpop.js';
 /** DPoP proof verification (RFC 9449 §4.3), its replay cache, the `ath` hash and accepted algorithms. */
 export { accessTokenHash, DPOP_ALGS, ReplayCache, verifyDpopProof } from './dpop.js';
 export type { GuardOptions, GuardRequest, GuardResult, VerifiedAccess, VerifyRequirements } from './guard.js';

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { CAEP_SESSION_REVOKED, CLIENT_ASSERTION_TYPE, canonicalizeResource, JWT_TYP, PATHS } from '@errand/protocol';
 import { type CryptoKey, type KeyObject, SignJWT } from 'jose';
 import { z } from 'zod';
-import { CAEP_SESSION_REVOKED, CLIENT_ASSERTION_TYPE, JWT_TYP, PATHS } from '../core/protocol.js';
-import { canonicalizeResource } from '../core/resource.js';
 import { readServerSentEvents } from './sse.js';
 
 /** Errand's push channel, relative to the issuer. */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { IssuerKeys, remainingFreshness } from '../discovery.js';
+import { IssuerKeys, remainingFreshness } from '../src/discovery.js';
 import { fakeIssuer } from './fake-issuer.js';
 
 const headers = (h: Record<string, string>) => new Headers(h);

@@ -1,7 +1,7 @@
 import { inflateSync } from 'node:zlib';
+import { JWT_TYP } from '@errand/protocol';
 import { type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { JWT_TYP } from '../core/protocol.js';
 import { isUnderIssuer } from './metadata.js';
 import { ACCESS_TOKEN_ALGS } from './verify.js';
 

@@ -1,7 +1,7 @@
 import { generateKeyPair } from 'jose';
 import { describe, expect, test } from 'vitest';
-import { CAEP_SESSION_REVOKED, RevocationPush, type RevokedNotice } from '../push.js';
-import { readServerSentEvents } from '../sse.js';
+import { CAEP_SESSION_REVOKED, RevocationPush, type RevokedNotice } from '../src/push.js';
+import { readServerSentEvents } from '../src/sse.js';
 
 const ISSUER = 'https://as.example.test';
 const RESOURCE = 'https://tools.example.test/mcp';

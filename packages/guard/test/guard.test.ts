@@ -1,12 +1,18 @@
 import { performance } from 'node:perf_hooks';
+import { createGuard, type Guard, type GuardEnv, guardMiddleware, protectedResourceMetadataRoute } from '@errand/guard';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { base64url, decodeJwt, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Api, delegateViaCiba, delegationWorld, exchange, TT_JWT } from '../../test/delegation-fixtures.js';
-import { addAgent, clientAssertion, postForm, startBroker, type TestAgent } from '../../test/fixtures.js';
-import { createGuard, type Guard, type GuardEnv, guardMiddleware, protectedResourceMetadataRoute } from '../index.js';
-import { readServerSentEvents } from '../sse.js';
+import {
+  type Api,
+  delegateViaCiba,
+  delegationWorld,
+  exchange,
+  TT_JWT,
+} from '../../../broker/test/delegation-fixtures.js';
+import { addAgent, clientAssertion, postForm, startBroker, type TestAgent } from '../../../broker/test/fixtures.js';
+import { readServerSentEvents } from '../src/sse.js';
 
 const SCOPES = ['notes', 'notes:read', 'notes:write'];
 const OTHER = 'https://calendar.example.test/api';

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { createGuard } from '../guard.js';
-import { inflateStatusList, readStatusAt } from '../status-list.js';
+import { createGuard } from '../src/guard.js';
+import { inflateStatusList, readStatusAt } from '../src/status-list.js';
 import { accessClaims, fakeIssuer } from './fake-issuer.js';
 
 const RESOURCE = 'https://tools.example.test/mcp';

@@ -1,7 +1,6 @@
+import type { ActClaim } from '@errand/protocol';
+import { canonicalizeResource, isToolAllowed, toolsAllowedAt } from '@errand/protocol';
 import { z } from 'zod';
-import type { ActClaim } from '../core/act-chain.js';
-import { canonicalizeResource } from '../core/resource.js';
-import { isToolAllowed, toolsAllowedAt } from '../core/tool-grants.js';
 import { describeTools, failure, type GuardFailure } from './challenge.js';
 import { IssuerKeys } from './discovery.js';
 import { DPOP_ALGS, ReplayCache, verifyDpopProof } from './dpop.js';

@@ -1,8 +1,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { DPOP, JWT_TYP, verifyJwtSignature } from '@errand/protocol';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { DPOP, JWT_TYP } from '../core/protocol.js';
-import { verifyJwtSignature } from '../tokens/jws.js';
 
 /** Asymmetric algorithms accepted on DPoP proofs (RFC 9449 §4.3: never `none`, never a MAC). */
 export const DPOP_ALGS = DPOP.algs;

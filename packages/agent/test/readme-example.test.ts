@@ -2,11 +2,18 @@ import { readFileSync } from 'node:fs';
 import { type ServerType, serve } from '@hono/node-server';
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { userApi } from '../../../broker/test/delegation-fixtures.js';
+import {
+  addResource,
+  adminApi,
+  createUser,
+  freePort,
+  startBroker,
+  type TestBroker,
+} from '../../../broker/test/fixtures.js';
+import { startWorkloadIssuer, type WorkloadIssuer } from '../../../broker/test/workload-issuer.js';
+import { newId } from '../../../broker/tokens/random.js';
 import { createNotesServer, type NotesServer } from '../../../mcp-server/example/notes-server.js';
-import { userApi } from '../../test/delegation-fixtures.js';
-import { addResource, adminApi, createUser, freePort, startBroker, type TestBroker } from '../../test/fixtures.js';
-import { startWorkloadIssuer, type WorkloadIssuer } from '../../test/workload-issuer.js';
-import { newId } from '../../tokens/random.js';
 import { tidyNotes } from '../example.js';
 
 const TD = 'spiffe://example.test';

@@ -1,4 +1,4 @@
-import { DETAILS_TYPE, DPOP, GRANT_TYPE, PATHS, TOKEN_TYPE } from '../core/protocol.js';
+import { DETAILS_TYPE, DPOP, GRANT_TYPE, PATHS, TOKEN_TYPE } from '@errand/protocol';
 import type { DpopKey } from './dpop-key.js';
 import type { ErrandWire } from './wire.js';
 

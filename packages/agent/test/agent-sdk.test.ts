@@ -1,8 +1,9 @@
+import { AgentKeys, ErrandAgent, ErrandError, privateKeyJwt, workloadIdentity } from '@errand/agent';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { userApi } from '../../test/delegation-fixtures.js';
+import { userApi } from '../../../broker/test/delegation-fixtures.js';
 import {
   addResource,
   adminApi,
@@ -11,9 +12,8 @@ import {
   postForm,
   startBroker,
   type TestBroker,
-} from '../../test/fixtures.js';
-import { startWorkloadIssuer, type WorkloadIssuer } from '../../test/workload-issuer.js';
-import { AgentKeys, ErrandAgent, ErrandError, privateKeyJwt, workloadIdentity } from '../index.js';
+} from '../../../broker/test/fixtures.js';
+import { startWorkloadIssuer, type WorkloadIssuer } from '../../../broker/test/workload-issuer.js';
 
 const NOTES = 'https://notes.example.test/mcp';
 const TD = 'spiffe://example.test';

@@ -1,5 +1,5 @@
+import { toolCallNames } from '@errand/protocol';
 import type { Context, MiddlewareHandler } from 'hono';
-import { toolCallNames } from '../core/tool-grants.js';
 import { describeTools, type GuardFailure } from './challenge.js';
 import type { Guard, VerifiedAccess } from './guard.js';
 

@@ -1,5 +1,5 @@
+import { DPOP, JWT_TYP } from '@errand/protocol';
 import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
-import { DPOP, JWT_TYP } from '../core/protocol.js';
 import { accessTokenHash, randomId } from './util.js';
 
 /**

@@ -1,8 +1,3 @@
-import { type ServerType, serve } from '@hono/node-server';
-import { Hono } from 'hono';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { delegateViaCiba, delegationWorld, exchange, TT_JWT } from '../../test/delegation-fixtures.js';
-import { startBroker, type TestBroker } from '../../test/fixtures.js';
 import {
   createGuard,
   type Guard,
@@ -11,7 +6,12 @@ import {
   guardMcpMiddleware,
   guardMiddleware,
   protectedResourceMetadataRoute,
-} from '../index.js';
+} from '@errand/guard';
+import { type ServerType, serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { delegateViaCiba, delegationWorld, exchange, TT_JWT } from '../../../broker/test/delegation-fixtures.js';
+import { startBroker, type TestBroker } from '../../../broker/test/fixtures.js';
 
 /**
  * The guard and tool-level grants (RFC 9396 `mcp_tool`): what a verified token allows, requiring a
