@@ -8,8 +8,10 @@ import { defineConfig } from 'vitest/config';
 const SOURCE_CONDITION = '@errand/source';
 
 export default defineConfig({
-  resolve: { conditions: [SOURCE_CONDITION, 'import', 'module', 'node', 'default'] },
-  ssr: { resolve: { conditions: [SOURCE_CONDITION, 'import', 'node', 'default'] } },
+  // Vite's own defaults after it; `import`/`require` are added by the kind of import (listing
+  // `import` here would hand ESM files to CommonJS `require` calls).
+  resolve: { conditions: [SOURCE_CONDITION, 'module', 'browser', 'development|production'] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, 'module', 'node', 'development|production'] } },
   test: {
     include: [
       'packages/**/*.test.ts',

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 /**
  * The dependency rule, checked on every `npm run lint`: which part of Errand may import which, and
  * no import cycles. It reads the import specifiers of every source file (type-only imports count:
@@ -24,7 +25,6 @@
  * Usage: node scripts/check-deps.mjs   (exit 1 on a violation)
  */
 import { builtinModules } from 'node:module';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');

@@ -22,7 +22,8 @@ import {
   type User,
   validateVersion,
 } from '@a2a-js/sdk/server';
-import { createGuard, type Guard, type GuardEnv, guardMiddleware, type PushOptions } from '@errand/guard';
+import { createGuard, type Guard, type PushOptions } from '@errand/guard';
+import { type GuardEnv, guardMiddleware } from '@errand/guard/hono';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { exportJWK, generateKeyPair } from 'jose';

@@ -73,10 +73,10 @@ afterAll(async () => {
 });
 
 describe('the agent SDK example in the README', () => {
-  test('the README shows broker/agent-sdk/example.ts exactly', () => {
+  test('the README shows packages/agent/example.ts exactly', () => {
     const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
     const example = readFileSync(new URL('../example.ts', import.meta.url), 'utf8');
-    const block = /<!-- agent-sdk-example: broker\/agent-sdk\/example\.ts -->\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    const block = /<!-- agent-sdk-example: packages\/agent\/example\.ts -->\n```ts\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(block).toBe(example);
   });
 

@@ -1,6 +1,22 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import type { Guard, VerifiedAccess, VerifyRequirements } from './guard.js';
+import { refusalOf } from './mcp.js';
+import { METADATA_CACHE_CONTROL } from './metadata.js';
+
+/**
+ * Hono adapters (`@errand/guard/hono`; `hono` is an optional peer dependency of the guard).
+ *
+ * @example
+ * ```ts
+ * const app = new Hono<GuardEnv>();
+ * app.route('/', protectedResourceMetadataRoute(guard));
+ * app.post('/api/notes', guardMiddleware(guard, { scopes: ['notes:write'] }), (c) => c.json({ user: c.var.auth.sub }));
+ * ```
+ */
+
+export type { GuardMcpOptions } from './mcp.js';
+export { type GuardMcpEnv, guardMcpMiddleware } from './mcp-middleware.js';
 
 /** Hono environment of routes behind `guardMiddleware`: `c.var.auth` holds the verified token. */
 export type GuardEnv = { Variables: { auth: VerifiedAccess } };
@@ -21,10 +37,8 @@ export function guardMiddleware(guard: Guard, opts: VerifyRequirements = {}): Mi
       opts,
     );
     if (!result.ok) {
-      return c.json({ error: result.error, error_description: result.description }, result.status, {
-        'WWW-Authenticate': result.wwwAuthenticate,
-        'Cache-Control': 'no-store',
-      });
+      const refusal = refusalOf(result);
+      return c.json(refusal.body, result.status, refusal.headers);
     }
     c.set('auth', result);
     await next();
@@ -40,7 +54,7 @@ export function protectedResourceMetadataRoute(guard: Guard): Hono {
     cors({ origin: '*', allowMethods: ['GET', 'OPTIONS'], allowHeaders: ['MCP-Protocol-Version', 'Content-Type'] }),
   );
   app.get(guard.metadataPath, (c) =>
-    c.json(guard.protectedResourceMetadata(), 200, { 'Cache-Control': 'public, max-age=3600' }),
+    c.json(guard.protectedResourceMetadata(), 200, { 'Cache-Control': METADATA_CACHE_CONTROL }),
   );
   return app;
 }

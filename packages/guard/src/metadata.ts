@@ -40,3 +40,14 @@ export function isUnderIssuer(issuer: string, candidate: string): boolean {
   const prefix = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
   return url.pathname.startsWith(prefix);
 }
+
+/**
+ * Headers of the metadata document and its CORS preflight: browser-based MCP clients fetch it
+ * cross-origin and send MCP-Protocol-Version.
+ */
+export const METADATA_CORS_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, OPTIONS',
+  'Access-Control-Allow-Headers': 'MCP-Protocol-Version, Content-Type',
+} as const;
+export const METADATA_CACHE_CONTROL = 'public, max-age=3600';

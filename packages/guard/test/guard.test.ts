@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { createGuard, type Guard, type GuardEnv, guardMiddleware, protectedResourceMetadataRoute } from '@errand/guard';
+import { createGuard, type Guard } from '@errand/guard';
+import { type GuardEnv, guardMiddleware, protectedResourceMetadataRoute } from '@errand/guard/hono';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { base64url, decodeJwt, generateKeyPair, SignJWT } from 'jose';

@@ -1,12 +1,11 @@
+import { createGuard, type Guard } from '@errand/guard';
 import {
-  createGuard,
-  type Guard,
   type GuardEnv,
   type GuardMcpEnv,
   guardMcpMiddleware,
   guardMiddleware,
   protectedResourceMetadataRoute,
-} from '@errand/guard';
+} from '@errand/guard/hono';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
