@@ -8,8 +8,10 @@
  * files the code reads from disk are copied beside the compiled modules: db/migrations (SQL and the
  * drizzle journal, read by db/open.ts relative to its own location).
  *
- * Usage: node scripts/build.mjs [--out DIR]   (the broker's output, default dist/; exit 1 when the
- * compiler reports an error)
+ * Usage: node scripts/build.mjs [--out DIR] [--packages-only]
+ *   --out DIR          the broker's output (default dist/; only a new or empty folder)
+ *   --packages-only    build the packages and stop (what the packaging test packs)
+ * Exit 1 when the compiler reports an error.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
@@ -24,7 +26,11 @@ const OUT = outFlag > 0 && process.argv[outFlag + 1] ? resolve(process.argv[outF
 /** Files read at run time, relative to the root; copied to the same place under dist/. */
 const ASSETS = ['db/migrations'];
 
-if (OUT === DEFAULT_OUT) {
+const PACKAGES_ONLY = process.argv.includes('--packages-only');
+
+if (PACKAGES_ONLY) {
+  // The broker's output is left as it is.
+} else if (OUT === DEFAULT_OUT) {
   rmSync(OUT, { recursive: true, force: true });
 } else if (existsSync(OUT) && readdirSync(OUT).length > 0) {
   // Only dist/ is ever emptied: another folder is written to only when it is new or empty.
@@ -47,6 +53,10 @@ for (const name of PACKAGES) {
   const dir = join(ROOT, 'packages', name);
   rmSync(join(dir, 'dist'), { recursive: true, force: true });
   compile(join(dir, 'tsconfig.build.json'));
+}
+if (PACKAGES_ONLY) {
+  process.stdout.write(`build: ${PACKAGES.map((name) => `packages/${name}/dist`).join(', ')} written\n`);
+  process.exit(0);
 }
 compile(join(ROOT, 'tsconfig.build.json'), ['--outDir', OUT]);
 for (const asset of ASSETS) cpSync(join(ROOT, asset), join(OUT, asset), { recursive: true });

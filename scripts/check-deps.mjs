@@ -34,10 +34,9 @@ const SOURCE_CONDITION = '@errand/source';
 
 /** The workspace packages: folder name → package.json (name, exports, dependencies). */
 const PACKAGES = new Map(
-  readdirSync(join(ROOT, 'packages')).map((dir) => [
-    dir,
-    JSON.parse(readFileSync(join(ROOT, 'packages', dir, 'package.json'), 'utf8')),
-  ]),
+  readdirSync(join(ROOT, 'packages'))
+    .filter((dir) => exists(`packages/${dir}/package.json`))
+    .map((dir) => [dir, JSON.parse(readFileSync(join(ROOT, 'packages', dir, 'package.json'), 'utf8'))]),
 );
 
 /** The source file a package specifier (`@errand/guard`, `@errand/guard/node`) names, or null. */
