@@ -17,9 +17,10 @@ import {
 /**
  * The packages as people get them: `npm pack` each workspace package, install the tarballs into a
  * fresh project outside the repository (their dependencies come from the registry or npm's cache),
- * and run there a script that imports them by name: a tool server protected with @errand/guard,
- * called by an agent that gets its token with @errand/agent from a real broker. The `.d.ts` files
- * are checked by compiling a TypeScript file against the installed packages.
+ * and run there the packages' README examples, which import them by name: a tool server protected
+ * with @errand/guard (server.mjs), called by an agent that gets its token with @errand/agent from a
+ * real broker (agent.mjs). The `.d.ts` files are checked by compiling a TypeScript file against the
+ * installed packages.
  */
 
 const run = promisify(execFile);
@@ -27,40 +28,36 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const PACKAGES = ['protocol', 'guard', 'agent'];
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 
-/** The script run in the installed project: both packages, by name, against the broker. */
-const SCRIPT = `
-import { createServer } from 'node:http';
-import { createGuard } from '@errand/guard';
-import { protectedResourceMetadataHandler, requireAccess } from '@errand/guard/node';
-import { AgentKeys, ErrandAgent, privateKeyJwt } from '@errand/agent';
+/** A `js` code block of a package README, found by its first line (`// server.mjs`). */
+function readmeExample(pkg: string, file: string): string {
+  const readme = readFileSync(join(ROOT, 'packages', pkg, 'README.md'), 'utf8');
+  const block = new RegExp(`\`\`\`js\\n// ${file.replace('.', '\\.')}\\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1];
+  if (!block) throw new Error(`packages/${pkg}/README.md has no ${file} example`);
+  return block;
+}
 
-const { ISSUER, CLIENT_ID, USER, PORT } = process.env;
-const resource = \`http://127.0.0.1:\${PORT}/notes\`;
-const keys = await AgentKeys.create();
-const guard = createGuard({ issuer: ISSUER, resource, scopesSupported: ['notes:read'] });
-const metadata = protectedResourceMetadataHandler(guard);
-const needRead = requireAccess(guard, { scopes: ['notes:read'] });
-const server = createServer((req, res) => {
-  if (req.url === '/jwks.json') return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(keys.jwks()));
-  metadata(req, res, () => needRead(req, res, () => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ user: req.auth.extra.access.sub, agent: req.auth.clientId }));
-  }));
-});
-await new Promise((resolve) => server.listen(Number(PORT), '127.0.0.1', resolve));
-
-const anonymous = await fetch(resource);
-const agent = await ErrandAgent.connect({ issuer: ISSUER, credential: privateKeyJwt({ clientId: CLIENT_ID, keys }) });
-const delegation = await agent.requestDelegation({ user: USER, resources: [resource], scope: 'notes:read', bindingMessage: 'packaging test' });
-const task = await agent.startTask(delegation, { resource });
-const called = await task.fetch(resource);
-console.log(JSON.stringify({
-  anonymous: { status: anonymous.status, challenge: anonymous.headers.get('www-authenticate') },
-  called: { status: called.status, body: await called.json() },
-}));
-await task.end();
-server.close();
-`;
+/** Runs a script of the installed project; resolves with its output when it exits 0. */
+function runScript(file: string, env: Record<string, string>, children: ChildProcess[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [file], {
+      cwd: project,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d) => {
+      out += d;
+    });
+    child.stderr?.on('data', (d) => {
+      err += d;
+    });
+    child.on('exit', (code, signal) =>
+      code === 0 ? resolve(out) : reject(new Error(`${file} exited ${code ?? signal}: ${err}`)),
+    );
+  });
+}
 
 /** Uses the types of both packages; compiled with \`tsc --noEmit\` against the installed .d.ts files. */
 const TYPES_CHECK = `
@@ -119,7 +116,9 @@ beforeAll(async () => {
   const errand = Object.entries(lock.packages).filter(([path]) => path.includes('node_modules/@errand/'));
   expect(errand.map(([path]) => path).sort()).toEqual(PACKAGES.map((p) => `node_modules/@errand/${p}`).sort());
   for (const [, entry] of errand) expect(entry.resolved ?? '').toMatch(/^file:/);
-  writeFileSync(join(project, 'call.mjs'), SCRIPT);
+  // The packages' README examples, as written there.
+  writeFileSync(join(project, 'server.mjs'), readmeExample('guard', 'server.mjs'));
+  writeFileSync(join(project, 'agent.mjs'), readmeExample('agent', 'agent.mjs'));
   writeFileSync(join(project, 'check.ts'), TYPES_CHECK);
   tb = await startBroker({ ERRAND_FETCH_ALLOW_PRIVATE: 'true', ERRAND_CIBA_INTERVAL: '1' });
 }, 120_000);
@@ -129,61 +128,55 @@ afterAll(async () => {
 });
 
 describe('the packages installed from their tarballs', () => {
-  test('an agent (@errand/agent) gets a token from the broker and calls a server protected by @errand/guard', async () => {
-    const port = await freePort();
+  test('the README examples: an agent (@errand/agent) calls a server protected by @errand/guard', async () => {
+    const [port, jwksPort] = [await freePort(), await freePort()];
     const resource = `http://127.0.0.1:${port}/notes`;
     const api = await adminApi(tb);
     await addResource(api, resource, ['notes:read']);
     const created = await api.call('POST', '/api/admin/clients', {
       kind: 'agent',
       name: 'packaged agent',
-      jwks_uri: `http://127.0.0.1:${port}/jwks.json`,
+      jwks_uri: `http://127.0.0.1:${jwksPort}/jwks.json`,
     });
     const { client_id: clientId } = (await created.json()) as { client_id: string };
     const user = await createUser(tb);
-
-    let child: ChildProcess | undefined;
-    const output = new Promise<string>((resolve, reject) => {
-      child = spawn(process.execPath, ['call.mjs'], {
-        cwd: project,
-        env: { PATH: process.env.PATH, ISSUER: tb.url, CLIENT_ID: clientId, USER: user.username, PORT: String(port) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout?.on('data', (d) => {
-        out += d;
-      });
-      child.stderr?.on('data', (d) => {
-        err += d;
-      });
-      child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`call.mjs exited ${code}: ${err}`))));
-    });
-    // The person approves the agent's request, as they would in Errand.
-    const me = await userApi(tb, user);
-    let approved = false;
-    for (let i = 0; i < 200 && !approved; i++) {
-      const pending = (await (await me.call('GET', '/api/me/delegations?status=pending')).json()) as {
-        delegations: { delegation_id: string; agent_id: string }[];
-      };
-      const mine = pending.delegations.find((d) => d.agent_id === clientId);
-      if (mine) {
-        expect((await me.call('POST', `/api/me/delegations/${mine.delegation_id}/approve`, {})).status).toBe(200);
-        approved = true;
-      } else await new Promise((r) => setTimeout(r, 100));
-    }
+    const children: ChildProcess[] = [];
     try {
-      const result = JSON.parse(await output) as {
-        anonymous: { status: number; challenge: string };
-        called: { status: number; body: { user: string; agent: string } };
-      };
-      expect(result.anonymous.status).toBe(401);
-      expect(result.anonymous.challenge).toContain(
+      const env = { ERRAND_ISSUER: tb.url, NOTES_URL: resource };
+      const server = runScript('server.mjs', env, children);
+      server.catch(() => undefined);
+      // The server is up once it answers; without a token it challenges (RFC 9728 §5.1).
+      let anonymous: Response | undefined;
+      for (let i = 0; i < 100 && !anonymous; i++) {
+        anonymous = await fetch(resource).catch(() => undefined);
+        if (!anonymous) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(anonymous?.status).toBe(401);
+      expect(anonymous?.headers.get('www-authenticate')).toContain(
         `resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/notes"`,
       );
-      expect(result.called).toEqual({ status: 200, body: { user: user.id, agent: clientId } });
+      const agent = runScript(
+        'agent.mjs',
+        { ...env, CLIENT_ID: clientId, ERRAND_USER: user.username, JWKS_PORT: String(jwksPort) },
+        children,
+      );
+      agent.catch(() => undefined);
+      // The person approves the agent's request, as they would in Errand.
+      const me = await userApi(tb, user);
+      let approved = false;
+      for (let i = 0; i < 200 && !approved; i++) {
+        const pending = (await (await me.call('GET', '/api/me/delegations?status=pending')).json()) as {
+          delegations: { delegation_id: string; agent_id: string }[];
+        };
+        const mine = pending.delegations.find((d) => d.agent_id === clientId);
+        if (mine) {
+          expect((await me.call('POST', `/api/me/delegations/${mine.delegation_id}/approve`, {})).status).toBe(200);
+          approved = true;
+        } else await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(JSON.parse(await agent)).toEqual({ status: 200, body: { user: user.id, agent: clientId } });
     } finally {
-      child?.kill();
+      for (const child of children) child.kill();
     }
   });
 
