@@ -1,10 +1,11 @@
 /**
  * Errand agent SDK: what agent authors import. It speaks only Errand's wire (RFC 8414, RFC 8693,
- * RFC 9449, OpenID CIBA, RFC 7523) and `core/protocol.ts`, so it runs in the agent's own process.
+ * RFC 9449, OpenID CIBA, RFC 7523) and `@errand/protocol`, so it runs in the agent's own process.
  *
  * The agent holds an ephemeral DPoP key pair in memory (new per process, or per task), proves who
  * it is with a workload token from its platform (no secret at Errand) or with its own rotating key,
- * asks users for delegations, and works through DPoP-bound, per-task tokens. See `example.ts`.
+ * asks users for delegations, and works through DPoP-bound, per-task tokens. See `example.ts` and
+ * the README beside this package.
  */
 
 export { actorAudience } from '@errand/protocol';
