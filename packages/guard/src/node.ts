@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type GuardAuthInfo, toAuthInfo } from './auth-info.js';
-import type { Guard, VerifyRequirements } from './guard.js';
+import { accessOf, type GuardAuthInfo, toAuthInfo } from './auth-info.js';
+import type { Guard, VerifiedAccess, VerifyRequirements } from './guard.js';
 import {
   authorizeMcpRequest,
   type BodyResult,
@@ -26,6 +26,19 @@ export type GuardedRequest = IncomingMessage & { auth?: GuardAuthInfo; body?: un
 export type NextFunction = (err?: unknown) => void;
 /** A connect-style middleware. */
 export type NodeMiddleware = (req: GuardedRequest, res: ServerResponse, next: NextFunction) => Promise<void>;
+
+/**
+ * The token a guard middleware verified for this request, or null: typed access from a framework
+ * whose request type does not know `req.auth` (Express).
+ *
+ * @example
+ * ```ts
+ * app.get('/api/notes', requireAccess(guard, { scopes: ['notes:read'] }), (req, res) => res.json({ user: requestAccess(req)?.sub }));
+ * ```
+ */
+export function requestAccess(req: IncomingMessage): VerifiedAccess | null {
+  return accessOf((req as GuardedRequest).auth);
+}
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
   const payload = body === null ? '' : JSON.stringify(body);

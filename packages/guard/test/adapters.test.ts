@@ -4,6 +4,7 @@ import { accessOf, createGuard, type Guard, guardFetch, guardMcpFetch } from '@e
 import {
   type GuardedRequest,
   protectedResourceMetadataHandler,
+  requestAccess,
   requireAccess,
   requireMcpAccess,
 } from '@errand/guard/node';
@@ -160,8 +161,8 @@ async function startExpressTarget(): Promise<Target> {
   app.use(express.json());
   app.use(protectedResourceMetadataHandler(guard));
   app.post('/api/notes', requireAccess(guard, { scopes: ['notes:write'] }), (req, res) => {
-    const auth = (req as GuardedRequest).auth;
-    res.json({ user: auth?.extra.access.sub, scopes: auth?.scopes });
+    const access = requestAccess(req);
+    res.json({ user: access?.sub, scopes: access?.scopes });
   });
   app.all('/mcp', requireMcpAccess(guard, { toolScopes: TOOL_SCOPES }), (req, res) => handleLegacy(req, res));
   return { name: 'Express + MCP SDK 1.x', resource: `${origin}/mcp`, guard, close: closeServer(server) };
