@@ -14,7 +14,7 @@
  * Exit 1 when the compiler reports an error.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,8 +51,13 @@ const compile = (project, extra = []) => {
 };
 for (const name of PACKAGES) {
   const dir = join(ROOT, 'packages', name);
+  // Compiled beside, then swapped in: a test building at the same time (the packaging test, the
+  // production start test) never finds a package without its dist/ for longer than the swap.
+  const fresh = join(dir, `.dist-${process.pid}`);
+  rmSync(fresh, { recursive: true, force: true });
+  compile(join(dir, 'tsconfig.build.json'), ['--outDir', fresh]);
   rmSync(join(dir, 'dist'), { recursive: true, force: true });
-  compile(join(dir, 'tsconfig.build.json'));
+  renameSync(fresh, join(dir, 'dist'));
 }
 if (PACKAGES_ONLY) {
   process.stdout.write(`build: ${PACKAGES.map((name) => `packages/${name}/dist`).join(', ')} written\n`);
