@@ -186,7 +186,7 @@ describe('the packages installed from their tarballs', () => {
       JSON.stringify({
         compilerOptions: {
           target: 'ES2023',
-          lib: ['ES2023', 'DOM'],
+          lib: ['ES2023'],
           module: 'NodeNext',
           moduleResolution: 'NodeNext',
           strict: true,
