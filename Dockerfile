@@ -6,6 +6,10 @@
 FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The npm workspaces (README "Layout"): their manifests are part of the install.
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/guard/package.json packages/guard/
+COPY packages/agent/package.json packages/agent/
 # Scripts are skipped here: `prepare` would build before the sources are copied.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
@@ -15,6 +19,9 @@ RUN npm run build
 FROM node:20-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/protocol/package.json packages/protocol/
+COPY packages/guard/package.json packages/guard/
+COPY packages/agent/package.json packages/agent/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # 3. Runtime: node, the production dependencies and dist/, run as the unprivileged `node` user.
@@ -27,6 +34,11 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The broker imports @errand/protocol and @errand/guard: node_modules/@errand/* link to these builds.
+COPY --from=build /app/packages/protocol/package.json packages/protocol/
+COPY --from=build /app/packages/protocol/dist packages/protocol/dist
+COPY --from=build /app/packages/guard/package.json packages/guard/
+COPY --from=build /app/packages/guard/dist packages/guard/dist
 COPY package.json ./
 # The database, the master key and the signing keys live in /data: keep it on a volume and back it up.
 RUN mkdir -p /data && chown node:node /data

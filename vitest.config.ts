@@ -1,8 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * `@errand/source`: the export condition under which the workspace packages (packages/*) resolve to
+ * their TypeScript sources instead of their built dist/, so tests run what is in the tree without a
+ * build (tsconfig.json `customConditions` and `tsx --conditions` do the same for tsc and tsx).
+ */
+const SOURCE_CONDITION = '@errand/source';
+
 export default defineConfig({
+  // Vite's own defaults after it; `import`/`require` are added by the kind of import (listing
+  // `import` here would hand ESM files to CommonJS `require` calls).
+  resolve: { conditions: [SOURCE_CONDITION, 'module', 'browser', 'development|production'] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, 'module', 'node', 'development|production'] } },
   test: {
     include: [
+      'packages/**/*.test.ts',
       'broker/**/*.test.ts',
       'db/**/*.test.ts',
       'admin-ui/**/*.test.ts',

@@ -8,12 +8,12 @@ import {
   type SecurityScheme,
 } from '@a2a-js/sdk';
 import { duplicateInterfacesForLegacy } from '@a2a-js/sdk/compat/v0_3';
+import type { JwsKey } from '@errand/protocol';
+import { ERRAND_SCOPE, PATHS } from '@errand/protocol';
 import { FlattenedSign } from 'jose';
 import { canonicalJson } from '../broker/core/jcs.js';
-import { ERRAND_SCOPE, PATHS } from '../broker/core/protocol.js';
 import { AGENT_OPERATIONS } from '../broker/services/agent-ops.js';
 import { a2aUrl } from '../broker/services/built-in-resources.js';
-import type { JwsKey } from '../broker/tokens/jws.js';
 import { withV03Fields } from './card-v03.js';
 
 export const AGENT_VERSION = '0.1.0';

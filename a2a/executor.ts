@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Message, type Part, Role, TaskState } from '@a2a-js/sdk';
 import { AgentEvent, type AgentExecutor, type ExecutionEventBus, type RequestContext } from '@a2a-js/sdk/server';
+import { isToolAllowed } from '@errand/protocol';
 import { z } from 'zod';
 import type { TerminalState } from '../broker/core/task.js';
-import { isToolAllowed } from '../broker/core/tool-grants.js';
 import type { Engine } from '../broker/engine.js';
 import { unavailableError } from '../broker/http/on-error.js';
 import {

@@ -24,8 +24,8 @@ import {
   type ServerCallContext,
   validateVersion,
 } from '@a2a-js/sdk/server';
+import { DPOP, ERRAND_SCOPES, PATHS } from '@errand/protocol';
 import { type Context, Hono } from 'hono';
-import { DPOP, ERRAND_SCOPES, PATHS } from '../broker/core/protocol.js';
 import type { Engine } from '../broker/engine.js';
 import { type StreamLimit, tooManyStreams } from '../broker/http/stream-limit.js';
 import { type AppEnv, NO_STORE } from '../broker/http/types.js';

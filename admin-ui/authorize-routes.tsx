@@ -1,6 +1,6 @@
+import { PATHS } from '@errand/protocol';
 import { Hono } from 'hono';
 import { OAuthError } from '../broker/core/errors.js';
-import { PATHS } from '../broker/core/protocol.js';
 import { formActionSource } from '../broker/http/csp.js';
 import { collect } from '../broker/http/params.js';
 import { checkCsrf } from '../broker/http/session.js';

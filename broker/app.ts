@@ -1,3 +1,4 @@
+import { PATHS } from '@errand/protocol';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -11,7 +12,6 @@ import { pageRoutes } from '../admin-ui/pages-routes.js';
 import { uiRoutes } from '../admin-ui/routes.js';
 import { errandMcpRoutes } from '../mcp-server/errand/routes.js';
 import { OAuthError } from './core/errors.js';
-import { PATHS } from './core/protocol.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { createClientAddress } from './http/client-address.js';
 import { pageCsp } from './http/csp.js';

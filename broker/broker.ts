@@ -1,3 +1,4 @@
+import { PATHS } from '@errand/protocol';
 import { AGENT_CARD_MAX_AGE } from '../a2a/card.js';
 import { A2aTaskStore } from '../db/stores/a2a-task-store.js';
 import { AuditStore } from '../db/stores/audit-store.js';
@@ -13,7 +14,6 @@ import type { Config } from './config.js';
 import { ClockWatch } from './core/clock-watch.js';
 import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import { type Clock, type MonotonicClock, systemClock, systemMonotonic } from './core/ports.js';
-import { PATHS } from './core/protocol.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
 import { cibaGrant } from './grants/ciba.js';

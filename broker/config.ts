@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { canonicalizeResource } from '@errand/protocol';
 import { z } from 'zod';
-import { canonicalizeResource } from './core/resource.js';
 
 /**
  * The only reader of process.env. Every ERRAND_* variable is validated here; a bad value stops

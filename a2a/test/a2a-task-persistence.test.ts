@@ -127,7 +127,7 @@ describe('two broker processes on one database', () => {
     tb = await startBroker();
     const port = await freePort();
     childUrl = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
+    child = spawn(process.execPath, ['--conditions=@errand/source', '--import', 'tsx', 'broker/main.ts'], {
       cwd: ROOT,
       env: {
         PATH: process.env.PATH,

@@ -22,10 +22,11 @@ import {
   type User,
   validateVersion,
 } from '@a2a-js/sdk/server';
+import { createGuard, type Guard, type PushOptions } from '@errand/guard';
+import { type GuardEnv, guardMiddleware } from '@errand/guard/hono';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { exportJWK, generateKeyPair } from 'jose';
-import { createGuard, type Guard, type GuardEnv, guardMiddleware, type PushOptions } from '../../broker/guard/index.js';
 import { newId } from '../../broker/tokens/random.js';
 
 /** The caller as the SDK sees it: tasks are scoped by `userName`, here the token's `sub`. */

@@ -1,5 +1,5 @@
+import { ASSURANCE_LEVELS } from '@errand/protocol';
 import type { AssuranceLevel } from './client.js';
-import { ASSURANCE_LEVELS } from './protocol.js';
 
 /** Whether a value names an assurance level (NHI-AAL1..3). */
 export function isAssuranceLevel(value: unknown): value is AssuranceLevel {

@@ -1,3 +1,4 @@
+import { toolsAllowedAt } from '@errand/protocol';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
@@ -11,7 +12,6 @@ import type { AssuranceLevel } from './client.js';
 import type { Delegation, DelegationStatus, ToolDetail } from './delegation.js';
 import { type Denial, denialToError } from './denials.js';
 import { isTerminal, type Task, type TaskState } from './task.js';
-import { toolsAllowedAt } from './tool-grants.js';
 
 /**
  * Property tests for `attenuate` (README "Invariants", 1–3): random delegations, random chains of

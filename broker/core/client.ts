@@ -1,4 +1,4 @@
-import { type ASSURANCE_LEVELS, type AuthMethod, GRANT_TYPE, type GrantType } from './protocol.js';
+import { type ASSURANCE_LEVELS, type AuthMethod, GRANT_TYPE, type GrantType } from '@errand/protocol';
 
 export type ClientKind = 'agent' | 'mcp_client' | 'resource_server';
 export type ClientSource = 'admin' | 'dcr' | 'cimd';

@@ -1,4 +1,4 @@
-import { GRANT_TYPE, type GrantType } from './protocol.js';
+import { GRANT_TYPE, type GrantType } from '@errand/protocol';
 
 /** The grants an agent may register for with an initial access token (README "Clients"). */
 export const AGENT_GRANTS: readonly GrantType[] = [

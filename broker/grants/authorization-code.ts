@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { GRANT_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -9,7 +10,6 @@ import { isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
 import type { Clock } from '../core/ports.js';
-import { GRANT_TYPE } from '../core/protocol.js';
 import type { DelegationService } from '../services/delegations.js';
 import { canonicalResources, pickAudience } from '../services/resource-policy.js';
 import type { TokenService } from '../services/token-service.js';

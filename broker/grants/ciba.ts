@@ -1,8 +1,8 @@
+import { GRANT_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import { isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
-import { GRANT_TYPE } from '../core/protocol.js';
 import type { DelegationService } from '../services/delegations.js';
 import type { Grant } from './types.js';
 

@@ -1,3 +1,4 @@
+import { GRANT_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import { meetsAssurance } from '../core/assurance.js';
@@ -5,7 +6,6 @@ import { isConfidential } from '../core/client.js';
 import { denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
-import { GRANT_TYPE } from '../core/protocol.js';
 import {
   canonicalResources,
   checkScope,

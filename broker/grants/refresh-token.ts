@@ -1,7 +1,7 @@
+import { GRANT_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
-import { GRANT_TYPE } from '../core/protocol.js';
 import { canonicalResources, pickAudience, requestedScope } from '../services/resource-policy.js';
 import type { TokenService } from '../services/token-service.js';
 import type { Grant } from './types.js';

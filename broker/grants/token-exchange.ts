@@ -1,8 +1,8 @@
+import { GRANT_TYPE, TOKEN_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import { canExchange } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
-import { GRANT_TYPE, TOKEN_TYPE } from '../core/protocol.js';
 import type { ClientAuthenticator } from '../identity/client-auth.js';
 import { parseAuthorizationDetails } from '../services/authorization-details.js';
 import type { ExchangeService } from '../services/exchange-token.js';

@@ -1,10 +1,16 @@
+import {
+  ASSERTION_ALGS,
+  AUTH_METHOD,
+  actorAudience,
+  CLIENT_ASSERTION_TYPE,
+  JWT_TYP,
+  verifyJwtSignature,
+} from '@errand/protocol';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { type AssuranceLevel, type Client, isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { ASSERTION_ALGS, AUTH_METHOD, actorAudience, CLIENT_ASSERTION_TYPE, JWT_TYP } from '../core/protocol.js';
 import type { Logger } from '../log.js';
-import { verifyJwtSignature } from '../tokens/jws.js';
 import { hashSecret, safeEqual } from '../tokens/random.js';
 import type { ClientDirectory } from './client-directory.js';
 import { ClientKeyError, type ClientKeys } from './client-keys.js';

@@ -1,9 +1,8 @@
+import { AUTH_METHOD, type AuthMethod, GRANT_TYPE, type GrantType, parseScope } from '@errand/protocol';
 import { z } from 'zod';
 import { redirectUriProblem } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { AGENT_GRANTS } from '../core/initial-access-token.js';
-import { AUTH_METHOD, type AuthMethod, GRANT_TYPE, type GrantType } from '../core/protocol.js';
-import { parseScope } from '../core/scopes.js';
 
 /**
  * Client metadata (RFC 7591 §2), shared by Dynamic Client Registration and Client ID Metadata

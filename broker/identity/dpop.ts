@@ -1,7 +1,7 @@
+import { verifyDpopProof } from '@errand/guard';
+import { DPOP } from '@errand/protocol';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { DPOP } from '../core/protocol.js';
-import { verifyDpopProof } from '../guard/dpop.js';
 import type { CryptoBox } from '../tokens/crypto-box.js';
 
 export interface DpopProofOptions {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
+import { ASSERTION_ALGS } from '@errand/protocol';
 import { decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { TrustedIssuerStore } from '../../db/stores/trusted-issuer-store.js';
 import type { Clock } from '../core/ports.js';
-import { ASSERTION_ALGS } from '../core/protocol.js';
 import { matchWorkloadRule, spiffeTrustDomain, type TrustedIssuer, type WorkloadRule } from '../core/trusted-issuer.js';
 import type { Logger } from '../log.js';
 import { ClientKeyError, type ClientKeys } from './client-keys.js';

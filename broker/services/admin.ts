@@ -1,3 +1,11 @@
+import {
+  ASSURANCE_LEVELS,
+  AUTH_METHOD,
+  canonicalizeResource,
+  formatScope,
+  GRANT_TYPE,
+  isScopeToken,
+} from '@errand/protocol';
 import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -8,9 +16,6 @@ import { assuranceLevel, type Client, credentialKindOf, redirectUriProblem } fro
 import { OAuthError } from '../core/errors.js';
 import { exchangeRulesOf } from '../core/exchange-rule.js';
 import type { Clock } from '../core/ports.js';
-import { ASSURANCE_LEVELS, AUTH_METHOD, GRANT_TYPE } from '../core/protocol.js';
-import { canonicalizeResource } from '../core/resource.js';
-import { formatScope, isScopeToken } from '../core/scopes.js';
 import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import type { TaskService } from './tasks.js';

@@ -1,3 +1,4 @@
+import { ERRAND_SCOPE, PATHS, parseScope } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { DelegationStore, StoredDelegation } from '../../db/stores/delegation-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
@@ -5,8 +6,6 @@ import { type Client, canExchange } from '../core/client.js';
 import type { DelegationStatus } from '../core/delegation.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { ERRAND_SCOPE, PATHS } from '../core/protocol.js';
-import { parseScope } from '../core/scopes.js';
 import type { Task, TerminalState } from '../core/task.js';
 import type { ClientAuthenticator } from '../identity/client-auth.js';
 import { type Refusal, type Result, refusal, refused } from './agent-refusals.js';

@@ -1,8 +1,7 @@
+import { canonicalizeResource, DETAILS_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import type { ToolDetail } from '../core/delegation.js';
 import { OAuthError } from '../core/errors.js';
-import { DETAILS_TYPE } from '../core/protocol.js';
-import { canonicalizeResource } from '../core/resource.js';
 
 /**
  * RFC 9396 `authorization_details`. Errand knows two types: `mcp_tool` (named tools at one

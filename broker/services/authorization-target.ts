@@ -1,8 +1,7 @@
+import { formatScope, OIDC_SCOPE, scopesOutside, USERINFO_SCOPES } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { Client } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
-import { OIDC_SCOPE, USERINFO_SCOPES } from '../core/protocol.js';
-import { formatScope, scopesOutside } from '../core/scopes.js';
 import { canonicalResources, defaultResource, lookUpResources, requestedScope } from './resource-policy.js';
 
 /** What an authorization request is for, once Errand's defaults are applied. */

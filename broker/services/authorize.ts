@@ -1,3 +1,4 @@
+import { GRANT_TYPE } from '@errand/protocol';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
@@ -6,7 +7,6 @@ import { type Client, canExchange, isRegisteredRedirect } from '../core/client.j
 import { OAuthError } from '../core/errors.js';
 import type { Form } from '../core/params.js';
 import type { Clock } from '../core/ports.js';
-import { GRANT_TYPE } from '../core/protocol.js';
 import type { ClientDirectory } from '../identity/client-directory.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import { type AuthorizationTarget, authorizationTarget } from './authorization-target.js';

@@ -1,6 +1,5 @@
+import { canonicalizeResource, ERRAND_SCOPES, PATHS, USERINFO_SCOPES } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
-import { ERRAND_SCOPES, PATHS, USERINFO_SCOPES } from '../core/protocol.js';
-import { canonicalizeResource } from '../core/resource.js';
 import { newId } from '../tokens/random.js';
 
 /**

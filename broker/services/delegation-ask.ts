@@ -1,11 +1,10 @@
+import { ASSURANCE_LEVELS, parseScope } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import { isAssuranceLevel } from '../core/assurance.js';
 import type { AssuranceLevel, Client } from '../core/client.js';
 import type { DelegationRequest, ToolDetail } from '../core/delegation.js';
 import { OAuthError } from '../core/errors.js';
 import type { Form } from '../core/params.js';
-import { ASSURANCE_LEVELS } from '../core/protocol.js';
-import { parseScope } from '../core/scopes.js';
 import { parseAuthorizationDetails } from './authorization-details.js';
 import type { DelegationLimits } from './delegations.js';
 import { canonicalResources, lookUpResources } from './resource-policy.js';

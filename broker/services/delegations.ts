@@ -1,3 +1,4 @@
+import { ASSURANCE_LEVELS, CLAIM, formatScope, JWT_TYP, TOKEN_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -9,8 +10,6 @@ import type { AssuranceLevel, Client } from '../core/client.js';
 import { type DelegationRequest, narrowingProblem, type ToolDetail } from '../core/delegation.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { ASSURANCE_LEVELS, CLAIM, JWT_TYP, TOKEN_TYPE } from '../core/protocol.js';
-import { formatScope } from '../core/scopes.js';
 import type { TokenMinter } from '../tokens/access-token.js';
 import { signIdToken } from '../tokens/id-token.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';

@@ -1,3 +1,4 @@
+import { canonicalizeResource, isScopeToken } from '@errand/protocol';
 import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -7,8 +8,6 @@ import { canExchange } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { EXCHANGE_RULES_KEY, type ExchangeRule, exchangeRulesOf } from '../core/exchange-rule.js';
 import type { Clock } from '../core/ports.js';
-import { canonicalizeResource } from '../core/resource.js';
-import { isScopeToken } from '../core/scopes.js';
 import type { TaskService } from './tasks.js';
 
 export const ExchangeRulesSchema = z

@@ -1,3 +1,4 @@
+import { GRANT_TYPE } from '@errand/protocol';
 import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -5,7 +6,6 @@ import type { InitialAccessTokenStore } from '../../db/stores/initial-access-tok
 import { OAuthError } from '../core/errors.js';
 import { AGENT_GRANTS, type InitialAccessToken, initialAccessTokenState } from '../core/initial-access-token.js';
 import type { Clock } from '../core/ports.js';
-import { GRANT_TYPE } from '../core/protocol.js';
 import { hashSecret, newId, newSecret, safeEqual } from '../tokens/random.js';
 import { ScopeList } from './admin.js';
 

@@ -1,3 +1,4 @@
+import { CLAIM, formatScope } from '@errand/protocol';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { DelegationStore, StoredDelegation } from '../../db/stores/delegation-store.js';
@@ -8,8 +9,6 @@ import type { Denial } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
 import { exchangeRuleFor, isOwnAudience } from '../core/exchange-rule.js';
 import type { Clock } from '../core/ports.js';
-import { CLAIM } from '../core/protocol.js';
-import { formatScope } from '../core/scopes.js';
 import type { VerifiedAccessToken } from '../tokens/access-token.js';
 import { newId } from '../tokens/random.js';
 

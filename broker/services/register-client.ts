@@ -1,3 +1,4 @@
+import { formatScope } from '@errand/protocol';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
@@ -5,7 +6,6 @@ import type { InitialAccessTokenStore } from '../../db/stores/initial-access-tok
 import type { Client } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { formatScope } from '../core/scopes.js';
 import { ClientKeyError, type ClientKeys } from '../identity/client-keys.js';
 import { validateAgentMetadata, validateSelfServiceMetadata } from '../identity/client-metadata.js';
 import type { Logger } from '../log.js';

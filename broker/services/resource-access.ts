@@ -1,14 +1,11 @@
+import { buildChallenge, type ProofReplay, verifyDpopProof } from '@errand/guard';
+import { CLAIM, DPOP, parseScope, toolsAllowedAt } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { User, UserStore } from '../../db/stores/user-store.js';
 import { isAssuranceLevel } from '../core/assurance.js';
 import type { AssuranceLevel, Client } from '../core/client.js';
 import type { Clock } from '../core/ports.js';
-import { CLAIM, DPOP } from '../core/protocol.js';
-import { parseScope } from '../core/scopes.js';
-import { toolsAllowedAt } from '../core/tool-grants.js';
-import { buildChallenge } from '../guard/challenge.js';
-import { type ProofReplay, verifyDpopProof } from '../guard/dpop.js';
 import type { TokenMinter } from '../tokens/access-token.js';
 
 /**

@@ -1,8 +1,7 @@
+import { canonicalizeResource, formatScope, parseScope, scopesOutside } from '@errand/protocol';
 import type { ClientStore, Resource } from '../../db/stores/client-store.js';
 import type { Client } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
-import { canonicalizeResource } from '../core/resource.js';
-import { formatScope, parseScope, scopesOutside } from '../core/scopes.js';
 
 /** Canonical forms of `resource` parameters; a malformed one is invalid_target (RFC 8707 §2). */
 export function canonicalResources(raw: string | string[] | undefined): string[] {

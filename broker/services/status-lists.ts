@@ -1,6 +1,6 @@
+import { JWT_TYP, PATHS } from '@errand/protocol';
 import type { TaskStore } from '../../db/stores/task-store.js';
 import type { Clock } from '../core/ports.js';
-import { JWT_TYP, PATHS } from '../core/protocol.js';
 import type { TokenMinter } from '../tokens/access-token.js';
 import { encodeStatusList } from '../tokens/status-list.js';
 

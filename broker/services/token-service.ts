@@ -1,3 +1,4 @@
+import { CLAIM, formatScope, isScopeSubset } from '@errand/protocol';
 import { z } from 'zod';
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -5,8 +6,6 @@ import type { GrantStore, RefreshToken } from '../../db/stores/grant-store.js';
 import type { AssuranceLevel, Client } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { CLAIM } from '../core/protocol.js';
-import { formatScope, isScopeSubset } from '../core/scopes.js';
 import type { TokenResponse } from '../grants/types.js';
 import { actorClaims, type TokenMinter, tokenTypeFor } from '../tokens/access-token.js';
 import type { CryptoBox } from '../tokens/crypto-box.js';

@@ -1,3 +1,4 @@
+import { AUTH_METHOD } from '@errand/protocol';
 import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -5,7 +6,6 @@ import type { ClientStore } from '../../db/stores/client-store.js';
 import type { TrustedIssuerStore } from '../../db/stores/trusted-issuer-store.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
-import { AUTH_METHOD } from '../core/protocol.js';
 import { spiffeTrustDomain, type TrustedIssuer, type WorkloadRule } from '../core/trusted-issuer.js';
 import { newId } from '../tokens/random.js';
 

@@ -1,8 +1,8 @@
+import { AgentKeys, privateKeyJwt } from '@errand/agent';
 import { type ServerType, serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AgentKeys, privateKeyJwt } from '../agent-sdk/index.js';
 import { newId } from '../tokens/random.js';
 import { addResource, adminApi, freePort, postForm, startBroker, type TestBroker } from './fixtures.js';
 

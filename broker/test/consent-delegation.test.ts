@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { RevocationPush } from '../guard/push.js';
+import { RevocationPush } from '../../packages/guard/src/push.js';
 import { agentClient, exchange, exchangeRaw, TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
 import {
   addAgent,

@@ -63,7 +63,7 @@ async function waitReady(url: string): Promise<void> {
 
 async function startProcess(p: number): Promise<Proc> {
   const out: string[] = [];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
+  const child = spawn(process.execPath, ['--conditions=@errand/source', '--import', 'tsx', 'broker/main.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

@@ -1,7 +1,7 @@
 import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, describe, expect, test } from 'vitest';
-import { readServerSentEvents } from '../guard/sse.js';
+import { readServerSentEvents } from '../../packages/guard/src/sse.js';
 import { type HttpServer, listen } from '../http/server.js';
 import { addAgent, adminApi, clientAssertion, startBroker, type TestBroker } from './fixtures.js';
 

@@ -1,10 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createGuard } from '@errand/guard';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterEach, describe, expect, test } from 'vitest';
 import { signingKeys } from '../../db/schema/index.js';
-import { createGuard } from '../guard/index.js';
 import {
   addAgent,
   addResource,

@@ -48,7 +48,7 @@ async function waitReady(proc: Proc): Promise<void> {
 
 function startProcess(port: number): Proc {
   const stderr: string[] = [];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
+  const child = spawn(process.execPath, ['--conditions=@errand/source', '--import', 'tsx', 'broker/main.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readServerSentEvents } from '../guard/sse.js';
+import { readServerSentEvents } from '../../packages/guard/src/sse.js';
 import { addAgent, adminApi, clientAssertion, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
 
 /** Caps on open revocation push streams: per resource-server client and in total. */

@@ -88,7 +88,7 @@ async function startProcess(env: Record<string, string> = {}) {
   const agents = await seed(dir);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
+  const child = spawn(process.execPath, ['--conditions=@errand/source', '--import', 'tsx', 'broker/main.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

@@ -20,7 +20,7 @@ function dataDir(): string {
 
 /** Runs `broker/main.ts` as `npm start` would, until `until` is seen on stderr or it exits. */
 function run(env: Record<string, string>, until?: RegExp) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
+  const child = spawn(process.execPath, ['--conditions=@errand/source', '--import', 'tsx', 'broker/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

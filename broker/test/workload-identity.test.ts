@@ -1,6 +1,6 @@
+import { actorAudience } from '@errand/protocol';
 import { decodeJwt, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { actorAudience } from '../core/protocol.js';
 import { delegateViaCiba, exchangeRaw, TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
 import {
   addAgent,

@@ -1,7 +1,6 @@
+import { generateSigningKey, JWT_TYP, type JwsKey } from '@errand/protocol';
 import { describe, expect, test } from 'vitest';
-import { JWT_TYP } from '../core/protocol.js';
 import { TokenMinter } from './access-token.js';
-import { generateSigningKey, type JwsKey } from './jws.js';
 import type { KeyRing } from './key-ring.js';
 
 /** A key ring whose published keys the test controls. */

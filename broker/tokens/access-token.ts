@@ -1,9 +1,7 @@
+import { CLAIM, DPOP, formatScope, JWT_TYP, signJwt, type VerifiedJws, verifyJwtSignature } from '@errand/protocol';
 import type { IssuedToken } from '../../db/stores/grant-store.js';
 import type { AssuranceLevel } from '../core/client.js';
 import type { Clock } from '../core/ports.js';
-import { CLAIM, DPOP, JWT_TYP } from '../core/protocol.js';
-import { formatScope } from '../core/scopes.js';
-import { signJwt, type VerifiedJws, verifyJwtSignature } from './jws.js';
 import type { KeyRing } from './key-ring.js';
 import { timeOrderedId } from './random.js';
 

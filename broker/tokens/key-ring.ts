@@ -1,4 +1,12 @@
 import type { KeyObject } from 'node:crypto';
+import {
+  exportPrivatePkcs8,
+  generateSigningKey,
+  importSigningKey,
+  type JWK,
+  type JwsKey,
+  type SigningAlg,
+} from '@errand/protocol';
 import { eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../db/open.js';
 import { signingKeys } from '../../db/schema/index.js';
@@ -14,14 +22,6 @@ import {
 import type { Clock } from '../core/ports.js';
 import type { Logger } from '../log.js';
 import type { CryptoBox } from './crypto-box.js';
-import {
-  exportPrivatePkcs8,
-  generateSigningKey,
-  importSigningKey,
-  type JWK,
-  type JwsKey,
-  type SigningAlg,
-} from './jws.js';
 import { newId } from './random.js';
 
 interface RingKey extends ScheduledKey {

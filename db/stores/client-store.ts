@@ -1,6 +1,6 @@
+import type { AuthMethod, GrantType } from '@errand/protocol';
 import { and, count, eq, isNull, lt } from 'drizzle-orm';
 import type { AssuranceLevel, Client } from '../../broker/core/client.js';
-import type { AuthMethod, GrantType } from '../../broker/core/protocol.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, selectOneBy } from '../prepared.js';
 import { clients, resources, usedAssertions } from '../schema/index.js';

@@ -1,6 +1,6 @@
+import type { GrantType } from '@errand/protocol';
 import { and, desc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import type { InitialAccessToken } from '../../broker/core/initial-access-token.js';
-import type { GrantType } from '../../broker/core/protocol.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { initialAccessTokens } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';

@@ -13,9 +13,9 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createGuard } from '@errand/guard';
 import autocannon, { type Request, type Result } from 'autocannon';
 import Database from 'libsql';
-import { createGuard } from '../../broker/guard/index.js';
 import { hashPassword } from '../../broker/identity/passwords.js';
 import { encodeStatusList } from '../../broker/tokens/status-list.js';
 import { openDb } from '../../db/open.js';
@@ -235,7 +235,13 @@ async function main(): Promise<void> {
   process.on('exit', stopAll);
 
   // 1. Errand: a separate process on a fresh embedded database.
-  const brokerArgs = [...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', OUT] : []), '--import', 'tsx', 'broker/main.ts'];
+  const brokerArgs = [
+    ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', OUT] : []),
+    '--conditions=@errand/source',
+    '--import',
+    'tsx',
+    'broker/main.ts',
+  ];
   const spawnBroker = (brokerPort: number) =>
     spawn(process.execPath, brokerArgs, {
       cwd: ROOT,
@@ -383,21 +389,25 @@ async function main(): Promise<void> {
   const peerIssuer = `http://127.0.0.1:${peerPort}`;
   const peerClient = newKey('peer-client');
   const peerSigning = newKey('peer-signing');
-  const peer = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'peer.ts')], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'production',
-      BENCH_PEER: JSON.stringify({
-        port: peerPort,
-        clientId: 'peer-client',
-        clientJwk: peerClient.publicJwk,
-        signingJwk: { ...peerSigning.privateJwk, use: 'sig' },
-        resource: RESOURCE,
-      }),
+  const peer = spawn(
+    process.execPath,
+    ['--conditions=@errand/source', '--import', 'tsx', join(import.meta.dirname, 'peer.ts')],
+    {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        BENCH_PEER: JSON.stringify({
+          port: peerPort,
+          clientId: 'peer-client',
+          clientJwk: peerClient.publicJwk,
+          signingJwk: { ...peerSigning.privateJwk, use: 'sig' },
+          resource: RESOURCE,
+        }),
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  );
   children.push(peer);
   const peerErr: string[] = [];
   peer.stderr?.on('data', (d: Buffer) => peerErr.push(d.toString()));

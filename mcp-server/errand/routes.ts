@@ -1,3 +1,4 @@
+import { DPOP, ERRAND_SCOPES, isToolAllowed, PATHS, toolCallNames } from '@errand/protocol';
 import { hostHeaderValidation } from '@modelcontextprotocol/hono';
 import {
   getOAuthProtectedResourceMetadataUrl,
@@ -5,8 +6,6 @@ import {
   localhostAllowedHostnames,
 } from '@modelcontextprotocol/server';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
-import { DPOP, ERRAND_SCOPES, PATHS } from '../../broker/core/protocol.js';
-import { isToolAllowed, toolCallNames } from '../../broker/core/tool-grants.js';
 import type { Engine } from '../../broker/engine.js';
 import { type AppEnv, NO_STORE } from '../../broker/http/types.js';
 import { mcpResourceId, mcpUrl } from '../../broker/services/built-in-resources.js';

@@ -1,16 +1,9 @@
+import { accessOf, createGuard, type Guard, type GuardOptions, toAuthInfo, type VerifiedAccess } from '@errand/guard';
+import { type GuardMcpEnv, guardMcpMiddleware, protectedResourceMetadataRoute } from '@errand/guard/hono';
 import { createMcpHonoApp } from '@modelcontextprotocol/hono';
-import { type AuthInfo, createMcpHandler, type McpRequestContext, McpServer } from '@modelcontextprotocol/server';
+import { createMcpHandler, type McpRequestContext, McpServer } from '@modelcontextprotocol/server';
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import {
-  createGuard,
-  type Guard,
-  type GuardMcpEnv,
-  type GuardOptions,
-  guardMcpMiddleware,
-  protectedResourceMetadataRoute,
-  type VerifiedAccess,
-} from '../../broker/guard/index.js';
 
 /**
  * An example MCP tool server protected by Errand's guard: a small notebook per user. Each tool needs
@@ -128,7 +121,7 @@ export function createNotesServer(options: Omit<GuardOptions, 'scopesSupported' 
   const guard = createGuard({ ...options, scopesSupported: NOTES_SCOPES, resourceName: 'Example notes' });
   const notebook = new Notebook();
   const handler = createMcpHandler((ctx: McpRequestContext) => {
-    const access = (ctx.authInfo?.extra as { access?: VerifiedAccess } | undefined)?.access;
+    const access = accessOf(ctx.authInfo);
     if (!access) throw new Error('unauthenticated request reached the MCP handler');
     return buildServer(notebook, access);
   });
@@ -140,14 +133,7 @@ export function createNotesServer(options: Omit<GuardOptions, 'scopesSupported' 
   // token's tool grant. Clients address the server by its resource URL (the DPoP htu).
   const guarded = guardMcpMiddleware(guard, { toolScopes: NOTES_TOOL_SCOPES, url: options.resource });
   app.all(path, guarded, (c) => {
-    const verified = c.var.auth;
-    const authInfo: AuthInfo = {
-      token: c.req.header('authorization')?.replace(/^\S+\s+/, '') ?? '',
-      clientId: verified.clientId,
-      scopes: verified.scopes,
-      expiresAt: verified.claims.exp,
-      extra: { access: verified },
-    };
+    const authInfo = toAuthInfo(c.var.auth, c.req.header('authorization') ?? '', guard.resource);
     return handler.fetch(c.req.raw, { authInfo, parsedBody: c.var.parsedBody });
   });
   return { app: app as unknown as Hono, guard, notebook };

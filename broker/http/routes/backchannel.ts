@@ -1,8 +1,8 @@
+import { GRANT_TYPE, PATHS } from '@errand/protocol';
 import { Hono } from 'hono';
 import type { ClientStore } from '../../../db/stores/client-store.js';
 import { isConfidential } from '../../core/client.js';
 import { OAuthError } from '../../core/errors.js';
-import { GRANT_TYPE, PATHS } from '../../core/protocol.js';
 import type { ClientAuthenticator } from '../../identity/client-auth.js';
 import { delegationAskFromForm, readDelegationRequest } from '../../services/delegation-ask.js';
 import type { DelegationLimits, DelegationService } from '../../services/delegations.js';

@@ -1,5 +1,5 @@
+import { ASSERTION_ALGS, AUTH_METHOD, DETAILS_TYPE, DPOP, OIDC_SCOPE, PATHS } from '@errand/protocol';
 import { Hono } from 'hono';
-import { ASSERTION_ALGS, AUTH_METHOD, DETAILS_TYPE, DPOP, OIDC_SCOPE, PATHS } from '../../core/protocol.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import type { AppEnv } from '../types.js';
 

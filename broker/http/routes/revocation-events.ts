@@ -1,9 +1,8 @@
+import { CAEP_SESSION_REVOKED, canonicalizeResource, PATHS } from '@errand/protocol';
 import { Hono } from 'hono';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { OAuthError } from '../../core/errors.js';
-import { CAEP_SESSION_REVOKED, PATHS } from '../../core/protocol.js';
-import { canonicalizeResource } from '../../core/resource.js';
 import type { ClientAuthenticator } from '../../identity/client-auth.js';
 import type { RevocationEvent } from '../../services/tasks.js';
 import { newId } from '../../tokens/random.js';

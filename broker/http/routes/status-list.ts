@@ -1,6 +1,6 @@
+import { PATHS } from '@errand/protocol';
 import { Hono } from 'hono';
 import { OAuthError } from '../../core/errors.js';
-import { PATHS } from '../../core/protocol.js';
 import type { StatusLists } from '../../services/status-lists.js';
 import type { AppEnv } from '../types.js';
 

@@ -1,7 +1,7 @@
+import { DPOP } from '@errand/protocol';
 import { Hono } from 'hono';
 import type { Client } from '../../core/client.js';
 import { OAuthError } from '../../core/errors.js';
-import { DPOP } from '../../core/protocol.js';
 import type { GrantRegistry } from '../../grants/index.js';
 import type { ClientAuthenticator } from '../../identity/client-auth.js';
 import type { DpopProofs } from '../../identity/dpop.js';

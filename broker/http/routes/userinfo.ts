@@ -1,7 +1,7 @@
+import { OIDC_SCOPE, PATHS } from '@errand/protocol';
 import { type Context, Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { OIDC_SCOPE, PATHS } from '../../core/protocol.js';
 import { userinfoResourceId } from '../../services/built-in-resources.js';
 import { type AccessFailure, accessChallenge, type ResourceAccess } from '../../services/resource-access.js';
 import { profileClaims } from '../../tokens/id-token.js';

@@ -6,13 +6,12 @@
  */
 
 import { AgentCard, verifyAgentCardSignature } from '@a2a-js/sdk';
+import { canonicalizeResource, isScopeToken } from '@errand/protocol';
 import { base64url, decodeProtectedHeader, flattenedVerify, type JWK } from 'jose';
 import { z } from 'zod';
 import type { PeerSecurity, PeerSkill } from '../../../db/stores/peer-store.js';
 import { OAuthError } from '../../core/errors.js';
 import { canonicalJson } from '../../core/jcs.js';
-import { canonicalizeResource } from '../../core/resource.js';
-import { isScopeToken } from '../../core/scopes.js';
 import { checkPublicUrl, SafeFetchError, safeFetch } from '../../identity/safe-fetch.js';
 
 /** Largest card (and key set) Errand reads. */

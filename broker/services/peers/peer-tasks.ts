@@ -6,13 +6,13 @@
 
 import { AgentCard, TaskState } from '@a2a-js/sdk';
 import { ClientFactory, ClientFactoryOptions, JsonRpcTransportFactory } from '@a2a-js/sdk/client';
+import { canonicalizeResource } from '@errand/protocol';
 import type { Db } from '../../../db/open.js';
 import type { ClientStore } from '../../../db/stores/client-store.js';
 import { type Peer, PeerStore } from '../../../db/stores/peer-store.js';
 import type { TaskStore } from '../../../db/stores/task-store.js';
 import { OAuthError } from '../../core/errors.js';
 import type { Clock } from '../../core/ports.js';
-import { canonicalizeResource } from '../../core/resource.js';
 import { isLive, isTerminal, type Task, type TerminalState } from '../../core/task.js';
 import type { Engine } from '../../engine.js';
 import { safeFetch } from '../../identity/safe-fetch.js';

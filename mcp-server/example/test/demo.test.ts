@@ -6,11 +6,15 @@ const ROOT = join(import.meta.dirname, '..', '..', '..');
 
 describe('npm run demo', () => {
   test('runs to the end with --auto-approve: tools used, sub-agent write refused, revocation pushed, next call refused', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'mcp-server/example/demo.ts', '--auto-approve'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@errand/source', '--import', 'tsx', 'mcp-server/example/demo.ts', '--auto-approve'],
+      {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => {
