@@ -9,6 +9,7 @@ import { EXCHANGE_RULES_KEY, type ExchangeRule, exchangeRulesOf } from '../core/
 import type { Clock } from '../core/ports.js';
 import { canonicalizeResource } from '../core/resource.js';
 import { isScopeToken } from '../core/scopes.js';
+import { checkAdminScope } from './resource-policy.js';
 import type { TaskService } from './tasks.js';
 
 export const ExchangeRulesSchema = z
@@ -81,6 +82,8 @@ export async function setExchangeRules(
     if (unknown.length > 0) {
       throw new OAuthError('invalid_request', `scope "${unknown.join(' ')}" is not offered by ${url}`);
     }
+    // On-behalf-of tokens speak for a person: never the admin API's scope.
+    checkAdminScope(r.scopes, client, false);
     const ttl = r.max_token_ttl ?? deps.accessTokenTtl;
     if (ttl > deps.accessTokenTtl) {
       throw new OAuthError(

@@ -1,0 +1,45 @@
+import type { MiddlewareHandler } from 'hono';
+import { OAuthError } from '../../core/errors.js';
+import { ERRAND_SCOPE, PATHS } from '../../core/protocol.js';
+import { adminApiResourceId } from '../../services/built-in-resources.js';
+import {
+  type AccessFailure,
+  accessChallenge,
+  type ResourceAccess,
+  verifyAdminAccess,
+} from '../../services/resource-access.js';
+import type { AppEnv } from '../types.js';
+
+/** The `WWW-Authenticate` challenge of the admin API (RFC 6750 §3, RFC 9449 §7.1). */
+export function adminChallenge(failure: AccessFailure | null): string {
+  return accessChallenge('', [ERRAND_SCOPE.admin], failure);
+}
+
+/**
+ * Admin API tokens (README "Admin API"): a request to `/api/admin/*` that carries `Authorization`
+ * is decided by its access token alone, checked as every Errand endpoint checks tokens
+ * (services/resource-access.ts); the admin service client it was issued to becomes the caller
+ * (`adminClient`). A request without `Authorization` goes on to the session check in `requireAdmin`.
+ */
+export function adminTokenAuth(deps: { access: ResourceAccess; issuer: string }): MiddlewareHandler<AppEnv> {
+  const endpoint = { resource: adminApiResourceId(deps.issuer), url: `${deps.issuer}${PATHS.adminApi}` };
+  return async function adminTokenAuthMiddleware(c, next) {
+    const authorization = c.req.header('authorization');
+    if (authorization === undefined) return next();
+    const verified = await verifyAdminAccess(
+      deps.access,
+      { authorization, dpop: c.req.header('dpop'), method: c.req.method, url: `${deps.issuer}${c.req.path}` },
+      endpoint,
+    );
+    if (!verified.ok) {
+      const { failure } = verified;
+      throw new OAuthError(failure.error, failure.description, {
+        status: failure.status,
+        headers: { 'WWW-Authenticate': adminChallenge(failure) },
+      });
+    }
+    c.set('adminClient', verified.caller.client);
+    c.set('clientId', verified.caller.client.id);
+    await next();
+  };
+}

@@ -1,0 +1,306 @@
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { dpopProof, type ProofKey, proofKey } from './dpop-fixtures.js';
+import {
+  addAgent,
+  addResource,
+  adminApi,
+  clientAssertion,
+  postForm,
+  startBroker,
+  type TestAgent,
+  type TestBroker,
+} from './fixtures.js';
+
+/**
+ * Admin API tokens (README "Admin API"): an admin service client gets errand:admin for <issuer>/api/admin
+ * through client_credentials, Bearer or DPoP-bound, and uses the API without a cookie or CSRF token;
+ * nothing else can obtain that scope, and every bad token is a 401 with an RFC 6750 §3 challenge.
+ */
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const NOTES = 'https://notes.example.test/mcp';
+
+type Api = Awaited<ReturnType<typeof adminApi>>;
+
+let tb: TestBroker;
+let api: Api;
+let adminResource: string;
+
+beforeAll(async () => {
+  tb = await startBroker();
+  api = await adminApi(tb);
+  await addResource(api, NOTES, ['notes:read']);
+  adminResource = `${tb.url}/api/admin`;
+});
+afterAll(() => tb.close());
+
+/** An admin service client created through the session API, holding its key in memory. */
+async function addAdminService(body: Record<string, unknown> = {}): Promise<TestAgent> {
+  return addAgent(api, { kind: 'admin_service', name: 'deploy pipeline', grant_types: undefined, ...body });
+}
+
+async function tokenRequest(client: TestAgent, params: Record<string, string> = {}, dpop?: string) {
+  return postForm(
+    `${tb.url}/token`,
+    {
+      grant_type: 'client_credentials',
+      resource: adminResource,
+      scope: 'errand:admin',
+      client_assertion_type: JWT_BEARER,
+      // On the broker's clock, which a test moves forward.
+      client_assertion: await clientAssertion(client, tb.url, {
+        claims: { iat: tb.clock.now(), exp: tb.clock.now() + 60 },
+      }),
+      ...params,
+    },
+    dpop ? { dpop } : {},
+  );
+}
+
+async function adminToken(client: TestAgent): Promise<string> {
+  const res = await tokenRequest(client);
+  expect(res.status, await res.clone().text()).toBe(200);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+const withToken = (token: string, method = 'GET', path = '/api/admin/clients', body?: unknown, scheme = 'Bearer') =>
+  fetch(`${tb.url}${path}`, {
+    method,
+    headers: { authorization: `${scheme} ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+
+/** A 401 with the JSON error and the RFC 6750 §3 challenge naming the same error. */
+async function expectRefused(res: Response, error: string, status = 401) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+  const body = (await res.json()) as { error: string; error_description: string };
+  expect(body.error).toBe(error);
+  expect(body.error_description.length).toBeGreaterThan(10);
+  expect(res.headers.get('www-authenticate')).toContain(`error="${error}"`);
+  expect(res.headers.get('www-authenticate')).toContain('scope="errand:admin"');
+}
+
+describe('an admin service client', () => {
+  test('is created by an administrator with client_credentials and errand:admin only', async () => {
+    const res = await api.call('POST', '/api/admin/clients', {
+      kind: 'admin_service',
+      name: 'ci',
+      token_endpoint_auth_method: 'client_secret_basic',
+      allow_static_secret: true,
+    });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({
+      kind: 'admin_service',
+      grant_types: ['client_credentials'],
+      scope: 'errand:admin',
+    });
+    for (const bad of [
+      { grant_types: ['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange'] },
+      { scope: ['errand:admin', 'notes:read'] },
+      { token_endpoint_auth_method: 'none' },
+    ]) {
+      const refused = await api.call('POST', '/api/admin/clients', { kind: 'admin_service', name: 'x', ...bad });
+      expect(refused.status, JSON.stringify(bad)).toBe(400);
+      expect(await refused.json()).toMatchObject({ error: 'invalid_client_metadata' });
+    }
+    // Other kinds cannot be registered with the admin scope.
+    const agent = await api.call('POST', '/api/admin/clients', {
+      kind: 'agent',
+      name: 'x',
+      token_endpoint_auth_method: 'client_secret_basic',
+      allow_static_secret: true,
+      scope: ['errand:admin'],
+    });
+    expect(agent.status).toBe(400);
+  });
+
+  test('calls the admin API with a Bearer token, without a cookie or CSRF token, and is the audited actor', async () => {
+    const service = await addAdminService();
+    const token = await adminToken(service);
+    const list = await withToken(token);
+    expect(list.status).toBe(200);
+    expect(((await list.json()) as { clients: unknown[] }).clients.length).toBeGreaterThan(0);
+
+    const created = await withToken(token, 'POST', '/api/admin/users', {
+      username: `robot-made-${Date.now()}`,
+      password: 'a long enough password',
+    });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const userId = ((await created.json()) as { id: string }).id;
+    const events = (await (await api.call('GET', '/api/admin/audit?type=user.created')).json()) as {
+      events: { user_id: string | null; details: Record<string, unknown> }[];
+    };
+    const event = events.events.find((e) => e.details.created_user_id === userId);
+    expect(event?.user_id).toBe(service.clientId);
+
+    // A client the service creates has no owner (it is not a person), unless it names one.
+    const made = await withToken(token, 'POST', '/api/admin/clients', {
+      kind: 'agent',
+      name: 'made by a robot',
+      jwks: { keys: [service.publicJwk] },
+    });
+    expect(made.status).toBe(201);
+    expect(await made.json()).toMatchObject({ owner_id: null });
+  });
+
+  test('a DPoP-bound token needs a fresh proof by its key for each request (RFC 9449 §7)', async () => {
+    const service = await addAdminService();
+    const key = await proofKey();
+    const proof = (k: ProofKey, p: Omit<Parameters<typeof dpopProof>[1], 'iat'>) =>
+      dpopProof(k, { iat: tb.clock.now(), ...p });
+    const res = await tokenRequest(service, {}, await proof(key, { htu: `${tb.url}/token` }));
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { access_token: string; token_type: string };
+    expect(body.token_type).toBe('DPoP');
+    const token = body.access_token;
+    const url = `${tb.url}/api/admin/clients`;
+    const call = (dpop: string, scheme = 'DPoP') =>
+      fetch(url, { headers: { authorization: `${scheme} ${token}`, dpop } });
+
+    const good = await proof(key, { htm: 'GET', htu: url, token });
+    expect((await call(good)).status).toBe(200);
+    await expectRefused(await call(good), 'invalid_dpop_proof'); // replayed
+    await expectRefused(
+      await call(await proof(await proofKey(), { htm: 'GET', htu: url, token })),
+      'invalid_dpop_proof',
+    );
+    await expectRefused(
+      await call(await proof(key, { htm: 'GET', htu: `${tb.url}/api/admin/users`, token })),
+      'invalid_dpop_proof',
+    );
+    const unsigned = await new SignJWT({ jti: 'p-none', htm: 'GET', htu: url, iat: tb.clock.now() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.jwk })
+      .sign(key.pair.privateKey);
+    const [h, p] = unsigned.split('.');
+    const algNone = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'dpop+jwt', jwk: key.jwk })).toString('base64url')}.${p}.`;
+    expect(h).toBeTruthy();
+    await expectRefused(await call(algNone), 'invalid_dpop_proof');
+    // No downgrade: a bound token sent as Bearer is refused.
+    await expectRefused(await call(await proof(key, { htm: 'GET', htu: url, token }), 'Bearer'), 'invalid_token');
+    // An unsafe method with its own proof: still no CSRF token needed.
+    const post = await fetch(`${tb.url}/api/admin/resources`, {
+      method: 'POST',
+      headers: {
+        authorization: `DPoP ${token}`,
+        dpop: await proof(key, { htm: 'POST', htu: `${tb.url}/api/admin/resources`, token }),
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ url: 'https://dpop-made.example.test/api', name: 'made with DPoP', scopes: ['x:read'] }),
+    });
+    expect(post.status, await post.clone().text()).toBe(201);
+  });
+});
+
+describe('nothing else obtains or uses errand:admin', () => {
+  test('a self-registered agent that listed errand:admin asks for it: invalid_scope', async () => {
+    const iat = await api.call('POST', '/api/admin/initial-access-tokens', { name: 'onboarding', auto_approve: true });
+    const { initial_access_token } = (await iat.json()) as { initial_access_token: string };
+    const agent = await addAgent(api, { scope: ['notes:read'] });
+    const reg = await fetch(`${tb.url}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${initial_access_token}` },
+      body: JSON.stringify({
+        client_name: 'sneaky',
+        token_endpoint_auth_method: 'private_key_jwt',
+        grant_types: ['client_credentials'],
+        jwks: { keys: [agent.publicJwk] },
+        scope: 'notes:read errand:admin',
+      }),
+    });
+    expect(reg.status, await reg.clone().text()).toBe(201);
+    const registered = { ...agent, clientId: ((await reg.json()) as { client_id: string }).client_id };
+    for (const params of [{}, { resource: '' }]) {
+      const res = await tokenRequest(registered, params);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_scope' });
+    }
+    // An agent the administrator registered asks too.
+    const res = await tokenRequest(agent);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_scope' });
+  });
+
+  test("a token for another audience, a revoked, an expired or a disabled client's token: 401 invalid_token", async () => {
+    const agent = await addAgent(api, { scope: ['notes:read'] });
+    const notes = await tokenRequest(agent, { resource: NOTES, scope: 'notes:read' });
+    const notesToken = ((await notes.json()) as { access_token: string }).access_token;
+    await expectRefused(await withToken(notesToken), 'invalid_token');
+
+    const service = await addAdminService();
+    const revoked = await adminToken(service);
+    const rev = await postForm(`${tb.url}/revoke`, {
+      token: revoked,
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await clientAssertion(service, tb.url, {
+        claims: { iat: tb.clock.now(), exp: tb.clock.now() + 60 },
+      }),
+    });
+    expect(rev.status).toBe(200);
+    await expectRefused(await withToken(revoked), 'invalid_token');
+
+    const disabledLater = await adminToken(service);
+    expect((await withToken(disabledLater)).status).toBe(200);
+    const disable = await api.call('PATCH', `/api/admin/clients/${service.clientId}`, { status: 'disabled' });
+    expect(disable.status).toBe(200);
+    await expectRefused(await withToken(disabledLater), 'invalid_token');
+
+    const other = await addAdminService();
+    const expiring = await adminToken(other);
+    tb.clock.advance(3600);
+    await expectRefused(await withToken(expiring), 'invalid_token');
+    await expectRefused(await withToken('not-a-token'), 'invalid_token');
+  });
+
+  test('the admin token opens neither /api/me nor /mcp', async () => {
+    const token = await adminToken(await addAdminService());
+    const me = await withToken(token, 'GET', '/api/me');
+    expect(me.status).toBe(401);
+    expect(await me.json()).toMatchObject({ error: 'unauthorized' });
+    const mcp = await fetch(`${tb.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(mcp.status).toBe(401);
+  });
+
+  test('the metadata lists errand:admin among the supported scopes', async () => {
+    const meta = (await (await fetch(`${tb.url}/.well-known/oauth-authorization-server`)).json()) as {
+      scopes_supported: string[];
+    };
+    expect(meta.scopes_supported).toContain('errand:admin');
+  });
+});
+
+describe('API errors speak to API clients', () => {
+  test('no credentials, a non-admin session or a missing CSRF header: JSON that says what to send', async () => {
+    const none = await fetch(`${tb.url}/api/admin/clients`, { redirect: 'manual' });
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    const body = (await none.json()) as { error: string; error_description: string };
+    expect(body.error).toBe('unauthorized');
+    expect(body.error_description).toContain('X-CSRF-Token');
+    expect(body.error_description).toContain('errand:admin');
+
+    const me = await fetch(`${tb.url}/api/me`, { redirect: 'manual' });
+    expect(me.status).toBe(401);
+    expect(((await me.json()) as { error_description: string }).error_description).toContain('POST /api/session');
+
+    const noCsrf = await api.browser.fetch(`${tb.url}/api/admin/resources`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: 'https://x.example.test', name: 'x', scopes: ['x:y'] }),
+    });
+    expect(noCsrf.status).toBe(403);
+    const csrfBody = (await noCsrf.json()) as { error: string; error_description: string };
+    expect(csrfBody.error).toBe('forbidden');
+    expect(csrfBody.error_description).toContain('X-CSRF-Token');
+    expect(csrfBody.error_description).not.toMatch(/reload the page/);
+  });
+});
