@@ -23,6 +23,7 @@ import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
 import { metadataRoutes } from './http/routes/metadata.js';
+import { openApiRoutes } from './http/routes/openapi.js';
 import { peerRoutes } from './http/routes/peers.js';
 import { registerRoutes } from './http/routes/register.js';
 import { revocationEventRoutes } from './http/routes/revocation-events.js';
@@ -230,6 +231,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       stopping: opts.stopping ?? new AbortController().signal,
     }),
   );
+  app.route('/', openApiRoutes({ issuer: config.issuer }));
   app.route(
     '/',
     userApiRoutes({

@@ -294,5 +294,16 @@ export function auditEventView(e: AuditEvent): z.infer<typeof AuditEventViewSche
   };
 }
 
+/** `POST /api/session`: the JSON sign-in for scripts (the route reads these two fields). */
+export const SignInSchema = z.object({ username: z.string().min(1), password: z.string().min(1) });
+
+export const SessionViewSchema = z
+  .object({
+    user_id: Id,
+    role: z.enum(['user', 'admin']),
+    csrf_token: z.string().describe('send it as X-CSRF-Token on POST, PUT, PATCH and DELETE'),
+  })
+  .strict();
+
 /** The body of every refusal of the admin and user APIs (README "Admin API"). */
 export const ApiErrorSchema = z.object({ error: z.string(), error_description: z.string() });

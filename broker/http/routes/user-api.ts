@@ -27,7 +27,9 @@ export function requireUser(): MiddlewareHandler<AppEnv> {
   };
 }
 
-const StatusQuery = z.object({ status: z.enum(['pending', 'active', 'denied', 'revoked']).optional() });
+export const DelegationStatusQuerySchema = z.object({
+  status: z.enum(['pending', 'active', 'denied', 'revoked']).optional(),
+});
 
 /** The API of a signed-in person: their delegations, tasks and audit trail (and nothing else). */
 export function userApiRoutes(deps: {
@@ -48,7 +50,7 @@ export function userApiRoutes(deps: {
   });
 
   app.get('/api/me/delegations', async (c) => {
-    const q = parseParams(StatusQuery, c.req.query());
+    const q = parseParams(DelegationStatusQuerySchema, c.req.query());
     const list = await deps.delegations.listForUser(me(c).id, q.status);
     return c.json({ delegations: list.map(delegationView) });
   });
