@@ -1,11 +1,14 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { API_OPERATIONS } from '../http/routes/api-operations.js';
 import { dpopProof, type ProofKey, proofKey } from './dpop-fixtures.js';
 import {
   addAgent,
+  addPublicClient,
   addResource,
   adminApi,
   clientAssertion,
+  createUser,
   postForm,
   startBroker,
   type TestAgent,
@@ -191,6 +194,14 @@ describe('an admin service client', () => {
     });
     expect(post.status, await post.clone().text()).toBe(201);
   });
+  test('every admin endpoint takes the token as a caller (no 401, 403 or server error)', async () => {
+    const token = await adminToken(await addAdminService());
+    for (const o of API_OPERATIONS.filter((x) => x.access === 'admin')) {
+      const res = await withToken(token, o.method, o.path.replace(/:\w+/g, 'nope'), o.body ? {} : undefined);
+      expect([401, 403], `${o.method} ${o.path}`).not.toContain(res.status);
+      expect(res.status, `${o.method} ${o.path}: ${await res.text()}`).toBeLessThan(500);
+    }
+  });
 });
 
 describe('nothing else obtains or uses errand:admin', () => {
@@ -220,6 +231,51 @@ describe('nothing else obtains or uses errand:admin', () => {
     const res = await tokenRequest(agent);
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_scope' });
+  });
+
+  test('no person can delegate it: authorization request, CIBA ask and exchange rule are refused', async () => {
+    const redirect = 'http://127.0.0.1:9/cb';
+    const mcpClient = await addPublicClient(api, 'desktop', [redirect]);
+    const authorize = new URL(`${tb.url}/authorize`);
+    for (const [k, v] of Object.entries({
+      response_type: 'code',
+      client_id: mcpClient.client_id,
+      redirect_uri: redirect,
+      scope: 'errand:admin',
+      resource: adminResource,
+      state: 's',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    }))
+      authorize.searchParams.set(k, v);
+    const res = await api.browser.fetch(authorize.toString());
+    expect(res.status).toBe(303);
+    expect(new URL(res.headers.get('location')!).searchParams.get('error')).toBe('invalid_scope');
+
+    const agent = await addAgent(api, { grant_types: undefined });
+    const person = await createUser(tb);
+    const ask = await postForm(`${tb.url}/bc-authorize`, {
+      login_hint: person.username,
+      scope: 'openid errand:admin',
+      resource: adminResource,
+      client_assertion_type: JWT_BEARER,
+      client_assertion: await clientAssertion(agent, tb.url, {
+        claims: { iat: tb.clock.now(), exp: tb.clock.now() + 60 },
+      }),
+    });
+    expect(ask.status).toBe(400);
+    expect(await ask.json()).toMatchObject({ error: 'invalid_scope' });
+
+    const gateway = await addAgent(api, {
+      kind: 'resource_server',
+      grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'],
+      resources: [NOTES],
+    });
+    const rule = await api.call('PUT', `/api/admin/clients/${gateway.clientId}/exchange-rules`, {
+      rules: [{ resource: adminResource, scopes: ['errand:admin'] }],
+    });
+    expect(rule.status).toBe(400);
+    expect(await rule.json()).toMatchObject({ error: 'invalid_scope' });
   });
 
   test("a token for another audience, a revoked, an expired or a disabled client's token: 401 invalid_token", async () => {
