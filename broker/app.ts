@@ -19,11 +19,11 @@ import { adminTokenAuth } from './http/middleware/admin-token.js';
 import { bodyDeadline } from './http/middleware/body-deadline.js';
 import { notFound, onError } from './http/on-error.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
+import { adminDiscoveryRoutes } from './http/routes/admin-discovery.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
 import { metadataRoutes } from './http/routes/metadata.js';
-import { openApiRoutes } from './http/routes/openapi.js';
 import { peerRoutes } from './http/routes/peers.js';
 import { registerRoutes } from './http/routes/register.js';
 import { revocationEventRoutes } from './http/routes/revocation-events.js';
@@ -231,7 +231,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       stopping: opts.stopping ?? new AbortController().signal,
     }),
   );
-  app.route('/', openApiRoutes({ issuer: config.issuer }));
+  app.route('/', adminDiscoveryRoutes({ issuer: config.issuer }));
   app.route(
     '/',
     userApiRoutes({

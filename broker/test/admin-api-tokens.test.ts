@@ -338,7 +338,17 @@ describe('API errors speak to API clients', () => {
   test('no credentials, a non-admin session or a missing CSRF header: JSON that says what to send', async () => {
     const none = await fetch(`${tb.url}/api/admin/clients`, { redirect: 'manual' });
     expect(none.status).toBe(401);
-    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    // RFC 6750 §3.1: no error code without credentials; RFC 9728 §5.1: where to learn how to get a token.
+    const challenge = none.headers.get('www-authenticate')!;
+    expect(challenge).toMatch(/^Bearer /);
+    expect(challenge).not.toContain('error=');
+    const metadataUrl = /resource_metadata="([^"]+)"/.exec(challenge)![1]!;
+    expect(metadataUrl).toBe(`${tb.url}/.well-known/oauth-protected-resource/api/admin`);
+    expect(await (await fetch(metadataUrl)).json()).toMatchObject({
+      resource: adminResource,
+      authorization_servers: [tb.url],
+      scopes_supported: ['errand:admin'],
+    });
     const body = (await none.json()) as { error: string; error_description: string };
     expect(body.error).toBe('unauthorized');
     expect(body.error_description).toContain('X-CSRF-Token');

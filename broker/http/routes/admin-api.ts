@@ -21,7 +21,6 @@ import { ExchangeRulesSchema, exchangeRuleView, setExchangeRules } from '../../s
 import { taskView } from '../../services/tasks.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import { API_CREDENTIALS, AuditQuerySchema, auditFilter, checkApiCsrf, jsonBody } from '../api.js';
-import { adminChallenge } from '../middleware/admin-token.js';
 import { parseParams } from '../params.js';
 import type { AppEnv } from '../types.js';
 
@@ -34,11 +33,8 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
   return async function requireAdminMiddleware(c, next) {
     if (c.get('adminClient')) return next();
     const user = c.get('user');
-    if (!user) {
-      throw new OAuthError('unauthorized', `${API_CREDENTIALS.session} or ${API_CREDENTIALS.token}`, {
-        headers: { 'WWW-Authenticate': adminChallenge(null) },
-      });
-    }
+    // adminTokenAuth (before every admin route) has answered this with its challenge already.
+    if (!user) throw new OAuthError('unauthorized', `${API_CREDENTIALS.session} or ${API_CREDENTIALS.token}`);
     if (user.role !== 'admin') {
       throw new OAuthError(
         'forbidden',
