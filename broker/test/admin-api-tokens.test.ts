@@ -1,4 +1,5 @@
 import { SignJWT } from 'jose';
+import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { API_OPERATIONS } from '../http/routes/api-operations.js';
 import { dpopProof, type ProofKey, proofKey } from './dpop-fixtures.js';
@@ -9,6 +10,7 @@ import {
   adminApi,
   clientAssertion,
   createUser,
+  insecure,
   postForm,
   startBroker,
   type TestAgent,
@@ -201,6 +203,36 @@ describe('an admin service client', () => {
       expect([401, 403], `${o.method} ${o.path}`).not.toContain(res.status);
       expect(res.status, `${o.method} ${o.path}: ${await res.text()}`).toBeLessThan(500);
     }
+  });
+
+  test('the README example: oauth4webapi with a DPoP key gets and uses a bound token', async () => {
+    const service = await addAdminService();
+    const issuer = new URL(tb.url);
+    const as = await oauth.processDiscoveryResponse(
+      issuer,
+      await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }),
+    );
+    const client: oauth.Client = { client_id: service.clientId, [oauth.clockSkew]: tb.clock.offset };
+    const auth = oauth.PrivateKeyJwt({ key: service.privateKey, kid: service.kid });
+    const DPoP = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));
+    const res = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      auth,
+      new URLSearchParams({ scope: 'errand:admin', resource: `${issuer.origin}/api/admin` }),
+      { DPoP, ...insecure },
+    );
+    const { access_token, token_type } = await oauth.processClientCredentialsResponse(as, client, res);
+    expect(token_type).toBe('dpop');
+    const clients = await oauth.protectedResourceRequest(
+      access_token,
+      'GET',
+      new URL('/api/admin/clients', issuer),
+      undefined,
+      undefined,
+      { DPoP, ...insecure },
+    );
+    expect(clients.status).toBe(200);
   });
 });
 
