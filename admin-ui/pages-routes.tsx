@@ -398,7 +398,11 @@ export function pageRoutes(deps: Engine) {
   });
   app.post('/admin/keys/rotate', async (c) => {
     await form(c);
-    await deps.keys.rotateNow(deps.config.keys.minPublishAhead);
+    await deps.keys.rotateNow(deps.config.keys.minPublishAhead, {
+      userId: me(c).id,
+      requestId: c.var.requestId,
+      address: c.var.address,
+    });
     return c.redirect('/admin/keys?done=rotated', 303);
   });
 

@@ -140,6 +140,15 @@ describe('an admin service client', () => {
     const event = events.events.find((e) => e.details.created_user_id === userId);
     expect(event?.user_id).toBe(service.clientId);
 
+    const rotated = await withToken(token, 'POST', '/api/admin/keys/rotate');
+    expect(rotated.status).toBe(202);
+    const [keyEvent] = (
+      (await (await api.call('GET', '/api/admin/audit?type=key.rotated&limit=1')).json()) as {
+        events: { user_id: string | null; request_id: string }[];
+      }
+    ).events;
+    expect(keyEvent).toMatchObject({ user_id: service.clientId, request_id: rotated.headers.get('x-request-id') });
+
     // A client the service creates has no owner (it is not a person), unless it names one.
     const made = await withToken(token, 'POST', '/api/admin/clients', {
       kind: 'agent',

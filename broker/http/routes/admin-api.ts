@@ -139,7 +139,16 @@ export function adminApiRoutes(
 
   app.get('/api/admin/keys', (c) => c.json({ keys: deps.keys.describe().map(keyView) }));
   app.post('/api/admin/keys/rotate', async (c) =>
-    c.json(keyRotationView(await deps.keys.rotateNow(deps.rotateDelay)), 202),
+    c.json(
+      keyRotationView(
+        await deps.keys.rotateNow(deps.rotateDelay, {
+          userId: adminActorId(c),
+          requestId: c.var.requestId,
+          address: c.var.address,
+        }),
+      ),
+      202,
+    ),
   );
 
   app.get('/api/admin/audit', async (c) => {
