@@ -242,7 +242,7 @@ export async function createClient(
 
 /**
  * An admin service (README "Admin API") is a confidential client that gets `errand:admin` tokens as
- * itself and does nothing else: client_credentials only, no redirect URIs, resources or other scopes.
+ * itself: client_credentials only, no redirect URIs, resources or other scopes.
  */
 function checkAdminService(input: z.output<typeof CreateClientSchema>): void {
   const refuse = (why: string) => new OAuthError('invalid_client_metadata', `an admin_service client ${why}`);
