@@ -359,7 +359,9 @@ describe('nothing else obtains or uses errand:admin', () => {
     const token = await adminToken(await addAdminService());
     const me = await withToken(token, 'GET', '/api/me');
     expect(me.status).toBe(401);
-    expect(await me.json()).toMatchObject({ error: 'unauthorized' });
+    const meBody = (await me.json()) as { error: string; error_description: string };
+    expect(meBody.error).toBe('unauthorized');
+    expect(meBody.error_description).toContain('does not accept access tokens');
     const mcp = await fetch(`${tb.url}/mcp`, {
       method: 'POST',
       headers: {
@@ -414,5 +416,19 @@ describe('API errors speak to API clients', () => {
     expect(csrfBody.error).toBe('forbidden');
     expect(csrfBody.error_description).toContain('X-CSRF-Token');
     expect(csrfBody.error_description).not.toMatch(/reload the page/);
+
+    const person = await createUser(tb);
+    const session = await fetch(`${tb.url}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: person.username, password: person.password }),
+    });
+    const cookie = session.headers.getSetCookie()[0]!.split(';')[0]!;
+    const notAdmin = await fetch(`${tb.url}/api/admin/clients`, { headers: { cookie }, redirect: 'manual' });
+    expect(notAdmin.status).toBe(403);
+    const notAdminBody = (await notAdmin.json()) as { error: string; error_description: string };
+    expect(notAdminBody.error).toBe('forbidden');
+    expect(notAdminBody.error_description).toContain('administrator');
+    expect(notAdminBody.error_description).toContain('errand:admin');
   });
 });
