@@ -5,6 +5,7 @@ import type { Engine } from '../broker/engine.js';
 import { checkCsrf } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { CreateUserSchema, createUser, setClientStatus } from '../broker/services/admin.js';
+import { auditEventView } from '../broker/services/api-views.js';
 import { decideClient } from '../broker/services/client-approval.js';
 import {
   CreateInitialAccessTokenSchema,
@@ -397,7 +398,11 @@ export function pageRoutes(deps: Engine) {
   });
   app.post('/admin/keys/rotate', async (c) => {
     await form(c);
-    await deps.keys.rotateNow(deps.config.keys.minPublishAhead);
+    await deps.keys.rotateNow(deps.config.keys.minPublishAhead, {
+      userId: me(c).id,
+      requestId: c.var.requestId,
+      address: c.var.address,
+    });
     return c.redirect('/admin/keys?done=rotated', 303);
   });
 
@@ -432,7 +437,8 @@ export function pageRoutes(deps: Engine) {
   app.get('/admin/audit/export', async (c) => {
     const { filter } = auditQuery(c);
     const format = c.req.query('format') === 'csv' ? 'csv' : 'jsonl';
-    const events = await deps.audit.query({ ...filter, limit: 100_000 });
+    // The admin API's snake_case envelope (services/api-views.ts), so exports and API answers read alike.
+    const events = (await deps.audit.query({ ...filter, limit: 100_000 })).map(auditEventView);
     const stamp = new Date(deps.clock.now() * 1000).toISOString().slice(0, 19).replace(/[:T]/g, '-');
     if (format === 'jsonl') {
       return c.body(events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : ''), 200, {
@@ -446,15 +452,15 @@ export function pageRoutes(deps: Engine) {
       'at',
       'type',
       'result',
-      'userId',
-      'clientId',
-      'actorChain',
-      'taskId',
-      'delegationId',
+      'user_id',
+      'client_id',
+      'actor_chain',
+      'task_id',
+      'delegation_id',
       'audience',
       'scope',
       'reason',
-      'requestId',
+      'request_id',
     ] as const;
     const lines = [columns.join(','), ...events.map((e) => columns.map((k) => csvCell(e[k])).join(','))];
     return c.body(`${lines.join('\r\n')}\r\n`, 200, {

@@ -15,9 +15,11 @@ import { OAuthError } from './core/errors.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { createClientAddress } from './http/client-address.js';
 import { pageCsp } from './http/csp.js';
+import { adminTokenAuth } from './http/middleware/admin-token.js';
 import { bodyDeadline } from './http/middleware/body-deadline.js';
 import { notFound, onError } from './http/on-error.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
+import { adminDiscoveryRoutes } from './http/routes/admin-discovery.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
@@ -139,6 +141,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   });
   const session: SessionOptions = { users: deps.users, clock: deps.clock, ttl: config.sessions.ttl, secure };
   app.use(loadSession(session));
+  // Admin service clients' errand:admin tokens, checked before any admin route (README "Admin API").
+  app.use(`${PATHS.adminApi}/*`, adminTokenAuth({ access: deps.access, issuer: config.issuer }));
 
   app.route(
     '/',
@@ -227,6 +231,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       stopping: opts.stopping ?? new AbortController().signal,
     }),
   );
+  app.route('/', adminDiscoveryRoutes({ issuer: config.issuer }));
   app.route(
     '/',
     userApiRoutes({

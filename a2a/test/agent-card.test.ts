@@ -233,7 +233,7 @@ describe('the Agent Card at /.well-known/agent-card.json', () => {
     const api = await adminApi(tb);
     const res = await api.call('POST', '/api/admin/keys/rotate');
     expect(res.status).toBe(202);
-    const { kid, activatesAt } = (await res.json()) as { kid: string; activatesAt: number };
+    const { kid, activates_at: activatesAt } = (await res.json()) as { kid: string; activates_at: number };
     tb.clock.advance(activatesAt - tb.clock.now() + 1);
     await tb.broker.maintain();
 

@@ -138,17 +138,17 @@ describe('admin pages', () => {
     const events = (await jsonl.text())
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { type: string; actorChain: string[]; userId: string | null });
+      .map((l) => JSON.parse(l) as { type: string; actor_chain: string[]; user_id: string | null });
     expect(events.length).toBeGreaterThan(0);
-    expect(events.every((e) => e.actorChain.includes(agent.clientId))).toBe(true);
+    expect(events.every((e) => e.actor_chain.includes(agent.clientId))).toBe(true);
     const exchanged = events.find((e) => e.type === 'token.exchanged');
-    expect(exchanged?.userId).toBe(user.id);
+    expect(exchanged?.user_id).toBe(user.id);
 
     const csv = await browser.fetch(`${tb.url}/admin/audit/export?format=csv&agent=${agent.clientId}`);
     expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
     const lines = (await csv.text()).trim().split('\r\n');
     expect(lines[0]).toBe(
-      'id,at,type,result,userId,clientId,actorChain,taskId,delegationId,audience,scope,reason,requestId',
+      'id,at,type,result,user_id,client_id,actor_chain,task_id,delegation_id,audience,scope,reason,request_id',
     );
     expect(lines.length).toBe(events.length + 1);
     expect(lines.some((l) => l.includes('"token.exchanged"') && l.includes(`"${user.id}"`))).toBe(true);

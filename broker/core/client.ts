@@ -1,6 +1,7 @@
 import { type ASSURANCE_LEVELS, type AuthMethod, GRANT_TYPE, type GrantType } from '@errand/protocol';
 
-export type ClientKind = 'agent' | 'mcp_client' | 'resource_server';
+/** `admin_service`: automation an administrator created to call the admin API with tokens (README "Admin API"). */
+export type ClientKind = 'agent' | 'mcp_client' | 'resource_server' | 'admin_service';
 export type ClientSource = 'admin' | 'dcr' | 'cimd';
 export type ClientStatus = 'active' | 'pending' | 'disabled' | 'expired';
 export type CredentialKind = 'private_key_jwt' | 'workload_federation' | 'none' | 'client_secret';

@@ -1,8 +1,29 @@
+import { ERRAND_SCOPE } from '@errand/protocol';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { OAuthError } from '../core/errors.js';
+import { hasValidCsrf } from './session.js';
+import type { AppEnv } from './types.js';
 
 /** Shared pieces of Errand's JSON APIs (admin and user). */
+
+/** What an API client sends to be let in, in the words of 401 and 403 answers (README "Admin API"). */
+export const API_CREDENTIALS = {
+  session:
+    'send the session cookie from POST /api/session (JSON username and password), and its csrf_token as the X-CSRF-Token header on POST, PUT, PATCH and DELETE',
+  token: `send an access token with scope ${ERRAND_SCOPE.admin} as Authorization: Bearer <token> (or DPoP <token> with a DPoP proof)`,
+} as const;
+
+/** The session's CSRF token on unsafe methods (a cookie is sent by browsers on their own; a header is not). */
+export function checkApiCsrf(c: Context<AppEnv>): void {
+  if (['GET', 'HEAD', 'OPTIONS'].includes(c.req.method)) return;
+  if (!hasValidCsrf(c, c.req.header('x-csrf-token'))) {
+    throw new OAuthError(
+      'forbidden',
+      'missing or wrong X-CSRF-Token header: with a session cookie, unsafe methods carry the csrf_token POST /api/session returned',
+    );
+  }
+}
 
 export async function jsonBody(c: Context, optional = false): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';

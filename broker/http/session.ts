@@ -64,10 +64,15 @@ export async function endSession(c: Context<SessionEnv>, opts: SessionOptions): 
   deleteCookie(c, sessionCookieName(opts.secure), { path: '/', secure: opts.secure });
 }
 
+/** Whether `presented` is the session's CSRF token. */
+export function hasValidCsrf(c: Context<SessionEnv>, presented: string | undefined): boolean {
+  const expected = c.get('csrfToken');
+  return Boolean(expected && presented && safeEqual(presented, expected));
+}
+
 /** Checks the session's CSRF token (form field `_csrf` or header `X-CSRF-Token`). */
 export function checkCsrf(c: Context<SessionEnv>, presented: string | undefined): void {
-  const expected = c.get('csrfToken');
-  if (!expected || !presented || !safeEqual(presented, expected)) {
+  if (!hasValidCsrf(c, presented)) {
     throw new OAuthError(
       'forbidden',
       'the form has expired or did not come from this site; reload the page and try again',

@@ -1,8 +1,11 @@
-import { AUTH_METHOD, type AuthMethod, GRANT_TYPE, type GrantType, parseScope } from '@errand/protocol';
+import { AUTH_METHOD, type AuthMethod, ERRAND_SCOPE, GRANT_TYPE, type GrantType, parseScope } from '@errand/protocol';
 import { z } from 'zod';
 import { redirectUriProblem } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { AGENT_GRANTS } from '../core/initial-access-token.js';
+
+// README "Admin API": only a client an administrator creates as an admin service may hold it.
+const ADMIN_SCOPE_REFUSED = `scope: "${ERRAND_SCOPE.admin}" is only for admin service clients an administrator creates`;
 
 /**
  * Client metadata (RFC 7591 §2), shared by Dynamic Client Registration and Client ID Metadata
@@ -101,6 +104,7 @@ export function validateSelfServiceMetadata(input: unknown): ValidatedClientMeta
   if (m.scope !== undefined) {
     scope = parseScope(m.scope);
     if (scope === null) throw invalid('scope: must be space-separated scope tokens');
+    if (scope.includes(ERRAND_SCOPE.admin)) throw invalid(ADMIN_SCOPE_REFUSED);
   }
 
   return {
@@ -180,6 +184,7 @@ export function validateAgentMetadata(input: unknown, rules: AgentRegistrationRu
   if (m.scope !== undefined) {
     scope = parseScope(m.scope);
     if (scope === null) throw invalid('scope: must be space-separated scope tokens');
+    if (scope.includes(ERRAND_SCOPE.admin)) throw invalid(ADMIN_SCOPE_REFUSED);
     const outside = rules.scopes ? scope.filter((s) => !rules.scopes!.includes(s)) : [];
     if (outside.length > 0) {
       throw invalid(`scope: "${outside.join(' ')}" is not allowed by the initial access token`);

@@ -2,6 +2,7 @@ import {
   ASSURANCE_LEVELS,
   AUTH_METHOD,
   canonicalizeResource,
+  ERRAND_SCOPE,
   formatScope,
   GRANT_TYPE,
   isScopeToken,
@@ -18,13 +19,15 @@ import { exchangeRulesOf } from '../core/exchange-rule.js';
 import type { Clock } from '../core/ports.js';
 import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import { userView } from './api-views.js';
 import type { TaskService } from './tasks.js';
 
 export const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
 export const CreateClientSchema = z
   .object({
-    kind: z.enum(['agent', 'mcp_client', 'resource_server']),
+    /** `admin_service`: automation calling the admin API with `errand:admin` tokens (README "Admin API"). */
+    kind: z.enum(['agent', 'mcp_client', 'resource_server', 'admin_service']),
     name: z.string().min(1).max(200),
     owner_id: z.string().max(100).optional(),
     token_endpoint_auth_method: z
@@ -159,6 +162,10 @@ export async function createClient(
       throw new OAuthError('invalid_client_metadata', 'workload_federation takes no jwks or jwks_uri');
     }
   }
+  if (input.kind === 'admin_service') checkAdminService(input);
+  else if (input.scope?.includes(ERRAND_SCOPE.admin)) {
+    throw new OAuthError('invalid_client_metadata', `scope "${ERRAND_SCOPE.admin}" is for kind "admin_service" only`);
+  }
   for (const key of input.jwks?.keys ?? []) {
     if ('d' in key || 'k' in key) throw new OAuthError('invalid_client_metadata', 'jwks must hold public keys only');
   }
@@ -173,6 +180,7 @@ export async function createClient(
       : input.kind === 'agent'
         ? [GRANT_TYPE.clientCredentials, GRANT_TYPE.tokenExchange, GRANT_TYPE.ciba]
         : [GRANT_TYPE.clientCredentials]);
+  const scope = input.kind === 'admin_service' ? [ERRAND_SCOPE.admin] : (input.scope ?? null);
   const needsConfidential: readonly string[] = [
     GRANT_TYPE.clientCredentials,
     GRANT_TYPE.tokenExchange,
@@ -201,7 +209,8 @@ export async function createClient(
     id: newId('cli'),
     kind: input.kind,
     name: input.name,
-    ownerId: input.owner_id ?? adminId,
+    // Owned by the person who created it; an admin service creating a client names no owner.
+    ownerId: input.owner_id ?? ((await deps.users.get(adminId)) ? adminId : null),
     source: 'admin',
     status: 'active',
     authMethod: method,
@@ -210,7 +219,7 @@ export async function createClient(
     jwksUri: input.jwks_uri ?? null,
     redirectUris: input.redirect_uris,
     grantTypes,
-    scope: input.scope ?? null,
+    scope,
     resources,
     applicationType: null,
     metadata: input.dpop_bound_access_tokens ? { dpop_bound_access_tokens: true } : {},
@@ -235,6 +244,24 @@ export async function createClient(
     );
   });
   return { ...clientView(client), ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}) };
+}
+
+/**
+ * An admin service (README "Admin API") is a confidential client that gets `errand:admin` tokens as
+ * itself: client_credentials only, no redirect URIs, resources or other scopes.
+ */
+function checkAdminService(input: z.output<typeof CreateClientSchema>): void {
+  const refuse = (why: string) => new OAuthError('invalid_client_metadata', `an admin_service client ${why}`);
+  if (
+    input.token_endpoint_auth_method === AUTH_METHOD.none ||
+    input.token_endpoint_auth_method === AUTH_METHOD.workloadFederation
+  )
+    throw refuse('authenticates with private_key_jwt (or an opted-in client secret)');
+  if (input.grant_types && (input.grant_types.length !== 1 || input.grant_types[0] !== GRANT_TYPE.clientCredentials))
+    throw refuse('uses client_credentials only');
+  if (input.scope && (input.scope.length !== 1 || input.scope[0] !== ERRAND_SCOPE.admin))
+    throw refuse(`has scope "${ERRAND_SCOPE.admin}" only`);
+  if (input.redirect_uris.length > 0 || input.resources.length > 0) throw refuse('takes no redirect_uris or resources');
 }
 
 export async function createResource(deps: AdminDeps, input: z.output<typeof CreateResourceSchema>): Promise<Resource> {
@@ -294,8 +321,7 @@ export async function createUser(deps: AdminDeps, input: z.output<typeof CreateU
       tx,
     );
   });
-  const { passwordHash: _omit, ...view } = user;
-  return view;
+  return userView(user);
 }
 
 /**

@@ -2,7 +2,13 @@ import { formatScope, OIDC_SCOPE, scopesOutside, USERINFO_SCOPES } from '@errand
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { Client } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
-import { canonicalResources, defaultResource, lookUpResources, requestedScope } from './resource-policy.js';
+import {
+  canonicalResources,
+  checkAdminScope,
+  defaultResource,
+  lookUpResources,
+  requestedScope,
+} from './resource-policy.js';
 
 /** What an authorization request is for, once Errand's defaults are applied. */
 export interface AuthorizationTarget {
@@ -29,7 +35,7 @@ const isIdentityScope = (s: string) => (USERINFO_SCOPES as readonly string[]).in
  */
 export async function authorizationTarget(
   deps: { clients: ClientStore; defaultResource: string | null },
-  client: Pick<Client, 'scope'>,
+  client: Pick<Client, 'scope' | 'kind'>,
   raw: { resource: string | string[] | undefined; scope: string | undefined },
 ): Promise<AuthorizationTarget> {
   const asked = requestedScope(raw.scope);
@@ -58,6 +64,7 @@ export async function authorizationTarget(
       );
     }
   }
+  checkAdminScope(scope, client, false);
   const unknown = scopesOutside(scope, offered);
   if (unknown.length)
     throw new OAuthError('invalid_scope', `scope "${formatScope(unknown)}" is not offered by the requested resources`);

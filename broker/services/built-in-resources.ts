@@ -1,15 +1,17 @@
-import { canonicalizeResource, ERRAND_SCOPES, PATHS, USERINFO_SCOPES } from '@errand/protocol';
+import { canonicalizeResource, ERRAND_SCOPE, ERRAND_SCOPES, PATHS, USERINFO_SCOPES } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import { newId } from '../tokens/random.js';
 
 /**
- * Errand's own protected endpoints, `<issuer>/mcp`, `<issuer>/a2a` and `<issuer>/userinfo`: resources
+ * Errand's own protected endpoints, `<issuer>/mcp`, `<issuer>/a2a`, `<issuer>/userinfo` and the admin
+ * API `<issuer>/api/admin` (for admin service clients' tokens, README "Admin API"): resources
  * like any other (tokens are issued for exactly one of them, RFC 8707), registered at start-up.
  */
 const BUILT_IN = [
   { path: PATHS.mcp, name: 'Errand MCP', scopes: ERRAND_SCOPES },
   { path: PATHS.a2a, name: 'Errand A2A', scopes: ERRAND_SCOPES },
   { path: PATHS.userinfo, name: 'Errand UserInfo', scopes: USERINFO_SCOPES },
+  { path: PATHS.adminApi, name: 'Errand admin API', scopes: [ERRAND_SCOPE.admin] },
 ] as const;
 
 /** The endpoint URL as clients use it: `<issuer>/mcp` (the canonical server URI MCP clients send). */
@@ -20,6 +22,11 @@ export function mcpUrl(issuer: string): string {
 /** The resource id of the UserInfo endpoint (OIDC Core §5.3): the audience of tokens it accepts. */
 export function userinfoResourceId(issuer: string): string {
   return resourceId(`${issuer}${PATHS.userinfo}`);
+}
+
+/** The resource id of the admin API (`<issuer>/api/admin`): the audience of admin service clients' tokens. */
+export function adminApiResourceId(issuer: string): string {
+  return resourceId(`${issuer}${PATHS.adminApi}`);
 }
 
 /** The A2A endpoint URL as clients use it. */

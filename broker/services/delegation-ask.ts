@@ -7,7 +7,7 @@ import { OAuthError } from '../core/errors.js';
 import type { Form } from '../core/params.js';
 import { parseAuthorizationDetails } from './authorization-details.js';
 import type { DelegationLimits } from './delegations.js';
-import { canonicalResources, lookUpResources } from './resource-policy.js';
+import { canonicalResources, checkAdminScope, lookUpResources } from './resource-policy.js';
 
 /**
  * What an agent asks a user for, in typed form, whatever door it came through: resources
@@ -46,6 +46,7 @@ export async function readDelegationRequest(
   const known = await lookUpResources(deps.clients, resources);
   const wanted = [...new Set(ask.scope)];
   if (wanted.length === 0) throw new OAuthError('invalid_scope', 'name at least one scope of the requested resources');
+  checkAdminScope(wanted, client, false);
   const grants: Record<string, string[]> = {};
   for (const r of known) grants[r.url] = wanted.filter((s) => r.scopes.includes(s));
   const orphan = wanted.filter((s) => !known.some((r) => r.scopes.includes(s)));

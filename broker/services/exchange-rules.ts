@@ -8,6 +8,7 @@ import { canExchange } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import { EXCHANGE_RULES_KEY, type ExchangeRule, exchangeRulesOf } from '../core/exchange-rule.js';
 import type { Clock } from '../core/ports.js';
+import { checkAdminScope } from './resource-policy.js';
 import type { TaskService } from './tasks.js';
 
 export const ExchangeRulesSchema = z
@@ -80,6 +81,8 @@ export async function setExchangeRules(
     if (unknown.length > 0) {
       throw new OAuthError('invalid_request', `scope "${unknown.join(' ')}" is not offered by ${url}`);
     }
+    // On-behalf-of tokens speak for a person: never the admin API's scope.
+    checkAdminScope(r.scopes, client, false);
     const ttl = r.max_token_ttl ?? deps.accessTokenTtl;
     if (ttl > deps.accessTokenTtl) {
       throw new OAuthError(

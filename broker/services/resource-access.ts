@@ -1,5 +1,5 @@
 import { buildChallenge, type ProofReplay, verifyDpopProof } from '@errand/guard';
-import { CLAIM, DPOP, parseScope, toolsAllowedAt } from '@errand/protocol';
+import { CLAIM, DPOP, ERRAND_SCOPE, parseScope, toolsAllowedAt } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { User, UserStore } from '../../db/stores/user-store.js';
@@ -9,7 +9,7 @@ import type { Clock } from '../core/ports.js';
 import type { TokenMinter } from '../tokens/access-token.js';
 
 /**
- * Who calls one of Errand's own protected endpoints (`/mcp`, `/a2a`), as its access token and the
+ * Who calls one of Errand's own protected endpoints (`/mcp`, `/a2a`, `/userinfo`, `/api/admin`), as its access token and the
  * request established it. Every operation behind those endpoints decides from this, never from
  * the wire.
  */
@@ -47,6 +47,11 @@ export interface AccessRequest {
   authorization: string | null | undefined;
   dpop: string | null | undefined;
   method: string;
+  /**
+   * The request's URL without query or fragment, as the client addressed it (the DPoP proof's `htu`,
+   * RFC 9449 §4.3), for an endpoint with many paths (the admin API); the endpoint's URL otherwise.
+   */
+  url?: string;
 }
 
 /** One of Errand's own protected endpoints: the resource id tokens carry and the URL clients call. */
@@ -129,7 +134,7 @@ export class ResourceAccess {
       const proof = await verifyDpopProof({
         proof: req.dpop,
         method: req.method,
-        url: endpoint.url,
+        url: req.url ?? endpoint.url,
         accessToken: token,
         jkt,
         now,
@@ -162,6 +167,27 @@ export class ResourceAccess {
       },
     };
   }
+}
+
+/**
+ * The admin API's extra conditions on top of `verify` (README "Admin API"): the token was issued to an
+ * admin service client as itself, with `errand:admin`. Issuance already refuses anything else
+ * (`checkAdminScope`); this is the second lock, at the door that matters.
+ */
+export async function verifyAdminAccess(
+  access: Pick<ResourceAccess, 'verify'>,
+  req: AccessRequest,
+  endpoint: ProtectedEndpoint,
+): Promise<{ ok: true; caller: Caller } | { ok: false; failure: AccessFailure }> {
+  const verified = await access.verify(req, endpoint);
+  if (!verified.ok) return verified;
+  const { caller } = verified;
+  const dpop = caller.dpopJkt !== null;
+  if (caller.client.kind !== 'admin_service' || caller.user !== null || caller.subject !== caller.client.id)
+    return fail(401, 'invalid_token', 'the access token was not issued to an admin service client', dpop);
+  if (!caller.scopes.includes(ERRAND_SCOPE.admin))
+    return fail(403, 'insufficient_scope', `the access token lacks the ${ERRAND_SCOPE.admin} scope`, dpop);
+  return verified;
 }
 
 /** The scopes of `needed` the caller lacks. */

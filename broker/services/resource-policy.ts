@@ -1,4 +1,4 @@
-import { canonicalizeResource, formatScope, parseScope, scopesOutside } from '@errand/protocol';
+import { canonicalizeResource, ERRAND_SCOPE, formatScope, parseScope, scopesOutside } from '@errand/protocol';
 import type { ClientStore, Resource } from '../../db/stores/client-store.js';
 import type { Client } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
@@ -97,7 +97,12 @@ export function requestedScope(raw: string | undefined): string[] | undefined {
  * Scopes a client may receive for a resource: within the resource's catalogue and, when the client
  * registered a scope list, within that list. Anything outside is invalid_scope, never silently dropped.
  */
-export function checkScope(requested: readonly string[], resource: Resource, client: Pick<Client, 'scope'>): void {
+export function checkScope(
+  requested: readonly string[],
+  resource: Resource,
+  client: Pick<Client, 'scope' | 'kind'>,
+): void {
+  checkAdminScope(requested, client, true);
   const unknown = scopesOutside(requested, resource.scopes);
   if (unknown.length > 0) {
     throw new OAuthError('invalid_scope', `scope "${formatScope(unknown)}" is not offered by resource ${resource.url}`);
@@ -107,5 +112,20 @@ export function checkScope(requested: readonly string[], resource: Resource, cli
     if (notAllowed.length > 0) {
       throw new OAuthError('invalid_scope', `scope "${formatScope(notAllowed)}" is not allowed for this client`);
     }
+  }
+}
+
+/**
+ * `errand:admin` opens the admin API (README "Admin API"): only a client an administrator created as
+ * an admin service may hold it, and only as itself (client_credentials). No person can delegate it and
+ * no registered agent, MCP client or resource server can ask for it, whatever scopes it registered.
+ */
+export function checkAdminScope(requested: readonly string[], client: Pick<Client, 'kind'>, asItself: boolean): void {
+  if (!requested.includes(ERRAND_SCOPE.admin)) return;
+  if (client.kind !== 'admin_service' || !asItself) {
+    throw new OAuthError(
+      'invalid_scope',
+      `scope "${ERRAND_SCOPE.admin}" is only for admin service clients, through client_credentials`,
+    );
   }
 }

@@ -29,8 +29,8 @@ interface ClientView {
 
 interface AuditEvent {
   type: string;
-  clientId: string | null;
-  userId: string | null;
+  client_id: string | null;
+  user_id: string | null;
   result: string;
 }
 
@@ -267,7 +267,7 @@ describe('signing keys', () => {
 
     const rotated = await api.call('POST', '/api/admin/keys/rotate');
     expect(rotated.status).toBe(202);
-    const { kid, activatesAt } = (await rotated.json()) as { kid: string; activatesAt: number };
+    const { kid, activates_at: activatesAt } = (await rotated.json()) as { kid: string; activates_at: number };
     expect(activatesAt).toBeGreaterThan(tb.clock.now());
 
     const after = await keys();
@@ -296,18 +296,18 @@ describe('audit', () => {
 
     const forA = await audit({ client_id: a.client_id });
     expect(forA.length).toBeGreaterThanOrEqual(3);
-    expect(forA.every((e) => e.clientId === a.client_id)).toBe(true);
+    expect(forA.every((e) => e.client_id === a.client_id)).toBe(true);
     expect(forA.map((e) => e.type)).toEqual(expect.arrayContaining(['client.registered', 'token.issued']));
     expect(forA.filter((e) => e.type === 'token.issued')).toHaveLength(2);
     const registered = forA.find((e) => e.type === 'client.registered');
-    expect(registered).toMatchObject({ result: 'allowed', userId: api.admin.id });
+    expect(registered).toMatchObject({ result: 'allowed', user_id: api.admin.id });
 
     const forB = await audit({ client_id: b.client_id });
     expect(forB.map((e) => e.type)).toEqual(['client.registered']);
 
     const issuedToA = await audit({ type: 'token.issued', client_id: a.client_id });
     expect(issuedToA).toHaveLength(2);
-    expect(issuedToA.every((e) => e.type === 'token.issued' && e.clientId === a.client_id)).toBe(true);
+    expect(issuedToA.every((e) => e.type === 'token.issued' && e.client_id === a.client_id)).toBe(true);
     expect(await audit({ type: 'token.issued', client_id: b.client_id })).toEqual([]);
 
     const limited = await audit({ type: 'client.registered', limit: '1' });

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AuditEvent } from '../../db/stores/audit-store.js';
+import type { z } from 'zod';
+import type { AuditEventViewSchema } from '../services/api-views.js';
 import { addAgent, adminApi, createUser, startBroker, type TestBroker } from './fixtures.js';
+
+type AuditEvent = z.infer<typeof AuditEventViewSchema>;
 
 let tb: TestBroker;
 let api: Awaited<ReturnType<typeof adminApi>>;
@@ -41,18 +44,18 @@ describe('audit events carry the source address', () => {
     const succeeded = (await audit({ type: 'signin.succeeded', user_id: person.id }))[0];
     expect(succeeded).toMatchObject({
       result: 'allowed',
-      userId: person.id,
-      requestId: ok.headers.get('x-request-id'),
+      user_id: person.id,
+      request_id: ok.headers.get('x-request-id'),
     });
     expect(succeeded!.details).toMatchObject({ method: 'password' });
     expect(String(succeeded!.details.address)).toMatch(LOOPBACK);
 
     const failed = await audit({ type: 'signin.failed' });
-    const mine = failed.find((e) => e.userId === person.id);
+    const mine = failed.find((e) => e.user_id === person.id);
     expect(mine).toMatchObject({ result: 'denied', reason: 'bad_credentials' });
     expect(String(mine!.details.address)).toMatch(LOOPBACK);
-    const stranger = failed.find((e) => e.requestId === unknown.headers.get('x-request-id'));
-    expect(stranger).toMatchObject({ result: 'denied', userId: null, reason: 'bad_credentials' });
+    const stranger = failed.find((e) => e.request_id === unknown.headers.get('x-request-id'));
+    expect(stranger).toMatchObject({ result: 'denied', user_id: null, reason: 'bad_credentials' });
     expect(JSON.stringify(failed)).not.toMatch(/not-the-password-31c|whatever-password-8d/);
   });
 
@@ -65,7 +68,7 @@ describe('audit events carry the source address', () => {
     expect(created.status).toBe(201);
     const { id: newUserId } = (await created.json()) as { id: string };
     const [userCreated] = await audit({ type: 'user.created' });
-    expect(userCreated).toMatchObject({ result: 'allowed', userId: api.admin.id });
+    expect(userCreated).toMatchObject({ result: 'allowed', user_id: api.admin.id });
     expect(userCreated!.details).toMatchObject({
       created_user_id: newUserId,
       username: 'audited-person',
@@ -76,13 +79,13 @@ describe('audit events carry the source address', () => {
 
     const agent = await addAgent(api, { name: 'audited agent' });
     const [registered] = await audit({ type: 'client.registered', client_id: agent.clientId });
-    expect(registered).toMatchObject({ userId: api.admin.id });
+    expect(registered).toMatchObject({ user_id: api.admin.id });
     expect(String(registered!.details.address)).toMatch(LOOPBACK);
 
     const disabled = await api.call('PATCH', `/api/admin/clients/${agent.clientId}`, { status: 'disabled' });
     expect(disabled.status).toBe(200);
     const [event] = await audit({ type: 'agent.disabled', client_id: agent.clientId });
-    expect(event).toMatchObject({ userId: api.admin.id });
+    expect(event).toMatchObject({ user_id: api.admin.id });
     expect(String(event!.details.address)).toMatch(LOOPBACK);
   });
 
@@ -100,7 +103,7 @@ describe('audit events carry the source address', () => {
       const events = (await (await admin.call('GET', '/api/admin/audit?type=signin.failed')).json()) as {
         events: AuditEvent[];
       };
-      const event = events.events.find((e) => e.requestId === res.headers.get('x-request-id'));
+      const event = events.events.find((e) => e.request_id === res.headers.get('x-request-id'));
       expect(event?.details.address).toBe('2001:db8:0:0:aaaa::17');
     } finally {
       await proxied.close();

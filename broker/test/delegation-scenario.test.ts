@@ -135,30 +135,30 @@ describe('a user delegates, agents exchange down a chain, the task ends', () => 
     const events = (await (await api.call('GET', `/api/admin/audit?user_id=${userId}&limit=200`)).json()) as {
       events: {
         type: string;
-        userId: string;
-        clientId: string;
-        actorChain: string[];
-        taskId: string | null;
+        user_id: string;
+        client_id: string;
+        actor_chain: string[];
+        task_id: string | null;
         result: string;
         reason: string | null;
-        delegationId: string | null;
+        delegation_id: string | null;
       }[];
     };
     const types = events.events.map((e) => e.type);
     for (const t of ['delegation.requested', 'delegation.approved', 'token.exchanged', 'task.ended', 'exchange.denied'])
       expect(types).toContain(t);
-    const cExchange = events.events.find((e) => e.type === 'token.exchanged' && e.clientId === c.clientId)!;
+    const cExchange = events.events.find((e) => e.type === 'token.exchanged' && e.client_id === c.clientId)!;
     expect(cExchange).toMatchObject({
-      userId,
-      actorChain: [c.clientId, b.clientId, a.clientId],
-      delegationId,
+      user_id: userId,
+      actor_chain: [c.clientId, b.clientId, a.clientId],
+      delegation_id: delegationId,
       result: 'allowed',
     });
     const denied = events.events.find((e) => e.type === 'exchange.denied')!;
-    expect(denied).toMatchObject({ result: 'denied', reason: 'task_ended', userId });
+    expect(denied).toMatchObject({ result: 'denied', reason: 'task_ended', user_id: userId });
     const byAgent = (await (
       await api.call('GET', `/api/admin/audit?agent=${b.clientId}&type=token.exchanged`)
-    ).json()) as { events: { clientId: string }[] };
+    ).json()) as { events: { client_id: string }[] };
     expect(byAgent.events.length).toBeGreaterThanOrEqual(2); // B's own exchange and C's (B is in C's chain)
     const byTask = (await (await api.call('GET', `/api/admin/audit?task_id=${ta.task_id}`)).json()) as {
       events: { type: string }[];

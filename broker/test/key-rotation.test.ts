@@ -111,7 +111,7 @@ describe('signing key rotation', () => {
     const before = tb.clock.now();
     const res = await api.call('POST', '/api/admin/keys/rotate');
     expect(res.status).toBe(202);
-    const { kid: k2, activatesAt } = (await res.json()) as { kid: string; activatesAt: number };
+    const { kid: k2, activates_at: activatesAt } = (await res.json()) as { kid: string; activates_at: number };
     // Max-age 120 s, plus skew (30 s), a maintenance interval (30 s) and 1 s: config keys.minPublishAhead.
     expect(activatesAt).toBeGreaterThanOrEqual(before + 181);
     expect((await jwks()).keys.map((k) => k.kid).sort()).toEqual([k1, k2].sort());

@@ -64,7 +64,7 @@ beforeAll(async () => {
     min_assurance: 'NHI-AAL2',
   });
   expect(vault.status).toBe(201);
-  expect(await vault.json()).toMatchObject({ minAssurance: 'NHI-AAL2' });
+  expect(await vault.json()).toMatchObject({ min_assurance: 'NHI-AAL2' });
   planner = await addWorkloadAgent(api, 'planner');
   hwAgent = await addWorkloadAgent(api, 'enclave agent');
   ciBot = await addWorkloadAgent(api, 'release bot');
@@ -384,9 +384,9 @@ describe('assurance levels are enforced at exchange', () => {
     const audit = (await (
       await api.call('GET', `/api/admin/audit?type=exchange.denied&client_id=${keyed.clientId}`)
     ).json()) as {
-      events: { reason: string; delegationId: string; details: Record<string, unknown> }[];
+      events: { reason: string; delegation_id: string; details: Record<string, unknown> }[];
     };
-    expect(audit.events.find((e) => e.delegationId === delegationId)).toMatchObject({
+    expect(audit.events.find((e) => e.delegation_id === delegationId)).toMatchObject({
       reason: 'assurance_too_low',
       details: { required: 'NHI-AAL2', actual: 'NHI-AAL1', by: 'resource' },
     });

@@ -82,7 +82,11 @@ export class KeyRing {
   }
 
   /** Pulls the next key forward (or creates one) to sign after `delay` seconds: an admin's "rotate now". */
-  async rotateNow(delay: number): Promise<{ kid: string; activatesAt: number }> {
+  /** `actor`: who asked (a person's id, or an admin service client's), for the `key.rotated` event. */
+  async rotateNow(
+    delay: number,
+    actor?: { userId: string; requestId: string; address: string },
+  ): Promise<{ kid: string; activatesAt: number }> {
     const { db, clock } = this.deps;
     const result = await db.write(async (tx) => {
       const now = clock.now();
@@ -92,7 +96,12 @@ export class KeyRing {
       if (kid) await tx.update(signingKeys).set({ activatesAt: plan.activatesAt }).where(eq(signingKeys.kid, kid));
       else kid = await this.insertKey(tx, plan.activatesAt, now);
       await this.deps.audit.append(
-        { type: 'key.rotated', result: 'allowed', details: { kid, activatesAt: plan.activatesAt } },
+        {
+          type: 'key.rotated',
+          result: 'allowed',
+          ...(actor ? { userId: actor.userId, requestId: actor.requestId } : {}),
+          details: { kid, activatesAt: plan.activatesAt, ...(actor ? { address: actor.address } : {}) },
+        },
         now,
         tx,
       );

@@ -5,7 +5,7 @@ export const clients = sqliteTable(
   'clients',
   {
     id: text().primaryKey(),
-    kind: text({ enum: ['agent', 'mcp_client', 'resource_server'] }).notNull(),
+    kind: text({ enum: ['agent', 'mcp_client', 'resource_server', 'admin_service'] }).notNull(),
     name: text().notNull(),
     ownerId: text(),
     source: text({ enum: ['admin', 'dcr', 'cimd'] }).notNull(),

@@ -10,7 +10,7 @@ import {
 import { jsonBody } from '../api.js';
 import { parseParams } from '../params.js';
 import { type AppEnv, NO_STORE } from '../types.js';
-import { requireAdmin } from './admin-api.js';
+import { adminActorId, requireAdmin } from './admin-api.js';
 
 /** Admin API for initial access tokens (RFC 7591 §3), with which agents register themselves. */
 export function initialAccessTokenRoutes(deps: InitialAccessTokenDeps) {
@@ -26,7 +26,7 @@ export function initialAccessTokenRoutes(deps: InitialAccessTokenDeps) {
   });
   app.post(base, async (c) => {
     const input = parseParams(CreateInitialAccessTokenSchema, await jsonBody(c));
-    const issued = await issueInitialAccessToken(deps, input, c.get('user')!.id, c.var.requestId);
+    const issued = await issueInitialAccessToken(deps, input, adminActorId(c), c.var.requestId);
     c.var.log.info('initial_access_token.issued', { initialAccessTokenId: issued.id });
     // The value is in this response only: never stored, never shown again.
     return c.json(issued, 201, NO_STORE);
@@ -37,7 +37,7 @@ export function initialAccessTokenRoutes(deps: InitialAccessTokenDeps) {
     return c.json(initialAccessTokenView(token, deps.clock.now()));
   });
   app.post(`${base}/:id/revoke`, async (c) =>
-    c.json(await revokeInitialAccessToken(deps, c.req.param('id'), c.get('user')!.id, c.var.requestId)),
+    c.json(await revokeInitialAccessToken(deps, c.req.param('id'), adminActorId(c), c.var.requestId)),
   );
   return app;
 }

@@ -6,7 +6,7 @@ import { createPeerRegistry, peerView } from '../../services/peers/peers.js';
 import { jsonBody } from '../api.js';
 import { parseParams } from '../params.js';
 import type { AppEnv } from '../types.js';
-import { requireAdmin } from './admin-api.js';
+import { adminActorId, requireAdmin } from './admin-api.js';
 
 export const RegisterPeerSchema = z
   .object({ card_url: z.string().min(1).max(2048), accept_unsigned: z.boolean().default(false) })
@@ -21,7 +21,7 @@ export function peerRoutes(deps: Pick<Engine, 'db' | 'clients' | 'audit' | 'cloc
   app.use('/api/admin/peers', requireAdmin());
   app.use('/api/admin/peers/*', requireAdmin());
   const actor = (c: Context<AppEnv>) => ({
-    userId: c.get('user')!.id,
+    userId: adminActorId(c),
     requestId: c.var.requestId,
   });
 

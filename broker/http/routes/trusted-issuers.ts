@@ -12,7 +12,7 @@ import {
 import { jsonBody } from '../api.js';
 import { parseParams } from '../params.js';
 import type { AppEnv } from '../types.js';
-import { requireAdmin } from './admin-api.js';
+import { adminActorId, requireAdmin } from './admin-api.js';
 
 const PATH = '/api/admin/trusted-issuers';
 
@@ -28,7 +28,7 @@ export function trustedIssuerRoutes(deps: TrustedIssuerDeps) {
   app.get(PATH, async (c) => c.json({ trusted_issuers: (await deps.trustedIssuers.list()).map(trustedIssuerView) }));
   app.post(PATH, async (c) => {
     const input = parseParams(CreateTrustedIssuerSchema, await jsonBody(c));
-    const created = await createTrustedIssuer(deps, input, c.get('user')!.id, c.var.requestId);
+    const created = await createTrustedIssuer(deps, input, adminActorId(c), c.var.requestId);
     return c.json(trustedIssuerView(created), 201);
   });
   app.get(`${PATH}/:id`, async (c) => {
@@ -38,11 +38,11 @@ export function trustedIssuerRoutes(deps: TrustedIssuerDeps) {
   });
   app.patch(`${PATH}/:id`, async (c) => {
     const patch = parseParams(UpdateTrustedIssuerSchema, await jsonBody(c));
-    const updated = await updateTrustedIssuer(deps, c.req.param('id'), patch, c.get('user')!.id, c.var.requestId);
+    const updated = await updateTrustedIssuer(deps, c.req.param('id'), patch, adminActorId(c), c.var.requestId);
     return c.json(trustedIssuerView(updated));
   });
   app.delete(`${PATH}/:id`, async (c) => {
-    await deleteTrustedIssuer(deps, c.req.param('id'), c.get('user')!.id, c.var.requestId);
+    await deleteTrustedIssuer(deps, c.req.param('id'), adminActorId(c), c.var.requestId);
     return c.body(null, 204);
   });
   return app;

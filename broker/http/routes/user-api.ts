@@ -4,23 +4,32 @@ import type { AuditStore } from '../../../db/stores/audit-store.js';
 import type { DelegationStore } from '../../../db/stores/delegation-store.js';
 import type { TaskStore } from '../../../db/stores/task-store.js';
 import { OAuthError } from '../../core/errors.js';
+import { auditEventView } from '../../services/api-views.js';
 import { ApprovalSchema, type DelegationService, delegationView } from '../../services/delegations.js';
 import { type TaskService, taskView } from '../../services/tasks.js';
-import { AuditQuerySchema, auditFilter, jsonBody } from '../api.js';
+import { API_CREDENTIALS, AuditQuerySchema, auditFilter, checkApiCsrf, jsonBody } from '../api.js';
 import { parseParams } from '../params.js';
-import { checkCsrf } from '../session.js';
 import type { AppEnv } from '../types.js';
 
 /** Signed-in people; unsafe methods also carry the session's CSRF token in `X-CSRF-Token`. */
 export function requireUser(): MiddlewareHandler<AppEnv> {
   return async function requireUserMiddleware(c, next) {
-    if (!c.get('user')) throw new OAuthError('unauthorized', 'sign in first (POST /api/session or the web sign-in)');
-    if (!['GET', 'HEAD', 'OPTIONS'].includes(c.req.method)) checkCsrf(c, c.req.header('x-csrf-token'));
+    if (!c.get('user')) {
+      // A person's own API: access tokens (even errand:admin ones) are not accepted here.
+      const tokenSent = c.req.header('authorization') !== undefined;
+      throw new OAuthError(
+        'unauthorized',
+        `${API_CREDENTIALS.session}${tokenSent ? '; this API does not accept access tokens' : ''}`,
+      );
+    }
+    checkApiCsrf(c);
     await next();
   };
 }
 
-const StatusQuery = z.object({ status: z.enum(['pending', 'active', 'denied', 'revoked']).optional() });
+export const DelegationStatusQuerySchema = z.object({
+  status: z.enum(['pending', 'active', 'denied', 'revoked']).optional(),
+});
 
 /** The API of a signed-in person: their delegations, tasks and audit trail (and nothing else). */
 export function userApiRoutes(deps: {
@@ -41,7 +50,7 @@ export function userApiRoutes(deps: {
   });
 
   app.get('/api/me/delegations', async (c) => {
-    const q = parseParams(StatusQuery, c.req.query());
+    const q = parseParams(DelegationStatusQuerySchema, c.req.query());
     const list = await deps.delegations.listForUser(me(c).id, q.status);
     return c.json({ delegations: list.map(delegationView) });
   });
@@ -83,7 +92,7 @@ export function userApiRoutes(deps: {
   app.get('/api/me/audit', async (c) => {
     const q = parseParams(AuditQuerySchema, c.req.query());
     // Only events on the caller's behalf, whatever user_id the query names.
-    return c.json({ events: await deps.audit.query({ ...auditFilter(q), userId: me(c).id }) });
+    return c.json({ events: (await deps.audit.query({ ...auditFilter(q), userId: me(c).id })).map(auditEventView) });
   });
 
   return app;

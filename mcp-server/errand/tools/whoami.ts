@@ -6,7 +6,7 @@ import type { ToolEnv } from '../tool-env.js';
 export const WhoamiOutputSchema = z.object({
   client_id: z.string(),
   client_name: z.string(),
-  kind: z.enum(['agent', 'mcp_client', 'resource_server']),
+  kind: z.enum(['agent', 'mcp_client', 'resource_server', 'admin_service']),
   user: z.object({ user_id: z.string(), username: z.string() }).nullable(),
   scopes: z.array(z.string()),
   assurance_level: z.enum(['NHI-AAL1', 'NHI-AAL2', 'NHI-AAL3']).nullable(),

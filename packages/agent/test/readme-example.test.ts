@@ -117,9 +117,9 @@ describe('the agent SDK example in the README', () => {
 
     // The task tokens were DPoP-bound and stated the agent's attested level.
     const audit = (await (await me.call('GET', '/api/me/audit?type=token.exchanged')).json()) as {
-      events: { taskId: string; clientId: string; details: { dpopBound: boolean; assurance: string } }[];
+      events: { task_id: string; client_id: string; details: { dpopBound: boolean; assurance: string } }[];
     };
-    const issued = audit.events.filter((e) => e.taskId === result.taskId || e.taskId === result.subTaskId);
+    const issued = audit.events.filter((e) => e.task_id === result.taskId || e.task_id === result.subTaskId);
     expect(issued.length).toBe(2);
     for (const e of issued) expect(e.details).toMatchObject({ dpopBound: true, assurance: 'NHI-AAL2' });
 

@@ -148,6 +148,11 @@ export const ERRAND_SCOPE = {
   delegate: 'errand:delegate',
   /** Start, re-open, hand down and end tasks (task tokens). */
   tasks: 'errand:tasks',
+  /**
+   * The admin API (`<issuer>/api/admin`) for automation: only an admin service client holds it, as
+   * itself, through client_credentials (README "Admin API"). Not a scope of `/mcp` or `/a2a`.
+   */
+  admin: 'errand:admin',
 } as const;
 
 /** Every scope of those endpoints, in the order challenges and metadata list them. */

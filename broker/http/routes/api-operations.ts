@@ -1,0 +1,209 @@
+import { z } from 'zod';
+import {
+  CreateClientSchema,
+  CreateResourceSchema,
+  CreateUserSchema,
+  UpdateClientSchema,
+} from '../../services/admin.js';
+import {
+  AuditEventViewSchema,
+  ClientViewSchema,
+  CreatedClientSchema,
+  DelegationViewSchema,
+  ExchangeRuleViewSchema,
+  InitialAccessTokenViewSchema,
+  IssuedInitialAccessTokenSchema,
+  KeyRotationViewSchema,
+  KeyViewSchema,
+  PeerViewSchema,
+  ResourceViewSchema,
+  SessionViewSchema,
+  SignInSchema,
+  TaskTreeViewSchema,
+  TaskViewSchema,
+  TrustedIssuerViewSchema,
+  UserViewSchema,
+} from '../../services/api-views.js';
+import { ApprovalSchema } from '../../services/delegations.js';
+import { ExchangeRulesSchema } from '../../services/exchange-rules.js';
+import { CreateInitialAccessTokenSchema } from '../../services/initial-access-tokens.js';
+import { CreateTrustedIssuerSchema, UpdateTrustedIssuerSchema } from '../../services/trusted-issuers.js';
+import { AuditQuerySchema } from '../api.js';
+import { RefreshPeerSchema, RegisterPeerSchema } from './peers.js';
+import { DelegationStatusQuerySchema } from './user-api.js';
+
+/**
+ * Every `/api/*` endpoint, one line each, for the OpenAPI document (openapi-document.ts, README "Admin
+ * API"). A test compares this list with the routes the real app registers: a new endpoint fails it
+ * until its line is here.
+ */
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface ApiOperation {
+  method: Method;
+  /** Hono syntax (`/api/admin/clients/:id`). */
+  path: string;
+  /** Unique, camelCase: the OpenAPI operationId. */
+  id: string;
+  summary: string;
+  /** admin: session + CSRF or an errand:admin token; user: session + CSRF; public: nothing. */
+  access: 'admin' | 'user' | 'public';
+  body?: z.ZodType;
+  /** The body may be left out entirely. */
+  bodyOptional?: boolean;
+  query?: z.ZodObject;
+  /** Success status (200 unless said). */
+  status?: 200 | 201 | 202 | 204;
+  /** The success body; absent for 204. */
+  response?: z.ZodType;
+}
+
+type Extra = Omit<ApiOperation, 'method' | 'path' | 'id' | 'summary' | 'access'>;
+
+function op(route: `${Method} /api/${string}`, id: string, summary: string, extra: Extra = {}): ApiOperation {
+  const [method, path] = route.split(' ') as [Method, string];
+  const access = path.startsWith('/api/admin') ? 'admin' : path.startsWith('/api/me') ? 'user' : 'public';
+  return { method, path, id, summary, access, ...extra };
+}
+
+const list = (key: string, item: z.ZodType) => z.object({ [key]: z.array(item) }).strict();
+
+export const API_OPERATIONS: readonly ApiOperation[] = [
+  // Sign-in for scripts and the document itself.
+  op('POST /api/session', 'signIn', 'Sign in: sets the session cookie, returns the CSRF token', {
+    body: SignInSchema,
+    response: SessionViewSchema,
+  }),
+  op('GET /api/openapi.json', 'getOpenApi', 'This OpenAPI document', { response: z.record(z.string(), z.unknown()) }),
+
+  // Clients (agents, MCP clients, resource servers, admin services).
+  op('GET /api/admin/clients', 'listClients', 'List clients', { response: list('clients', ClientViewSchema) }),
+  op('POST /api/admin/clients', 'createClient', 'Register a client', {
+    body: CreateClientSchema,
+    status: 201,
+    response: CreatedClientSchema,
+  }),
+  op('GET /api/admin/clients/:id', 'getClient', 'A client', { response: ClientViewSchema }),
+  op('PATCH /api/admin/clients/:id', 'updateClient', 'Rename, re-own, disable or enable a client', {
+    body: UpdateClientSchema,
+    response: ClientViewSchema,
+  }),
+  op('POST /api/admin/clients/:id/approve', 'approveClient', 'Approve a self-registered agent', {
+    response: ClientViewSchema,
+  }),
+  op('POST /api/admin/clients/:id/reject', 'rejectClient', 'Reject a self-registered agent', {
+    response: ClientViewSchema,
+  }),
+  op('PUT /api/admin/clients/:id/exchange-rules', 'setExchangeRules', "Set a resource server's on-behalf-of rules", {
+    body: ExchangeRulesSchema,
+    response: z.object({ client_id: z.string(), exchange_rules: z.array(ExchangeRuleViewSchema) }).strict(),
+  }),
+
+  // Tasks and delegations across users.
+  op('POST /api/admin/tasks/:id/end', 'endTaskAsAdmin', 'End a task and its sub-tasks', { response: TaskViewSchema }),
+  op('POST /api/admin/delegations/:id/revoke', 'revokeDelegationAsAdmin', 'Revoke a delegation', {
+    response: z.object({ delegation_id: z.string(), status: z.literal('revoked') }).strict(),
+  }),
+
+  // Resources, people, keys, audit.
+  op('GET /api/admin/resources', 'listResources', 'List resources', {
+    response: list('resources', ResourceViewSchema),
+  }),
+  op('POST /api/admin/resources', 'createResource', 'Register a resource', {
+    body: CreateResourceSchema,
+    status: 201,
+    response: ResourceViewSchema,
+  }),
+  op('GET /api/admin/users', 'listUsers', 'List people', { response: list('users', UserViewSchema) }),
+  op('POST /api/admin/users', 'createUser', 'Create an account', {
+    body: CreateUserSchema,
+    status: 201,
+    response: UserViewSchema,
+  }),
+  op('GET /api/admin/keys', 'listKeys', 'Published signing keys', { response: list('keys', KeyViewSchema) }),
+  op('POST /api/admin/keys/rotate', 'rotateKeys', 'Schedule the next signing key', {
+    status: 202,
+    response: KeyRotationViewSchema,
+  }),
+  op('GET /api/admin/audit', 'queryAudit', 'Audit events, newest first', {
+    query: AuditQuerySchema,
+    response: list('events', AuditEventViewSchema),
+  }),
+
+  // A2A peers.
+  op('GET /api/admin/peers', 'listPeers', 'List A2A peers', { response: list('peers', PeerViewSchema) }),
+  op('POST /api/admin/peers', 'registerPeer', 'Register a peer from its Agent Card (201; 200 if known)', {
+    body: RegisterPeerSchema,
+    status: 201,
+    response: PeerViewSchema,
+  }),
+  op('GET /api/admin/peers/:id', 'getPeer', 'A peer', { response: PeerViewSchema }),
+  op('POST /api/admin/peers/:id/refresh', 'refreshPeer', "Fetch a peer's card again", {
+    body: RefreshPeerSchema,
+    bodyOptional: true,
+    response: PeerViewSchema,
+  }),
+
+  // Trusted workload issuers.
+  op('GET /api/admin/trusted-issuers', 'listTrustedIssuers', 'List trusted workload issuers', {
+    response: list('trusted_issuers', TrustedIssuerViewSchema),
+  }),
+  op('POST /api/admin/trusted-issuers', 'createTrustedIssuer', 'Trust a workload issuer', {
+    body: CreateTrustedIssuerSchema,
+    status: 201,
+    response: TrustedIssuerViewSchema,
+  }),
+  op('GET /api/admin/trusted-issuers/:id', 'getTrustedIssuer', 'A trusted issuer', {
+    response: TrustedIssuerViewSchema,
+  }),
+  op('PATCH /api/admin/trusted-issuers/:id', 'updateTrustedIssuer', 'Change a trusted issuer', {
+    body: UpdateTrustedIssuerSchema,
+    response: TrustedIssuerViewSchema,
+  }),
+  op('DELETE /api/admin/trusted-issuers/:id', 'deleteTrustedIssuer', 'Remove a trusted issuer', { status: 204 }),
+
+  // Initial access tokens (RFC 7591 §3).
+  op('GET /api/admin/initial-access-tokens', 'listInitialAccessTokens', 'List initial access tokens', {
+    response: list('initial_access_tokens', InitialAccessTokenViewSchema),
+  }),
+  op('POST /api/admin/initial-access-tokens', 'issueInitialAccessToken', 'Issue one (its value is shown once)', {
+    body: CreateInitialAccessTokenSchema,
+    status: 201,
+    response: IssuedInitialAccessTokenSchema,
+  }),
+  op('GET /api/admin/initial-access-tokens/:id', 'getInitialAccessToken', 'An initial access token', {
+    response: InitialAccessTokenViewSchema,
+  }),
+  op('POST /api/admin/initial-access-tokens/:id/revoke', 'revokeInitialAccessToken', 'Revoke one', {
+    response: InitialAccessTokenViewSchema,
+  }),
+
+  // The signed-in person's own API.
+  op('GET /api/me', 'getMe', 'Who is signed in', {
+    response: z.object({ user_id: z.string(), username: z.string(), role: z.enum(['user', 'admin']) }).strict(),
+  }),
+  op('GET /api/me/delegations', 'listMyDelegations', 'My delegations', {
+    query: DelegationStatusQuerySchema,
+    response: list('delegations', DelegationViewSchema),
+  }),
+  op('GET /api/me/delegations/:id', 'getMyDelegation', 'One of my delegations', { response: DelegationViewSchema }),
+  op('POST /api/me/delegations/:id/approve', 'approveDelegation', 'Approve, optionally narrowed', {
+    body: ApprovalSchema,
+    bodyOptional: true,
+    response: DelegationViewSchema,
+  }),
+  op('POST /api/me/delegations/:id/deny', 'denyDelegation', 'Deny a pending request', {
+    response: DelegationViewSchema,
+  }),
+  op('POST /api/me/delegations/:id/revoke', 'revokeDelegation', 'Revoke one of my delegations', {
+    response: DelegationViewSchema,
+  }),
+  op('GET /api/me/tasks', 'listMyTasks', 'My tasks', { response: list('tasks', TaskViewSchema) }),
+  op('GET /api/me/tasks/:id', 'getMyTask', 'One of my tasks, with its tree', { response: TaskTreeViewSchema }),
+  op('POST /api/me/tasks/:id/end', 'endMyTask', 'End one of my tasks', { response: TaskViewSchema }),
+  op('GET /api/me/audit', 'queryMyAudit', 'Audit events on my behalf', {
+    query: AuditQuerySchema,
+    response: list('events', AuditEventViewSchema),
+  }),
+];
