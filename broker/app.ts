@@ -23,6 +23,7 @@ import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
 import { metadataRoutes } from './http/routes/metadata.js';
 import { peerRoutes } from './http/routes/peers.js';
+import { peopleApiRoutes } from './http/routes/people-api.js';
 import { registerRoutes } from './http/routes/register.js';
 import { revocationEventRoutes } from './http/routes/revocation-events.js';
 import { statusListRoutes } from './http/routes/status-list.js';
@@ -249,9 +250,22 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       delegationService: deps.delegationService,
       delegations: deps.delegations,
       accessTokenTtl: config.tokens.accessTokenTtl,
+      issuer: config.issuer,
       clock: deps.clock,
       keys: deps.keys,
       rotateDelay: config.keys.minPublishAhead,
+    }),
+  );
+  app.route(
+    '/',
+    peopleApiRoutes({
+      db: deps.db,
+      users: deps.users,
+      delegations: deps.delegations,
+      grants: deps.grants,
+      taskService: deps.taskService,
+      audit: deps.audit,
+      clock: deps.clock,
     }),
   );
   app.route(

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
-import type { ClientStore, Resource } from '../../db/stores/client-store.js';
+import type { ClientStore } from '../../db/stores/client-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
 import { assuranceLevel, type Client, credentialKindOf, redirectUriProblem } from '../core/client.js';
@@ -14,6 +14,8 @@ import { formatScope, isScopeToken } from '../core/scopes.js';
 import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import type { TaskService } from './tasks.js';
+
+export { CreateResourceSchema, createResource } from './resources.js';
 
 export const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
@@ -61,16 +63,6 @@ export const UpdateClientSchema = z
     status: z.enum(['active', 'disabled']).optional(),
     owner_id: z.string().max(100).nullable().optional(),
     name: z.string().min(1).max(200).optional(),
-  })
-  .strict();
-
-export const CreateResourceSchema = z
-  .object({
-    url: z.string().max(2048),
-    name: z.string().min(1).max(200),
-    scopes: ScopeList.min(1),
-    /** The lowest assurance level an agent must have to get tokens for it (README "Assurance levels"). */
-    min_assurance: z.enum(ASSURANCE_LEVELS).optional(),
   })
   .strict();
 
@@ -230,22 +222,6 @@ export async function createClient(
     );
   });
   return { ...clientView(client), ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}) };
-}
-
-export async function createResource(deps: AdminDeps, input: z.output<typeof CreateResourceSchema>): Promise<Resource> {
-  const url = canonicalizeResource(input.url);
-  if (!url) throw new OAuthError('invalid_request', 'url must be an absolute http(s) URL without a fragment');
-  if (await deps.clients.getResource(url)) throw new OAuthError('conflict', `resource ${url} already exists`);
-  const resource: Resource = {
-    id: newId('res'),
-    url,
-    name: input.name,
-    scopes: [...new Set(input.scopes)].sort(),
-    minAssurance: input.min_assurance ?? null,
-    createdAt: deps.clock.now(),
-  };
-  await deps.clients.insertResource(resource);
-  return resource;
 }
 
 /** Who made an administrative change, for its audit event: the administrator, the request and its source address. */

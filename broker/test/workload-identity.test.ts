@@ -64,7 +64,7 @@ beforeAll(async () => {
     min_assurance: 'NHI-AAL2',
   });
   expect(vault.status).toBe(201);
-  expect(await vault.json()).toMatchObject({ minAssurance: 'NHI-AAL2' });
+  expect(await vault.json()).toMatchObject({ min_assurance: 'NHI-AAL2' });
   planner = await addWorkloadAgent(api, 'planner');
   hwAgent = await addWorkloadAgent(api, 'enclave agent');
   ciBot = await addWorkloadAgent(api, 'release bot');
