@@ -8,7 +8,7 @@ import { assuranceLevel, type Client, credentialKindOf, redirectUriProblem } fro
 import { OAuthError } from '../core/errors.js';
 import { exchangeRulesOf } from '../core/exchange-rule.js';
 import type { Clock } from '../core/ports.js';
-import { ASSURANCE_LEVELS, AUTH_METHOD, GRANT_TYPE } from '../core/protocol.js';
+import { AUTH_METHOD, GRANT_TYPE } from '../core/protocol.js';
 import { canonicalizeResource } from '../core/resource.js';
 import { formatScope, isScopeToken } from '../core/scopes.js';
 import { hashPassword } from '../identity/passwords.js';
