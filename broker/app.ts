@@ -202,6 +202,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       delegationService: deps.delegationService,
       limits: delegationLimits(config),
       issuer: config.issuer,
+      users: deps.users,
     }),
   );
   app.route(
