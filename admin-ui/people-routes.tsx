@@ -34,6 +34,10 @@ const statusOf = (e: OAuthError) => (e.status === 404 ? 404 : e.status === 409 ?
  */
 export function peoplePageRoutes(deps: Engine) {
   const app = new Hono<AppEnv>();
+  const people = {
+    ...deps,
+    guesses: { maxFailures: deps.config.sessions.maxFailures, lockout: deps.config.sessions.lockout },
+  };
   const csrf = (c: Context<AppEnv>) => c.get('csrfToken') ?? '';
   const me = (c: Context<AppEnv>) => c.get('user')!;
   const actor = (c: Context<AppEnv>): PeopleActor => ({
@@ -88,11 +92,11 @@ export function peoplePageRoutes(deps: Engine) {
   });
   app.post('/admin/users/:id/role', async (c) => {
     const role = firstValue((await readForm(c)).role) === 'admin' ? 'admin' : 'user';
-    return change(c, () => updateUser(deps, c.req.param('id'), { role }, actor(c)), 'role');
+    return change(c, () => updateUser(people, c.req.param('id'), { role }, actor(c)), 'role');
   });
   app.post('/admin/users/:id/enable', async (c) => {
     await readForm(c);
-    return change(c, () => updateUser(deps, c.req.param('id'), { status: 'active' }, actor(c)), 'enabled');
+    return change(c, () => updateUser(people, c.req.param('id'), { status: 'active' }, actor(c)), 'enabled');
   });
   // Disabling: GET asks for confirmation (ConfirmLink), POST disables.
   app.get('/admin/users/:id/disable', async (c) => {
@@ -118,7 +122,7 @@ export function peoplePageRoutes(deps: Engine) {
   });
   app.post('/admin/users/:id/disable', async (c) => {
     await readForm(c);
-    return change(c, () => updateUser(deps, c.req.param('id'), { status: 'disabled' }, actor(c)), 'disabled');
+    return change(c, () => updateUser(people, c.req.param('id'), { status: 'disabled' }, actor(c)), 'disabled');
   });
 
   app.get('/admin/users/:id/password', async (c) => {
@@ -134,7 +138,7 @@ export function peoplePageRoutes(deps: Engine) {
     if (!parsed.success) {
       return c.html(<SetPasswordPage user={me(c)} csrf={csrf(c)} target={u} error={firstIssue(parsed.error)} />, 400);
     }
-    await resetPassword(deps, u.id, parsed.data, actor(c));
+    await resetPassword(people, u.id, parsed.data, actor(c));
     return c.redirect('/admin/users?done=password', 303);
   });
 
@@ -142,7 +146,7 @@ export function peoplePageRoutes(deps: Engine) {
   const passwordPage = (
     c: Context<AppEnv>,
     extra: { error?: string; notice?: string } = {},
-    status: 200 | 400 | 403 | 409 = 200,
+    status: 200 | 400 | 403 | 409 | 429 = 200,
   ) => c.html(<ChangePasswordPage user={me(c)} csrf={csrf(c)} {...extra} />, status);
   app.get('/my/password', (c) =>
     passwordPage(
@@ -161,11 +165,15 @@ export function peoplePageRoutes(deps: Engine) {
     });
     if (!parsed.success) return passwordPage(c, { error: firstIssue(parsed.error) }, 400);
     try {
-      await changeOwnPassword(deps, parsed.data, actor(c), c.get('sessionIdHash') ?? null);
+      await changeOwnPassword(people, parsed.data, actor(c), c.get('sessionIdHash') ?? null);
     } catch (err) {
       const e = refused(err);
       if (!e) throw err;
-      return passwordPage(c, { error: e.message }, e.status === 403 ? 403 : e.status === 409 ? 409 : 400);
+      return passwordPage(
+        c,
+        { error: e.message },
+        e.status === 403 ? 403 : e.status === 409 ? 409 : e.status === 429 ? 429 : 400,
+      );
     }
     return c.redirect('/my/password?done=changed', 303);
   });

@@ -267,6 +267,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       taskService: deps.taskService,
       audit: deps.audit,
       clock: deps.clock,
+      guesses: { maxFailures: config.sessions.maxFailures, lockout: config.sessions.lockout },
     }),
   );
   app.route(

@@ -7,6 +7,7 @@ import type { User, UserStore } from '../../db/stores/user-store.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { hashPassword, verifyPassword } from '../identity/passwords.js';
+import { hashSecret } from '../tokens/random.js';
 import type { RevocationEvent, TaskService } from './tasks.js';
 
 /** Passwords: 12 characters or more (the same rule as account creation and first setup). */
@@ -37,6 +38,12 @@ export interface PeopleDeps {
   taskService: TaskService;
   audit: AuditStore;
   clock: Clock;
+  /**
+   * Wrong current passwords a person may give on the change-password form before it locks for
+   * `lockout` seconds (ERRAND_SIGNIN_MAX_FAILURES, ERRAND_SIGNIN_LOCKOUT): a stolen session must not
+   * become an unlimited password guesser.
+   */
+  guesses: { maxFailures: number; lockout: number };
 }
 
 /** Who acts, for the audit event: the signed-in person, the request and its source address. */
@@ -195,7 +202,8 @@ export async function resetPassword(
 
 /**
  * A person changes their own password, proving it with the current one (a wrong one is 403
- * `forbidden`, audited as a denied `user.password_changed`). Every other session of theirs ends;
+ * `forbidden`, audited as a denied `user.password_changed`; after `guesses.maxFailures` wrong ones
+ * the form is locked, 429). Every other session of theirs ends;
  * the one in use (`keepSession`, its id hash) stays.
  */
 export async function changeOwnPassword(
@@ -208,6 +216,15 @@ export async function changeOwnPassword(
   if (!user) throw new OAuthError('not_found', 'no such user');
   if (!user.passwordHash) {
     throw new OAuthError('conflict', 'this account signs in through single sign-on and has no password here');
+  }
+  const now = deps.clock.now();
+  const counters = [
+    { key: hashSecret(JSON.stringify(['password_change', user.id])), maxFailures: deps.guesses.maxFailures },
+  ];
+  const reserved = await deps.users.reserveSignInAttempt(counters, now, deps.guesses.lockout);
+  if (!reserved.ok) {
+    const minutes = Math.ceil((reserved.lockedUntil - now) / 60);
+    throw new OAuthError('rate_limited', `too many wrong passwords: try again in ${minutes} minutes`);
   }
   const ok = await verifyPassword(input.current_password, user.passwordHash);
   if (!ok) {
@@ -227,6 +244,7 @@ export async function changeOwnPassword(
     );
     throw new OAuthError('forbidden', 'the current password is not correct');
   }
+  await deps.users.clearSignInFailures(counters.map((c) => c.key));
   const passwordHash = await hashPassword(input.new_password);
   await deps.db.write(async (tx) => {
     const now = deps.clock.now();

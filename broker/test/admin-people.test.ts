@@ -180,6 +180,28 @@ describe('passwords', () => {
   });
 });
 
+describe('password guesses through the change form', () => {
+  test('after ERRAND_SIGNIN_MAX_FAILURES wrong current passwords the form is locked (429), even for the right one', async () => {
+    const world = await startBroker({ ERRAND_SIGNIN_MAX_FAILURES: '2' });
+    try {
+      const person = await createUser(world);
+      const me = await userApi(world, person);
+      const attempt = (current: string) =>
+        me.call('POST', '/api/me/password', { current_password: current, new_password: 'never-set-password-1' });
+      expect((await attempt('wrong-guess-number-1')).status).toBe(403);
+      expect((await attempt('wrong-guess-number-2')).status).toBe(403);
+      const locked = await attempt(person.password);
+      expect(locked.status).toBe(429);
+      expect(await locked.json()).toMatchObject({ error: 'rate_limited' });
+      expect((await signIn(world, person.username, person.password)).status).toBe(200);
+      world.clock.advance(15 * 60 + 1);
+      expect((await attempt(person.password)).status).toBe(204);
+    } finally {
+      await world.close();
+    }
+  });
+});
+
 async function whoAmI(me: Awaited<ReturnType<typeof userApi>>): Promise<string> {
   return ((await (await me.call('GET', '/api/me')).json()) as { user_id: string }).user_id;
 }
