@@ -62,14 +62,18 @@ export function a2aResourceId(issuer: string): string {
  * idempotent). A resource an administrator already created at such a URL is left as it is.
  */
 export async function ensureBuiltInResources(
-  clients: Pick<ClientStore, 'getResource' | 'insertResource'>,
+  clients: Pick<ClientStore, 'getResource' | 'insertResource' | 'describeIfUndescribed'>,
   issuer: string,
   now: number,
 ): Promise<void> {
   for (const { path, name, scopes } of BUILT_IN) {
     const url = resourceId(`${issuer}${path}`);
-    if (await clients.getResource(url)) continue;
     const scopeDescriptions = Object.fromEntries(scopes.map((s) => [s, BUILT_IN_DESCRIPTIONS[s] ?? s]));
+    if (await clients.getResource(url)) {
+      // Created before scopes had descriptions: describe them once; an administrator's own stay.
+      await clients.describeIfUndescribed(url, scopeDescriptions);
+      continue;
+    }
     try {
       await clients.insertResource({
         id: newId('res'),

@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { resources } from '../../db/schema/index.js';
 import type { AuditEvent } from '../../db/stores/audit-store.js';
 import { delegateViaCiba, delegationWorld, exchange, introspector, TT_JWT, userApi } from './delegation-fixtures.js';
 import { adminApi, createUser, startBroker, type TestBroker } from './fixtures.js';
@@ -88,6 +92,26 @@ describe('resources: names and scope descriptions', () => {
     const res = await api.call('DELETE', `/api/admin/resources/${mcp!.id}`);
     expect(res.status).toBe(409);
     expect(await res.json()).toMatchObject({ error: 'conflict' });
+  });
+
+  test('built-in resources of a database from before descriptions get them at the next start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'errand-res-'));
+    try {
+      const first = await startBroker({}, { dir });
+      await first.broker.deps.db.write((tx) => tx.update(resources).set({ scopeDescriptions: null }));
+      expect((await first.broker.deps.clients.getResource(`${first.url}/mcp`))?.scopeDescriptions).toEqual({});
+      const issuer = first.url;
+      await first.close();
+      const again = await startBroker({ ERRAND_ISSUER: issuer }, { dir });
+      try {
+        const mcp = await again.broker.deps.clients.getResource(`${issuer}/mcp`);
+        expect(mcp?.scopeDescriptions?.['errand:delegate']).toMatch(/delegations/);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('non-administrators get 403 and a missing CSRF token is refused', async () => {

@@ -1,4 +1,4 @@
-import { and, count, eq, isNull, lt } from 'drizzle-orm';
+import { and, count, eq, isNull, lt, or } from 'drizzle-orm';
 import type { AssuranceLevel, Client } from '../../broker/core/client.js';
 import type { AuthMethod, GrantType } from '../../broker/core/protocol.js';
 import { affected, type Db, type Tx } from '../open.js';
@@ -240,6 +240,18 @@ export class ClientStore {
       .update(resources)
       .set({ name: patch.name, scopes: toJson(patch.scopes), scopeDescriptions: toJson(patch.scopeDescriptions ?? {}) })
       .where(eq(resources.id, id));
+  }
+
+  /** Gives a resource scope descriptions when it has none yet (built-in resources of older databases). */
+  async describeIfUndescribed(url: string, scopeDescriptions: Record<string, string>): Promise<void> {
+    await this.db.write((tx) =>
+      tx
+        .update(resources)
+        .set({ scopeDescriptions: toJson(scopeDescriptions) })
+        .where(
+          and(eq(resources.url, url), or(isNull(resources.scopeDescriptions), eq(resources.scopeDescriptions, '{}'))),
+        ),
+    );
   }
 
   async deleteResource(id: string, tx: Tx): Promise<void> {
