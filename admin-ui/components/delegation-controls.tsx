@@ -51,9 +51,8 @@ export function assuranceInWords(level: string | null): string {
 }
 
 function depthInWords(n: number): string {
-  if (n === 0) return 'none: it does all the work itself';
-  if (n === 1) return '1 level: it may hand work to sub-agents, who may not hand it on';
-  return `${n} levels: sub-agents may hand work on, ${n} deep at most`;
+  if (n === 0) return 'none (it does all the work itself)';
+  return n === 1 ? '1 level' : `${n} levels`;
 }
 
 /**
@@ -122,7 +121,8 @@ export function DelegationControls(props: {
         ))}
       </select>
       <p class="muted" id={id('max_depth-hint')}>
-        A sub-agent is another agent this one passes part of a task to. It never gets more than you grant here.
+        A sub-agent is another agent this one passes part of a task to. With 1 level, those sub-agents cannot pass it on
+        again; with 2, they can, once. A sub-agent never gets more than you grant here.
       </p>
       <label for={id('max_token_ttl')}>Longest life of each task token</label>
       <select id={id('max_token_ttl')} name="max_token_ttl" aria-describedby={id('max_token_ttl-hint')}>
