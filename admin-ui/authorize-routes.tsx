@@ -1,5 +1,6 @@
 import { PATHS } from '@errand/protocol';
 import { Hono } from 'hono';
+import { assuranceLevel } from '../broker/core/client.js';
 import { OAuthError } from '../broker/core/errors.js';
 import { formActionSource } from '../broker/http/csp.js';
 import { collect } from '../broker/http/params.js';
@@ -12,10 +13,12 @@ import {
   startAuthorization,
   UntrustedRedirectError,
 } from '../broker/services/authorize.js';
+import type { UserStore } from '../db/stores/user-store.js';
 import { approvalFromForm } from './components/delegation-controls.js';
 import { ConsentPage } from './pages/consent.js';
 import { ContinuePage } from './pages/continue.js';
 import { MessagePage } from './pages/message.js';
+import { resourceInfo } from './resource-info.js';
 
 /** Builds the redirect back to the client; RFC 9207 §2: `iss` on success and on error. */
 function backToClient(redirectUri: string, issuer: string, params: Record<string, string | null | undefined>): string {
@@ -26,7 +29,7 @@ function backToClient(redirectUri: string, issuer: string, params: Record<string
 }
 
 /** The authorization endpoint and the consent page (OAuth 2.1 §4.1). */
-export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
+export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string; users: Pick<UserStore, 'get'> }) {
   const app = new Hono<AppEnv>();
 
   app.get(PATHS.authorize, async (c) => {
@@ -84,6 +87,11 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
     // Allow and Deny both end in a 303 to the redirect URI, which form-action must name.
     c.set('formActionTarget', formActionSource(request.redirectUri));
     const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(redirect.hostname);
+    const owner = client.ownerId ? await deps.users.get(client.ownerId) : null;
+    const resources = await resourceInfo(deps.clients, [
+      ...request.resources,
+      ...Object.keys(request.delegation?.grants ?? {}),
+    ]);
     return c.html(
       <ConsentPage
         user={user}
@@ -97,6 +105,9 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string }) {
           localhostOnly: loopback,
           scopes: request.scope,
           resources: request.resources,
+          resourceInfo: resources,
+          owner: owner?.username ?? null,
+          assurance: assuranceLevel(client),
           ...(request.delegation ? { delegation: request.delegation } : {}),
         }}
       />,

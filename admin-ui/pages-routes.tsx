@@ -4,7 +4,7 @@ import { OAuthError } from '../broker/core/errors.js';
 import type { Engine } from '../broker/engine.js';
 import { checkCsrf } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
-import { CreateUserSchema, createUser, setClientStatus } from '../broker/services/admin.js';
+import { setClientStatus } from '../broker/services/admin.js';
 import { auditEventView } from '../broker/services/api-views.js';
 import { decideClient } from '../broker/services/client-approval.js';
 import {
@@ -17,13 +17,16 @@ import type { AuditFilter } from '../db/stores/audit-store.js';
 import { approvalFromForm } from './components/delegation-controls.js';
 import { AgentsPage, ClientsPage } from './pages/admin-agents.js';
 import { AdminHomePage } from './pages/admin-home.js';
-import { type AuditFilterValues, AuditPage, KeysPage, UsersPage } from './pages/admin-misc.js';
+import { type AuditFilterValues, AuditPage, KeysPage } from './pages/admin-misc.js';
 import { PeersPage } from './pages/admin-peers.js';
 import { RegistrationTokensPage } from './pages/admin-registration.js';
 import { DelegationPage, DelegationsPage } from './pages/delegations.js';
 import { MessagePage } from './pages/message.js';
 import { type AgentSummary, LIVE_REQUESTS_SCRIPT, RequestCard, RequestsPage } from './pages/requests.js';
 import { TasksPage, taskForest } from './pages/tasks.js';
+import { peoplePageRoutes } from './people-routes.js';
+import { resourceInfo } from './resource-info.js';
+import { resourcePageRoutes } from './resource-routes.js';
 
 type Body = Record<string, string | File | (string | File)[]>;
 const first = (v: Body[string] | undefined): string | undefined => {
@@ -112,6 +115,10 @@ export function pageRoutes(deps: Engine) {
   // '/admin/*' also matches '/admin' itself, the landing page every signed-in person gets.
   app.use('/admin/*', (c, next) => (c.req.path === '/admin' ? anyone(c, next) : admins(c, next)));
 
+  // Resources, people and every person's own password (their own modules, behind the guards above).
+  app.route('/', resourcePageRoutes(deps));
+  app.route('/', peoplePageRoutes(deps));
+
   app.get('/admin', async (c) => {
     const pending = await deps.delegations.listForUser(me(c).id, 'pending');
     return c.html(<AdminHomePage user={me(c)} csrf={csrf(c)} pending={pending.length} />);
@@ -138,13 +145,20 @@ export function pageRoutes(deps: Engine) {
   const requestsPage = async (c: Context<AppEnv>, extra: { error?: string } = {}, status: 200 | 400 = 200) => {
     const pending = await deps.delegations.listForUser(me(c).id, 'pending');
     const agents = await agentSummaries(pending.map((d) => d.agentId));
+    const resources = await resourceInfo(
+      deps.clients,
+      pending.flatMap((d) => Object.keys(d.requested.grants)),
+    );
     const notice = NOTICES[c.req.query('done') ?? ''];
+    const approvedId = c.req.query('delegation');
     return c.html(
       <RequestsPage
         user={me(c)}
         csrf={csrf(c)}
         requests={pending.map((d) => ({ d, agent: agents.get(d.agentId)! }))}
+        resources={resources}
         {...(notice ? { notice } : {})}
+        {...(notice && approvedId && /^dlg_[A-Za-z0-9_-]{1,64}$/.test(approvedId) ? { approvedId } : {})}
         {...extra}
       />,
       status,
@@ -155,7 +169,8 @@ export function pageRoutes(deps: Engine) {
     const d = await deps.delegations.get(c.req.param('id'));
     if (!d || d.userId !== me(c).id || d.status !== 'pending') return c.body(null, 404);
     const agents = await agentSummaries([d.agentId]);
-    return c.html(<RequestCard d={d} agent={agents.get(d.agentId)!} csrf={csrf(c)} />);
+    const resources = await resourceInfo(deps.clients, Object.keys(d.requested.grants));
+    return c.html(<RequestCard d={d} agent={agents.get(d.agentId)!} csrf={csrf(c)} resources={resources} />);
   });
   app.post('/my/requests/:id/approve', async (c) => {
     const body = await form(c);
@@ -167,7 +182,7 @@ export function pageRoutes(deps: Engine) {
       if (err instanceof OAuthError && err.status < 500) return requestsPage(c, { error: err.message }, 400);
       throw err;
     }
-    return c.redirect('/my/requests?done=approved', 303);
+    return c.redirect(`/my/requests?done=approved&delegation=${encodeURIComponent(d.id)}`, 303);
   });
   app.post('/my/requests/:id/deny', async (c) => {
     await form(c);
@@ -365,31 +380,6 @@ export function pageRoutes(deps: Engine) {
     await form(c);
     const by = { userId: me(c).id, requestId: c.var.requestId };
     return peerAction(c, () => peers.refresh(c.req.param('id'), by), 'refreshed');
-  });
-
-  app.get('/admin/users', async (c) => {
-    const notice = NOTICES[c.req.query('done') ?? ''];
-    return c.html(
-      <UsersPage user={me(c)} csrf={csrf(c)} users={await deps.users.list()} {...(notice ? { notice } : {})} />,
-    );
-  });
-  app.post('/admin/users', async (c) => {
-    const body = await form(c);
-    const parsed = CreateUserSchema.safeParse({
-      username: first(body.username),
-      password: first(body.password),
-      role: first(body.role),
-    });
-    const again = (error: string) => c.html(<UsersPage user={me(c)} csrf={csrf(c)} users={[]} error={error} />, 400);
-    if (!parsed.success)
-      return again(`${String(parsed.error.issues[0]?.path[0] ?? '')}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    try {
-      await createUser(deps, parsed.data, { adminId: me(c).id, requestId: c.var.requestId, address: c.var.address });
-    } catch (err) {
-      if (err instanceof OAuthError && err.status < 500) return again(err.message);
-      throw err;
-    }
-    return c.redirect('/admin/users?done=added', 303);
   });
 
   app.get('/admin/keys', (c) => {

@@ -25,6 +25,7 @@ import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
 import { metadataRoutes } from './http/routes/metadata.js';
 import { peerRoutes } from './http/routes/peers.js';
+import { peopleApiRoutes } from './http/routes/people-api.js';
 import { registerRoutes } from './http/routes/register.js';
 import { revocationEventRoutes } from './http/routes/revocation-events.js';
 import { statusListRoutes } from './http/routes/status-list.js';
@@ -205,6 +206,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       delegationService: deps.delegationService,
       limits: delegationLimits(config),
       issuer: config.issuer,
+      users: deps.users,
     }),
   );
   app.route(
@@ -254,9 +256,23 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       delegationService: deps.delegationService,
       delegations: deps.delegations,
       accessTokenTtl: config.tokens.accessTokenTtl,
+      issuer: config.issuer,
       clock: deps.clock,
       keys: deps.keys,
       rotateDelay: config.keys.minPublishAhead,
+    }),
+  );
+  app.route(
+    '/',
+    peopleApiRoutes({
+      db: deps.db,
+      users: deps.users,
+      delegations: deps.delegations,
+      grants: deps.grants,
+      taskService: deps.taskService,
+      audit: deps.audit,
+      clock: deps.clock,
+      guesses: { maxFailures: config.sessions.maxFailures, lockout: config.sessions.lockout },
     }),
   );
   app.route(

@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { agentClient } from '../broker/test/delegation-fixtures.js';
 import {
   addAgent,
-  addResource,
   adminApi,
   createUser,
   discover,
@@ -41,7 +40,12 @@ afterAll(async () => {
 describe('delegation consent in Chromium', { timeout: 60_000 }, () => {
   test('the person unticks a scope and allows; the agent’s listener gets the code for the narrowed delegation', async () => {
     const api = await adminApi(tb);
-    await addResource(api, NOTES, ['notes:read', 'notes:write']);
+    const created = await api.call('POST', '/api/admin/resources', {
+      url: NOTES,
+      name: 'Team notes',
+      scopes: [{ name: 'notes:read', description: 'Read your notes' }, 'notes:write'],
+    });
+    expect(created.status).toBe(201);
     const agent = await addAgent(api, {
       name: 'Inbox agent',
       redirect_uris: [listener.redirectUri],
@@ -68,6 +72,12 @@ describe('delegation consent in Chromium', { timeout: 60_000 }, () => {
       const person = await Person.open(context, user);
       const arrived = listener.next(15_000, () => person.explain());
       await person.visit(url.toString());
+      // The consent page names the resource and describes its scopes (the scope itself when undescribed).
+      await person.page.getByRole('checkbox', { name: /Read your notes/ }).waitFor({ timeout: 10_000 });
+      expect(await person.page.getByText('Team notes').first().isVisible()).toBe(true);
+      expect(
+        await person.page.getByText(/nobody answers for this agent|who answers for what this agent does/).isVisible(),
+      ).toBe(true);
       await person.page.getByRole('checkbox', { name: 'notes:write' }).uncheck();
       await screenshot(person.page, 'agent-consent-narrowed');
       await person.page.getByRole('button', { name: 'Allow', exact: true }).click();

@@ -13,6 +13,7 @@ const USER_NAV = [
 const ADMIN_NAV = [
   ['/admin/agents', 'Agents'],
   ['/admin/clients', 'Clients'],
+  ['/admin/resources', 'Resources'],
   ['/admin/registration-tokens', 'Agent registration'],
   ['/admin/peers', 'A2A peers'],
   ['/admin/users', 'People'],
@@ -65,6 +66,13 @@ export function Layout(props: {
           {props.user ? (
             <form method="post" action="/signout" class="signout">
               <span>{props.user.username}</span>
+              <a
+                href="/my/password"
+                class="account"
+                aria-current={props.current === '/my/password' ? 'page' : undefined}
+              >
+                Change password
+              </a>
               <input type="hidden" name="_csrf" value={props.csrf ?? ''} />
               <button type="submit" class="link">
                 Sign out
@@ -172,12 +180,13 @@ body { margin:0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sa
 .topbar nav a { color:#dbe7f3; text-decoration:none; padding:.15rem 0; border-bottom:2px solid transparent; }
 .topbar nav a:hover, .topbar nav a[aria-current=page] { color:#fff; border-bottom-color:#6ea8fe; }
 .topbar .signout { display:flex; gap:.75rem; align-items:center; margin:0; }
+.topbar .signout a.account { color:#dbe7f3; }
 main { max-width: 44rem; margin: 2rem auto; padding: 0 1rem; }
 main.wide { max-width: 78rem; }
 .card { background:var(--card); border:1px solid var(--border); border-radius:8px; padding:1.25rem 1.5rem; margin-bottom:1rem; }
 h1 { font-size:1.5rem; margin-top:0; } h2 { font-size:1.15rem; margin:.25rem 0 .5rem; }
 label { display:block; font-weight:600; margin:.75rem 0 .25rem; }
-input[type=text], input[type=password], input[type=datetime-local], select { width:100%; max-width:28rem; padding:.5rem .6rem; font-size:1rem; border:1px solid var(--border); border-radius:6px; background:#fff; }
+input[type=text], input[type=password], input[type=datetime-local], select, textarea { width:100%; max-width:28rem; padding:.5rem .6rem; font-size:1rem; border:1px solid var(--border); border-radius:6px; background:#fff; }
 input:focus, button:focus, select:focus, a:focus { outline: 3px solid #6ea8fe; outline-offset: 1px; }
 button { font-size:1rem; padding:.5rem 1.05rem; border-radius:6px; border:1px solid var(--accent); background:var(--accent); color:#fff; cursor:pointer; }
 button.secondary { background:#fff; color:var(--fg); border-color:var(--border); }

@@ -1,6 +1,6 @@
 import type { DelegationRequest } from '../../broker/core/delegation.js';
-import { DelegationControls } from '../components/delegation-controls.js';
-import { Layout, Notice } from '../components/layout.js';
+import { assuranceInWords, DelegationControls, type ResourceInfo } from '../components/delegation-controls.js';
+import { Badge, Layout, Notice } from '../components/layout.js';
 
 export interface ConsentView {
   requestId: string;
@@ -15,6 +15,11 @@ export interface ConsentView {
   resources: string[];
   /** When an agent asks for a delegation: what it asked for, which the user may narrow. */
   delegation?: DelegationRequest;
+  /** Names and scope descriptions of the resources asked for. */
+  resourceInfo?: Record<string, ResourceInfo>;
+  /** The username of the person who answers for the client, if any. */
+  owner?: string | null;
+  assurance?: string | null;
 }
 
 export function ConsentPage(props: { view: ConsentView; user: { username: string }; csrf: string }) {
@@ -36,13 +41,27 @@ export function ConsentPage(props: { view: ConsentView; user: { username: string
               <dd>{v.clientHost}</dd>
             </>
           ) : null}
+          {v.delegation ? (
+            <>
+              <dt>Owner</dt>
+              <dd>
+                {v.owner ? (
+                  <>{v.owner}, who answers for what this agent does</>
+                ) : (
+                  <Badge kind="risk">no owner: nobody answers for this agent</Badge>
+                )}
+              </dd>
+              <dt>Assurance</dt>
+              <dd>{assuranceInWords(v.assurance ?? null)}</dd>
+            </>
+          ) : null}
           <dt>Redirects to</dt>
           <dd>{v.redirectHost}</dd>
           <dt>Resources</dt>
           <dd>
             {v.resources.map((r) => (
               <div>
-                <code>{r}</code>
+                {v.resourceInfo?.[r] ? <strong>{v.resourceInfo[r].name}</strong> : null} <code>{r}</code>
               </div>
             ))}
           </dd>
@@ -56,17 +75,22 @@ export function ConsentPage(props: { view: ConsentView; user: { username: string
           <input type="hidden" name="_csrf" value={props.csrf} />
           <input type="hidden" name="request" value={v.requestId} />
           {v.delegation ? (
-            <DelegationControls asked={v.delegation} />
+            <DelegationControls asked={v.delegation} {...(v.resourceInfo ? { resources: v.resourceInfo } : {})} />
           ) : (
             <>
               <h2>It asks for</h2>
               <ul class="scopes">
                 {v.scopes.length ? (
-                  v.scopes.map((s) => (
-                    <li>
-                      <code>{s}</code>
-                    </li>
-                  ))
+                  v.scopes.map((s) => {
+                    const text = Object.values(v.resourceInfo ?? {}).find((r) => r.scopeDescriptions[s])
+                      ?.scopeDescriptions[s];
+                    return (
+                      <li>
+                        {text ? <>{text} </> : null}
+                        <code>{s}</code>
+                      </li>
+                    );
+                  })
                 ) : (
                   <li>no scopes</li>
                 )}

@@ -1,5 +1,5 @@
 import type { StoredDelegation } from '../../db/stores/delegation-store.js';
-import { DelegationControls } from '../components/delegation-controls.js';
+import { assuranceInWords, DelegationControls, type ResourceInfo } from '../components/delegation-controls.js';
 import { Badge, Layout, type LayoutUser, Notice, when } from '../components/layout.js';
 
 export interface AgentSummary {
@@ -10,8 +10,13 @@ export interface AgentSummary {
   staticSecret: boolean;
 }
 
-/** One pending request, with the controls to narrow it and the two answers. */
-export function RequestCard(props: { d: StoredDelegation; agent: AgentSummary; csrf: string }) {
+/** One pending request, explained in plain words, with the controls to narrow it and the two answers. */
+export function RequestCard(props: {
+  d: StoredDelegation;
+  agent: AgentSummary;
+  csrf: string;
+  resources?: Record<string, ResourceInfo>;
+}) {
   const { d, agent } = props;
   const headingId = `req-${d.id}`;
   return (
@@ -25,13 +30,20 @@ export function RequestCard(props: { d: StoredDelegation; agent: AgentSummary; c
       <dl>
         <dt>Agent</dt>
         <dd>
-          <code>{agent.id}</code>
+          {agent.name} <code>{agent.id}</code>
         </dd>
         <dt>Owner</dt>
-        <dd>{agent.owner ?? <Badge kind="risk">no owner</Badge>}</dd>
+        <dd>
+          {agent.owner ? (
+            <>{agent.owner}, who answers for what this agent does</>
+          ) : (
+            <Badge kind="risk">no owner: nobody answers for this agent</Badge>
+          )}
+        </dd>
         <dt>Assurance</dt>
         <dd>
-          {agent.assurance ?? 'none'} {agent.staticSecret ? <Badge kind="risk">static secret</Badge> : null}
+          {assuranceInWords(agent.assurance)}{' '}
+          {agent.staticSecret ? <Badge kind="risk">static secret: easier to steal than a key</Badge> : null}
         </dd>
         <dt>Asked</dt>
         <dd>
@@ -40,7 +52,11 @@ export function RequestCard(props: { d: StoredDelegation; agent: AgentSummary; c
       </dl>
       <form method="post" action={`/my/requests/${d.id}/approve`}>
         <input type="hidden" name="_csrf" value={props.csrf} />
-        <DelegationControls asked={d.requested} idPrefix={`${d.id}-`} />
+        <DelegationControls
+          asked={d.requested}
+          idPrefix={`${d.id}-`}
+          {...(props.resources ? { resources: props.resources } : {})}
+        />
         <div class="actions">
           <button type="submit">Approve</button>
         </div>
@@ -60,7 +76,10 @@ export function RequestsPage(props: {
   user: LayoutUser;
   csrf: string;
   requests: { d: StoredDelegation; agent: AgentSummary }[];
+  resources?: Record<string, ResourceInfo>;
   notice?: string;
+  /** The delegation just approved: the notice links to it. */
+  approvedId?: string;
   error?: string;
 }) {
   return (
@@ -72,14 +91,24 @@ export function RequestsPage(props: {
       scripts={['/assets/live-requests.js']}
     >
       <h1>Requests waiting for you</h1>
-      {props.notice ? <Notice kind="info">{props.notice}</Notice> : null}
+      {props.notice ? (
+        <Notice kind="info">
+          {props.notice}{' '}
+          {props.approvedId ? <a href={`/my/delegations/${props.approvedId}`}>See what you granted</a> : null}
+        </Notice>
+      ) : null}
       {props.error ? <Notice kind="error">{props.error}</Notice> : null}
       <p id="no-requests" class="muted" hidden={props.requests.length > 0}>
         No agent is waiting for you. New requests appear here as they arrive.
       </p>
       <section id="requests" aria-live="polite" aria-label="Pending requests">
         {props.requests.map((r) => (
-          <RequestCard d={r.d} agent={r.agent} csrf={props.csrf} />
+          <RequestCard
+            d={r.d}
+            agent={r.agent}
+            csrf={props.csrf}
+            {...(props.resources ? { resources: props.resources } : {})}
+          />
         ))}
       </section>
     </Layout>

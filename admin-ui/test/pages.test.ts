@@ -242,7 +242,7 @@ describe('the Requests page and tool-level grants (RFC 9396 mcp_tool)', () => {
       ['tool', `${TOOLS_URL} read_note`],
     ]);
     expect(ok.status).toBe(303);
-    expect(ok.headers.get('location')).toBe('/my/requests?done=approved');
+    expect(ok.headers.get('location')).toBe(`/my/requests?done=approved&delegation=${id}`);
     const granted = await tb.broker.deps.delegations.get(id!);
     expect(granted).toMatchObject({
       status: 'active',

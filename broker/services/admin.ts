@@ -10,7 +10,7 @@ import {
 import { z } from 'zod';
 import type { Db } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
-import type { ClientStore, Resource } from '../../db/stores/client-store.js';
+import type { ClientStore } from '../../db/stores/client-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
 import { assuranceLevel, type Client, credentialKindOf, redirectUriProblem } from '../core/client.js';
@@ -21,6 +21,8 @@ import { hashPassword } from '../identity/passwords.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import { userView } from './api-views.js';
 import type { TaskService } from './tasks.js';
+
+export { CreateResourceSchema, createResource } from './resources.js';
 
 export const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
@@ -69,16 +71,6 @@ export const UpdateClientSchema = z
     status: z.enum(['active', 'disabled']).optional(),
     owner_id: z.string().max(100).nullable().optional(),
     name: z.string().min(1).max(200).optional(),
-  })
-  .strict();
-
-export const CreateResourceSchema = z
-  .object({
-    url: z.string().max(2048),
-    name: z.string().min(1).max(200),
-    scopes: ScopeList.min(1),
-    /** The lowest assurance level an agent must have to get tokens for it (README "Assurance levels"). */
-    min_assurance: z.enum(ASSURANCE_LEVELS).optional(),
   })
   .strict();
 
@@ -262,22 +254,6 @@ function checkAdminService(input: z.output<typeof CreateClientSchema>): void {
   if (input.scope && (input.scope.length !== 1 || input.scope[0] !== ERRAND_SCOPE.admin))
     throw refuse(`has scope "${ERRAND_SCOPE.admin}" only`);
   if (input.redirect_uris.length > 0 || input.resources.length > 0) throw refuse('takes no redirect_uris or resources');
-}
-
-export async function createResource(deps: AdminDeps, input: z.output<typeof CreateResourceSchema>): Promise<Resource> {
-  const url = canonicalizeResource(input.url);
-  if (!url) throw new OAuthError('invalid_request', 'url must be an absolute http(s) URL without a fragment');
-  if (await deps.clients.getResource(url)) throw new OAuthError('conflict', `resource ${url} already exists`);
-  const resource: Resource = {
-    id: newId('res'),
-    url,
-    name: input.name,
-    scopes: [...new Set(input.scopes)].sort(),
-    minAssurance: input.min_assurance ?? null,
-    createdAt: deps.clock.now(),
-  };
-  await deps.clients.insertResource(resource);
-  return resource;
 }
 
 /** Who made an administrative change, for its audit event: the administrator, the request and its source address. */

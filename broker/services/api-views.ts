@@ -191,6 +191,8 @@ export const UserViewSchema = z
     username: z.string(),
     display_name: z.string().nullable(),
     role: z.enum(['user', 'admin']),
+    /** `disabled` people cannot sign in (README "People"). */
+    status: z.enum(['active', 'disabled']),
     created_at: Time,
     disabled_at: Time.nullable(),
     locked_until: Time.nullable(),
@@ -204,6 +206,7 @@ export function userView(u: User): z.infer<typeof UserViewSchema> {
     username: u.username,
     display_name: u.displayName,
     role: u.role,
+    status: u.disabledAt === null ? 'active' : 'disabled',
     created_at: u.createdAt,
     disabled_at: u.disabledAt,
     locked_until: u.lockedUntil,
@@ -216,6 +219,8 @@ export const ResourceViewSchema = z
     url: z.string(),
     name: z.string(),
     scopes: z.array(z.string()),
+    /** What each scope allows, in words, for the approval page (scopes without one are absent). */
+    scope_descriptions: z.record(z.string(), z.string()),
     min_assurance: Assurance.nullable(),
     created_at: Time,
   })
@@ -227,6 +232,7 @@ export function resourceView(r: Resource): z.infer<typeof ResourceViewSchema> {
     url: r.url,
     name: r.name,
     scopes: r.scopes,
+    scope_descriptions: r.scopeDescriptions ?? {},
     min_assurance: r.minAssurance ?? null,
     created_at: r.createdAt,
   };

@@ -1,4 +1,11 @@
-import { canonicalizeResource, ERRAND_SCOPE, ERRAND_SCOPES, PATHS, USERINFO_SCOPES } from '@errand/protocol';
+import {
+  canonicalizeResource,
+  ERRAND_SCOPE,
+  ERRAND_SCOPES,
+  OIDC_SCOPE,
+  PATHS,
+  USERINFO_SCOPES,
+} from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import { newId } from '../tokens/random.js';
 
@@ -13,6 +20,19 @@ const BUILT_IN = [
   { path: PATHS.userinfo, name: 'Errand UserInfo', scopes: USERINFO_SCOPES },
   { path: PATHS.adminApi, name: 'Errand admin API', scopes: [ERRAND_SCOPE.admin] },
 ] as const;
+
+/** What the approval page says each built-in scope allows. */
+const BUILT_IN_DESCRIPTIONS: Record<string, string> = {
+  [ERRAND_SCOPE.delegate]: 'Ask you for delegations and hand parts of its work to sub-agents',
+  [ERRAND_SCOPE.tasks]: 'Start, follow and end the tasks it does for you',
+  [OIDC_SCOPE.openid]: 'Know who you are (your account id at Errand)',
+  [OIDC_SCOPE.profile]: 'See your username and display name',
+};
+
+/** Whether `url` is one of Errand's own endpoints (which cannot be deleted). */
+export function isBuiltInResource(url: string, issuer: string): boolean {
+  return BUILT_IN.some(({ path }) => canonicalizeResource(`${issuer}${path}`) === url);
+}
 
 /** The endpoint URL as clients use it: `<issuer>/mcp` (the canonical server URI MCP clients send). */
 export function mcpUrl(issuer: string): string {
@@ -55,15 +75,27 @@ export function a2aResourceId(issuer: string): string {
  * idempotent). A resource an administrator already created at such a URL is left as it is.
  */
 export async function ensureBuiltInResources(
-  clients: Pick<ClientStore, 'getResource' | 'insertResource'>,
+  clients: Pick<ClientStore, 'getResource' | 'insertResource' | 'describeIfUndescribed'>,
   issuer: string,
   now: number,
 ): Promise<void> {
   for (const { path, name, scopes } of BUILT_IN) {
     const url = resourceId(`${issuer}${path}`);
-    if (await clients.getResource(url)) continue;
+    const scopeDescriptions = Object.fromEntries(scopes.map((s) => [s, BUILT_IN_DESCRIPTIONS[s] ?? s]));
+    if (await clients.getResource(url)) {
+      // Created before scopes had descriptions: describe them once; an administrator's own stay.
+      await clients.describeIfUndescribed(url, scopeDescriptions);
+      continue;
+    }
     try {
-      await clients.insertResource({ id: newId('res'), url, name, scopes: [...scopes], createdAt: now });
+      await clients.insertResource({
+        id: newId('res'),
+        url,
+        name,
+        scopes: [...scopes],
+        scopeDescriptions,
+        createdAt: now,
+      });
     } catch (err) {
       // Another broker process sharing the database may have inserted it meanwhile.
       if (!(await clients.getResource(url))) throw err;

@@ -38,6 +38,8 @@ export const resources = sqliteTable('resources', {
   url: text().notNull().unique(),
   name: text().notNull(),
   scopes: text().notNull(),
+  /** JSON object: a plain-language description per scope, shown on the approval page. */
+  scopeDescriptions: text(),
   /** The lowest assurance level an agent must have to get tokens for this resource. */
   minAssurance: text(),
   createdAt: integer().notNull(),

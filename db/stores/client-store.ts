@@ -1,5 +1,5 @@
 import type { AuthMethod, GrantType } from '@errand/protocol';
-import { and, count, eq, isNull, lt } from 'drizzle-orm';
+import { and, count, eq, isNull, lt, or } from 'drizzle-orm';
 import type { AssuranceLevel, Client } from '../../broker/core/client.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, selectOneBy } from '../prepared.js';
@@ -73,6 +73,8 @@ export interface Resource {
   url: string;
   name: string;
   scopes: string[];
+  /** A plain-language description per scope (README "Web UI"); a scope without one is shown as itself. */
+  scopeDescriptions?: Record<string, string>;
   /** The lowest assurance level an agent needs to get tokens for it. */
   minAssurance?: AssuranceLevel | null;
   createdAt: number;
@@ -82,6 +84,7 @@ function toResource(row: typeof resources.$inferSelect): Resource {
   return {
     ...row,
     scopes: parseJson<string[]>(row.scopes, []),
+    scopeDescriptions: parseJson<Record<string, string>>(row.scopeDescriptions, {}),
     minAssurance: (row.minAssurance as AssuranceLevel | null) ?? null,
   };
 }
@@ -211,10 +214,48 @@ export class ClientStore {
     return rows.map(toResource);
   }
 
-  async insertResource(r: Resource): Promise<void> {
+  async getResourceById(id: string, tx?: Tx): Promise<Resource | null> {
+    const [row] = await (tx ?? this.db.q).select().from(resources).where(eq(resources.id, id)).limit(1);
+    return row ? toResource(row) : null;
+  }
+
+  async insertResource(r: Resource, tx?: Tx): Promise<void> {
+    const row = {
+      ...r,
+      minAssurance: r.minAssurance ?? null,
+      scopes: toJson(r.scopes),
+      scopeDescriptions: toJson(r.scopeDescriptions ?? {}),
+    };
+    if (tx) await tx.insert(resources).values(row);
+    else await this.db.write((t) => t.insert(resources).values(row));
+  }
+
+  /** Changes a resource's name, scopes and their descriptions. */
+  async updateResource(
+    id: string,
+    patch: Pick<Resource, 'name' | 'scopes' | 'scopeDescriptions'>,
+    tx: Tx,
+  ): Promise<void> {
+    await tx
+      .update(resources)
+      .set({ name: patch.name, scopes: toJson(patch.scopes), scopeDescriptions: toJson(patch.scopeDescriptions ?? {}) })
+      .where(eq(resources.id, id));
+  }
+
+  /** Gives a resource scope descriptions when it has none yet (built-in resources of older databases). */
+  async describeIfUndescribed(url: string, scopeDescriptions: Record<string, string>): Promise<void> {
     await this.db.write((tx) =>
-      tx.insert(resources).values({ ...r, minAssurance: r.minAssurance ?? null, scopes: toJson(r.scopes) }),
+      tx
+        .update(resources)
+        .set({ scopeDescriptions: toJson(scopeDescriptions) })
+        .where(
+          and(eq(resources.url, url), or(isNull(resources.scopeDescriptions), eq(resources.scopeDescriptions, '{}'))),
+        ),
     );
+  }
+
+  async deleteResource(id: string, tx: Tx): Promise<void> {
+    await tx.delete(resources).where(eq(resources.id, id));
   }
 
   /** Every scope any resource offers (the AS metadata `scopes_supported`). */

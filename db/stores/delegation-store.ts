@@ -86,6 +86,16 @@ export class DelegationStore {
     return rows.map(toDelegation);
   }
 
+  /** Every pending or active delegation, of one person when `userId` is given. */
+  async listLive(tx?: Tx, userId?: string): Promise<StoredDelegation[]> {
+    const live = inArray(delegations.status, ['pending', 'active']);
+    const rows = await (tx ?? this.db.q)
+      .select()
+      .from(delegations)
+      .where(userId ? and(live, eq(delegations.userId, userId)) : live);
+    return rows.map(toDelegation);
+  }
+
   /** A user's active delegations to one agent (on-behalf-of exchange picks the one that covers a resource). */
   async activeFor(agentId: string, userId: string, tx?: Tx): Promise<StoredDelegation[]> {
     const rows = await (tx ?? this.db.q)

@@ -225,6 +225,26 @@ export class GrantStore {
       .where(and(eq(refreshTokens.clientId, clientId), isNull(refreshTokens.revokedAt)));
   }
 
+  /** Revokes every access token issued for an audience (a deleted resource). */
+  async revokeAudienceTokens(audience: string, now: number, tx: Tx): Promise<void> {
+    await tx
+      .update(issuedTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(issuedTokens.audience, audience), isNull(issuedTokens.revokedAt)));
+  }
+
+  /** Revokes every access token issued for a person (`sub`) and every refresh token of theirs (a disabled person). */
+  async revokeUserTokens(userId: string, now: number, tx: Tx): Promise<void> {
+    await tx
+      .update(issuedTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(issuedTokens.subject, userId), isNull(issuedTokens.revokedAt)));
+    await tx
+      .update(refreshTokens)
+      .set({ revokedAt: now, graceResponse: null })
+      .where(and(eq(refreshTokens.userId, userId), isNull(refreshTokens.revokedAt)));
+  }
+
   // Refresh tokens ------------------------------------------------------------------------------
 
   async insertRefresh(rt: RefreshToken, tx: Tx): Promise<void> {

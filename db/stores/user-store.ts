@@ -1,4 +1,4 @@
-import { and, count, eq, gt, inArray, isNull, lt, lte } from 'drizzle-orm';
+import { and, count, eq, gt, inArray, isNull, lt, lte, ne } from 'drizzle-orm';
 import { affected, type Db, type Tx } from '../open.js';
 import { bootstrapTokens, sessions, signinFailures, userIdentities, users } from '../schema/index.js';
 
@@ -70,6 +70,36 @@ export class UserStore {
   async insert(user: UserWithPassword, tx?: Tx): Promise<void> {
     if (tx) await tx.insert(users).values(user);
     else await this.db.write((t) => t.insert(users).values(user));
+  }
+
+  async getWithPassword(id: string): Promise<UserWithPassword | null> {
+    const [row] = await this.db.q.select().from(users).where(eq(users.id, id)).limit(1);
+    return row ? toUser(row) : null;
+  }
+
+  /** Changes an account's role, display name, disabled time or password hash. */
+  async update(
+    id: string,
+    patch: Partial<Pick<UserWithPassword, 'role' | 'displayName' | 'disabledAt' | 'passwordHash'>>,
+    tx: Tx,
+  ): Promise<void> {
+    if (Object.keys(patch).length > 0) await tx.update(users).set(patch).where(eq(users.id, id));
+  }
+
+  /** Administrators who can sign in (not disabled). */
+  async countActiveAdmins(tx: Tx): Promise<number> {
+    const [row] = await tx
+      .select({ n: count() })
+      .from(users)
+      .where(and(eq(users.role, 'admin'), isNull(users.disabledAt)));
+    return row?.n ?? 0;
+  }
+
+  /** Ends a person's sessions, all of them or all but the one whose id hash is `keep`. */
+  async deleteSessionsOf(userId: string, tx: Tx, keep?: string): Promise<void> {
+    await tx
+      .delete(sessions)
+      .where(keep ? and(eq(sessions.userId, userId), ne(sessions.idHash, keep)) : eq(sessions.userId, userId));
   }
 
   async countAdmins(): Promise<number> {

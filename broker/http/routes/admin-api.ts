@@ -5,11 +5,9 @@ import { OAuthError } from '../../core/errors.js';
 import {
   type AdminDeps,
   CreateClientSchema,
-  CreateResourceSchema,
   CreateUserSchema,
   clientView,
   createClient,
-  createResource,
   createUser,
   setClientStatus,
   UpdateClientSchema,
@@ -18,6 +16,13 @@ import { auditEventView, keyRotationView, keyView, resourceView, userView } from
 import { decideClient } from '../../services/client-approval.js';
 import type { DelegationService } from '../../services/delegations.js';
 import { ExchangeRulesSchema, exchangeRuleView, setExchangeRules } from '../../services/exchange-rules.js';
+import {
+  CreateResourceSchema,
+  createResource,
+  deleteResource,
+  UpdateResourceSchema,
+  updateResource,
+} from '../../services/resources.js';
 import { taskView } from '../../services/tasks.js';
 import type { KeyRing } from '../../tokens/key-ring.js';
 import { API_CREDENTIALS, AuditQuerySchema, auditFilter, checkApiCsrf, jsonBody } from '../api.js';
@@ -64,6 +69,7 @@ export function adminApiRoutes(
     delegationService: DelegationService;
     delegations: DelegationStore;
     accessTokenTtl: number;
+    issuer: string;
   },
 ) {
   const app = new Hono<AppEnv>();
@@ -120,12 +126,30 @@ export function adminApiRoutes(
     return c.json({ delegation_id: c.req.param('id'), status: 'revoked' });
   });
 
+  const actor = (c: Context<AppEnv>) => ({
+    adminId: adminActorId(c),
+    requestId: c.var.requestId,
+    address: c.var.address,
+  });
   app.get('/api/admin/resources', async (c) =>
     c.json({ resources: (await deps.clients.listResources()).map(resourceView) }),
   );
   app.post('/api/admin/resources', async (c) => {
     const input = parseParams(CreateResourceSchema, await jsonBody(c));
-    return c.json(resourceView(await createResource(deps, input)), 201);
+    return c.json(resourceView(await createResource(deps, input, actor(c))), 201);
+  });
+  app.get('/api/admin/resources/:id', async (c) => {
+    const r = await deps.clients.getResourceById(c.req.param('id'));
+    if (!r) throw new OAuthError('not_found', 'no such resource');
+    return c.json(resourceView(r));
+  });
+  app.patch('/api/admin/resources/:id', async (c) => {
+    const input = parseParams(UpdateResourceSchema, await jsonBody(c));
+    return c.json(resourceView(await updateResource(deps, c.req.param('id'), input, actor(c))));
+  });
+  app.delete('/api/admin/resources/:id', async (c) => {
+    await deleteResource(deps, c.req.param('id'), actor(c));
+    return c.body(null, 204);
   });
 
   app.get('/api/admin/users', async (c) => c.json({ users: (await deps.users.list()).map(userView) }));

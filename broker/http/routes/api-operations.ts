@@ -27,6 +27,8 @@ import {
 import { ApprovalSchema } from '../../services/delegations.js';
 import { ExchangeRulesSchema } from '../../services/exchange-rules.js';
 import { CreateInitialAccessTokenSchema } from '../../services/initial-access-tokens.js';
+import { ChangePasswordSchema, ResetPasswordSchema, UpdateUserSchema } from '../../services/people.js';
+import { UpdateResourceSchema } from '../../services/resources.js';
 import { CreateTrustedIssuerSchema, UpdateTrustedIssuerSchema } from '../../services/trusted-issuers.js';
 import { AuditQuerySchema } from '../api.js';
 import { RefreshPeerSchema, RegisterPeerSchema } from './peers.js';
@@ -115,11 +117,27 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     status: 201,
     response: ResourceViewSchema,
   }),
+  op('GET /api/admin/resources/:id', 'getResource', 'A resource', { response: ResourceViewSchema }),
+  op('PATCH /api/admin/resources/:id', 'updateResource', 'Rename a resource, change its scopes or their descriptions', {
+    body: UpdateResourceSchema,
+    response: ResourceViewSchema,
+  }),
+  op('DELETE /api/admin/resources/:id', 'deleteResource', 'Remove a resource no live delegation names', {
+    status: 204,
+  }),
   op('GET /api/admin/users', 'listUsers', 'List people', { response: list('users', UserViewSchema) }),
   op('POST /api/admin/users', 'createUser', 'Create an account', {
     body: CreateUserSchema,
     status: 201,
     response: UserViewSchema,
+  }),
+  op('PATCH /api/admin/users/:id', 'updateUser', 'Disable or enable a person, or change their role', {
+    body: UpdateUserSchema,
+    response: UserViewSchema,
+  }),
+  op('POST /api/admin/users/:id/password', 'resetPassword', "Set a person's new password (ends their sessions)", {
+    body: ResetPasswordSchema,
+    status: 204,
   }),
   op('GET /api/admin/keys', 'listKeys', 'Published signing keys', { response: list('keys', KeyViewSchema) }),
   op('POST /api/admin/keys/rotate', 'rotateKeys', 'Schedule the next signing key', {
@@ -182,6 +200,10 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   // The signed-in person's own API.
   op('GET /api/me', 'getMe', 'Who is signed in', {
     response: z.object({ user_id: z.string(), username: z.string(), role: z.enum(['user', 'admin']) }).strict(),
+  }),
+  op('POST /api/me/password', 'changeOwnPassword', 'Change my password (my other sessions end)', {
+    body: ChangePasswordSchema,
+    status: 204,
   }),
   op('GET /api/me/delegations', 'listMyDelegations', 'My delegations', {
     query: DelegationStatusQuerySchema,

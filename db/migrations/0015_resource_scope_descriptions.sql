@@ -1,0 +1,1 @@
+ALTER TABLE `resources` ADD `scope_descriptions` text;
