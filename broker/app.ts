@@ -248,6 +248,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       taskService: deps.taskService,
       delegationService: deps.delegationService,
       delegations: deps.delegations,
+      tasks: deps.tasks,
+      trustedIssuers: deps.trustedIssuers,
       accessTokenTtl: config.tokens.accessTokenTtl,
       clock: deps.clock,
       keys: deps.keys,

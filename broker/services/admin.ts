@@ -17,6 +17,19 @@ import type { TaskService } from './tasks.js';
 
 export const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
+const GrantTypeList = z
+  .array(
+    z.enum([
+      GRANT_TYPE.authorizationCode,
+      GRANT_TYPE.refreshToken,
+      GRANT_TYPE.clientCredentials,
+      GRANT_TYPE.tokenExchange,
+      GRANT_TYPE.ciba,
+    ]),
+  )
+  .min(1)
+  .max(5);
+
 export const CreateClientSchema = z
   .object({
     kind: z.enum(['agent', 'mcp_client', 'resource_server']),
@@ -38,19 +51,7 @@ export const CreateClientSchema = z
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
     jwks_uri: z.url().max(2048).optional(),
     redirect_uris: z.array(z.string().max(2048)).max(20).default([]),
-    grant_types: z
-      .array(
-        z.enum([
-          GRANT_TYPE.authorizationCode,
-          GRANT_TYPE.refreshToken,
-          GRANT_TYPE.clientCredentials,
-          GRANT_TYPE.tokenExchange,
-          GRANT_TYPE.ciba,
-        ]),
-      )
-      .min(1)
-      .max(5)
-      .optional(),
+    grant_types: GrantTypeList.optional(),
     scope: ScopeList.optional(),
     resources: z.array(z.string().max(2048)).max(50).default([]),
   })
@@ -61,6 +62,10 @@ export const UpdateClientSchema = z
     status: z.enum(['active', 'disabled']).optional(),
     owner_id: z.string().max(100).nullable().optional(),
     name: z.string().min(1).max(200).optional(),
+    /** null: no client-level limit (the resources' scopes bound it). */
+    scope: ScopeList.nullable().optional(),
+    grant_types: GrantTypeList.optional(),
+    resources: z.array(z.string().max(2048)).max(50).optional(),
   })
   .strict();
 
@@ -125,6 +130,42 @@ export function clientView(c: Client) {
   };
 }
 
+/** A client's key set holds public keys only (RFC 7517 §4: no private or symmetric members). */
+export function checkPublicKeys(jwks: { keys: Record<string, unknown>[] } | undefined | null): void {
+  for (const key of jwks?.keys ?? []) {
+    if (['d', 'p', 'q', 'k'].some((m) => m in key)) {
+      throw new OAuthError('invalid_client_metadata', 'jwks must hold public keys only');
+    }
+  }
+}
+
+/** Grant types a client with this authentication method and these redirect URIs may use. */
+export function checkGrantTypes(method: Client['authMethod'], grantTypes: readonly string[], redirectUris: string[]) {
+  const needsConfidential: readonly string[] = [
+    GRANT_TYPE.clientCredentials,
+    GRANT_TYPE.tokenExchange,
+    GRANT_TYPE.ciba,
+  ];
+  if (method === AUTH_METHOD.none && grantTypes.some((g) => needsConfidential.includes(g))) {
+    throw new OAuthError(
+      'invalid_client_metadata',
+      'client_credentials, token exchange and CIBA need a confidential client (not "none")',
+    );
+  }
+  if (grantTypes.includes(GRANT_TYPE.authorizationCode) && redirectUris.length === 0) {
+    throw new OAuthError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI');
+  }
+}
+
+/** Resource URLs in their canonical form (RFC 8707 §2), or the error naming the first bad one. */
+export function canonicalResources(urls: string[]): string[] {
+  return urls.map((r) => {
+    const canonical = canonicalizeResource(r);
+    if (!canonical) throw new OAuthError('invalid_client_metadata', `resources: "${r}" is not an absolute http(s) URL`);
+    return canonical;
+  });
+}
+
 /** Registers a client through the admin API. */
 export async function createClient(
   deps: AdminDeps,
@@ -154,9 +195,7 @@ export async function createClient(
       throw new OAuthError('invalid_client_metadata', 'workload_federation takes no jwks or jwks_uri');
     }
   }
-  for (const key of input.jwks?.keys ?? []) {
-    if ('d' in key || 'k' in key) throw new OAuthError('invalid_client_metadata', 'jwks must hold public keys only');
-  }
+  checkPublicKeys(input.jwks);
   for (const uri of input.redirect_uris) {
     const problem = redirectUriProblem(uri);
     if (problem) throw new OAuthError('invalid_redirect_uri', problem);
@@ -168,25 +207,8 @@ export async function createClient(
       : input.kind === 'agent'
         ? [GRANT_TYPE.clientCredentials, GRANT_TYPE.tokenExchange, GRANT_TYPE.ciba]
         : [GRANT_TYPE.clientCredentials]);
-  const needsConfidential: readonly string[] = [
-    GRANT_TYPE.clientCredentials,
-    GRANT_TYPE.tokenExchange,
-    GRANT_TYPE.ciba,
-  ];
-  if (method === AUTH_METHOD.none && grantTypes.some((g) => needsConfidential.includes(g))) {
-    throw new OAuthError(
-      'invalid_client_metadata',
-      'client_credentials, token exchange and CIBA need a confidential client (not "none")',
-    );
-  }
-  if (grantTypes.includes(GRANT_TYPE.authorizationCode) && input.redirect_uris.length === 0) {
-    throw new OAuthError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI');
-  }
-  const resources = input.resources.map((r) => {
-    const canonical = canonicalizeResource(r);
-    if (!canonical) throw new OAuthError('invalid_client_metadata', `resources: "${r}" is not an absolute http(s) URL`);
-    return canonical;
-  });
+  checkGrantTypes(method, grantTypes, input.redirect_uris);
+  const resources = canonicalResources(input.resources);
   if (input.owner_id && !(await deps.users.get(input.owner_id))) {
     throw new OAuthError('invalid_client_metadata', `owner_id: no user "${input.owner_id}"`);
   }
