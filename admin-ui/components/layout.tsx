@@ -226,6 +226,7 @@ details dl { margin:.5rem 0 0; font-size:.85rem; }
   table.stack, table.stack tbody, table.stack tr, table.stack td { display:block; width:100%; }
   table.stack tr { border-bottom:2px solid var(--border); padding:.35rem 0; }
   table.stack td { border:none; padding:.15rem .6rem; }
+  table.stack td:empty { display:none; }
   table.stack td[data-label]::before { content:attr(data-label); display:block; font-size:.75rem; font-weight:600; color:var(--muted); text-transform:uppercase; letter-spacing:.02em; }
   main { margin:1rem auto; padding:0 .5rem; }
   .card { padding:1rem; }

@@ -187,7 +187,7 @@ export function AuditPage(props: {
                       {e.audience ? <div>{e.audience}</div> : null}
                       {e.scope ? <code>{e.scope}</code> : null}
                     </td>
-                    <td data-label="More">
+                    <td>
                       <EventDetails e={e} />
                     </td>
                   </tr>

@@ -125,7 +125,9 @@ export function ClientFormPage(props: {
         <label for="c-scope">Scopes it may hold (space-separated; empty: whatever its resources offer)</label>
         <input id="c-scope" name="scope" type="text" value={v.scope} />
         <GrantChecks checked={v.grant_types} />
-        <p class="muted">None ticked: an agent gets client credentials, token exchange and CIBA.</p>
+        <p class="muted">
+          None ticked: an agent gets client credentials, token exchange and CIBA; a resource server, client credentials.
+        </p>
         <label for="c-resources">Resources (one URL per line; for a resource server: the audiences it serves)</label>
         <textarea id="c-resources" name="resources" rows={3} spellcheck={false}>
           {v.resources}
