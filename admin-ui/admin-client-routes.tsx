@@ -208,6 +208,9 @@ export function adminClientRoutes(deps: Engine) {
               it holds stops working; then <strong>{client.name}</strong> (<code>{client.id}</code>) is removed.
             </p>
             <p>This cannot be undone: to use it again, register it anew. The audit log keeps its history.</p>
+            {client.source === 'admin' ? null : (
+              <p>It registered itself, so it can register again; to keep it out, disable it instead.</p>
+            )}
           </>
         }
         action={`${pathOf(client.id)}/delete`}

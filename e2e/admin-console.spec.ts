@@ -220,7 +220,10 @@ describe('the admin console in Chromium', () => {
   test("an administrator ends another person's task from /admin/tasks; the audit table filters by event type", async () => {
     const { agents, user, as } = await delegationWorld(tb, { agents: 1, resources: {} });
     const agent = agents[0]!;
-    const { credential } = await delegateViaCiba(tb, as, agent, user, { scope: 'openid notes:read', resource: NOTES });
+    const { credential, delegationId } = await delegateViaCiba(tb, as, agent, user, {
+      scope: 'openid notes:read',
+      resource: NOTES,
+    });
     const task = await exchange(tb, as, agent, { subject_token: credential, subject_token_type: TT_JWT });
     expect(await introspect(task.access_token)).toMatchObject({ active: true });
 
@@ -242,6 +245,16 @@ describe('the admin console in Chromium', () => {
       endReason: 'ended_by_admin',
     });
     expect(await introspect(task.access_token)).toEqual({ active: false });
+
+    // The same person's delegation, revoked from All delegations after confirming.
+    await page.getByRole('link', { name: 'All delegations' }).click();
+    const delegation = page.locator(`tr[data-delegation-id="${delegationId}"]`);
+    await expect.poll(() => delegation.textContent()).toContain(user.username);
+    await delegation.getByRole('link', { name: `Revoke delegation ${delegationId}` }).click();
+    await page.getByRole('button', { name: 'Revoke delegation' }).click();
+    await page.waitForURL(/done=revoked/);
+    expect((await tb.broker.deps.delegations.get(delegationId))?.status).toBe('revoked');
+    await screenshot(page, 'console-all-delegations');
 
     // The audit table: filter by event type; every row shown is of that type, with names beside ids.
     await page.getByRole('link', { name: 'Audit' }).click();
