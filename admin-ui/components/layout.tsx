@@ -141,9 +141,14 @@ export function EmptyState(props: { children: Child; action?: { href: string; la
  * The first step of a destructive action: a link to the confirmation page (GET on the action's URL,
  * see ConfirmPage), which says what will happen and posts only when the person confirms.
  */
-export function ConfirmLink(props: { action: string; label: string }) {
+export function ConfirmLink(props: {
+  action: string;
+  label: string;
+  /** The link's accessible name when the visible label alone is ambiguous (one per table row). */
+  name?: string;
+}) {
   return (
-    <a class="button danger" href={props.action}>
+    <a class="button danger" href={props.action} aria-label={props.name}>
       {props.label}
     </a>
   );

@@ -161,7 +161,8 @@ export function AdminTasksPage(props: {
                       {live ? (
                         <ConfirmLink
                           action={`/admin/tasks/${encodeURIComponent(t.id)}/end`}
-                          label={`End task ${t.id}`}
+                          label="End task"
+                          name={`End task ${t.id}`}
                         />
                       ) : null}
                     </td>
@@ -256,7 +257,8 @@ export function AdminDelegationsPage(props: {
                       {d.status === 'active' || d.status === 'pending' ? (
                         <ConfirmLink
                           action={`/admin/delegations/${encodeURIComponent(d.id)}/revoke`}
-                          label={`Revoke delegation ${d.id}`}
+                          label="Revoke"
+                          name={`Revoke delegation ${d.id}`}
                         />
                       ) : null}
                     </td>
