@@ -12,12 +12,17 @@ import {
   issueInitialAccessToken,
   revokeInitialAccessToken,
 } from '../broker/services/initial-access-tokens.js';
+import { namesOf } from '../broker/services/oversight.js';
 import { createPeerRegistry } from '../broker/services/peers/peers.js';
 import type { AuditFilter } from '../db/stores/audit-store.js';
+import { adminClientRoutes } from './admin-client-routes.js';
+import { adminIssuerRoutes } from './admin-issuer-routes.js';
+import { adminOversightRoutes } from './admin-oversight-routes.js';
 import { approvalFromForm } from './components/delegation-controls.js';
-import { AgentsPage, ClientsPage } from './pages/admin-agents.js';
+import { AgentsPage } from './pages/admin-agents.js';
+import { type AuditFilterValues, AuditPage } from './pages/admin-audit.js';
 import { AdminHomePage } from './pages/admin-home.js';
-import { type AuditFilterValues, AuditPage, KeysPage } from './pages/admin-misc.js';
+import { KeysPage } from './pages/admin-misc.js';
 import { PeersPage } from './pages/admin-peers.js';
 import { RegistrationTokensPage } from './pages/admin-registration.js';
 import { DelegationPage, DelegationsPage } from './pages/delegations.js';
@@ -73,6 +78,7 @@ const NOTICES: Record<string, string> = {
   'token-revoked': 'Revoked. Agents can no longer register with it; those it registered stay.',
   rotated: 'The next key will sign once caches have seen it.',
   added: 'Added.',
+  deleted: 'Deleted: its tasks have ended, its delegations and tokens are revoked.',
 };
 
 /** datetime-local (UTC) ⇄ epoch seconds. */
@@ -123,6 +129,10 @@ export function pageRoutes(deps: Engine) {
     const pending = await deps.delegations.listForUser(me(c).id, 'pending');
     return c.html(<AdminHomePage user={me(c)} csrf={csrf(c)} pending={pending.length} />);
   });
+  // Clients, trusted issuers, and every task and delegation (admin-client-routes.tsx and siblings).
+  app.route('/', adminClientRoutes(deps));
+  app.route('/', adminIssuerRoutes(deps));
+  app.route('/', adminOversightRoutes(deps));
 
   // A person's pages -------------------------------------------------------------------------------
 
@@ -343,10 +353,6 @@ export function pageRoutes(deps: Engine) {
     return c.redirect('/admin/registration-tokens?done=token-revoked', 303);
   });
 
-  app.get('/admin/clients', async (c) =>
-    c.html(<ClientsPage user={me(c)} csrf={csrf(c)} clients={await deps.clients.list()} />),
-  );
-
   // A2A peers (a2a/peers.ts): registered from their Agent Card, each one a resource.
   const peers = createPeerRegistry(deps);
   const PEER_NOTICES: Record<string, string> = {
@@ -399,6 +405,7 @@ export function pageRoutes(deps: Engine) {
   const auditQuery = (c: Context<AppEnv>) => {
     const q = c.req.query();
     const values: AuditFilterValues = {
+      type: (q.type ?? '').slice(0, 100),
       agent: (q.agent ?? '').slice(0, 2048),
       user: (q.user ?? '').slice(0, 100),
       task: (q.task ?? '').slice(0, 100),
@@ -409,6 +416,7 @@ export function pageRoutes(deps: Engine) {
     const from = toEpoch(values.from);
     const to = toEpoch(values.to);
     const filter: AuditFilter = {
+      ...(values.type ? { type: values.type } : {}),
       ...(values.agent ? { agentId: values.agent } : {}),
       ...(values.user ? { userId: values.user } : {}),
       ...(values.task ? { taskId: values.task } : {}),
@@ -421,8 +429,10 @@ export function pageRoutes(deps: Engine) {
   };
   app.get('/admin/audit', async (c) => {
     const { values, filter, query } = auditQuery(c);
-    const events = await deps.audit.query({ ...filter, limit: 500 });
-    return c.html(<AuditPage user={me(c)} csrf={csrf(c)} events={events} filters={values} query={query} />);
+    const [events, names] = await Promise.all([deps.audit.query({ ...filter, limit: 500 }), namesOf(deps)]);
+    return c.html(
+      <AuditPage user={me(c)} csrf={csrf(c)} events={events} filters={values} query={query} names={names} />,
+    );
   });
   app.get('/admin/audit/export', async (c) => {
     const { filter } = auditQuery(c);

@@ -255,6 +255,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       taskService: deps.taskService,
       delegationService: deps.delegationService,
       delegations: deps.delegations,
+      tasks: deps.tasks,
+      trustedIssuers: deps.trustedIssuers,
       accessTokenTtl: config.tokens.accessTokenTtl,
       issuer: config.issuer,
       clock: deps.clock,

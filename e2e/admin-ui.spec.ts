@@ -135,6 +135,9 @@ describe('the admin UI in Chromium', () => {
       subject_token_type: TT_JWT,
     });
     expect(before.status).toBe(200);
+    // Disabling is two steps: the link opens a page that says what happens; its button does it.
+    await adminPage.getByRole('link', { name: 'Disable agent 0' }).click();
+    await adminPage.getByRole('heading', { name: 'Disable agent 0?' }).waitFor();
     await adminPage.getByRole('button', { name: 'Disable agent 0' }).click();
     await adminPage.waitForURL(/done=disabled/);
     await expect.poll(() => adminPage.getByRole('button', { name: 'Enable agent 0' }).isVisible()).toBe(true);

@@ -16,6 +16,9 @@ const ADMIN_NAV = [
   ['/admin/resources', 'Resources'],
   ['/admin/registration-tokens', 'Agent registration'],
   ['/admin/peers', 'A2A peers'],
+  ['/admin/trusted-issuers', 'Trusted issuers'],
+  ['/admin/tasks', 'All tasks'],
+  ['/admin/delegations', 'All delegations'],
   ['/admin/users', 'People'],
   ['/admin/keys', 'Keys'],
   ['/admin/audit', 'Audit'],
@@ -146,9 +149,14 @@ export function EmptyState(props: { children: Child; action?: { href: string; la
  * The first step of a destructive action: a link to the confirmation page (GET on the action's URL,
  * see ConfirmPage), which says what will happen and posts only when the person confirms.
  */
-export function ConfirmLink(props: { action: string; label: string }) {
+export function ConfirmLink(props: {
+  action: string;
+  label: string;
+  /** The link's accessible name when the visible label alone is ambiguous (one per table row). */
+  name?: string;
+}) {
   return (
-    <a class="button danger" href={props.action}>
+    <a class="button danger" href={props.action} aria-label={props.name}>
       {props.label}
     </a>
   );
@@ -221,5 +229,20 @@ tr.stale td { background:#fff8c5; }
 .tree li { border-left:2px solid var(--border); padding:.35rem 0 .35rem .75rem; margin:.25rem 0; }
 .task-line { display:flex; flex-wrap:wrap; gap:.4rem .75rem; align-items:center; }
 .filters { display:grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr)); gap:.25rem 1rem; align-items:end; }
+textarea { width:100%; max-width:40rem; padding:.5rem .6rem; font:.9rem/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; border:1px solid var(--border); border-radius:6px; background:#fff; }
+td { overflow-wrap:anywhere; }
+details > summary { cursor:pointer; color:var(--accent); }
+details dl { margin:.5rem 0 0; font-size:.85rem; }
 @media (max-width: 40rem) { th, td { padding:.35rem; } .topbar { padding:.6rem .75rem; } }
+/* Stacked tables: below 40rem each row is a block with its cells labelled, so nothing scrolls sideways. */
+@media (max-width: 40rem) {
+  table.stack thead { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display:block; width:100%; }
+  table.stack tr { border-bottom:2px solid var(--border); padding:.35rem 0; }
+  table.stack td { border:none; padding:.15rem .6rem; }
+  table.stack td:empty { display:none; }
+  table.stack td[data-label]::before { content:attr(data-label); display:block; font-size:.75rem; font-weight:600; color:var(--muted); text-transform:uppercase; letter-spacing:.02em; }
+  main { margin:1rem auto; padding:0 .5rem; }
+  .card { padding:1rem; }
+}
 `;

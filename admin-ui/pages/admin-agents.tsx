@@ -1,6 +1,15 @@
 import { assuranceLevel, type Client, credentialKindOf } from '../../broker/core/client.js';
 import type { User } from '../../db/stores/user-store.js';
-import { ActionForm, Badge, Layout, type LayoutUser, Notice, when } from '../components/layout.js';
+import {
+  ActionForm,
+  Badge,
+  ConfirmLink,
+  EmptyState,
+  Layout,
+  type LayoutUser,
+  Notice,
+  when,
+} from '../components/layout.js';
 
 export interface AgentRow {
   client: Client;
@@ -28,10 +37,22 @@ export function AgentsPage(props: {
     <Layout title="Agents" user={props.user} csrf={props.csrf} current="/admin/agents" wide>
       <h1>Agents</h1>
       {props.notice ? <Notice kind="info">{props.notice}</Notice> : null}
-      <p class="muted">
-        Highlighted rows have not been used for {props.unusedDays} days or more. Static secrets are flagged as a risk.
-      </p>
-      <div class="table-wrap">
+      <div class="actions">
+        <a class="button" href="/admin/clients/new?kind=agent">
+          Add an agent
+        </a>
+      </div>
+      {props.rows.length === 0 ? (
+        <EmptyState action={{ href: '/admin/clients/new?kind=agent', label: 'Add the first agent' }}>
+          No agent is registered yet. Add one with its public key (or its key set's URL), or a workload identity vouched
+          for by a trusted issuer; agents can also register themselves with a token from Agent registration.
+        </EmptyState>
+      ) : (
+        <p class="muted">
+          Highlighted rows have not been used for {props.unusedDays} days or more. Static secrets are flagged as a risk.
+        </p>
+      )}
+      <div class="table-wrap" hidden={props.rows.length === 0}>
         <table>
           <thead>
             <tr>
@@ -50,7 +71,7 @@ export function AgentsPage(props: {
             {props.rows.map(({ client, tokens24h, stale }) => (
               <tr class={stale ? 'stale' : undefined} data-client-id={client.id}>
                 <td>
-                  {client.name}
+                  <a href={`/admin/clients/${encodeURIComponent(client.id)}`}>{client.name}</a>
                   <br />
                   <code>{client.id}</code>
                   {stale ? (
@@ -112,12 +133,9 @@ export function AgentsPage(props: {
                       />
                     </>
                   ) : client.status === 'active' ? (
-                    <ActionForm
-                      action={`/admin/agents/${encodeURIComponent(client.id)}/status`}
-                      csrf={props.csrf}
+                    <ConfirmLink
+                      action={`/admin/clients/${encodeURIComponent(client.id)}/disable`}
                       label={`Disable ${client.name}`}
-                      danger
-                      fields={{ status: 'disabled' }}
                     />
                   ) : (
                     <ActionForm
@@ -138,11 +156,26 @@ export function AgentsPage(props: {
 }
 
 /** Every client and where it came from. */
-export function ClientsPage(props: { user: LayoutUser; csrf: string; clients: Client[] }) {
+export function ClientsPage(props: { user: LayoutUser; csrf: string; clients: Client[]; notice?: string }) {
   return (
     <Layout title="Clients" user={props.user} csrf={props.csrf} current="/admin/clients" wide>
       <h1>Clients</h1>
-      <div class="table-wrap">
+      {props.notice ? <Notice kind="info">{props.notice}</Notice> : null}
+      <div class="actions">
+        <a class="button" href="/admin/clients/new?kind=agent">
+          Add an agent
+        </a>
+        <a class="button" href="/admin/clients/new?kind=resource_server">
+          Add a resource server
+        </a>
+      </div>
+      {props.clients.length === 0 ? (
+        <EmptyState action={{ href: '/admin/clients/new?kind=agent', label: 'Add the first agent' }}>
+          No client is registered yet: agents, resource servers and MCP clients appear here. Add one, or let MCP clients
+          register themselves (dynamic registration or a client metadata document).
+        </EmptyState>
+      ) : null}
+      <div class="table-wrap" hidden={props.clients.length === 0}>
         <table>
           <thead>
             <tr>
@@ -159,7 +192,7 @@ export function ClientsPage(props: { user: LayoutUser; csrf: string; clients: Cl
             {props.clients.map((c) => (
               <tr data-client-id={c.id}>
                 <td>
-                  {c.name}
+                  <a href={`/admin/clients/${encodeURIComponent(c.id)}`}>{c.name}</a>
                   <br />
                   <code>{c.id}</code>
                 </td>

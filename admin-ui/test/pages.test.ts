@@ -130,7 +130,8 @@ describe('admin pages', () => {
     const { browser } = await signedIn(api.admin);
     const page = await (await browser.fetch(`${tb.url}/admin/audit?task=${token.task_id}`)).text();
     expect(page).toContain('token.exchanged');
-    expect(page).not.toContain('delegation.approved'); // filtered to the task
+    expect(page).toContain('data-event-type="token.exchanged"');
+    expect(page).not.toContain('data-event-type="delegation.approved"'); // filtered to the task
 
     const jsonl = await browser.fetch(`${tb.url}/admin/audit/export?format=jsonl&agent=${agent.clientId}`);
     expect(jsonl.headers.get('content-type')).toMatch(/application\/x-ndjson/);

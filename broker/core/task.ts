@@ -21,6 +21,8 @@ export type EndReason =
   | 'deadline_exceeded'
   | 'delegation_revoked'
   | 'agent_disabled'
+  /** An administrator deleted the agent. */
+  | 'agent_deleted'
   | 'parent_ended'
   | 'peer_ended'
   /** The user's access token an on-behalf-of task was started from was revoked. */

@@ -26,6 +26,19 @@ export { CreateResourceSchema, createResource } from './resources.js';
 
 export const ScopeList = z.array(z.string().max(128).refine(isScopeToken, 'is not a valid scope token')).max(100);
 
+const GrantTypeList = z
+  .array(
+    z.enum([
+      GRANT_TYPE.authorizationCode,
+      GRANT_TYPE.refreshToken,
+      GRANT_TYPE.clientCredentials,
+      GRANT_TYPE.tokenExchange,
+      GRANT_TYPE.ciba,
+    ]),
+  )
+  .min(1)
+  .max(5);
+
 export const CreateClientSchema = z
   .object({
     /** `admin_service`: automation calling the admin API with `errand:admin` tokens (README "Admin API"). */
@@ -48,19 +61,7 @@ export const CreateClientSchema = z
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
     jwks_uri: z.url().max(2048).optional(),
     redirect_uris: z.array(z.string().max(2048)).max(20).default([]),
-    grant_types: z
-      .array(
-        z.enum([
-          GRANT_TYPE.authorizationCode,
-          GRANT_TYPE.refreshToken,
-          GRANT_TYPE.clientCredentials,
-          GRANT_TYPE.tokenExchange,
-          GRANT_TYPE.ciba,
-        ]),
-      )
-      .min(1)
-      .max(5)
-      .optional(),
+    grant_types: GrantTypeList.optional(),
     scope: ScopeList.optional(),
     resources: z.array(z.string().max(2048)).max(50).default([]),
   })
@@ -71,6 +72,10 @@ export const UpdateClientSchema = z
     status: z.enum(['active', 'disabled']).optional(),
     owner_id: z.string().max(100).nullable().optional(),
     name: z.string().min(1).max(200).optional(),
+    /** null: no client-level limit (the resources' scopes bound it). */
+    scope: ScopeList.nullable().optional(),
+    grant_types: GrantTypeList.optional(),
+    resources: z.array(z.string().max(2048)).max(50).optional(),
   })
   .strict();
 
@@ -125,6 +130,42 @@ export function clientView(c: Client) {
   };
 }
 
+/** A client's key set holds public keys only (RFC 7517 §4: no private or symmetric members). */
+export function checkPublicKeys(jwks: { keys: Record<string, unknown>[] } | undefined | null): void {
+  for (const key of jwks?.keys ?? []) {
+    if (['d', 'p', 'q', 'k'].some((m) => m in key)) {
+      throw new OAuthError('invalid_client_metadata', 'jwks must hold public keys only');
+    }
+  }
+}
+
+/** Grant types a client with this authentication method and these redirect URIs may use. */
+export function checkGrantTypes(method: Client['authMethod'], grantTypes: readonly string[], redirectUris: string[]) {
+  const needsConfidential: readonly string[] = [
+    GRANT_TYPE.clientCredentials,
+    GRANT_TYPE.tokenExchange,
+    GRANT_TYPE.ciba,
+  ];
+  if (method === AUTH_METHOD.none && grantTypes.some((g) => needsConfidential.includes(g))) {
+    throw new OAuthError(
+      'invalid_client_metadata',
+      'client_credentials, token exchange and CIBA need a confidential client (not "none")',
+    );
+  }
+  if (grantTypes.includes(GRANT_TYPE.authorizationCode) && redirectUris.length === 0) {
+    throw new OAuthError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI');
+  }
+}
+
+/** Resource URLs in their canonical form (RFC 8707 §2), or the error naming the first bad one. */
+export function canonicalResources(urls: string[]): string[] {
+  return urls.map((r) => {
+    const canonical = canonicalizeResource(r);
+    if (!canonical) throw new OAuthError('invalid_client_metadata', `resources: "${r}" is not an absolute http(s) URL`);
+    return canonical;
+  });
+}
+
 /** Registers a client through the admin API. */
 export async function createClient(
   deps: AdminDeps,
@@ -158,9 +199,7 @@ export async function createClient(
   else if (input.scope?.includes(ERRAND_SCOPE.admin)) {
     throw new OAuthError('invalid_client_metadata', `scope "${ERRAND_SCOPE.admin}" is for kind "admin_service" only`);
   }
-  for (const key of input.jwks?.keys ?? []) {
-    if ('d' in key || 'k' in key) throw new OAuthError('invalid_client_metadata', 'jwks must hold public keys only');
-  }
+  checkPublicKeys(input.jwks);
   for (const uri of input.redirect_uris) {
     const problem = redirectUriProblem(uri);
     if (problem) throw new OAuthError('invalid_redirect_uri', problem);
@@ -173,25 +212,8 @@ export async function createClient(
         ? [GRANT_TYPE.clientCredentials, GRANT_TYPE.tokenExchange, GRANT_TYPE.ciba]
         : [GRANT_TYPE.clientCredentials]);
   const scope = input.kind === 'admin_service' ? [ERRAND_SCOPE.admin] : (input.scope ?? null);
-  const needsConfidential: readonly string[] = [
-    GRANT_TYPE.clientCredentials,
-    GRANT_TYPE.tokenExchange,
-    GRANT_TYPE.ciba,
-  ];
-  if (method === AUTH_METHOD.none && grantTypes.some((g) => needsConfidential.includes(g))) {
-    throw new OAuthError(
-      'invalid_client_metadata',
-      'client_credentials, token exchange and CIBA need a confidential client (not "none")',
-    );
-  }
-  if (grantTypes.includes(GRANT_TYPE.authorizationCode) && input.redirect_uris.length === 0) {
-    throw new OAuthError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI');
-  }
-  const resources = input.resources.map((r) => {
-    const canonical = canonicalizeResource(r);
-    if (!canonical) throw new OAuthError('invalid_client_metadata', `resources: "${r}" is not an absolute http(s) URL`);
-    return canonical;
-  });
+  checkGrantTypes(method, grantTypes, input.redirect_uris);
+  const resources = canonicalResources(input.resources);
   if (input.owner_id && !(await deps.users.get(input.owner_id))) {
     throw new OAuthError('invalid_client_metadata', `owner_id: no user "${input.owner_id}"`);
   }

@@ -68,6 +68,10 @@ function toRow(c: Client): ClientRow {
   };
 }
 
+export type ClientPatch = Partial<
+  Pick<Client, 'name' | 'ownerId' | 'scope' | 'grantTypes' | 'resources' | 'jwks' | 'jwksUri'>
+>;
+
 export interface Resource {
   id: string;
   url: string;
@@ -134,6 +138,25 @@ export class ClientStore {
     if (Object.keys(patch).length > 0)
       await this.db.write((tx) => tx.update(clients).set(patch).where(eq(clients.id, id)));
     return this.get(id);
+  }
+
+  /** Changes what an administrator may edit (name, owner, scopes, grant types, resources, keys) in the caller's transaction. */
+  async patch(id: string, patch: ClientPatch, tx: Tx): Promise<void> {
+    const set: Partial<ClientRow> = {
+      ...(patch.name !== undefined ? { name: patch.name } : {}),
+      ...(patch.ownerId !== undefined ? { ownerId: patch.ownerId } : {}),
+      ...(patch.scope !== undefined ? { scope: patch.scope ? toJson(patch.scope) : null } : {}),
+      ...(patch.grantTypes !== undefined ? { grantTypes: toJson(patch.grantTypes) } : {}),
+      ...(patch.resources !== undefined ? { resources: toJson(patch.resources) } : {}),
+      ...(patch.jwks !== undefined ? { jwks: patch.jwks ? toJson(patch.jwks) : null } : {}),
+      ...(patch.jwksUri !== undefined ? { jwksUri: patch.jwksUri } : {}),
+    };
+    if (Object.keys(set).length > 0) await tx.update(clients).set(set).where(eq(clients.id, id));
+  }
+
+  /** Removes a client's row; false when there was none. */
+  async delete(id: string, tx: Tx): Promise<boolean> {
+    return affected(await tx.delete(clients).where(eq(clients.id, id))) === 1;
   }
 
   /** Records the assurance level (and vouching issuer) a workload agent authenticated at. */

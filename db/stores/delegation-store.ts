@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import type { Delegation, DelegationRequest, DelegationStatus } from '../../broker/core/delegation.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { selectOneBy } from '../prepared.js';
@@ -58,6 +58,14 @@ export interface BackchannelRequest {
   redeemedAt: number | null;
 }
 
+/** An administrator's filter over every delegation. */
+export interface DelegationFilter {
+  userId?: string;
+  agentId?: string;
+  status?: DelegationStatus;
+  limit: number;
+}
+
 export class DelegationStore {
   constructor(private readonly db: Db) {}
 
@@ -78,6 +86,21 @@ export class DelegationStore {
         status ? and(eq(delegations.userId, userId), eq(delegations.status, status)) : eq(delegations.userId, userId),
       )
       .orderBy(desc(delegations.createdAt));
+    return rows.map(toDelegation);
+  }
+
+  /** Every delegation matching the filter, newest first (the administrator's view across people). */
+  async list(f: DelegationFilter): Promise<StoredDelegation[]> {
+    const where: SQL[] = [];
+    if (f.userId) where.push(eq(delegations.userId, f.userId));
+    if (f.agentId) where.push(eq(delegations.agentId, f.agentId));
+    if (f.status) where.push(eq(delegations.status, f.status));
+    const rows = await this.db.q
+      .select()
+      .from(delegations)
+      .where(where.length ? and(...where) : undefined)
+      .orderBy(desc(delegations.createdAt))
+      .limit(f.limit);
     return rows.map(toDelegation);
   }
 

@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, inArray, isNotNull, isNull, lt, notInArray, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, isNotNull, isNull, lt, notInArray, type SQL, sql } from 'drizzle-orm';
 import type { EndReason, Task, TaskState, TerminalState } from '../../broker/core/task.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, perHandle, selectOneBy } from '../prepared.js';
@@ -35,6 +35,15 @@ export interface TasksWhere {
   subjectGrantId?: string;
 }
 
+/** An administrator's filter over every task: whose, which agent (anywhere in the actor chain), which state. */
+export interface TaskFilter {
+  userId?: string;
+  agentId?: string;
+  /** A state, or `live` / `ended` for any non-terminal / terminal one. */
+  state?: TaskState | 'live' | 'ended';
+  limit: number;
+}
+
 export interface EndResult {
   /** Tasks this call ended (the task and every live descendant). */
   endedTaskIds: string[];
@@ -61,6 +70,23 @@ export class TaskStore {
       .where(eq(tasks.userId, userId))
       .orderBy(desc(tasks.createdAt))
       .limit(limit);
+    return rows.map(toTask);
+  }
+
+  /** Every task matching the filter, newest first (the administrator's view across people). */
+  async list(f: TaskFilter): Promise<Task[]> {
+    const where: SQL[] = [];
+    if (f.userId) where.push(eq(tasks.userId, f.userId));
+    if (f.agentId) where.push(sql`EXISTS (SELECT 1 FROM json_each(${tasks.actorChain}) WHERE value = ${f.agentId})`);
+    if (f.state === 'live') where.push(notInArray(tasks.state, TERMINAL));
+    else if (f.state === 'ended') where.push(inArray(tasks.state, TERMINAL));
+    else if (f.state) where.push(eq(tasks.state, f.state));
+    const rows = await this.db.q
+      .select()
+      .from(tasks)
+      .where(where.length ? and(...where) : undefined)
+      .orderBy(desc(tasks.createdAt))
+      .limit(f.limit);
     return rows.map(toTask);
   }
 

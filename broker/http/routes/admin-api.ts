@@ -1,8 +1,11 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { AuditStore } from '../../../db/stores/audit-store.js';
 import type { DelegationStore } from '../../../db/stores/delegation-store.js';
+import type { TaskStore } from '../../../db/stores/task-store.js';
+import type { TrustedIssuerStore } from '../../../db/stores/trusted-issuer-store.js';
 import { OAuthError } from '../../core/errors.js';
 import {
+  type AdminActor,
   type AdminDeps,
   CreateClientSchema,
   CreateUserSchema,
@@ -13,9 +16,17 @@ import {
   UpdateClientSchema,
 } from '../../services/admin.js';
 import { auditEventView, keyRotationView, keyView, resourceView, userView } from '../../services/api-views.js';
+import { deleteClient, ReplaceClientKeysSchema, replaceClientKeys, updateClient } from '../../services/client-admin.js';
 import { decideClient } from '../../services/client-approval.js';
-import type { DelegationService } from '../../services/delegations.js';
+import { type DelegationService, delegationView } from '../../services/delegations.js';
 import { ExchangeRulesSchema, exchangeRuleView, setExchangeRules } from '../../services/exchange-rules.js';
+import {
+  AdminDelegationQuerySchema,
+  AdminTaskQuerySchema,
+  listDelegations,
+  listTasks,
+  namesOf,
+} from '../../services/oversight.js';
 import {
   CreateResourceSchema,
   createResource,
@@ -68,11 +79,18 @@ export function adminApiRoutes(
     rotateDelay: number;
     delegationService: DelegationService;
     delegations: DelegationStore;
+    tasks: TaskStore;
+    trustedIssuers: TrustedIssuerStore;
     accessTokenTtl: number;
     issuer: string;
   },
 ) {
   const app = new Hono<AppEnv>();
+  const actor = (c: Context<AppEnv>): AdminActor => ({
+    adminId: adminActorId(c),
+    requestId: c.var.requestId,
+    address: c.var.address,
+  });
   app.use('/api/admin/*', requireAdmin());
 
   app.get('/api/admin/clients', async (c) => c.json({ clients: (await deps.clients.list()).map(clientView) }));
@@ -87,15 +105,21 @@ export function adminApiRoutes(
     return c.json(clientView(client));
   });
   app.patch('/api/admin/clients/:id', async (c) => {
-    const patch = parseParams(UpdateClientSchema, await jsonBody(c));
+    const { status, ...patch } = parseParams(UpdateClientSchema, await jsonBody(c));
     const id = c.req.param('id');
     if (!(await deps.clients.get(id))) throw new OAuthError('not_found', 'no such client');
-    if (patch.status) await setClientStatus(deps, id, patch.status, adminActorId(c), c.var.requestId, c.var.address);
-    const updated = await deps.clients.update(id, {
-      ...(patch.owner_id !== undefined ? { ownerId: patch.owner_id } : {}),
-      ...(patch.name ? { name: patch.name } : {}),
-    });
-    return c.json(clientView(updated!));
+    if (status) await setClientStatus(deps, id, status, adminActorId(c), c.var.requestId, c.var.address);
+    return c.json(clientView(await updateClient(deps, id, patch, actor(c))));
+  });
+  // Ends its tasks, revokes its delegations and tokens, then removes it (client-admin.ts).
+  app.delete('/api/admin/clients/:id', async (c) => {
+    await deleteClient(deps, c.req.param('id'), actor(c));
+    return c.body(null, 204);
+  });
+  // New keys for a private_key_jwt client: assertions signed with a key no longer listed are refused.
+  app.put('/api/admin/clients/:id/keys', async (c) => {
+    const input = parseParams(ReplaceClientKeysSchema, await jsonBody(c));
+    return c.json(clientView(await replaceClientKeys(deps, c.req.param('id'), input, actor(c))));
   });
 
   // An agent that registered itself with an initial access token waits for one of these.
@@ -112,6 +136,30 @@ export function adminApiRoutes(
     return c.json({ client_id: c.req.param('id'), exchange_rules: rules.map(exchangeRuleView) });
   });
 
+  // Every task and delegation across people, with the names beside the ids.
+  app.get('/api/admin/tasks', async (c) => {
+    const q = parseParams(AdminTaskQuerySchema, c.req.query());
+    const [tasks, names] = await Promise.all([listTasks(deps, q), namesOf(deps)]);
+    return c.json({
+      tasks: tasks.map((t) => ({
+        ...taskView(t),
+        user_name: names.users.get(t.userId) ?? null,
+        agent_name: names.clients.get(t.agentId) ?? null,
+      })),
+    });
+  });
+  app.get('/api/admin/delegations', async (c) => {
+    const q = parseParams(AdminDelegationQuerySchema, c.req.query());
+    const [delegations, names] = await Promise.all([listDelegations(deps, q), namesOf(deps)]);
+    return c.json({
+      delegations: delegations.map((d) => ({
+        ...delegationView(d),
+        user_name: names.users.get(d.userId) ?? null,
+        agent_name: names.clients.get(d.agentId) ?? null,
+      })),
+    });
+  });
+
   app.post('/api/admin/tasks/:id/end', async (c) => {
     const task = await deps.taskService.end(
       { kind: 'admin', userId: adminActorId(c) },
@@ -126,11 +174,6 @@ export function adminApiRoutes(
     return c.json({ delegation_id: c.req.param('id'), status: 'revoked' });
   });
 
-  const actor = (c: Context<AppEnv>) => ({
-    adminId: adminActorId(c),
-    requestId: c.var.requestId,
-    address: c.var.address,
-  });
   app.get('/api/admin/resources', async (c) =>
     c.json({ resources: (await deps.clients.listResources()).map(resourceView) }),
   );

@@ -24,9 +24,11 @@ import {
   TrustedIssuerViewSchema,
   UserViewSchema,
 } from '../../services/api-views.js';
+import { ReplaceClientKeysSchema } from '../../services/client-admin.js';
 import { ApprovalSchema } from '../../services/delegations.js';
 import { ExchangeRulesSchema } from '../../services/exchange-rules.js';
 import { CreateInitialAccessTokenSchema } from '../../services/initial-access-tokens.js';
+import { AdminDelegationQuerySchema, AdminTaskQuerySchema } from '../../services/oversight.js';
 import { ChangePasswordSchema, ResetPasswordSchema, UpdateUserSchema } from '../../services/people.js';
 import { UpdateResourceSchema } from '../../services/resources.js';
 import { CreateTrustedIssuerSchema, UpdateTrustedIssuerSchema } from '../../services/trusted-issuers.js';
@@ -69,6 +71,9 @@ function op(route: `${Method} /api/${string}`, id: string, summary: string, extr
   return { method, path, id, summary, access, ...extra };
 }
 
+/** The person's and the agent's names beside their ids (null when the account or client is gone). */
+const NAMES = { user_name: z.string().nullable(), agent_name: z.string().nullable() };
+
 const list = (key: string, item: z.ZodType) => z.object({ [key]: z.array(item) }).strict();
 
 export const API_OPERATIONS: readonly ApiOperation[] = [
@@ -91,6 +96,13 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     body: UpdateClientSchema,
     response: ClientViewSchema,
   }),
+  op('DELETE /api/admin/clients/:id', 'deleteClient', 'Delete a client: its tasks end, its tokens die', {
+    status: 204,
+  }),
+  op('PUT /api/admin/clients/:id/keys', 'replaceClientKeys', "Replace a private_key_jwt client's keys", {
+    body: ReplaceClientKeysSchema,
+    response: ClientViewSchema,
+  }),
   op('POST /api/admin/clients/:id/approve', 'approveClient', 'Approve a self-registered agent', {
     response: ClientViewSchema,
   }),
@@ -103,6 +115,14 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   }),
 
   // Tasks and delegations across users.
+  op('GET /api/admin/tasks', 'listAllTasks', "Every person's tasks, with names", {
+    query: AdminTaskQuerySchema,
+    response: list('tasks', TaskViewSchema.extend(NAMES)),
+  }),
+  op('GET /api/admin/delegations', 'listAllDelegations', "Every person's delegations, with names", {
+    query: AdminDelegationQuerySchema,
+    response: list('delegations', DelegationViewSchema.extend(NAMES)),
+  }),
   op('POST /api/admin/tasks/:id/end', 'endTaskAsAdmin', 'End a task and its sub-tasks', { response: TaskViewSchema }),
   op('POST /api/admin/delegations/:id/revoke', 'revokeDelegationAsAdmin', 'Revoke a delegation', {
     response: z.object({ delegation_id: z.string(), status: z.literal('revoked') }).strict(),
