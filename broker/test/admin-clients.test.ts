@@ -58,7 +58,7 @@ async function clientCredentials(agent: Parameters<typeof agentClient>[1]) {
 
 async function auditOf(type: string, clientId: string) {
   const res = await api.call('GET', `/api/admin/audit?type=${type}&client_id=${clientId}`);
-  return ((await res.json()) as { events: { details: Record<string, unknown>; userId: string }[] }).events;
+  return ((await res.json()) as { events: { details: Record<string, unknown>; user_id: string }[] }).events;
 }
 
 describe('who may call', () => {
@@ -235,7 +235,7 @@ describe('deleting a client', () => {
     const [event] = await auditOf('client.deleted', agent.clientId);
     expect(event?.details).toMatchObject({ name: 'doomed', kind: 'agent' });
     expect(event?.details.address).toBeTruthy();
-    expect(event?.userId).toBe(api.admin.id);
+    expect(event?.user_id).toBe(api.admin.id);
     // A second delete finds nothing.
     expect((await api.call('DELETE', `/api/admin/clients/${agent.clientId}`)).status).toBe(404);
   });
