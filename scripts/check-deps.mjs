@@ -10,7 +10,8 @@
  *   HTTP kit      broker/http/*.ts, broker/http/middleware   shared by the doors; engine and core
  *   doors         broker/http/routes (OAuth and admin APIs), admin-ui (web), mcp-server/errand (MCP),
  *                 a2a (A2A): engine, kit and core, never another door
- *   composition   broker/app.ts, broker/broker.ts, broker/main.ts: everything; imported by nobody
+ *   composition   broker/app.ts, broker/broker.ts, broker/main.ts, broker/cli (the admin CLI): everything;
+ *                 imported by nobody
  *
  * Tests, browser specs, the bench and the example server's demo script may import anything; the
  * example tool server itself is a guard user and may import only the guard and core.
@@ -101,6 +102,7 @@ function partOf(f) {
   if (f.startsWith('broker/core/')) return 'core';
   if (f.startsWith('broker/guard/') || f.startsWith('broker/agent-sdk/')) return 'library';
   if (['broker/app.ts', 'broker/broker.ts', 'broker/main.ts'].includes(f)) return 'composition';
+  if (f.startsWith('broker/cli/')) return 'composition';
   if (f === 'mcp-server/example/demo.ts') return 'script';
   if (f.startsWith('mcp-server/example/')) return 'example';
   if (f.startsWith('broker/http/routes/')) return 'door:oauth';

@@ -252,7 +252,8 @@ export async function createResource(deps: AdminDeps, input: z.output<typeof Cre
 export interface AdminActor {
   adminId: string;
   requestId: string;
-  address: string;
+  /** Absent for changes made at the admin CLI (their audit events say `via: 'cli'`). */
+  address?: string;
 }
 
 /** Creates a person's account; recorded as `user.created` with the administrator and source address. */
@@ -282,7 +283,7 @@ export async function createUser(deps: AdminDeps, input: z.output<typeof CreateU
           created_user_id: user.id,
           username: user.username,
           role: user.role,
-          ...(actor ? { address: actor.address } : {}),
+          ...(actor?.address ? { address: actor.address } : {}),
         },
       },
       user.createdAt,

@@ -215,6 +215,24 @@ export class UserStore {
     });
   }
 
+  /**
+   * Creates an administrator only while none exists (the check and the insert in `tx`, a write
+   * transaction); every outstanding bootstrap link dies with it. False when an administrator exists.
+   */
+  async insertFirstAdmin(admin: UserWithPassword, now: number, tx: Tx): Promise<boolean> {
+    const [admins] = await tx.select({ n: count() }).from(users).where(eq(users.role, 'admin'));
+    if ((admins?.n ?? 0) > 0) return false;
+    await tx.insert(users).values(admin);
+    await tx.update(bootstrapTokens).set({ usedAt: now }).where(isNull(bootstrapTokens.usedAt));
+    return true;
+  }
+
+  /** Replaces a password and ends every session of its account, so whoever held the old one is signed out. */
+  async replacePassword(id: string, passwordHash: string, tx: Tx): Promise<void> {
+    await tx.update(users).set({ passwordHash }).where(eq(users.id, id));
+    await tx.delete(sessions).where(eq(sessions.userId, id));
+  }
+
   // Sessions ------------------------------------------------------------------------------------
 
   async createSession(idHash: string, session: Session, now: number): Promise<void> {
