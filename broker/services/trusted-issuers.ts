@@ -155,6 +155,7 @@ export async function createTrustedIssuer(
   input: z.output<typeof CreateTrustedIssuerSchema>,
   adminId: string,
   requestId: string,
+  address?: string,
 ): Promise<TrustedIssuer> {
   const now = deps.clock.now();
   const t: TrustedIssuer = {
@@ -183,7 +184,13 @@ export async function createTrustedIssuer(
         result: 'allowed',
         userId: adminId,
         requestId,
-        details: { trustedIssuerId: t.id, kind: t.kind, issuer: t.issuer, rules: t.rules.length },
+        details: {
+          trustedIssuerId: t.id,
+          kind: t.kind,
+          issuer: t.issuer,
+          rules: t.rules.length,
+          ...(address ? { address } : {}),
+        },
       },
       now,
       tx,
@@ -199,6 +206,7 @@ export async function updateTrustedIssuer(
   patch: z.output<typeof UpdateTrustedIssuerSchema>,
   adminId: string,
   requestId: string,
+  address?: string,
 ): Promise<TrustedIssuer> {
   const current = await deps.trustedIssuers.get(id);
   if (!current) throw new OAuthError('not_found', 'no such trusted issuer');
@@ -222,7 +230,12 @@ export async function updateTrustedIssuer(
         result: 'allowed',
         userId: adminId,
         requestId,
-        details: { trustedIssuerId: id, fields: Object.keys(patch).join(' '), status: next.status },
+        details: {
+          trustedIssuerId: id,
+          fields: Object.keys(patch).join(' '),
+          status: next.status,
+          ...(address ? { address } : {}),
+        },
       },
       now,
       tx,
@@ -237,6 +250,7 @@ export async function deleteTrustedIssuer(
   id: string,
   adminId: string,
   requestId: string,
+  address?: string,
 ): Promise<void> {
   const now = deps.clock.now();
   await deps.db.write(async (tx) => {
@@ -247,7 +261,7 @@ export async function deleteTrustedIssuer(
         result: 'allowed',
         userId: adminId,
         requestId,
-        details: { trustedIssuerId: id },
+        details: { trustedIssuerId: id, ...(address ? { address } : {}) },
       },
       now,
       tx,

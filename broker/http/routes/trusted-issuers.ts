@@ -28,7 +28,7 @@ export function trustedIssuerRoutes(deps: TrustedIssuerDeps) {
   app.get(PATH, async (c) => c.json({ trusted_issuers: (await deps.trustedIssuers.list()).map(trustedIssuerView) }));
   app.post(PATH, async (c) => {
     const input = parseParams(CreateTrustedIssuerSchema, await jsonBody(c));
-    const created = await createTrustedIssuer(deps, input, c.get('user')!.id, c.var.requestId);
+    const created = await createTrustedIssuer(deps, input, c.get('user')!.id, c.var.requestId, c.var.address);
     return c.json(trustedIssuerView(created), 201);
   });
   app.get(`${PATH}/:id`, async (c) => {
@@ -38,11 +38,18 @@ export function trustedIssuerRoutes(deps: TrustedIssuerDeps) {
   });
   app.patch(`${PATH}/:id`, async (c) => {
     const patch = parseParams(UpdateTrustedIssuerSchema, await jsonBody(c));
-    const updated = await updateTrustedIssuer(deps, c.req.param('id'), patch, c.get('user')!.id, c.var.requestId);
+    const updated = await updateTrustedIssuer(
+      deps,
+      c.req.param('id'),
+      patch,
+      c.get('user')!.id,
+      c.var.requestId,
+      c.var.address,
+    );
     return c.json(trustedIssuerView(updated));
   });
   app.delete(`${PATH}/:id`, async (c) => {
-    await deleteTrustedIssuer(deps, c.req.param('id'), c.get('user')!.id, c.var.requestId);
+    await deleteTrustedIssuer(deps, c.req.param('id'), c.get('user')!.id, c.var.requestId, c.var.address);
     return c.body(null, 204);
   });
   return app;
