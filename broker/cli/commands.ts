@@ -77,7 +77,7 @@ function table(rows: string[][]): string {
 
 async function userByName(engine: Engine, username: string) {
   const user = await engine.users.findByUsername(username);
-  if (!user) throw new UsageError(`no account named "${username}"`);
+  if (!user) throw new OAuthError('not_found', `no account named "${username}"`);
   return user;
 }
 
