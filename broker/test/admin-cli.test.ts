@@ -4,6 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet, jwtVerify } from 'jose';
+import Database from 'libsql';
 import { afterAll, describe, expect, test } from 'vitest';
 import { freePort } from './fixtures.js';
 
@@ -338,6 +339,17 @@ describe('errand-admin', () => {
     expect(servedDuring).toBeGreaterThan(0);
     expect(json(backup)).toMatchObject({ includes_master_key: false, file: backupFile });
     expect(statSync(backupFile).mode & 0o777).toBe(0o600);
+    // One snapshot: each token's row and its audit event are written in one transaction, so the copy
+    // holds both or neither of every token issued while it was taken.
+    const copy = new Database(backupFile, { readonly: true });
+    const countOf = (sql: string) => Number((copy.prepare(sql).get([clientId]) as { n: number }).n);
+    const rows = countOf('SELECT count(*) AS n FROM issued_tokens WHERE client_id = ?');
+    const issuedEvents = countOf(
+      "SELECT count(*) AS n FROM audit_events WHERE type = 'token.issued' AND client_id = ?",
+    );
+    copy.close();
+    expect(rows).toBeGreaterThanOrEqual(before.length);
+    expect(issuedEvents).toBe(rows);
     const overwrite = await cli(['backup', backupFile], envA);
     expect(overwrite.code).toBe(1);
     expect(overwrite.stderr).toContain('--force');
