@@ -81,6 +81,11 @@ export async function buildBroker(
     monotonic?: MonotonicClock;
     /** Details every audit event of this process carries (the admin CLI says `via: 'cli'` and the OS user). */
     auditOrigin?: Record<string, unknown>;
+    /**
+     * Registers Errand's own endpoints as resources (default true). The admin CLI does not: a shell
+     * without the broker's ERRAND_ISSUER would register them under another URL.
+     */
+    builtInResources?: boolean;
   },
 ): Promise<Broker> {
   const clock = opts.clock ?? systemClock;
@@ -95,7 +100,7 @@ export async function buildBroker(
   const tasks = new TaskStore(db);
   const a2aTasks = new A2aTaskStore(db);
   // Errand's own MCP and A2A endpoints are built-in resources (idempotent; an admin's edits are kept).
-  await ensureBuiltInResources(clients, config.issuer, clock.now());
+  if (opts.builtInResources !== false) await ensureBuiltInResources(clients, config.issuer, clock.now());
   const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
 
   const keys = new KeyRing({

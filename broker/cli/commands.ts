@@ -387,7 +387,12 @@ const exportAuditCommand: Command = {
     const lines = events.map((e) => `${JSON.stringify(e)}\n`).join('');
     const output = str(v.output);
     if (output) {
-      writeFileSync(output, lines, { mode: 0o600 });
+      try {
+        writeFileSync(output, lines, { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        throw new OAuthError('conflict', `--output: ${output} exists; choose a new file`);
+      }
       return { json: { events: events.length, file: output }, text: `${events.length} events written to ${output}` };
     }
     return { json: undefined, text: lines, raw: true };

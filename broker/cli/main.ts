@@ -113,6 +113,7 @@ export async function runCli(io: CliIo): Promise<number> {
         // Operational lines of the engine go to stderr, and only warnings: stdout is the command's.
         log: createLogger({ level: 'warn', write: (line) => io.stderr.write(line) }),
         auditOrigin: { via: 'cli', os_user: osUser() },
+        builtInResources: false,
       });
     }
     return broker.deps;

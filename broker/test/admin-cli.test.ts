@@ -291,7 +291,8 @@ describe('errand-admin', () => {
     const listed = await cli(['list-agents'], envA);
     expect(listed.stdout).toContain('nightly bot');
     const resources = json(await cli(['list-resources', '--json'], envA)) as { resources: { url: string }[] };
-    expect(resources.resources.map((r) => r.url)).toContain(RESOURCE);
+    // The CLI registers nothing by itself: no built-in resources under its own idea of the issuer.
+    expect(resources.resources.map((r) => r.url)).toEqual([RESOURCE]);
     const issuers = json(await cli(['list-trusted-issuers', '--json'], envA)) as { trusted_issuers: unknown[] };
     expect(issuers.trusted_issuers).toHaveLength(1);
     const asStranger = await cli(['end-task', 'tsk_x', '--as', 'nobody'], envA);
@@ -350,6 +351,9 @@ describe('errand-admin', () => {
     copy.close();
     expect(rows).toBeGreaterThanOrEqual(before.length);
     expect(issuedEvents).toBe(rows);
+    const described = await cli(['restore', backupFile, '--check', '--json'], envA);
+    expect(described.code).toBe(0);
+    expect(json(described)).toMatchObject({ includes_master_key: false, schema_version: expect.any(String) });
     const overwrite = await cli(['backup', backupFile], envA);
     expect(overwrite.code).toBe(1);
     expect(overwrite.stderr).toContain('--force');
@@ -376,6 +380,9 @@ describe('errand-admin', () => {
     expect(readFileSync(exportFile, 'utf8').trim().split('\n').length).toBe(
       (json(toFile) as { events: number }).events,
     );
+    const existing = await cli(['export-audit', '--output', exportFile, '--json'], envA);
+    expect(existing.code).toBe(1);
+    expect(jsonError(existing)).toMatchObject({ error: 'conflict' });
     const badFilter = await cli(['export-audit', '--result', 'maybe', '--json'], envA);
     expect(badFilter.code).toBe(1);
     expect(jsonError(badFilter).error_description).toContain('result');
