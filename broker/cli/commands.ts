@@ -127,7 +127,7 @@ const resetPasswordCommand: Command = {
   name: 'reset-password',
   summary: 'set a new password for an account (ends its sessions)',
   usage: 'reset-password --username NAME (--password-stdin | --password-file PATH)',
-  help: 'Sets a new password (at least 12 characters) for an account and signs it out everywhere. Works when every administrator is locked out.',
+  help: 'Sets a new password (at least 12 characters) for an account and signs it out everywhere. Works when every administrator has lost their password; a sign-in lock-out already running still runs out by itself.',
   options: { username: { type: 'string' }, ...PASSWORD_OPTIONS },
   positionals: [],
   usesEngine: true,
