@@ -300,7 +300,7 @@ export function pageRoutes(deps: Engine) {
 
   app.post('/admin/agents/:id/decision', async (c) => {
     const decision = first((await form(c)).decision) === 'approve' ? 'approve' : 'reject';
-    await decideClient(deps, c.req.param('id'), decision, me(c).id, c.var.requestId);
+    await decideClient(deps, c.req.param('id'), decision, me(c).id, c.var.requestId, c.var.address);
     return c.redirect(`/admin/agents?done=agent-${decision === 'approve' ? 'approved' : 'rejected'}`, 303);
   });
 

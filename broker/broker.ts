@@ -13,6 +13,7 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { ClockWatch } from './core/clock-watch.js';
 import { ConcurrencyLimit } from './core/concurrency-limit.js';
+import { OAuthError } from './core/errors.js';
 import { type Clock, type MonotonicClock, systemClock, systemMonotonic } from './core/ports.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
@@ -28,6 +29,7 @@ import { DpopProofs } from './identity/dpop.js';
 import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
 import { AgentOps } from './services/agent-ops.js';
+import { bootstrapAdmin } from './services/bootstrap-admin.js';
 import { ensureBuiltInResources } from './services/built-in-resources.js';
 import { DelegationService } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
@@ -42,7 +44,7 @@ import { UserLookup } from './services/user-lookup.js';
 import { TokenMinter } from './tokens/access-token.js';
 import { ID_TOKEN_TTL } from './tokens/id-token.js';
 import { KeyRing } from './tokens/key-ring.js';
-import { hashSecret, newSecret } from './tokens/random.js';
+import { hashSecret, newId, newSecret } from './tokens/random.js';
 
 export interface Broker {
   app: ReturnType<typeof createApp>;
@@ -73,7 +75,18 @@ const BOOTSTRAP_TTL = 24 * 3600;
 /** Composition root: config → database → stores → services → app. */
 export async function buildBroker(
   config: Config,
-  opts: { log: Logger; clock?: Clock; monotonic?: MonotonicClock },
+  opts: {
+    log: Logger;
+    clock?: Clock;
+    monotonic?: MonotonicClock;
+    /** Details every audit event of this process carries (the admin CLI says `via: 'cli'` and the OS user). */
+    auditOrigin?: Record<string, unknown>;
+    /**
+     * Registers Errand's own endpoints as resources (default true). The admin CLI does not: a shell
+     * without the broker's ERRAND_ISSUER would register them under another URL.
+     */
+    builtInResources?: boolean;
+  },
 ): Promise<Broker> {
   const clock = opts.clock ?? systemClock;
   const monotonic = opts.monotonic ?? systemMonotonic;
@@ -82,12 +95,12 @@ export async function buildBroker(
   const clients = new ClientStore(db);
   const users = new UserStore(db);
   const grants = new GrantStore(db);
-  const audit = new AuditStore(db);
+  const audit = new AuditStore(db, opts.auditOrigin ?? null);
   const delegations = new DelegationStore(db);
   const tasks = new TaskStore(db);
   const a2aTasks = new A2aTaskStore(db);
   // Errand's own MCP and A2A endpoints are built-in resources (idempotent; an admin's edits are kept).
-  await ensureBuiltInResources(clients, config.issuer, clock.now());
+  if (opts.builtInResources !== false) await ensureBuiltInResources(clients, config.issuer, clock.now());
   const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
 
   const keys = new KeyRing({
@@ -112,6 +125,7 @@ export async function buildBroker(
     },
   });
   await keys.maintain();
+  if (config.bootstrapAdmin) await bootstrapFromEnvironment(config.bootstrapAdmin, { db, users, audit, clock, log });
 
   const minter = new TokenMinter({ keys, issuer: config.issuer, clock, clockSkew: config.clientAuth.clockSkew });
   const taskService = new TaskService({
@@ -370,4 +384,34 @@ export async function buildBroker(
       return db.close();
     },
   };
+}
+
+/**
+ * ERRAND_BOOTSTRAP_ADMIN_USERNAME/PASSWORD: the first administrator, created at start when none
+ * exists (for containers, where nobody opens a setup link); ignored with a log line otherwise.
+ * The password is never logged.
+ */
+async function bootstrapFromEnvironment(
+  account: { username: string; password: string },
+  deps: Parameters<typeof bootstrapAdmin>[0] & { log: Logger },
+): Promise<void> {
+  const skipped = () =>
+    deps.log.info('bootstrap_admin.ignored', {
+      username: account.username,
+      message: 'an administrator exists; ERRAND_BOOTSTRAP_ADMIN_* is used only on an installation without one',
+    });
+  if ((await deps.users.countAdmins()) > 0) return skipped();
+  if (await deps.users.findByUsername(account.username)) {
+    throw new StartupError(
+      `ERRAND_BOOTSTRAP_ADMIN_USERNAME: the account ${account.username} exists and is not an administrator; choose another username`,
+    );
+  }
+  try {
+    const admin = await bootstrapAdmin(deps, account, { source: 'environment', requestId: newId('req').slice(4) });
+    deps.log.info('user.bootstrapped', { userId: admin.id, username: admin.username, source: 'environment' });
+  } catch (err) {
+    // Another process on the same database created the first administrator a moment earlier.
+    if (err instanceof OAuthError && err.code === 'conflict') return skipped();
+    throw err;
+  }
 }

@@ -308,3 +308,40 @@ describe('ERRAND_ACCESS_LOG', () => {
     expect(() => loadConfig({ ERRAND_ACCESS_LOG: 'sometimes' })).toThrow('ERRAND_ACCESS_LOG: must be true or false');
   });
 });
+
+describe('ERRAND_BOOTSTRAP_ADMIN_*', () => {
+  test('unset by default; a username and a password of 12 characters or more together', () => {
+    expect(loadConfig({}).bootstrapAdmin).toBeNull();
+    expect(
+      loadConfig({ ERRAND_BOOTSTRAP_ADMIN_USERNAME: 'root', ERRAND_BOOTSTRAP_ADMIN_PASSWORD: 'twelve chars' })
+        .bootstrapAdmin,
+    ).toEqual({ username: 'root', password: 'twelve chars' });
+  });
+
+  test('one without the other, a short password or a bad username stop start-up, never quoting the password', () => {
+    expect(problems({ ERRAND_BOOTSTRAP_ADMIN_USERNAME: 'root' })).toEqual([
+      'ERRAND_BOOTSTRAP_ADMIN_PASSWORD: is required when ERRAND_BOOTSTRAP_ADMIN_USERNAME is set',
+    ]);
+    expect(problems({ ERRAND_BOOTSTRAP_ADMIN_PASSWORD: 'a long enough password' })).toEqual([
+      'ERRAND_BOOTSTRAP_ADMIN_USERNAME: is required when ERRAND_BOOTSTRAP_ADMIN_PASSWORD is set',
+    ]);
+    const short = problems({ ERRAND_BOOTSTRAP_ADMIN_USERNAME: 'root', ERRAND_BOOTSTRAP_ADMIN_PASSWORD: 'short-pw-99' });
+    expect(short).toEqual(['ERRAND_BOOTSTRAP_ADMIN_PASSWORD: must have at least 12 characters']);
+    expect(short.join(' ')).not.toContain('short-pw-99');
+    expect(
+      problems({
+        ERRAND_BOOTSTRAP_ADMIN_USERNAME: 'root admin',
+        ERRAND_BOOTSTRAP_ADMIN_PASSWORD: 'a long enough password',
+      }),
+    ).toEqual(['ERRAND_BOOTSTRAP_ADMIN_USERNAME: may use letters, digits and . _ @ - (up to 64)']);
+  });
+
+  test('the misspelt-setting warning knows them (the admin CLI reads the same settings)', () => {
+    expect(
+      unknownSettingWarnings({ ERRAND_BOOTSTRAP_ADMIN_USERNAME: 'root', ERRAND_BOOTSTRAP_ADMIN_PASSWORD: 'x' }),
+    ).toEqual([]);
+    expect(unknownSettingWarnings({ ERRAND_BOOTSTRAP_ADMIN_USERNAM: 'root' })).toEqual([
+      'ERRAND_BOOTSTRAP_ADMIN_USERNAM is not a known setting; did you mean ERRAND_BOOTSTRAP_ADMIN_USERNAME?',
+    ]);
+  });
+});

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { canonicalizeResource } from '@errand/protocol';
 import { z } from 'zod';
+import { NewPasswordSchema, UsernameSchema } from './services/bootstrap-admin.js';
 
 /**
  * The only reader of process.env. Every ERRAND_* variable is validated here; a bad value stops
@@ -218,6 +219,8 @@ export const EnvSchema = z.object({
     .enum(['debug', 'info', 'warn', 'error'], { message: 'must be debug, info, warn or error' })
     .default('info'),
   ERRAND_ACCESS_LOG: bool.default(true),
+  ERRAND_BOOTSTRAP_ADMIN_USERNAME: UsernameSchema.optional(),
+  ERRAND_BOOTSTRAP_ADMIN_PASSWORD: NewPasswordSchema.optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -305,6 +308,8 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** One `http.request` line per request at info level (README "Logs"). */
   accessLog: boolean;
+  /** The first administrator, created at start when no administrator exists (README "Admin CLI"). */
+  bootstrapAdmin: { username: string; password: string } | null;
 }
 
 export class ConfigError extends Error {
@@ -447,6 +452,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       problems.push('ERRAND_OIDC_ISSUER: must use https unless the provider runs on a loopback address');
     }
   }
+  if (!e.ERRAND_BOOTSTRAP_ADMIN_USERNAME !== !e.ERRAND_BOOTSTRAP_ADMIN_PASSWORD) {
+    problems.push(
+      e.ERRAND_BOOTSTRAP_ADMIN_USERNAME
+        ? 'ERRAND_BOOTSTRAP_ADMIN_PASSWORD: is required when ERRAND_BOOTSTRAP_ADMIN_USERNAME is set'
+        : 'ERRAND_BOOTSTRAP_ADMIN_USERNAME: is required when ERRAND_BOOTSTRAP_ADMIN_PASSWORD is set',
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = e.ERRAND_DATA_DIR.replace(/\/+$/, '');
@@ -548,6 +560,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         : null,
     logLevel: e.ERRAND_LOG_LEVEL,
     accessLog: e.ERRAND_ACCESS_LOG,
+    bootstrapAdmin:
+      e.ERRAND_BOOTSTRAP_ADMIN_USERNAME && e.ERRAND_BOOTSTRAP_ADMIN_PASSWORD
+        ? { username: e.ERRAND_BOOTSTRAP_ADMIN_USERNAME, password: e.ERRAND_BOOTSTRAP_ADMIN_PASSWORD }
+        : null,
   };
 }
 

@@ -15,7 +15,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
  *   HTTP kit      broker/http/*.ts, broker/http/middleware   shared by the doors; engine and core
  *   doors         broker/http/routes (OAuth and admin APIs), admin-ui (web), mcp-server/errand (MCP),
  *                 a2a (A2A): engine, kit and core, never another door
- *   composition   broker/app.ts, broker/broker.ts, broker/main.ts: everything; imported by nobody
+ *   composition   broker/app.ts, broker/broker.ts, broker/main.ts, broker/cli (the admin CLI): everything;
+ *                 imported by nobody
  *
  * Everything else reaches a package by its name (`@errand/guard`), never by a path into packages/.
  * Tests, browser specs, the bench and the example server's demo script may import anything; the
@@ -149,6 +150,7 @@ function partOf(f) {
   if (/^packages\/[^/]+\/example\.ts$/.test(f)) return 'package-example';
   if (f.startsWith('broker/core/')) return 'core';
   if (['broker/app.ts', 'broker/broker.ts', 'broker/main.ts'].includes(f)) return 'composition';
+  if (f.startsWith('broker/cli/')) return 'composition';
   if (f === 'mcp-server/example/demo.ts') return 'script';
   if (f.startsWith('mcp-server/example/')) return 'example';
   if (f.startsWith('broker/http/routes/')) return 'door:oauth';

@@ -282,7 +282,8 @@ function checkAdminService(input: z.output<typeof CreateClientSchema>): void {
 export interface AdminActor {
   adminId: string;
   requestId: string;
-  address: string;
+  /** Absent for changes made at the admin CLI (their audit events say `via: 'cli'`). */
+  address?: string;
 }
 
 /** Creates a person's account; recorded as `user.created` with the administrator and source address. */
@@ -312,7 +313,7 @@ export async function createUser(deps: AdminDeps, input: z.output<typeof CreateU
           created_user_id: user.id,
           username: user.username,
           role: user.role,
-          ...(actor ? { address: actor.address } : {}),
+          ...(actor?.address ? { address: actor.address } : {}),
         },
       },
       user.createdAt,

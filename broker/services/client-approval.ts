@@ -13,6 +13,7 @@ export async function decideClient(
   decision: 'approve' | 'reject',
   adminId: string,
   requestId: string,
+  address?: string,
 ) {
   const client = await deps.clients.get(id);
   if (!client) throw new OAuthError('not_found', 'no such client');
@@ -30,6 +31,7 @@ export async function decideClient(
         clientId: id,
         reason: 'admin',
         requestId,
+        ...(address ? { details: { address } } : {}),
       },
       now,
       tx,

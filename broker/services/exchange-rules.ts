@@ -54,6 +54,7 @@ export async function setExchangeRules(
   input: z.output<typeof ExchangeRulesSchema>,
   adminId: string,
   requestId: string,
+  address?: string,
 ): Promise<ExchangeRule[]> {
   const client = await deps.clients.get(clientId);
   if (!client) throw new OAuthError('not_found', 'no such client');
@@ -102,7 +103,11 @@ export async function setExchangeRules(
         userId: adminId,
         clientId,
         requestId,
-        details: { before: exchangeRulesOf(client).map(exchangeRuleView), after: rules.map(exchangeRuleView) },
+        details: {
+          before: exchangeRulesOf(client).map(exchangeRuleView),
+          after: rules.map(exchangeRuleView),
+          ...(address ? { address } : {}),
+        },
       },
       now,
       tx,

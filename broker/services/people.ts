@@ -53,12 +53,15 @@ export interface PeopleActor {
   address?: string;
 }
 
+/** An administrator, or (`userId` null) the operator at the admin CLI, whose events say so in `details.via`. */
+type ResetActor = Omit<PeopleActor, 'userId'> & { userId: string | null };
+
 async function record(
-  deps: PeopleDeps,
+  deps: Pick<PeopleDeps, 'audit'>,
   tx: Tx,
   type: string,
   target: User,
-  actor: PeopleActor,
+  actor: ResetActor,
   now: number,
   details: Record<string, unknown> = {},
 ) {
@@ -171,10 +174,10 @@ export async function updateUser(
  * held the old password is signed out. Audited as `user.password_reset` (never the password).
  */
 export async function resetPassword(
-  deps: PeopleDeps,
+  deps: Pick<PeopleDeps, 'db' | 'users' | 'audit' | 'clock'>,
   id: string,
   input: z.output<typeof ResetPasswordSchema>,
-  actor: PeopleActor,
+  actor: ResetActor,
 ): Promise<void> {
   const user = await deps.users.get(id);
   if (!user) throw new OAuthError('not_found', 'no such user');

@@ -43,10 +43,18 @@ export interface AuditFilter {
 }
 
 export class AuditStore {
-  constructor(private readonly db: Db) {}
+  /**
+   * `origin`: details every event this store writes carries, saying where a change came from when
+   * it was not a web request (the admin CLI: `{ via: 'cli', os_user }`); an event's own details win.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly origin: Record<string, unknown> | null = null,
+  ) {}
 
   /** Appends an event; pass the transaction of the state change it records. */
   async append(event: AuditEventInput, at: number, tx: Tx): Promise<void> {
+    const details = this.origin ? { ...this.origin, ...event.details } : event.details;
     await insertEvent(tx, {
       id: newId('evt'),
       at,
@@ -61,7 +69,7 @@ export class AuditStore {
       scope: event.scope ?? null,
       reason: event.reason ?? null,
       requestId: event.requestId ?? null,
-      details: event.details ? toJson(event.details) : null,
+      details: details ? toJson(details) : null,
     });
   }
 

@@ -245,6 +245,18 @@ export class UserStore {
     });
   }
 
+  /**
+   * Creates an administrator only while none exists (the check and the insert in `tx`, a write
+   * transaction); every outstanding bootstrap link dies with it. False when an administrator exists.
+   */
+  async insertFirstAdmin(admin: UserWithPassword, now: number, tx: Tx): Promise<boolean> {
+    const [admins] = await tx.select({ n: count() }).from(users).where(eq(users.role, 'admin'));
+    if ((admins?.n ?? 0) > 0) return false;
+    await tx.insert(users).values(admin);
+    await tx.update(bootstrapTokens).set({ usedAt: now }).where(isNull(bootstrapTokens.usedAt));
+    return true;
+  }
+
   // Sessions ------------------------------------------------------------------------------------
 
   async createSession(idHash: string, session: Session, now: number): Promise<void> {

@@ -125,14 +125,28 @@ export function adminApiRoutes(
   // An agent that registered itself with an initial access token waits for one of these.
   for (const decision of ['approve', 'reject'] as const) {
     app.post(`/api/admin/clients/:id/${decision}`, async (c) => {
-      const client = await decideClient(deps, c.req.param('id'), decision, adminActorId(c), c.var.requestId);
+      const client = await decideClient(
+        deps,
+        c.req.param('id'),
+        decision,
+        adminActorId(c),
+        c.var.requestId,
+        c.var.address,
+      );
       return c.json(clientView(client));
     });
   }
   // On-behalf-of exchange: which downstream resources the resource server may exchange its users' tokens for.
   app.put('/api/admin/clients/:id/exchange-rules', async (c) => {
     const input = parseParams(ExchangeRulesSchema, await jsonBody(c));
-    const rules = await setExchangeRules(deps, c.req.param('id'), input, adminActorId(c), c.var.requestId);
+    const rules = await setExchangeRules(
+      deps,
+      c.req.param('id'),
+      input,
+      adminActorId(c),
+      c.var.requestId,
+      c.var.address,
+    );
     return c.json({ client_id: c.req.param('id'), exchange_rules: rules.map(exchangeRuleView) });
   });
 
