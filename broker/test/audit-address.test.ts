@@ -222,7 +222,7 @@ describe('audit events carry the source address', () => {
       ['trusted_issuer.deleted', deleted],
     ] as const) {
       const event = await eventOf(type, res);
-      expect(event).toMatchObject({ userId: api.admin.id });
+      expect(event).toMatchObject({ user_id: api.admin.id });
       expect(event.details).toMatchObject({ trustedIssuerId: id });
       expect(String(event.details.address)).toMatch(LOOPBACK);
     }
