@@ -6,7 +6,7 @@
  *
  *   core          broker/core                   imports nothing of the project but itself
  *   libraries     broker/guard, broker/agent-sdk run in other people's processes: core only
- *   engine        services, grants, identity, tokens, engine.ts, config.ts, log.ts, db/
+ *   engine        services, grants, identity, tokens, telemetry, engine.ts, config.ts, log.ts, db/
  *   HTTP kit      broker/http/*.ts, broker/http/middleware   shared by the doors; engine and core
  *   doors         broker/http/routes (OAuth and admin APIs), admin-ui (web), mcp-server/errand (MCP),
  *                 a2a (A2A): engine, kit and core, never another door
@@ -108,7 +108,7 @@ function partOf(f) {
   if (f.startsWith('admin-ui/')) return 'door:web';
   if (f.startsWith('mcp-server/errand/')) return 'door:mcp';
   if (f.startsWith('a2a/')) return 'door:a2a';
-  if (/^broker\/(services|grants|identity|tokens)\//.test(f) || f.startsWith('db/')) return 'engine';
+  if (/^broker\/(services|grants|identity|tokens|telemetry)\//.test(f) || f.startsWith('db/')) return 'engine';
   if (['broker/engine.ts', 'broker/config.ts', 'broker/log.ts'].includes(f)) return 'engine';
   return 'unknown';
 }

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { PeerSecurity, PeerSkill } from '../../../db/stores/peer-store.js';
 import { OAuthError } from '../../core/errors.js';
 import { canonicalJson } from '../../core/jcs.js';
+import type { Metrics } from '../../core/metrics.js';
 import { canonicalizeResource } from '../../core/resource.js';
 import { isScopeToken } from '../../core/scopes.js';
 import { checkPublicUrl, SafeFetchError, safeFetch } from '../../identity/safe-fetch.js';
@@ -38,6 +39,8 @@ const SIGNATURE_ALGS = new Set([
 export interface FetchRules {
   allowPrivate: boolean;
   timeoutMs: number;
+  /** Counts the fetches (`peer`) when given. */
+  metrics?: Metrics;
 }
 
 const InterfaceSchema = z.looseObject({
@@ -200,6 +203,7 @@ export async function fetchJson(url: string, what: string, rules: FetchRules): P
       maxBytes: CARD_MAX_BYTES,
       timeoutMs: rules.timeoutMs,
       allowPrivate: rules.allowPrivate,
+      ...(rules.metrics ? { observe: { kind: 'peer', metrics: rules.metrics } } : {}),
     }));
   } catch (err) {
     if (err instanceof SafeFetchError) throw refuse(`${what} could not be fetched: ${err.message}`);
