@@ -347,7 +347,10 @@ function tracingSettings(env: Record<string, string | undefined>, problems: stri
     problems.push(`OTEL_TRACES_EXPORTER: "${unsupported[0]!.slice(0, 32)}" is not supported; use otlp (or none)`);
     return null;
   }
-  const endpoint = value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? value('OTEL_EXPORTER_OTLP_ENDPOINT');
+  const endpointName = value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')
+    ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'
+    : 'OTEL_EXPORTER_OTLP_ENDPOINT';
+  const endpoint = value(endpointName);
   const on = exporters.includes('otlp') || (exporters.length === 0 && endpoint !== undefined);
   if (!on) return null;
   for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
@@ -357,7 +360,7 @@ function tracingSettings(env: Record<string, string | undefined>, problems: stri
     }
   }
   if (endpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
-    problems.push('OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL');
+    problems.push(`${endpointName}: must be an http(s) URL`);
   }
   return { serviceName: value('OTEL_SERVICE_NAME') ?? 'errand' };
 }
