@@ -1,3 +1,4 @@
+import { trace } from '@opentelemetry/api';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
@@ -79,7 +80,11 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
     const started = performance.now();
     c.set('requestId', requestId);
     c.set('address', exactClientAddress(c));
-    const log = deps.log.child({ requestId });
+    // With traces on, every line of the request names its trace, to go from a log line to the trace.
+    const span = trace.getActiveSpan();
+    const log = deps.log.child(
+      span?.isRecording() ? { requestId, traceId: span.spanContext().traceId } : { requestId },
+    );
     c.set('log', log);
     await next();
     if (config.accessLog) {

@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type CryptoKey, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readServerSentEvents } from '../guard/sse.js';
+import { listen } from '../http/server.js';
 import { delegateViaCiba, delegationWorld, exchange, exchangeRaw, TT_JWT, userApi } from './delegation-fixtures.js';
 import { addAgent, clientAssertion, postForm, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
 
@@ -43,6 +45,8 @@ let agent: TestAgent;
 let rs: TestAgent;
 let docs: Server;
 let docsOrigin: string;
+/** An agent key published at the documents server's /jwks.json. */
+let published: { privateKey: CryptoKey; publicJwk: Record<string, unknown>; kid: string };
 const open: AbortController[] = [];
 
 beforeAll(async () => {
@@ -56,10 +60,18 @@ beforeAll(async () => {
     resources: [NOTES],
     grant_types: ['client_credentials'],
   });
-  // Client ID Metadata Documents for the outbound-fetch counters: one answers, one is missing.
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  published = {
+    privateKey,
+    kid: 'published-1',
+    publicJwk: { ...(await exportJWK(publicKey)), kid: 'published-1', alg: 'ES256' },
+  };
+  // Client ID Metadata Documents for the outbound-fetch counters (one answers, one is missing) and a key set.
   docs = createServer((req, res) => {
     if (req.url === '/found.json') res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    else res.writeHead(404).end();
+    else if (req.url === '/jwks.json') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [published.publicJwk] }));
+    } else res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => docs.listen(0, '127.0.0.1', resolve));
   docsOrigin = `http://127.0.0.1:${(docs.address() as AddressInfo).port}`;
@@ -270,6 +282,53 @@ describe('each family moves with what it counts', () => {
     // The fetched URL (a client id) is not a label.
     expect(after.text).not.toContain(docsOrigin);
     expect(after.text).not.toContain('found.json');
+  });
+
+  test('outbound fetches of an agent key set (jwks_uri) count as jwks', async () => {
+    const jwks = { kind: 'jwks', outcome: 'ok' };
+    const before = await valueNow('errand_outbound_fetches_total', jwks);
+    const res = await world.api.call('POST', '/api/admin/clients', {
+      kind: 'agent',
+      name: 'agent with a key set URL',
+      jwks_uri: `${docsOrigin}/jwks.json`,
+      grant_types: ['client_credentials'],
+      scope: ['notes:read'],
+    });
+    expect(res.status).toBe(201);
+    const clientId = ((await res.json()) as { client_id: string }).client_id;
+    const token = await postForm(`${tb.url}/token`, {
+      grant_type: 'client_credentials',
+      scope: 'notes:read',
+      resource: NOTES,
+      client_assertion_type: ASSERTION,
+      client_assertion: await clientAssertion({ clientId, ...published }, tb.url),
+    });
+    expect(token.status).toBe(200);
+    expect(await valueNow('errand_outbound_fetches_total', jwks)).toBeGreaterThan(before);
+    expect(await valueNow('errand_tokens_issued_total', { grant_type: 'client_credentials' })).toBeGreaterThanOrEqual(
+      1,
+    );
+  });
+
+  test('the management listener serves /metrics alone, and asks for the token when one is set', async () => {
+    const managed = await startBroker({ ERRAND_METRICS_PORT: '0', ERRAND_METRICS_TOKEN: TOKEN });
+    const app = managed.broker.managementApp;
+    expect(app).not.toBeNull();
+    const http = await listen(app!.fetch, { hostname: '127.0.0.1', port: 0, bodyTimeout: 5 });
+    try {
+      const base = `http://127.0.0.1:${http.port}`;
+      expect((await fetch(`${base}/metrics`)).status).toBe(401);
+      expect((await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+      const ok = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain('errand_active_tasks');
+      expect((await fetch(`${base}/token`, { method: 'POST' })).status).toBe(404);
+      expect((await fetch(`${base}/.well-known/oauth-authorization-server`)).status).toBe(404);
+    } finally {
+      http.destroy();
+      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      await managed.close();
+    }
   });
 
   test('every label value comes from a small fixed vocabulary', async () => {

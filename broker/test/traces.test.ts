@@ -69,6 +69,8 @@ let receiver: Server;
 let docs: Server;
 const exports: { path: string; contentType: string; body: OtlpExport }[] = [];
 let child: ChildProcess;
+/** The traced process's stdout: its JSON log lines. */
+const stdout: string[] = [];
 let childUrl: string;
 let managementUrl: string;
 const output: string[] = [];
@@ -108,7 +110,7 @@ beforeAll(async () => {
       ERRAND_PORT: String(port),
       ERRAND_ISSUER: tb.url,
       ERRAND_DATA_DIR: tb.dir,
-      ERRAND_LOG_LEVEL: 'warn',
+      ERRAND_LOG_LEVEL: 'info',
       ERRAND_FETCH_ALLOW_PRIVATE: 'true',
       ERRAND_METRICS_PORT: String(managementPort),
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
@@ -117,7 +119,10 @@ beforeAll(async () => {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stdout?.on('data', (d: Buffer) => {
+    output.push(d.toString());
+    stdout.push(d.toString());
+  });
   child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -240,6 +245,17 @@ describe('traces over OTLP/HTTP', () => {
     expect(refusedRequest).toMatchObject({ kind: KIND.server, name: 'POST /token' });
     expect(refusedRequest!.a['http.response.status_code']).toBe(400);
     expect(refusedRequest!.traceId).not.toBe(callerTrace);
+
+    // The request's log lines name its trace.
+    const requestId = issued.headers.get('x-request-id');
+    const lines = stdout
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const access = lines.find((l) => l.event === 'http.request' && l.requestId === requestId);
+    expect(access).toMatchObject({ route: '/token', status: 200, traceId: callerTrace });
+    expect(server!.a['errand.request_id']).toBe(requestId);
 
     // An outbound fetch is a client span under its request, naming the host only.
     const fetchSpan = spans.find((s) => s.name === 'errand.fetch');
