@@ -5,6 +5,8 @@ import { createLogger } from './log.js';
 
 /** The part of the stop bound kept for closing the database after the connections are drained. */
 const CLOSE_RESERVE_MS = 2000;
+/** The longest a stop waits for the collector to take the last spans. */
+const TRACE_FLUSH_MS = 2000;
 
 /** Starts the broker: `npm start`. Everything is configured through ERRAND_* variables (README). */
 async function main(): Promise<void> {
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
     await broker.close();
     // The spans still buffered go out before the process ends.
     step = 'flushing traces';
-    await tracing?.shutdown();
+    await tracing?.shutdown(Math.max(0, Math.min(TRACE_FLUSH_MS, started + boundMs - Date.now() - 100)));
     log.info('broker.stopped', { signal, ms: Date.now() - started, clean: report.drained });
     process.exit(report.drained ? 0 : 1);
   };

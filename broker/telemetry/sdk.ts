@@ -8,8 +8,11 @@ import type { TracingSettings } from '../config.js';
 // not even load the SDK.
 
 export interface Tracing {
-  /** Sends the spans still buffered and stops the exporter. Never rejects. */
-  shutdown(): Promise<void>;
+  /**
+   * Sends the spans still buffered and stops the exporter, waiting at most `timeoutMs` (an
+   * unreachable collector is retried by the exporter for longer). Never rejects.
+   */
+  shutdown(timeoutMs: number): Promise<void>;
 }
 
 /**
@@ -28,12 +31,16 @@ export function startTracing(settings: TracingSettings): Tracing {
   // Registers the provider, the async-context manager and the W3C trace-context propagator.
   provider.register();
   return {
-    async shutdown() {
-      try {
-        await provider.shutdown();
-      } catch {
-        // An unreachable collector loses the last spans, never the stop.
-      }
+    async shutdown(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      // An unreachable collector loses the last spans, never holds the stop.
+      await Promise.race([
+        provider.shutdown().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
     },
   };
 }
