@@ -1,8 +1,8 @@
 import { PATHS } from '@errand/protocol';
+import { trace } from '@opentelemetry/api';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
-import { routePath } from 'hono/route';
 import { secureHeaders } from 'hono/secure-headers';
 import { a2aRoutes } from '../a2a/routes.js';
 import { authorizeRoutes } from '../admin-ui/authorize-routes.js';
@@ -17,6 +17,7 @@ import { createClientAddress } from './http/client-address.js';
 import { pageCsp } from './http/csp.js';
 import { adminTokenAuth } from './http/middleware/admin-token.js';
 import { bodyDeadline } from './http/middleware/body-deadline.js';
+import { observeRequests, requestRoute } from './http/middleware/observe.js';
 import { notFound, onError } from './http/on-error.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
 import { adminDiscoveryRoutes } from './http/routes/admin-discovery.js';
@@ -24,6 +25,7 @@ import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
 import { metadataRoutes } from './http/routes/metadata.js';
+import { metricsRoutes } from './http/routes/metrics.js';
 import { peerRoutes } from './http/routes/peers.js';
 import { peopleApiRoutes } from './http/routes/people-api.js';
 import { registerRoutes } from './http/routes/register.js';
@@ -72,22 +74,28 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       ),
     );
 
+  // Metrics and the server span come first, so that they cover everything the request does.
+  if (deps.prometheus || config.tracing) {
+    app.use(observeRequests({ metrics: deps.prometheus, tracing: config.tracing !== null }));
+  }
   app.use(async function requestContext(c, next) {
     const requestId = newId('req').slice(4);
     const started = performance.now();
     c.set('requestId', requestId);
     c.set('address', exactClientAddress(c));
-    const log = deps.log.child({ requestId });
+    // With traces on, every line of the request names its trace, to go from a log line to the trace.
+    const span = trace.getActiveSpan();
+    const log = deps.log.child(
+      span?.isRecording() ? { requestId, traceId: span.spanContext().traceId } : { requestId },
+    );
     c.set('log', log);
     await next();
     if (config.accessLog) {
-      // The route pattern, never the path: paths carry ids, and a query string may carry codes.
-      const route = routePath(c);
       const user = c.get('user');
       const clientId = c.get('clientId');
       log[c.get('routine') ? 'debug' : 'info']('http.request', {
         method: c.req.method,
-        route: route === '*' || route === '/*' ? '(no route)' : route,
+        route: requestRoute(c),
         status: c.res.status,
         ms: Math.round((performance.now() - started) * 10) / 10,
         ...(clientId ? { clientId } : {}),
@@ -231,9 +239,14 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       onRevoked: (listener) => deps.onRevoked(listener),
       streams,
       stopping: opts.stopping ?? new AbortController().signal,
+      metrics: deps.metrics,
     }),
   );
   app.route('/', adminDiscoveryRoutes({ issuer: config.issuer }));
+  // GET /metrics on the main listener only with a token (README "Metrics and traces").
+  if (deps.prometheus && config.metrics.token) {
+    app.route('/', metricsRoutes({ metrics: deps.prometheus, token: config.metrics.token }));
+  }
   app.route(
     '/',
     userApiRoutes({
@@ -335,6 +348,26 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
   app.route('/', errandMcpRoutes(deps));
   app.route('/', pageRoutes(deps));
 
+  app.notFound(notFound);
+  app.onError(onError);
+  return app;
+}
+
+/**
+ * The management listener's application (ERRAND_METRICS_PORT): `GET /metrics` alone, with the
+ * token when one is set. Null when metrics are off or no management listener is configured.
+ */
+export function createManagementApp(deps: Pick<Engine, 'config' | 'log' | 'prometheus'>): Hono<AppEnv> | null {
+  const { config, prometheus } = deps;
+  if (!prometheus || !config.metrics.listener) return null;
+  const app = new Hono<AppEnv>();
+  app.use(async function requestContext(c, next) {
+    const requestId = newId('req').slice(4);
+    c.set('requestId', requestId);
+    c.set('log', deps.log.child({ requestId }));
+    await next();
+  });
+  app.route('/', metricsRoutes({ metrics: prometheus, token: config.metrics.token }));
   app.notFound(notFound);
   app.onError(onError);
   return app;

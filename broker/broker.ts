@@ -9,11 +9,12 @@ import { InitialAccessTokenStore } from '../db/stores/initial-access-token-store
 import { TaskStore } from '../db/stores/task-store.js';
 import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
-import { createApp } from './app.js';
+import { createApp, createManagementApp } from './app.js';
 import type { Config } from './config.js';
 import { ClockWatch } from './core/clock-watch.js';
 import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import { OAuthError } from './core/errors.js';
+import { noMetrics } from './core/metrics.js';
 import { type Clock, type MonotonicClock, systemClock, systemMonotonic } from './core/ports.js';
 import { delegationLimits, type Engine } from './engine.js';
 import { authorizationCodeGrant } from './grants/authorization-code.js';
@@ -41,6 +42,7 @@ import { StatusLists, statusListTokenLifetime } from './services/status-lists.js
 import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
 import { UserLookup } from './services/user-lookup.js';
+import { PrometheusMetrics } from './telemetry/prometheus.js';
 import { TokenMinter } from './tokens/access-token.js';
 import { ID_TOKEN_TTL } from './tokens/id-token.js';
 import { KeyRing } from './tokens/key-ring.js';
@@ -48,6 +50,8 @@ import { hashSecret, newId, newSecret } from './tokens/random.js';
 
 export interface Broker {
   app: ReturnType<typeof createApp>;
+  /** The management listener's app (`/metrics` alone), when ERRAND_METRICS_PORT is set; null otherwise. */
+  managementApp: ReturnType<typeof createManagementApp>;
   deps: Engine;
   /** Subscribes to token revocations caused by ending tasks (after commit). */
   onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
@@ -86,12 +90,26 @@ export async function buildBroker(
      * without the broker's ERRAND_ISSUER would register them under another URL.
      */
     builtInResources?: boolean;
+    /** Node's process metrics (`process_*`, `nodejs_*`) beside Errand's own; default true. */
+    processMetrics?: boolean;
   },
 ): Promise<Broker> {
   const clock = opts.clock ?? systemClock;
   const monotonic = opts.monotonic ?? systemMonotonic;
   const log = opts.log;
-  const { db, box } = await openInstallation(config, log);
+  // Metrics are off unless configured: then nothing is counted, and /metrics is not served.
+  const prometheus = config.metrics.enabled
+    ? new PrometheusMetrics({
+        countActive: async () => {
+          const now = clock.now();
+          const [live, active] = await Promise.all([tasks.countLive(now), delegations.countActive(now)]);
+          return { tasks: live, delegations: active };
+        },
+        processMetrics: opts.processMetrics ?? true,
+      })
+    : null;
+  const metrics = prometheus?.port ?? noMetrics;
+  const { db, box } = await openInstallation(config, log, metrics);
   const clients = new ClientStore(db);
   const users = new UserStore(db);
   const grants = new GrantStore(db);
@@ -159,7 +177,7 @@ export async function buildBroker(
   // sets each have their own budget, so that a flood of one cannot starve the other.
   const fetchLimit = () => new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
   const directory = new ClientDirectory(
-    { store: clients, clock, log, fetchLimit: fetchLimit() },
+    { store: clients, clock, log, fetchLimit: fetchLimit(), metrics },
     {
       cimdEnabled: config.registration.cimdEnabled,
       cimdCacheTtl: config.registration.cimdCacheTtl,
@@ -177,6 +195,7 @@ export async function buildBroker(
     timeoutMs: config.fetch.timeoutMs,
     allowPrivate: config.fetch.allowPrivate,
     fetchLimit: fetchLimit(),
+    metrics,
   });
   const trustedIssuers = new TrustedIssuerStore(db);
   const workload = new WorkloadVerifier({
@@ -191,6 +210,7 @@ export async function buildBroker(
     },
     remember: (scope, jti, exp, now) => clients.rememberAssertion(scope, jti, exp, now),
     log,
+    metrics,
   });
   const auth = new ClientAuthenticator(
     {
@@ -241,6 +261,7 @@ export async function buildBroker(
     taskMaxTtl: config.delegation.taskMaxTtl,
     ruleDelegationTtl: config.delegation.defaultTtl,
     statusRef: (idx) => statusLists.ref(idx),
+    metrics,
   });
   const userLookup = new UserLookup({
     users,
@@ -269,13 +290,16 @@ export async function buildBroker(
     clockSkew: config.clientAuth.clockSkew,
     replay: { remember: (jti, until, now) => clients.rememberAssertion('dpop', jti, until, now) },
   });
-  const grantRegistry = new GrantRegistry([
-    authorizationCodeGrant({ db, audit, grants, tokens, delegations, delegationService, users, minter, clock }),
-    refreshTokenGrant({ tokens }),
-    clientCredentialsGrant({ clients, tokens, defaultResource: config.tokens.defaultResource }),
-    tokenExchangeGrant({ exchange, auth }),
-    cibaGrant({ delegations: delegationService }),
-  ]);
+  const grantRegistry = new GrantRegistry(
+    [
+      authorizationCodeGrant({ db, audit, grants, tokens, delegations, delegationService, users, minter, clock }),
+      refreshTokenGrant({ tokens }),
+      clientCredentialsGrant({ clients, tokens, defaultResource: config.tokens.defaultResource }),
+      tokenExchangeGrant({ exchange, auth }),
+      cibaGrant({ delegations: delegationService }),
+    ],
+    metrics,
+  );
 
   const deps: Engine = {
     config,
@@ -306,6 +330,8 @@ export async function buildBroker(
     dpop,
     initialAccessTokens: new InitialAccessTokenStore(db),
     clientKeys,
+    metrics,
+    prometheus,
     onRevoked(listener) {
       revocationListeners.add(listener);
       return () => revocationListeners.delete(listener);
@@ -348,6 +374,7 @@ export async function buildBroker(
 
   return {
     app,
+    managementApp: createManagementApp(deps),
     deps,
     onRevoked: deps.onRevoked,
     async maintain() {

@@ -345,3 +345,74 @@ describe('ERRAND_BOOTSTRAP_ADMIN_*', () => {
     ]);
   });
 });
+
+describe('metrics settings', () => {
+  const token = 'a'.repeat(40);
+
+  test('off by default; a token turns /metrics on, a port adds a management listener on 127.0.0.1', () => {
+    expect(loadConfig({}).metrics).toEqual({ enabled: false, token: null, listener: null });
+    expect(loadConfig({ ERRAND_METRICS_TOKEN: token }).metrics).toEqual({ enabled: true, token, listener: null });
+    expect(loadConfig({ ERRAND_METRICS_PORT: '9464' }).metrics).toEqual({
+      enabled: true,
+      token: null,
+      listener: { host: '127.0.0.1', port: 9464 },
+    });
+    expect(
+      loadConfig({ ERRAND_METRICS_PORT: '9464', ERRAND_METRICS_HOST: '0.0.0.0', ERRAND_METRICS_TOKEN: token }).metrics,
+    ).toEqual({ enabled: true, token, listener: { host: '0.0.0.0', port: 9464 } });
+  });
+
+  test('a short or malformed token, a bad port, a host without a port, the main port: refused, naming the setting', () => {
+    expect(problems({ ERRAND_METRICS_TOKEN: 'secret' })).toEqual([
+      'ERRAND_METRICS_TOKEN: must be at least 32 characters (e.g. openssl rand -hex 32)',
+    ]);
+    expect(problems({ ERRAND_METRICS_TOKEN: `${token} x` })).toEqual([
+      'ERRAND_METRICS_TOKEN: must be a bearer token: letters, digits and -._~+/= only',
+    ]);
+    expect(problems({ ERRAND_METRICS_PORT: '70000' })).toEqual(['ERRAND_METRICS_PORT: must be at most 65535']);
+    expect(problems({ ERRAND_METRICS_HOST: '0.0.0.0' })).toEqual([
+      'ERRAND_METRICS_HOST: applies only with ERRAND_METRICS_PORT (the management listener)',
+    ]);
+    expect(problems({ ERRAND_PORT: '9000', ERRAND_METRICS_PORT: '9000' })).toEqual([
+      'ERRAND_METRICS_PORT: must differ from ERRAND_PORT',
+    ]);
+    expect(unknownSettingWarnings({ ERRAND_METRICS_TOKN: token })).toEqual([
+      'ERRAND_METRICS_TOKN is not a known setting; did you mean ERRAND_METRICS_TOKEN?',
+    ]);
+  });
+});
+
+describe('tracing settings (standard OTEL_* variables)', () => {
+  const endpoint = 'http://127.0.0.1:4318';
+
+  test('off unless an OTLP endpoint or OTEL_TRACES_EXPORTER=otlp asks for traces', () => {
+    expect(loadConfig({}).tracing).toBeNull();
+    expect(loadConfig({ OTEL_SERVICE_NAME: 'x' }).tracing).toBeNull();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint }).tracing).toEqual({ serviceName: 'errand' });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${endpoint}/v1/traces` }).tracing).not.toBeNull();
+    expect(loadConfig({ OTEL_TRACES_EXPORTER: 'otlp' }).tracing).toEqual({ serviceName: 'errand' });
+    expect(loadConfig({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_SERVICE_NAME: 'errand-eu' }).tracing).toEqual({
+      serviceName: 'errand-eu',
+    });
+  });
+
+  test('OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none win over an endpoint', () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SDK_DISABLED: 'true' }).tracing).toBeNull();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_EXPORTER: 'none' }).tracing).toBeNull();
+  });
+
+  test('an exporter or protocol Errand does not ship, or an endpoint that is no URL, stops start-up', () => {
+    expect(problems({ OTEL_TRACES_EXPORTER: 'zipkin' })).toEqual([
+      'OTEL_TRACES_EXPORTER: "zipkin" is not supported; use otlp (or none)',
+    ]);
+    expect(problems({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toEqual([
+      'OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" is not supported; Errand exports OTLP over HTTP (http/json)',
+    ]);
+    expect(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' })).toEqual(
+      [],
+    );
+    expect(problems({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toEqual([
+      'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http(s) URL',
+    ]);
+  });
+});

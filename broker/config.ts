@@ -221,6 +221,14 @@ export const EnvSchema = z.object({
   ERRAND_ACCESS_LOG: bool.default(true),
   ERRAND_BOOTSTRAP_ADMIN_USERNAME: UsernameSchema.optional(),
   ERRAND_BOOTSTRAP_ADMIN_PASSWORD: NewPasswordSchema.optional(),
+  ERRAND_METRICS_TOKEN: z
+    .string()
+    .min(32, { message: 'must be at least 32 characters (e.g. openssl rand -hex 32)' })
+    .max(512, { message: 'must be at most 512 characters' })
+    .regex(/^[A-Za-z0-9._~+/=-]+$/, { message: 'must be a bearer token: letters, digits and -._~+/= only' })
+    .optional(),
+  ERRAND_METRICS_PORT: count(0, 65_535).optional(),
+  ERRAND_METRICS_HOST: z.string().min(1).optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -310,6 +318,56 @@ export interface Config {
   accessLog: boolean;
   /** The first administrator, created at start when no administrator exists (README "Admin CLI"). */
   bootstrapAdmin: { username: string; password: string } | null;
+  /**
+   * `GET /metrics` (README "Metrics and traces"): off unless a token or a management listener is
+   * configured. With `token`, the main listener serves it to that bearer token (and the management
+   * listener asks for it too); `listener` is a second HTTP listener that serves only `/metrics`.
+   */
+  metrics: { enabled: boolean; token: string | null; listener: { host: string; port: number } | null };
+  /** OpenTelemetry traces over OTLP/HTTP, when the standard OTEL_* variables ask for them; null otherwise. */
+  tracing: TracingSettings | null;
+}
+
+export interface TracingSettings {
+  /** `service.name` of the spans: OTEL_SERVICE_NAME, `errand` by default. */
+  serviceName: string;
+}
+
+const OTEL_PROTOCOLS = ['http/json', 'http/protobuf'];
+
+/**
+ * Whether the standard OpenTelemetry variables ask for traces: `OTEL_TRACES_EXPORTER=otlp`, or an
+ * OTLP endpoint with no exporter named; never with `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
+ * Errand ships the OTLP/HTTP exporter only (it sends JSON, which every OTLP/HTTP receiver accepts).
+ */
+function tracingSettings(env: Record<string, string | undefined>, problems: string[]): TracingSettings | null {
+  const value = (name: string) => env[name]?.trim() || undefined;
+  if (value('OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return null;
+  const exporters = (value('OTEL_TRACES_EXPORTER') ?? '')
+    .split(',')
+    .map((e) => e.trim().toLowerCase())
+    .filter(Boolean);
+  const unsupported = exporters.filter((e) => e !== 'otlp' && e !== 'none');
+  if (unsupported.length > 0) {
+    problems.push(`OTEL_TRACES_EXPORTER: "${unsupported[0]!.slice(0, 32)}" is not supported; use otlp (or none)`);
+    return null;
+  }
+  const endpointName = value('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')
+    ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'
+    : 'OTEL_EXPORTER_OTLP_ENDPOINT';
+  const endpoint = value(endpointName);
+  const on = exporters.includes('otlp') || (exporters.length === 0 && endpoint !== undefined);
+  if (!on) return null;
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    const protocol = value(name);
+    if (protocol !== undefined && !OTEL_PROTOCOLS.includes(protocol)) {
+      problems.push(`${name}: "${protocol.slice(0, 32)}" is not supported; Errand exports OTLP over HTTP (http/json)`);
+    }
+  }
+  if (endpoint !== undefined && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
+    problems.push(`${endpointName}: must be an http(s) URL`);
+  }
+  return { serviceName: value('OTEL_SERVICE_NAME') ?? 'errand' };
 }
 
 export class ConfigError extends Error {
@@ -459,6 +517,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         : 'ERRAND_BOOTSTRAP_ADMIN_USERNAME: is required when ERRAND_BOOTSTRAP_ADMIN_PASSWORD is set',
     );
   }
+  if (e.ERRAND_METRICS_HOST !== undefined && e.ERRAND_METRICS_PORT === undefined) {
+    problems.push('ERRAND_METRICS_HOST: applies only with ERRAND_METRICS_PORT (the management listener)');
+  }
+  if (e.ERRAND_METRICS_PORT !== undefined && e.ERRAND_METRICS_PORT !== 0 && e.ERRAND_METRICS_PORT === e.ERRAND_PORT) {
+    problems.push('ERRAND_METRICS_PORT: must differ from ERRAND_PORT');
+  }
+  const tracing = tracingSettings(env, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const dataDir = e.ERRAND_DATA_DIR.replace(/\/+$/, '');
@@ -564,6 +629,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       e.ERRAND_BOOTSTRAP_ADMIN_USERNAME && e.ERRAND_BOOTSTRAP_ADMIN_PASSWORD
         ? { username: e.ERRAND_BOOTSTRAP_ADMIN_USERNAME, password: e.ERRAND_BOOTSTRAP_ADMIN_PASSWORD }
         : null,
+    metrics: {
+      enabled: e.ERRAND_METRICS_TOKEN !== undefined || e.ERRAND_METRICS_PORT !== undefined,
+      token: e.ERRAND_METRICS_TOKEN ?? null,
+      listener:
+        e.ERRAND_METRICS_PORT === undefined
+          ? null
+          : { host: e.ERRAND_METRICS_HOST ?? '127.0.0.1', port: e.ERRAND_METRICS_PORT },
+    },
+    tracing,
   };
 }
 

@@ -9,6 +9,7 @@ import type { TaskStore } from '../db/stores/task-store.js';
 import type { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import type { UserStore } from '../db/stores/user-store.js';
 import type { Config } from './config.js';
+import type { Metrics } from './core/metrics.js';
 import type { Clock } from './core/ports.js';
 import type { GrantRegistry } from './grants/index.js';
 import type { ClientAuthenticator } from './identity/client-auth.js';
@@ -24,6 +25,7 @@ import type { StatusLists } from './services/status-lists.js';
 import type { RevocationEvent, TaskService } from './services/tasks.js';
 import type { TokenService } from './services/token-service.js';
 import type { UserLookup } from './services/user-lookup.js';
+import type { PrometheusMetrics } from './telemetry/prometheus.js';
 import type { CryptoBox } from './tokens/crypto-box.js';
 import type { KeyRing } from './tokens/key-ring.js';
 
@@ -72,6 +74,10 @@ export interface Engine {
   initialAccessTokens: InitialAccessTokenStore;
   /** Outside key sets (client `jwks_uri`), fetched under the SSRF rules and cached. */
   clientKeys: ClientKeys;
+  /** The counters services move (a no-op when metrics are off). */
+  metrics: Metrics;
+  /** The Prometheus registry behind `metrics` and `/metrics`; null when metrics are off (README "Metrics and traces"). */
+  prometheus: PrometheusMetrics | null;
 }
 
 /** Delegation limits from the configuration. */

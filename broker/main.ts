@@ -5,6 +5,8 @@ import { createLogger } from './log.js';
 
 /** The part of the stop bound kept for closing the database after the connections are drained. */
 const CLOSE_RESERVE_MS = 2000;
+/** The longest a stop waits for the collector to take the last spans. */
+const TRACE_FLUSH_MS = 2000;
 
 /** Starts the broker: `npm start`. Everything is configured through ERRAND_* variables (README). */
 async function main(): Promise<void> {
@@ -23,6 +25,9 @@ async function main(): Promise<void> {
     process.stderr.write(`errand: warning: ${warning}\n`);
     log.warn('config.unknown_setting', { message: warning });
   }
+  // Traces only when the OTEL_* variables ask for them; the SDK is not even loaded otherwise.
+  const tracing = config.tracing ? (await import('./telemetry/sdk.js')).startTracing(config.tracing) : null;
+  if (config.tracing) log.info('tracing.started', { serviceName: config.tracing.serviceName });
   let broker: Awaited<ReturnType<typeof buildBroker>>;
   try {
     broker = await buildBroker(config, { log });
@@ -54,6 +59,25 @@ async function main(): Promise<void> {
     process.stderr.write(`errand: ${message}\n`);
     await broker.close();
     process.exit(2);
+  }
+  // The management listener (README "Metrics and traces"): /metrics alone, on its own address.
+  let management: Awaited<ReturnType<typeof listen>> | null = null;
+  const { listener } = config.metrics;
+  if (broker.managementApp && listener) {
+    try {
+      management = await listen(broker.managementApp.fetch, {
+        hostname: listener.host,
+        port: listener.port,
+        bodyTimeout: config.http.bodyTimeout,
+      });
+    } catch (err) {
+      const message = listenFailure(err, listener.host, listener.port, 'ERRAND_METRICS');
+      if (!message) throw err;
+      process.stderr.write(`errand: ${message}\n`);
+      await broker.close();
+      process.exit(2);
+    }
+    log.info('metrics.listening', { host: listener.host, port: management.port });
   }
   log.info('broker.started', { issuer: config.issuer, port: http.port, db: config.db.url.replace(/\?.*$/, '') });
   void (async () => {
@@ -88,6 +112,9 @@ async function main(): Promise<void> {
     }, boundMs).unref();
     clearInterval(timer);
     broker.endStreams();
+    // Scrapes are not worth waiting for: the management listener closes at once.
+    management?.destroy();
+    management?.server.close();
     const report = await http.drain({ deadline: started + boundMs - Math.min(CLOSE_RESERVE_MS, boundMs / 4) });
     if (!report.drained) {
       // Out of time: name what was still open, then close it unanswered.
@@ -102,6 +129,9 @@ async function main(): Promise<void> {
     step = 'closing the database';
     await maintaining;
     await broker.close();
+    // The spans still buffered go out before the process ends.
+    step = 'flushing traces';
+    await tracing?.shutdown(Math.max(0, Math.min(TRACE_FLUSH_MS, started + boundMs - Date.now() - 100)));
     log.info('broker.stopped', { signal, ms: Date.now() - started, clean: report.drained });
     process.exit(report.drained ? 0 : 1);
   };
@@ -110,15 +140,15 @@ async function main(): Promise<void> {
 }
 
 /** What to do about a listen error a person can fix (the address is taken or not allowed), else null. */
-function listenFailure(err: unknown, host: string, port: number): string | null {
+function listenFailure(err: unknown, host: string, port: number, prefix = 'ERRAND'): string | null {
   const code = (err as NodeJS.ErrnoException).code;
   const at = `port ${port} on ${host}`;
-  if (code === 'EADDRINUSE') return `${at} is already in use; set ERRAND_PORT or stop the other process`;
+  if (code === 'EADDRINUSE') return `${at} is already in use; set ${prefix}_PORT or stop the other process`;
   if (code === 'EACCES') {
-    return `${at} may not be opened by this user (EACCES); set ERRAND_PORT to a port above 1023 or grant the right to bind it`;
+    return `${at} may not be opened by this user (EACCES); set ${prefix}_PORT to a port above 1023 or grant the right to bind it`;
   }
   if (code === 'EADDRNOTAVAIL') {
-    return `cannot listen on ${host} (EADDRNOTAVAIL): this machine has no such address; set ERRAND_HOST to one of its addresses`;
+    return `cannot listen on ${host} (EADDRNOTAVAIL): this machine has no such address; set ${prefix}_HOST to one of its addresses`;
   }
   return null;
 }

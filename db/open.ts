@@ -2,8 +2,10 @@ import { chmodSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readF
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Client, createClient, type InStatement, type Transaction } from '@libsql/client';
+import { type Span, trace } from '@opentelemetry/api';
 import { drizzle, type SqliteRemoteDatabase } from 'drizzle-orm/sqlite-proxy';
 import Database from 'libsql';
+import { failSpan, tracer } from '../broker/telemetry/tracing.js';
 import * as schema from './schema/index.js';
 import { storageFailure } from './storage-errors.js';
 
@@ -54,6 +56,11 @@ export interface OpenOptions {
    * grows with the size of the file; damage refuses the open with an `UnusableDatabaseError`.
    */
   quickCheck?: boolean;
+  /**
+   * Told about each group commit once it is durable: how many write transactions it held and the
+   * seconds from BEGIN to COMMIT (the broker's metrics).
+   */
+  onGroupCommit?: (size: number, seconds: number) => void;
 }
 
 /** The database cannot be used as it is (damaged, or written by a newer Errand); the message says what to do. */
@@ -175,6 +182,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
           continue;
         }
         const group: { job: Job; ok: boolean; value: unknown }[] = [];
+        const began = performance.now();
         try {
           await writer.begin();
           // Jobs that arrive while the group runs join it, up to the cap.
@@ -209,7 +217,11 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
           if (group.length === 0) for (const job of queue.splice(0, MAX_GROUP)) job.reject(err);
           continue;
         }
-        for (const { job, ok, value } of group) (ok ? job.resolve : job.reject)(value);
+        opts.onGroupCommit?.(group.length, (performance.now() - began) / 1000);
+        for (const { job, ok, value } of group) {
+          job.span?.setAttribute(GROUP_SIZE_ATTR, group.length);
+          (ok ? job.resolve : job.reject)(value);
+        }
       }
     } finally {
       flushing = false;
@@ -222,7 +234,25 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
         reject(new Error('the database is closed'));
         return;
       }
-      queue.push({ fn, resolve: resolve as (v: unknown) => void, reject, outside });
+      const span = outside ? undefined : writeSpan();
+      queue.push({
+        fn,
+        resolve: span
+          ? (v) => {
+              span.end();
+              resolve(v as T);
+            }
+          : (resolve as (v: unknown) => void),
+        reject: span
+          ? (err) => {
+              failSpan(span, err);
+              span.end();
+              reject(err);
+            }
+          : reject,
+        outside,
+        span,
+      });
       // Deferred to the end of this I/O turn, so the requests parsed together commit together.
       if (!flushing && queue.length === 1) setImmediate(() => void flush().catch(() => undefined));
     });
@@ -320,6 +350,19 @@ interface Job {
   outside: boolean;
   resolve(value: unknown): void;
   reject(err: unknown): void;
+  /** The `db.write` span of a write made while a traced request runs: from queueing to commit. */
+  span: Span | undefined;
+}
+
+const GROUP_SIZE_ATTR = 'errand.group_commit.size';
+
+/**
+ * A span for one write transaction, a child of the span that asked for it; none when that span is
+ * not recorded (tracing off, or a write outside any request), so the write path pays nothing then.
+ */
+function writeSpan(): Span | undefined {
+  if (!trace.getActiveSpan()?.isRecording()) return undefined;
+  return tracer.startSpan('db.write', { attributes: { 'db.system.name': 'sqlite' } });
 }
 
 /** Drizzle over one connection (the batch form is passed so that the config's casing applies). */

@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
  *                 only; protocol: nothing), and bare modules only when its package.json declares them
  *                 (dependencies or peerDependencies) or they are Node built-ins
  *   core          broker/core                   imports nothing of the project but itself and @errand/protocol
- *   engine        services, grants, identity, tokens, engine.ts, config.ts, log.ts, db/
+ *   engine        services, grants, identity, tokens, telemetry, engine.ts, config.ts, log.ts, db/
  *   HTTP kit      broker/http/*.ts, broker/http/middleware   shared by the doors; engine and core
  *   doors         broker/http/routes (OAuth and admin APIs), admin-ui (web), mcp-server/errand (MCP),
  *                 a2a (A2A): engine, kit and core, never another door
@@ -158,7 +158,7 @@ function partOf(f) {
   if (f.startsWith('admin-ui/')) return 'door:web';
   if (f.startsWith('mcp-server/errand/')) return 'door:mcp';
   if (f.startsWith('a2a/')) return 'door:a2a';
-  if (/^broker\/(services|grants|identity|tokens)\//.test(f) || f.startsWith('db/')) return 'engine';
+  if (/^broker\/(services|grants|identity|tokens|telemetry)\//.test(f) || f.startsWith('db/')) return 'engine';
   if (['broker/engine.ts', 'broker/config.ts', 'broker/log.ts'].includes(f)) return 'engine';
   return 'unknown';
 }

@@ -1,12 +1,24 @@
+import type { z } from 'zod';
 import { OAuthError } from '../core/errors.js';
-import type { Grant } from './types.js';
+import { type Metrics, noMetrics } from '../core/metrics.js';
+import type { Grant, GrantContext, TokenResponse } from './types.js';
 
 /** The grants the token endpoint offers; adding one touches its module and this list. */
 export class GrantRegistry {
   private readonly grants = new Map<string, Grant>();
 
-  constructor(grants: readonly Grant[]) {
+  constructor(
+    grants: readonly Grant[],
+    private readonly metrics: Metrics = noMetrics,
+  ) {
     for (const g of grants) this.grants.set(g.type, g);
+  }
+
+  /** Runs a selected grant; a token it issues is counted by grant type (README "Metrics and traces"). */
+  async handle<S extends z.ZodType>(grant: Grant<S>, params: z.output<S>, ctx: GrantContext): Promise<TokenResponse> {
+    const body = await grant.handle(params, ctx);
+    this.metrics.tokenIssued(grant.type);
+    return body;
   }
 
   get types(): string[] {

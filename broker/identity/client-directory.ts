@@ -2,6 +2,7 @@ import type { ClientStore } from '../../db/stores/client-store.js';
 import type { Client } from '../core/client.js';
 import type { ConcurrencyLimit } from '../core/concurrency-limit.js';
 import { OAuthError } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
 import type { Logger } from '../log.js';
 import { validateSelfServiceMetadata } from './client-metadata.js';
@@ -26,6 +27,8 @@ export interface ClientDirectoryDeps {
   log: Logger;
   /** Outbound fetches in flight per host and in total, shared with every other fetch of outside URLs. */
   fetchLimit?: Pick<ConcurrencyLimit, 'acquire'>;
+  /** Counts the metadata document fetches (`client_metadata`) when given. */
+  metrics?: Metrics;
 }
 
 /** Failed document URLs remembered at most; the oldest is forgotten first. */
@@ -130,6 +133,7 @@ export class ClientDirectory {
         maxBytes: this.opts.cimdMaxBytes,
         allowPrivate: this.opts.allowPrivate,
         ...(this.deps.fetchLimit ? { limit: this.deps.fetchLimit } : {}),
+        ...(this.deps.metrics ? { observe: { kind: 'client_metadata', metrics: this.deps.metrics } } : {}),
       });
     } catch (err) {
       const reason = err instanceof SafeFetchError ? err.reason : 'error';

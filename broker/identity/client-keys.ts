@@ -3,6 +3,7 @@ import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { z } from 'zod';
 import type { Client } from '../core/client.js';
 import type { ConcurrencyLimit } from '../core/concurrency-limit.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
 import { SafeFetchError, safeFetch } from './safe-fetch.js';
 
@@ -52,6 +53,8 @@ export class ClientKeys {
       allowPrivate: boolean;
       /** Outbound fetches in flight per host and in total (shared with the other fetches of outside URLs). */
       fetchLimit?: Pick<ConcurrencyLimit, 'acquire'>;
+      /** Counts the key set fetches (`jwks`) when given. */
+      metrics?: Metrics;
     },
   ) {}
 
@@ -153,6 +156,7 @@ export class ClientKeys {
         maxBytes: JWKS_MAX_BYTES,
         allowPrivate: this.opts.allowPrivate,
         ...(this.opts.fetchLimit ? { limit: this.opts.fetchLimit } : {}),
+        ...(this.opts.metrics ? { observe: { kind: 'jwks', metrics: this.opts.metrics } } : {}),
       });
       const parsed = JwksSchema.safeParse(JSON.parse(res.body.toString('utf8')));
       if (!parsed.success) throw new ClientKeyError(`${owner}'s jwks_uri did not return a JWK set`);

@@ -15,6 +15,8 @@ import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
 import type { ConcurrencyLimit } from '../core/concurrency-limit.js';
+import type { FetchKind, Metrics } from '../core/metrics.js';
+import { inSpan, SpanKind } from '../telemetry/tracing.js';
 
 export interface SafeFetchOptions {
   /** Dev only: permit loopback/private targets, and plain http when the host is loopback. */
@@ -28,6 +30,8 @@ export interface SafeFetchOptions {
    * DNS lookup or connection.
    */
   limit?: Pick<ConcurrencyLimit, 'acquire'>;
+  /** What the fetch is for, and the metrics that count its outcome; a client span is recorded too. */
+  observe?: { kind: FetchKind; metrics: Metrics };
 }
 
 /** What to send, and which answers count: by default a GET whose only accepted status is 200. */
@@ -453,6 +457,43 @@ export async function checkPublicUrl(url: string, allowPrivate: boolean): Promis
  * SafeFetchError.
  */
 export async function safeFetch(url: string, opts: SafeFetchOptions & SafeRequest): Promise<SafeFetchResult> {
+  const { observe } = opts;
+  if (!observe) return fetchChecked(url, opts);
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
+  // The host only: a URL's path and query may carry what its owner considers private.
+  const attributes = {
+    'errand.fetch.kind': observe.kind,
+    'http.request.method': opts.method ?? 'GET',
+    'server.address': hostOf(url),
+  };
+  return inSpan(
+    'errand.fetch',
+    attributes,
+    async (span) => {
+      try {
+        const res = await fetchChecked(url, opts);
+        span.setAttribute('http.response.status_code', res.status);
+        observe.metrics.outboundFetch(observe.kind, 'ok', seconds());
+        return res;
+      } catch (err) {
+        observe.metrics.outboundFetch(observe.kind, err instanceof SafeFetchError ? err.reason : 'error', seconds());
+        throw err;
+      }
+    },
+    { kind: SpanKind.CLIENT },
+  );
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname.slice(0, 253);
+  } catch {
+    return '(invalid)';
+  }
+}
+
+async function fetchChecked(url: string, opts: SafeFetchOptions & SafeRequest): Promise<SafeFetchResult> {
   const target = parseTarget(url, opts.allowPrivate);
   // Per host name, whatever the port: one host is one target, however many ports it listens on.
   const release = opts.limit ? opts.limit.acquire(target.host.toLowerCase()) : () => {};

@@ -3,6 +3,7 @@ import { ASSERTION_ALGS } from '@errand/protocol';
 import { decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { TrustedIssuerStore } from '../../db/stores/trusted-issuer-store.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
 import { matchWorkloadRule, spiffeTrustDomain, type TrustedIssuer, type WorkloadRule } from '../core/trusted-issuer.js';
 import type { Logger } from '../log.js';
@@ -18,6 +19,8 @@ export interface WorkloadDeps {
   /** Records a token id until it expires; false when seen before (RFC 7523 §3 item 7, across processes). */
   remember(scope: string, jti: string, expiresAt: number, now: number): Promise<boolean>;
   log: Logger;
+  /** Counts the issuer metadata fetches (`trusted_issuer`) when given. */
+  metrics?: Metrics;
 }
 
 /** A workload token that passed every check, and what its matching rule maps it to. */
@@ -191,6 +194,7 @@ export class WorkloadVerifier {
         timeoutMs: this.deps.fetch.timeoutMs,
         maxBytes: DISCOVERY_MAX_BYTES,
         allowPrivate: this.deps.fetch.allowPrivate,
+        ...(this.deps.metrics ? { observe: { kind: 'trusted_issuer', metrics: this.deps.metrics } } : {}),
       });
       const parsed = DiscoverySchema.safeParse(JSON.parse(res.body.toString('utf8')));
       if (!parsed.success) throw new WorkloadError('the trusted issuer metadata has no jwks_uri');

@@ -1,4 +1,5 @@
 import { CLAIM, formatScope, JWT_TYP, parseScope, TOKEN_TYPE, toActClaim } from '@errand/protocol';
+import { type Attributes, trace } from '@opentelemetry/api';
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
@@ -10,8 +11,10 @@ import { type AssuranceLevel, type Client, canAct, canExchange } from '../core/c
 import type { ToolDetail } from '../core/delegation.js';
 import { type Denial, denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
 import { isLive, type Task } from '../core/task.js';
+import { inSpan, SPAN_ATTR } from '../telemetry/tracing.js';
 import { actorClaims, type TokenMinter, tokenTypeFor } from '../tokens/access-token.js';
 import { newId } from '../tokens/random.js';
 import type { TaskDetail } from './authorization-details.js';
@@ -32,6 +35,8 @@ export interface ExchangeDeps {
   ruleDelegationTtl: number;
   /** The status list URI and index within it for a global status index. */
   statusRef: (globalIdx: number) => { uri: string; idx: number };
+  /** Counts denials by reason (README "Metrics and traces"). */
+  metrics?: Metrics;
 }
 
 export interface ExchangeInput {
@@ -88,6 +93,15 @@ const whereOf = (s: Subject): Where => ({
 
 const INVALID_SUBJECT = 'subject_token is invalid, expired or revoked';
 
+/** The span attributes known before the decision: who asks, and the task it names. Never the tokens. */
+function exchangeAttributes(input: Pick<ExchangeInput, 'client' | 'actor' | 'task'>): Attributes {
+  return {
+    [SPAN_ATTR.clientId]: (input.actor ?? input.client).id,
+    ...(input.actor ? { 'errand.via_client_id': input.client.id } : {}),
+    ...(input.task?.taskId ? { [SPAN_ATTR.taskId]: input.task.taskId } : {}),
+  };
+}
+
 /**
  * RFC 8693 token exchange into per-task tokens. The subject is a delegation credential (a new or
  * named root task) or a task token (a sub-task for the actor); the rules live in `attenuate`.
@@ -97,10 +111,12 @@ export class ExchangeService {
 
   /** RFC 8693 at the token endpoint: the subject arrives as a token and is verified first. */
   async exchange(input: ExchangeInput): Promise<ExchangeResponse> {
-    const actor = admit(input);
-    const subject = await this.readSubject(input, actor);
-    if ('denial' in subject) return this.refuse(subject.denial, input, actor, subject.where);
-    return this.decideAndIssue(input, actor, subject);
+    return inSpan('errand.exchange', exchangeAttributes(input), async () => {
+      const actor = admit(input);
+      const subject = await this.readSubject(input, actor);
+      if ('denial' in subject) return this.refuse(subject.denial, input, actor, subject.where);
+      return this.decideAndIssue(input, actor, subject);
+    });
   }
 
   /**
@@ -110,6 +126,14 @@ export class ExchangeService {
    * (see `taskHoldings`). Every other rule, record and audit event is the token endpoint's.
    */
   async exchangeOnBehalf(
+    input: Omit<ExchangeInput, 'subjectToken' | 'subjectTokenType'> & {
+      subject: { delegationId: string } | { taskId: string };
+    },
+  ): Promise<ExchangeResponse> {
+    return inSpan('errand.exchange', exchangeAttributes(input), () => this.exchangeNamed(input));
+  }
+
+  private async exchangeNamed(
     input: Omit<ExchangeInput, 'subjectToken' | 'subjectTokenType'> & {
       subject: { delegationId: string } | { taskId: string };
     },
@@ -209,6 +233,11 @@ export class ExchangeService {
       return { ok: await this.issue(tx, decision.value, delegation, actor, input, now, subject.onBehalfOf) };
     });
     if ('denial' in outcome) return this.refuse(outcome.denial, input, actor, where);
+    trace.getActiveSpan()?.setAttributes({
+      [SPAN_ATTR.taskId]: outcome.ok.task_id,
+      [SPAN_ATTR.delegationId]: subject.delegation.id,
+      'errand.exchange.outcome': 'issued',
+    });
     return outcome.ok;
   }
 
@@ -316,6 +345,14 @@ export class ExchangeService {
   /** Records the denial (with both attributions) and answers with its wire error. */
   private async refuse(denial: Denial, input: ExchangeInput, actor: Client, where: Where): Promise<never> {
     const { deps } = this;
+    deps.metrics?.exchangeDenied(denial.reason);
+    const taskId = where.task?.id ?? input.task?.taskId ?? null;
+    trace.getActiveSpan()?.setAttributes({
+      'errand.exchange.outcome': 'denied',
+      'errand.denial_reason': denial.reason,
+      ...(taskId ? { [SPAN_ATTR.taskId]: taskId } : {}),
+      ...(where.delegationId ? { [SPAN_ATTR.delegationId]: where.delegationId } : {}),
+    });
     await deps.db.write((tx) =>
       deps.audit.append(
         {

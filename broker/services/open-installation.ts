@@ -9,6 +9,7 @@ import { eq } from 'drizzle-orm';
 import { type Db, databaseName, openDb, UnusableDatabaseError } from '../../db/open.js';
 import { settings } from '../../db/schema/index.js';
 import type { Config } from '../config.js';
+import { type Metrics, noMetrics } from '../core/metrics.js';
 import type { Logger } from '../log.js';
 import { CryptoBox, loadMasterKey, readMasterKey } from '../tokens/crypto-box.js';
 
@@ -65,7 +66,7 @@ function earlierInstallTraces(config: Config): string[] {
  * or zero-length file is refused before SQLite opens it: SQLite would discard a -wal file that
  * holds data beside it. A file with no schema is refused before anything is written.
  */
-async function openChecked(config: Config, log: Logger): Promise<Db> {
+async function openChecked(config: Config, log: Logger, metrics: Metrics): Promise<Db> {
   const name = databaseName(config.db.url);
   const traces = earlierInstallTraces(config);
   let reset = false;
@@ -92,6 +93,7 @@ async function openChecked(config: Config, log: Logger): Promise<Db> {
       ...(config.db.authToken ? { authToken: config.db.authToken } : {}),
       quickCheck: config.db.quickCheck,
       onEmpty: () => refuseEmpty('empty'),
+      onGroupCommit: (size, seconds) => metrics.groupCommitted(size, seconds),
     });
   } catch (err) {
     if (err instanceof UnusableDatabaseError) throw new StartupError(err.message);
@@ -149,13 +151,17 @@ async function settleMasterKey(
  * Opens the database and settles the master key. A bad key setting (wrong length, a file open to
  * others) stops start-up before the database is touched.
  */
-export async function openInstallation(config: Config, log: Logger): Promise<{ db: Db; box: CryptoBox }> {
+export async function openInstallation(
+  config: Config,
+  log: Logger,
+  metrics: Metrics = noMetrics,
+): Promise<{ db: Db; box: CryptoBox }> {
   const keySource: MasterKeySource = {
     ...(config.masterKey.value ? { envValue: config.masterKey.value } : {}),
     filePath: config.masterKey.file,
   };
   const found = findMasterKey(keySource);
-  const db = await openChecked(config, log);
+  const db = await openChecked(config, log, metrics);
   try {
     return { db, box: await settleMasterKey(db, config, keySource, found, log) };
   } catch (err) {

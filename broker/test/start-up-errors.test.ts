@@ -63,6 +63,26 @@ describe('start-up errors a person can act on', () => {
     }
   });
 
+  test('a management (metrics) port in use stops start-up naming ERRAND_METRICS_PORT', async () => {
+    const taken: Server = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const { code, stderr } = await run({
+        ERRAND_PORT: String(await freePort()),
+        ERRAND_METRICS_PORT: String(port),
+        ERRAND_DATA_DIR: dataDir(),
+      });
+      expect(code).toBe(2);
+      expect(stderr).toContain(
+        `errand: port ${port} on 127.0.0.1 is already in use; set ERRAND_METRICS_PORT or stop the other process`,
+      );
+      expect(stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+  });
+
   test.each([
     ['libsql', 'libsql://127.0.0.1:PORT'],
     ['http', 'http://127.0.0.1:PORT/db?tls=0'],

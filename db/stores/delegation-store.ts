@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, lt, type SQL, sql } from 'drizzle-orm';
+import { and, count, desc, eq, gt, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import type { Delegation, DelegationRequest, DelegationStatus } from '../../broker/core/delegation.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { selectOneBy } from '../prepared.js';
@@ -163,6 +163,15 @@ export class DelegationStore {
       })
       .where(and(eq(delegations.id, id), eq(delegations.status, 'pending')));
     return affected(res) === 1;
+  }
+
+  /** How many delegations are approved, unrevoked and unexpired now (for the metrics scrape). */
+  async countActive(now: number): Promise<number> {
+    const [row] = await this.db.q
+      .select({ n: count() })
+      .from(delegations)
+      .where(and(eq(delegations.status, 'active'), gt(delegations.expiresAt, now)));
+    return row?.n ?? 0;
   }
 
   async revoke(id: string, now: number, tx: Tx): Promise<boolean> {

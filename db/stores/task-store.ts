@@ -1,5 +1,5 @@
-import { and, desc, eq, gte, inArray, isNotNull, isNull, lt, notInArray, type SQL, sql } from 'drizzle-orm';
-import type { EndReason, Task, TaskState, TerminalState } from '../../broker/core/task.js';
+import { and, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, notInArray, type SQL, sql } from 'drizzle-orm';
+import { type EndReason, TASK_STATES, type Task, type TaskState, type TerminalState } from '../../broker/core/task.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, perHandle, selectOneBy } from '../prepared.js';
 import { counters, issuedTokens, tasks } from '../schema/index.js';
@@ -17,6 +17,7 @@ const nextStatus = perHandle((d) =>
 );
 
 const TERMINAL: TaskState[] = ['completed', 'canceled', 'failed', 'rejected'];
+const LIVE: TaskState[] = TASK_STATES.filter((s) => !TERMINAL.includes(s));
 
 function toTask(row: typeof tasks.$inferSelect): Task {
   return {
@@ -167,6 +168,18 @@ export class TaskStore {
       .where(and(inArray(issuedTokens.taskId, ids), isNull(issuedTokens.revokedAt)))
       .returning({ jti: issuedTokens.jti, audience: issuedTokens.audience, statusIdx: issuedTokens.statusIdx });
     return { endedTaskIds: liveIds, revoked };
+  }
+
+  /**
+   * How many tasks are live now (not ended, deadline not passed): a count over the `(state, deadline)`
+   * index, for the metrics scrape.
+   */
+  async countLive(now: number): Promise<number> {
+    const [row] = await this.db.q
+      .select({ n: count() })
+      .from(tasks)
+      .where(and(inArray(tasks.state, LIVE), gt(tasks.deadline, now)));
+    return row?.n ?? 0;
   }
 
   /** Live tasks whose deadline has passed. */

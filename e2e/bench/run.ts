@@ -6,6 +6,7 @@
  * (run the broker with --cpu-prof into e2e/bench/results/), BENCH_ONLY (comma-separated scenarios to
  * run, for profiling: peer, exchange, dpop, subagent, cc, introspect, status, guard, propagation, memory,
  * multi, grown), BENCH_PROPAGATION_TASKS (tasks ended in the propagation run, default 1000).
+ * ERRAND_METRICS_* and OTEL_* variables of the bench's environment reach the broker (to measure metrics and traces on).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -257,6 +258,10 @@ async function main(): Promise<void> {
         ERRAND_ASSERTION_MAX_LIFETIME: '3600',
         ERRAND_ACCESS_TOKEN_TTL: '3600',
         ERRAND_CIBA_INTERVAL: '1',
+        // Metrics and traces as the bench's own environment sets them (to measure their cost).
+        ...Object.fromEntries(
+          Object.entries(process.env).filter(([k]) => k.startsWith('ERRAND_METRICS_') || k.startsWith('OTEL_')),
+        ),
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

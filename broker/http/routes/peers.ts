@@ -15,7 +15,7 @@ export const RegisterPeerSchema = z
 export const RefreshPeerSchema = z.object({ accept_unsigned: z.boolean().default(false) }).strict();
 
 /** The admin API for A2A peers (administrators only; unsafe methods carry the CSRF token). */
-export function peerRoutes(deps: Pick<Engine, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>) {
+export function peerRoutes(deps: Pick<Engine, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config' | 'metrics'>) {
   const registry = createPeerRegistry(deps);
   const app = new Hono<AppEnv>();
   app.use('/api/admin/peers', requireAdmin());

@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { OAuthError } from '../../core/errors.js';
+import type { Metrics } from '../../core/metrics.js';
 import type { ClientAuthenticator } from '../../identity/client-auth.js';
 import type { RevocationEvent } from '../../services/tasks.js';
 import { newId } from '../../tokens/random.js';
@@ -36,6 +37,8 @@ export interface RevocationEventDeps {
   /** Aborted when the process starts to stop: open streams end with a reconnect notice, new ones get 503. */
   stopping: AbortSignal;
   heartbeatMs?: number;
+  /** Counts open streams and how long events take to reach them (README "Metrics and traces"). */
+  metrics?: Pick<Metrics, 'pushSubscribers' | 'pushDelivered'>;
 }
 
 /** The SSF/CAEP `session-revoked` SET payload for one revoked token (sent unsigned over the stream). */
@@ -92,13 +95,19 @@ export function revocationEventRoutes(deps: RevocationEventDeps) {
       const send = (write: (s: SSEStreamingApi) => Promise<unknown>) => {
         sending = sending.then(() => write(stream)).catch(() => undefined);
       };
+      // Listeners are called right after the task end commits: delivery is timed from there.
       const unsubscribe = deps.onRevoked((events) => {
+        const committed = performance.now();
         for (const e of events) {
           if (canonicalizeResource(e.audience) !== audience) continue;
           const data = JSON.stringify(sessionRevokedSet(deps.issuer, audience, e));
-          send((s) => s.writeSSE({ event: 'revoked', data }));
+          send(async (s) => {
+            await s.writeSSE({ event: 'revoked', data });
+            if (!s.aborted) deps.metrics?.pushDelivered((performance.now() - committed) / 1000);
+          });
         }
       });
+      deps.metrics?.pushSubscribers(1);
       const heartbeat = setInterval(() => send((s) => s.write(': heartbeat\n\n')), deps.heartbeatMs ?? HEARTBEAT_MS);
       log.info('revocation_stream.opened', { clientId, audience });
       let stop = () => {};
@@ -119,6 +128,7 @@ export function revocationEventRoutes(deps: RevocationEventDeps) {
         deps.stopping.removeEventListener('abort', stop);
         clearInterval(heartbeat);
         unsubscribe();
+        deps.metrics?.pushSubscribers(-1);
         log.info('revocation_stream.closed', {
           clientId,
           audience,

@@ -29,7 +29,7 @@ export function tokenRoutes(deps: {
         headers: deps.dpop.responseHeaders(),
       });
     }
-    const body = await grant.handle(parseParams(grant.params, form), {
+    const body = await deps.grants.handle(grant, parseParams(grant.params, form), {
       client,
       dpop,
       log: c.var.log,

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { PeerSecurity, PeerSkill } from '../../../db/stores/peer-store.js';
 import { OAuthError } from '../../core/errors.js';
 import { canonicalJson } from '../../core/jcs.js';
+import type { Metrics } from '../../core/metrics.js';
 import { checkPublicUrl, SafeFetchError, safeFetch } from '../../identity/safe-fetch.js';
 
 /** Largest card (and key set) Errand reads. */
@@ -37,6 +38,8 @@ const SIGNATURE_ALGS = new Set([
 export interface FetchRules {
   allowPrivate: boolean;
   timeoutMs: number;
+  /** Counts the fetches (`peer`) when given. */
+  metrics?: Metrics;
 }
 
 const InterfaceSchema = z.looseObject({
@@ -199,6 +202,7 @@ export async function fetchJson(url: string, what: string, rules: FetchRules): P
       maxBytes: CARD_MAX_BYTES,
       timeoutMs: rules.timeoutMs,
       allowPrivate: rules.allowPrivate,
+      ...(rules.metrics ? { observe: { kind: 'peer', metrics: rules.metrics } } : {}),
     }));
   } catch (err) {
     if (err instanceof SafeFetchError) throw refuse(`${what} could not be fetched: ${err.message}`);

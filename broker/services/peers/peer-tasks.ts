@@ -12,6 +12,7 @@ import type { ClientStore } from '../../../db/stores/client-store.js';
 import { type Peer, PeerStore } from '../../../db/stores/peer-store.js';
 import type { TaskStore } from '../../../db/stores/task-store.js';
 import { OAuthError } from '../../core/errors.js';
+import type { Metrics } from '../../core/metrics.js';
 import type { Clock } from '../../core/ports.js';
 import { isLive, isTerminal, type Task, type TerminalState } from '../../core/task.js';
 import type { Engine } from '../../engine.js';
@@ -38,6 +39,8 @@ export interface PeerTaskDeps {
   log: Logger;
   allowPrivate: boolean;
   timeoutMs: number;
+  /** Counts the fetches to the peer when given. */
+  metrics?: Metrics;
 }
 
 export interface FollowOptions {
@@ -193,6 +196,7 @@ function peerFetch(deps: PeerTaskDeps, peer: Peer, token: () => Promise<string>)
       maxBytes: MAX_RESPONSE_BYTES,
       timeoutMs: deps.timeoutMs,
       allowPrivate: deps.allowPrivate,
+      ...(deps.metrics ? { observe: { kind: 'peer', metrics: deps.metrics } } : {}),
     });
     return new Response([204, 205, 304].includes(res.status) ? null : new Uint8Array(res.body), {
       status: res.status,
@@ -215,7 +219,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** The follower's dependencies from the application's. */
 export function peerTaskDeps(
-  deps: Pick<Engine, 'db' | 'tasks' | 'taskService' | 'exchange' | 'clients' | 'clock' | 'log' | 'config'>,
+  deps: Pick<Engine, 'db' | 'tasks' | 'taskService' | 'exchange' | 'clients' | 'clock' | 'log' | 'config' | 'metrics'>,
 ): PeerTaskDeps {
   return {
     db: deps.db,
@@ -228,5 +232,6 @@ export function peerTaskDeps(
     log: deps.log,
     allowPrivate: deps.config.fetch.allowPrivate,
     timeoutMs: deps.config.fetch.timeoutMs,
+    metrics: deps.metrics,
   };
 }

@@ -229,7 +229,7 @@ export class PeerRegistry {
 
 /** The registry over the application's stores and fetch rules (admin API and admin pages). */
 export function createPeerRegistry(
-  deps: Pick<Engine, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config'>,
+  deps: Pick<Engine, 'db' | 'clients' | 'audit' | 'clock' | 'log' | 'config' | 'metrics'>,
 ): PeerRegistry {
   return new PeerRegistry({
     db: deps.db,
@@ -238,6 +238,10 @@ export function createPeerRegistry(
     audit: deps.audit,
     clock: deps.clock,
     log: deps.log,
-    fetch: { allowPrivate: deps.config.fetch.allowPrivate, timeoutMs: deps.config.fetch.timeoutMs },
+    fetch: {
+      allowPrivate: deps.config.fetch.allowPrivate,
+      timeoutMs: deps.config.fetch.timeoutMs,
+      metrics: deps.metrics,
+    },
   });
 }
