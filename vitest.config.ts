@@ -9,9 +9,11 @@ const SOURCE_CONDITION = '@errand/source';
 
 export default defineConfig({
   // Vite's own defaults after it; `import`/`require` are added by the kind of import (listing
-  // `import` here would hand ESM files to CommonJS `require` calls).
+  // `import` here would hand ESM files to CommonJS `require` calls). Server-side (tests run there)
+  // leaves out `module`: such a build is meant for bundlers and may not load in Node unbundled
+  // (@opentelemetry/api's `module` build imports files without extensions).
   resolve: { conditions: [SOURCE_CONDITION, 'module', 'browser', 'development|production'] },
-  ssr: { resolve: { conditions: [SOURCE_CONDITION, 'module', 'node', 'development|production'] } },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, 'node', 'development|production'] } },
   test: {
     include: [
       'packages/**/*.test.ts',

@@ -45,6 +45,7 @@ export const AUDIT_EVENT_TYPES = [
   'trusted_issuer.deleted',
   'trusted_issuer.registered',
   'trusted_issuer.updated',
+  'user.bootstrapped',
   'user.created',
   'user.disabled',
   'user.enabled',
