@@ -89,7 +89,7 @@ export function adminClientRoutes(deps: Engine) {
   app.get('/admin/clients/new', (c) =>
     formPage(c, {
       ...EMPTY_CLIENT_FORM,
-      kind: c.req.query('kind') === 'resource_server' ? 'resource_server' : 'agent',
+      kind: formKind(c.req.query('kind')),
     }),
   );
   app.post('/admin/clients/new', async (c) => {
@@ -237,11 +237,16 @@ export function adminClientRoutes(deps: Engine) {
   return app;
 }
 
+/** The kinds an administrator creates on the form (MCP clients register themselves). */
+function formKind(kind: string | undefined): 'agent' | 'resource_server' | 'admin_service' {
+  return kind === 'resource_server' || kind === 'admin_service' ? kind : 'agent';
+}
+
 function formValues(body: FormBody): ClientFormValues {
   const kind = field(body, 'kind');
   const auth = field(body, 'auth_method');
   return {
-    kind: kind === 'resource_server' ? 'resource_server' : 'agent',
+    kind: formKind(kind),
     name: field(body, 'name').slice(0, 300),
     owner_id: field(body, 'owner_id'),
     auth_method: auth === AUTH_METHOD.workloadFederation ? auth : AUTH_METHOD.privateKeyJwt,

@@ -88,7 +88,12 @@ export function ClientFormPage(props: {
   error?: string;
 }) {
   const v = props.values;
-  const title = v.kind === 'resource_server' ? 'Add a resource server' : 'Add an agent';
+  const title =
+    v.kind === 'resource_server'
+      ? 'Add a resource server'
+      : v.kind === 'admin_service'
+        ? 'Add an admin service'
+        : 'Add an agent';
   return (
     <Layout title={title} user={props.user} csrf={props.csrf} current="/admin/agents">
       <h1>{title}</h1>
@@ -103,7 +108,14 @@ export function ClientFormPage(props: {
           <option value="resource_server" selected={v.kind === 'resource_server'}>
             resource server (introspects tokens, exchanges users' tokens)
           </option>
+          <option value="admin_service" selected={v.kind === 'admin_service'}>
+            admin service (automation calling the admin API with errand:admin tokens)
+          </option>
         </select>
+        <p class="muted">
+          An admin service authenticates with its own key, gets only the errand:admin scope through client credentials,
+          and can do everything an administrator can: give it to automation you trust.
+        </p>
         <label for="c-name">Name</label>
         <input id="c-name" name="name" type="text" required value={v.name} />
         <label for="c-owner">Owner</label>

@@ -1,11 +1,14 @@
+import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { delegateViaCiba, delegationWorld, exchange, TT_JWT } from '../../broker/test/delegation-fixtures.js';
 import {
   addAgent,
   adminApi,
   Browser,
+  clientAssertion,
   createUser,
   hiddenInput,
+  postForm,
   startBroker,
   type TestBroker,
 } from '../../broker/test/fixtures.js';
@@ -166,5 +169,65 @@ describe('the console pages refuse', () => {
     });
     expect(noClaim.status).toBe(400);
     expect(await noClaim.text()).toContain('write each match as claim = pattern');
+  });
+});
+
+describe('an admin service added on the console', () => {
+  test('gets errand:admin tokens by client_credentials and calls the admin API; other scopes are refused', async () => {
+    const api = await adminApi(tb);
+    const { browser, csrf } = await signedIn(api.admin);
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const publicJwk = { ...(await exportJWK(publicKey)), kid: 'deploy-1', alg: 'ES256', use: 'sig' };
+
+    const form = (await browser.fetch(`${tb.url}/admin/clients/new?kind=admin_service`)).text();
+    expect(await form).toContain('Add an admin service');
+    const wider = await browser.postForm(`${tb.url}/admin/clients/new`, {
+      _csrf: csrf,
+      kind: 'admin_service',
+      name: 'deploy pipeline',
+      jwks: JSON.stringify(publicJwk),
+      scope: 'errand:admin notes:read',
+    });
+    expect(wider.status).toBe(400);
+    expect(await wider.text()).toContain('has scope');
+
+    const created = await browser.postForm(`${tb.url}/admin/clients/new`, {
+      _csrf: csrf,
+      kind: 'admin_service',
+      name: 'deploy pipeline',
+      jwks: JSON.stringify(publicJwk),
+    });
+    expect(created.status).toBe(303);
+    const clientId = decodeURIComponent(/\/admin\/clients\/([^?]+)/.exec(created.headers.get('location') ?? '')![1]!);
+    expect(await tb.broker.deps.clients.get(clientId)).toMatchObject({
+      kind: 'admin_service',
+      scope: ['errand:admin'],
+      grantTypes: ['client_credentials'],
+    });
+
+    const service = { clientId, privateKey, publicJwk, kid: 'deploy-1' };
+    const token = await postForm(`${tb.url}/token`, {
+      grant_type: 'client_credentials',
+      resource: `${tb.url}/api/admin`,
+      scope: 'errand:admin',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await clientAssertion(service, tb.url),
+    });
+    expect(token.status, await token.clone().text()).toBe(200);
+    const { access_token } = (await token.json()) as { access_token: string };
+    const clients = await fetch(`${tb.url}/api/admin/clients`, {
+      headers: { authorization: `Bearer ${access_token}` },
+    });
+    expect(clients.status).toBe(200);
+
+    // The console's edit form cannot widen it either.
+    const edit = await browser.postForm(`${tb.url}/admin/clients/${encodeURIComponent(clientId)}`, {
+      _csrf: csrf,
+      name: 'deploy pipeline',
+      scope: 'errand:admin notes:read',
+      grant_types: 'client_credentials',
+    });
+    expect(edit.status).toBe(400);
+    expect((await tb.broker.deps.clients.get(clientId))?.scope).toEqual(['errand:admin']);
   });
 });
