@@ -8,17 +8,25 @@ import type { AdminActor } from '../broker/services/admin.js';
 
 export type FormBody = Record<string, string | File | (string | File)[]>;
 
-/** The first string value of a field. */
-export function field(body: FormBody, name: string): string {
-  const v = body[name];
+/** The first string value of a form field, if any. */
+export function firstValue(v: FormBody[string] | undefined): string | undefined {
   const x = Array.isArray(v) ? v[0] : v;
-  return typeof x === 'string' ? x : '';
+  return typeof x === 'string' ? x : undefined;
 }
 
-/** Every string value of a repeated field (ticked checkboxes). */
+/** Every string value of a repeated form field (ticked checkboxes). */
+export function allValues(v: FormBody[string] | undefined): string[] {
+  return (Array.isArray(v) ? v : v === undefined ? [] : [v]).filter((x): x is string => typeof x === 'string');
+}
+
+/** The first string value of a field ('' when absent). */
+export function field(body: FormBody, name: string): string {
+  return firstValue(body[name]) ?? '';
+}
+
+/** Every string value of a repeated field. */
 export function fields(body: FormBody, name: string): string[] {
-  const v = body[name];
-  return (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
+  return allValues(body[name]);
 }
 
 /** Words separated by spaces or commas (scopes), or lines (URLs). */

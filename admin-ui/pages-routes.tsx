@@ -19,6 +19,7 @@ import { adminClientRoutes } from './admin-client-routes.js';
 import { adminIssuerRoutes } from './admin-issuer-routes.js';
 import { adminOversightRoutes } from './admin-oversight-routes.js';
 import { approvalFromForm } from './components/delegation-controls.js';
+import { type FormBody, firstValue, readForm } from './forms.js';
 import { AgentsPage } from './pages/admin-agents.js';
 import { type AuditFilterValues, AuditPage } from './pages/admin-audit.js';
 import { AdminHomePage } from './pages/admin-home.js';
@@ -33,11 +34,8 @@ import { peoplePageRoutes } from './people-routes.js';
 import { resourceInfo } from './resource-info.js';
 import { resourcePageRoutes } from './resource-routes.js';
 
-type Body = Record<string, string | File | (string | File)[]>;
-const first = (v: Body[string] | undefined): string | undefined => {
-  const x = Array.isArray(v) ? v[0] : v;
-  return typeof x === 'string' ? x : undefined;
-};
+type Body = FormBody;
+const first = firstValue;
 
 /** Pages need a session; state-changing forms also their CSRF token. */
 function signedIn(role?: 'admin'): MiddlewareHandler<AppEnv> {
@@ -59,11 +57,7 @@ function signedIn(role?: 'admin'): MiddlewareHandler<AppEnv> {
   };
 }
 
-async function form(c: Context<AppEnv>): Promise<Body> {
-  const body = await c.req.parseBody({ all: true });
-  checkCsrf(c, first(body._csrf));
-  return body;
-}
+const form = readForm;
 
 const NOTICES: Record<string, string> = {
   approved: 'Approved. The agent can now collect its credential.',

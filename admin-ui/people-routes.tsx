@@ -11,7 +11,7 @@ import {
   resetPassword,
   updateUser,
 } from '../broker/services/people.js';
-import { firstIssue, firstValue, readForm } from './form-body.js';
+import { firstIssue, firstValue, readForm } from './forms.js';
 import { ChangePasswordPage, PeoplePage, SetPasswordPage } from './pages/admin-people.js';
 import { ConfirmPage } from './pages/confirm.js';
 import { MessagePage } from './pages/message.js';

@@ -10,7 +10,7 @@ import {
   UpdateResourceSchema,
   updateResource,
 } from '../broker/services/resources.js';
-import { allValues, firstIssue, firstValue, readForm } from './form-body.js';
+import { allValues, firstIssue, firstValue, readForm } from './forms.js';
 import { ResourceEditPage, ResourcesPage, scopeLines } from './pages/admin-resources.js';
 import { ConfirmPage } from './pages/confirm.js';
 import { MessagePage } from './pages/message.js';
