@@ -1,5 +1,5 @@
 import type { StoredDelegation } from '../../db/stores/delegation-store.js';
-import { ActionForm, Badge, Layout, type LayoutUser, Notice, when } from '../components/layout.js';
+import { ActionForm, Badge, humanDuration, Layout, type LayoutUser, Notice, when } from '../components/layout.js';
 
 const STATUS_KIND = { active: 'ok', pending: 'info', denied: 'muted', revoked: 'muted' } as const;
 
@@ -98,7 +98,7 @@ export function DelegationPage(props: { user: LayoutUser; csrf: string; d: Store
           <dt>Sub-agent levels</dt>
           <dd>{d.maxDepth}</dd>
           <dt>Token lifetime</dt>
-          <dd>{d.maxTokenTtl} s</dd>
+          <dd>{humanDuration(d.maxTokenTtl)}</dd>
           <dt>Sub-agents</dt>
           <dd>{d.subAgents ? d.subAgents.join(', ') : 'any'}</dd>
           <dt>Source</dt>
