@@ -2,7 +2,6 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { assuranceLevel, credentialKindOf } from '../broker/core/client.js';
 import { OAuthError } from '../broker/core/errors.js';
 import type { Engine } from '../broker/engine.js';
-import { checkCsrf } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { setClientStatus } from '../broker/services/admin.js';
 import { auditEventView } from '../broker/services/api-views.js';
@@ -19,7 +18,7 @@ import { adminClientRoutes } from './admin-client-routes.js';
 import { adminIssuerRoutes } from './admin-issuer-routes.js';
 import { adminOversightRoutes } from './admin-oversight-routes.js';
 import { approvalFromForm } from './components/delegation-controls.js';
-import { type FormBody, firstValue, readForm } from './forms.js';
+import { firstValue, readForm } from './forms.js';
 import { AgentsPage } from './pages/admin-agents.js';
 import { type AuditFilterValues, AuditPage } from './pages/admin-audit.js';
 import { AdminHomePage } from './pages/admin-home.js';
@@ -34,7 +33,6 @@ import { peoplePageRoutes } from './people-routes.js';
 import { resourceInfo } from './resource-info.js';
 import { resourcePageRoutes } from './resource-routes.js';
 
-type Body = FormBody;
 const first = firstValue;
 
 /** Pages need a session; state-changing forms also their CSRF token. */
