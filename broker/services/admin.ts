@@ -1,5 +1,4 @@
 import {
-  ASSURANCE_LEVELS,
   AUTH_METHOD,
   canonicalizeResource,
   ERRAND_SCOPE,
