@@ -200,4 +200,36 @@ describe('production start from the compiled build', () => {
     expect(s.logs.find((l) => l.event === 'broker.stopped')).toMatchObject({ signal: 'SIGTERM', clean: true });
     expect(health({ ERRAND_PORT: String(s.port) })).not.toBe(0);
   }, 150_000);
+
+  test("the package's bin, errand-admin, runs from the build: bootstrap an administrator, then list as JSON", () => {
+    const manifest = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    const bin = String(manifest.bin['errand-admin']);
+    expect(bin).toBe('dist/broker/cli/main.js');
+    expect(readFileSync(join(pkg, bin), 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const dataDir = mkdtempSync(join(tmpdir(), 'errand-cli-build-'));
+    dirs.push(dataDir);
+    const run = (args: string[], input = '') =>
+      spawnSync(process.execPath, [join(pkg, bin), ...args], {
+        cwd: pkg,
+        input,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, ERRAND_DATA_DIR: dataDir },
+        timeout: 60_000,
+      });
+    const boot = run(
+      ['bootstrap-admin', '--username', 'root', '--password-stdin', '--json'],
+      'a long enough password\n',
+    );
+    expect(boot.status, boot.stderr).toBe(0);
+    expect(JSON.parse(boot.stdout)).toMatchObject({ username: 'root', role: 'admin' });
+    const again = run(
+      ['bootstrap-admin', '--username', 'other', '--password-stdin', '--json'],
+      'another long password\n',
+    );
+    expect(again.status).toBe(1);
+    expect(JSON.parse(again.stderr)).toMatchObject({ error: 'conflict' });
+    const list = run(['list-agents', '--json']);
+    expect(list.status, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout)).toEqual({ agents: [] });
+  }, 120_000);
 });
