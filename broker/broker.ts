@@ -6,6 +6,7 @@ import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
 import { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
+import { RevocationLogStore } from '../db/stores/revocation-log-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
 import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
@@ -38,6 +39,7 @@ import { openInstallation, StartupError } from './services/open-installation.js'
 import { RateLimiter } from './services/rate-limit.js';
 import { ResourceAccess } from './services/resource-access.js';
 import { RetentionService } from './services/retention.js';
+import { RevocationFeed } from './services/revocation-feed.js';
 import { StatusLists, statusListTokenLifetime } from './services/status-lists.js';
 import { type RevocationEvent, TaskService } from './services/tasks.js';
 import { TokenService } from './services/token-service.js';
@@ -119,7 +121,9 @@ export async function buildBroker(
   const a2aTasks = new A2aTaskStore(db);
   // Errand's own MCP and A2A endpoints are built-in resources (idempotent; an admin's edits are kept).
   if (opts.builtInResources !== false) await ensureBuiltInResources(clients, config.issuer, clock.now());
-  const revocationListeners = new Set<(events: RevocationEvent[]) => void>();
+  // Revocations reach this process's push subscribers through the log, whichever process committed them.
+  const revocationLog = new RevocationLogStore(db);
+  const revocationFeed = new RevocationFeed(revocationLog, log, { pollMs: config.revocationPush.pollMs });
 
   const keys = new KeyRing({
     db,
@@ -152,9 +156,9 @@ export async function buildBroker(
     audit,
     clock,
     log,
-    onRevoked: (events) => {
-      for (const listener of revocationListeners) listener(events);
-    },
+    revocationLog,
+    // Our own commit: read the log now, so same-process delivery does not wait for the next poll.
+    onRevoked: () => revocationFeed.wake(),
   });
   const tokens = new TokenService({
     tasks: taskService,
@@ -332,9 +336,9 @@ export async function buildBroker(
     clientKeys,
     metrics,
     prometheus,
+    revocationFeed,
     onRevoked(listener) {
-      revocationListeners.add(listener);
-      return () => revocationListeners.delete(listener);
+      return revocationFeed.subscribe(listener);
     },
   };
   const stopping = new AbortController();
@@ -407,7 +411,9 @@ export async function buildBroker(
     endStreams() {
       stopping.abort();
     },
-    close() {
+    async close() {
+      // The tail reads through the database handle: it stops (and its read in flight ends) first.
+      await revocationFeed.stop();
       return db.close();
     },
   };

@@ -104,6 +104,15 @@ describe('loadConfig', () => {
     expect(problems({ ERRAND_FETCH_MAX_PER_HOST: '0' })).toEqual(['ERRAND_FETCH_MAX_PER_HOST: must be at least 1']);
   });
 
+  test('revocation log poll interval: 150 ms by default, 20 ms to 5 s, whole milliseconds', () => {
+    expect(loadConfig({}).revocationPush).toEqual({ pollMs: 150 });
+    expect(loadConfig({ ERRAND_REVOCATION_POLL_MS: '40' }).revocationPush.pollMs).toBe(40);
+    for (const bad of ['10', '6000', '1.5', 'fast']) {
+      const [problem] = problems({ ERRAND_REVOCATION_POLL_MS: bad });
+      expect(problem).toMatch(/^ERRAND_REVOCATION_POLL_MS: /);
+    }
+  });
+
   test('request body and shutdown time limits: defaults, bounds, and a clear message for bad values', () => {
     const c = loadConfig({});
     expect(c.http.bodyTimeout).toBe(15);

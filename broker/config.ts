@@ -184,6 +184,7 @@ export const EnvSchema = z.object({
   ERRAND_FETCH_MAX_CONCURRENT: count(1, 10_000).default(32),
   ERRAND_STREAM_MAX_PER_CLIENT: count(1, 10_000).default(10),
   ERRAND_STREAM_MAX_TOTAL: count(1, 1_000_000).default(1000),
+  ERRAND_REVOCATION_POLL_MS: count(20, 5000).default(150),
   ERRAND_MAX_BODY_BYTES: count(1024, 10_485_760).default(65_536),
   ERRAND_BODY_TIMEOUT: seconds(1, 300).default(15),
   ERRAND_SHUTDOWN_TIMEOUT: seconds(1, 600).default(20),
@@ -293,6 +294,11 @@ export interface Config {
   fetch: { timeoutMs: number; allowPrivate: boolean; maxPerHost: number; maxConcurrent: number };
   /** Long-lived streams (revocation push channel, A2A streams): open at once per client and in total. */
   streams: { maxPerClient: number; maxTotal: number };
+  /**
+   * `pollMs`: how often, while a push stream is open, this process reads the revocation log for
+   * revocations other processes on the database committed (its own are read at once).
+   */
+  revocationPush: { pollMs: number };
   /** `bodyTimeout`: seconds a client has, once its request headers are in, to send the whole body (408 after). */
   http: { maxBodyBytes: number; bodyTimeout: number; trustProxy: TrustProxy };
   /** Graceful stop on SIGTERM/SIGINT: the most seconds it may take before the process gives up and exits 1. */
@@ -593,6 +599,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxConcurrent: e.ERRAND_FETCH_MAX_CONCURRENT,
     },
     streams: { maxPerClient: e.ERRAND_STREAM_MAX_PER_CLIENT, maxTotal: e.ERRAND_STREAM_MAX_TOTAL },
+    revocationPush: { pollMs: e.ERRAND_REVOCATION_POLL_MS },
     http: {
       maxBodyBytes: e.ERRAND_MAX_BODY_BYTES,
       bodyTimeout: e.ERRAND_BODY_TIMEOUT,

@@ -21,6 +21,7 @@ import type { AgentOps } from './services/agent-ops.js';
 import type { DelegationLimits, DelegationService } from './services/delegations.js';
 import type { ExchangeService } from './services/exchange-token.js';
 import type { ResourceAccess } from './services/resource-access.js';
+import type { RevocationFeed } from './services/revocation-feed.js';
 import type { StatusLists } from './services/status-lists.js';
 import type { RevocationEvent, TaskService } from './services/tasks.js';
 import type { TokenService } from './services/token-service.js';
@@ -64,7 +65,12 @@ export interface Engine {
   userLookup: UserLookup;
   /** Seals short-lived browser state (the upstream sign-in cookie) with the master key. */
   box: CryptoBox;
-  /** Subscribes to token revocations caused by ending tasks (after commit); returns the unsubscribe. */
+  /** Every revocation committed on the database (by any process), handed to this process's push subscribers once. */
+  revocationFeed: RevocationFeed;
+  /**
+   * Subscribes to token revocations caused by ending tasks, on this process or another on the same
+   * database (after commit, read from the revocation log); returns the unsubscribe.
+   */
   onRevoked(listener: (events: RevocationEvent[]) => void): () => void;
   /** Trusted workload issuers (workload identity federation). */
   trustedIssuers: TrustedIssuerStore;

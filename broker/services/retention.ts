@@ -30,6 +30,7 @@ export interface RetentionResult {
   tasks: number;
   a2aTasks: number;
   auditEvents: number;
+  revocationLog: number;
 }
 
 export const RETENTION_BATCH_SIZE = 5000;
@@ -84,6 +85,8 @@ export class RetentionService {
       ),
       auditEvents:
         this.policy.audit > 0 ? await this.batched('audit_events', 'id', sql`at < ${now - this.policy.audit}`) : 0,
+      // Push streams read the log within a poll interval; a row is kept as long as a token row, well past that.
+      revocationLog: await this.batched('revocation_log', 'seq', sql`at < ${t}`),
     };
     return result;
   }

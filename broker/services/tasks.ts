@@ -1,5 +1,6 @@
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
+import type { RevocationLogStore } from '../../db/stores/revocation-log-store.js';
 import type { TaskStore, TasksWhere } from '../../db/stores/task-store.js';
 import { type Client, canAct } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
@@ -27,6 +28,11 @@ export interface RevocationEvent {
   taskId: string | null;
   statusIdx: number | null;
   at: number;
+  /**
+   * Wall-clock milliseconds when the revocation was written, just before its commit: push delivery
+   * is timed from here, in whichever process on the host delivers it (the metric's precision only).
+   */
+  writtenMs: number;
 }
 
 export interface TaskServiceDeps {
@@ -35,7 +41,12 @@ export interface TaskServiceDeps {
   audit: AuditStore;
   clock: Clock;
   log: Logger;
-  /** Called after commit with every token a task end revoked (push channels listen here). */
+  /** Where every revoked token is recorded in the revoking transaction, for every process's push channel. */
+  revocationLog: Pick<RevocationLogStore, 'append'>;
+  /**
+   * Called after commit with every token a task end of this process revoked: the push channel reads
+   * the log at once instead of at its next poll.
+   */
   onRevoked?: (events: RevocationEvent[]) => void;
 }
 
@@ -198,7 +209,10 @@ export class TaskService {
       now,
       tx,
     );
-    return result.revoked.map((r) => ({ ...r, taskId: task.id, at: now }));
+    const writtenMs = Date.now();
+    const events = result.revoked.map((r) => ({ ...r, taskId: task.id, at: now, writtenMs }));
+    await this.deps.revocationLog.append(events, tx);
+    return events;
   }
 
   private publish(events: RevocationEvent[]): void {

@@ -8,6 +8,7 @@ import {
   backchannelRequests,
   issuedTokens,
   refreshTokens,
+  revocationLog,
   tasks,
   usedAssertions,
 } from '../../db/schema/index.js';
@@ -118,6 +119,12 @@ describe('retention', () => {
       { ...ciba, authReqIdHash: 'ciba-redeemed-old', createdAt: old - 60, expiresAt: now + 600, redeemedAt: old },
       { ...ciba, authReqIdHash: 'ciba-live', createdAt: now, expiresAt: now + 600 },
     ]);
+    // The revocation log (read by push streams within a poll interval) is kept like a token row.
+    const revoked = { audience: 'https://r.example.test', taskId: 't1', statusIdx: null };
+    await db.q.insert(revocationLog).values([
+      { ...revoked, jti: 'rev-old', at: old, writtenMs: old * 1000 },
+      { ...revoked, jti: 'rev-recent', at: recent, writtenMs: recent * 1000 },
+    ]);
 
     await tb.broker.maintain();
 
@@ -128,6 +135,7 @@ describe('retention', () => {
     expect((await db.q.select().from(authorizationRequests)).map((r) => r.id)).toEqual(['req-live']);
     expect((await db.q.select().from(usedAssertions)).map((r) => r.key)).toEqual(['jti-live']);
     expect((await db.q.select().from(backchannelRequests)).map((r) => r.authReqIdHash)).toEqual(['ciba-live']);
+    expect((await db.q.select().from(revocationLog)).map((r) => r.jti)).toEqual(['rev-recent']);
     expect(tb.logs.some((l) => l.includes('retention.pruned'))).toBe(true);
   });
 

@@ -95,15 +95,14 @@ export function revocationEventRoutes(deps: RevocationEventDeps) {
       const send = (write: (s: SSEStreamingApi) => Promise<unknown>) => {
         sending = sending.then(() => write(stream)).catch(() => undefined);
       };
-      // Listeners are called right after the task end commits: delivery is timed from there.
+      // Delivery is timed from when the revocation was written (in this process or another on the database).
       const unsubscribe = deps.onRevoked((events) => {
-        const committed = performance.now();
         for (const e of events) {
           if (canonicalizeResource(e.audience) !== audience) continue;
           const data = JSON.stringify(sessionRevokedSet(deps.issuer, audience, e));
           send(async (s) => {
             await s.writeSSE({ event: 'revoked', data });
-            if (!s.aborted) deps.metrics?.pushDelivered((performance.now() - committed) / 1000);
+            if (!s.aborted) deps.metrics?.pushDelivered(Math.max(0, Date.now() - e.writtenMs) / 1000);
           });
         }
       });
