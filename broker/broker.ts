@@ -6,7 +6,7 @@ import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
 import { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
-import { RevocationLogStore } from '../db/stores/revocation-log-store.js';
+import { REVOCATION_CHANNEL, RevocationLogStore } from '../db/stores/revocation-log-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
 import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
@@ -124,6 +124,13 @@ export async function buildBroker(
   // Revocations reach this process's push subscribers through the log, whichever process committed them.
   const revocationLog = new RevocationLogStore(db);
   const revocationFeed = new RevocationFeed(revocationLog, log, { pollMs: config.revocationPush.pollMs });
+  // On PostgreSQL a commit on any node wakes the tail of every node; polling stays as the fallback.
+  const stopListening = db.listen
+    ? await db.listen(REVOCATION_CHANNEL, () => revocationFeed.wake()).catch((err: unknown) => {
+        log.warn('revocation_feed.listen_failed', { error: String(err) });
+        return null;
+      })
+    : null;
 
   const keys = new KeyRing({
     db,
@@ -414,6 +421,7 @@ export async function buildBroker(
     async close() {
       // The tail reads through the database handle: it stops (and its read in flight ends) first.
       await revocationFeed.stop();
+      await stopListening?.();
       return db.close();
     },
   };

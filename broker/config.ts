@@ -130,10 +130,12 @@ export const EnvSchema = z.object({
   ERRAND_DATA_DIR: z.string().min(1).default('./data'),
   ERRAND_DB_URL: z
     .string()
-    .refine((v) => /^(file:|libsql:|https?:|wss?:)/.test(v), {
-      message: 'must be a file:, libsql:, http(s): or ws(s): URL',
+    .refine((v) => /^(file:|libsql:|https?:|wss?:|postgres(ql)?:\/\/)/.test(v), {
+      message: 'must be a file:, libsql:, http(s):, ws(s): or postgres(ql):// URL',
     })
     .optional(),
+  ERRAND_DB_POOL_SIZE: count(1, 500).default(10),
+  ERRAND_DB_STATEMENT_TIMEOUT_MS: count(100, 600_000).default(10_000),
   ERRAND_DB_AUTH_TOKEN: z.string().optional(),
   ERRAND_ALLOW_EMPTY_DATABASE: bool.default(false),
   ERRAND_DB_QUICK_CHECK: bool.default(true),
@@ -243,7 +245,16 @@ export interface Config {
    * `allowEmpty`: set up an empty database even when the data directory holds files of an earlier
    * installation (a deliberate reset). `quickCheck`: run `PRAGMA quick_check` at start.
    */
-  db: { url: string; authToken?: string; allowEmpty: boolean; quickCheck: boolean };
+  db: {
+    url: string;
+    authToken?: string;
+    allowEmpty: boolean;
+    quickCheck: boolean;
+    /** PostgreSQL: reading connections per node (the writer has one more). */
+    poolSize: number;
+    /** PostgreSQL: `statement_timeout` of every connection, in milliseconds. */
+    statementTimeoutMs: number;
+  };
   masterKey: { value?: string; file: string };
   keys: {
     alg: 'ES256' | 'EdDSA';
@@ -543,6 +554,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ...(e.ERRAND_DB_AUTH_TOKEN ? { authToken: e.ERRAND_DB_AUTH_TOKEN } : {}),
       allowEmpty: e.ERRAND_ALLOW_EMPTY_DATABASE,
       quickCheck: e.ERRAND_DB_QUICK_CHECK,
+      poolSize: e.ERRAND_DB_POOL_SIZE,
+      statementTimeoutMs: e.ERRAND_DB_STATEMENT_TIMEOUT_MS,
     },
     masterKey: {
       ...(e.ERRAND_MASTER_KEY ? { value: e.ERRAND_MASTER_KEY } : {}),

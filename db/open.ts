@@ -6,6 +6,8 @@ import { type Span, trace } from '@opentelemetry/api';
 import { drizzle, type SqliteRemoteDatabase } from 'drizzle-orm/sqlite-proxy';
 import Database from 'libsql';
 import { failSpan, tracer } from '../broker/telemetry/tracing.js';
+import { type Dialect, setDialect } from './dialect.js';
+import { type PgHandle, pgConns } from './postgres.js';
 import * as schema from './schema/index.js';
 import { storageFailure } from './storage-errors.js';
 
@@ -15,6 +17,8 @@ export type Drizzle = SqliteRemoteDatabase<Schema>;
 export type Tx = Drizzle;
 
 export interface Db {
+  /** `sqlite` for the embedded engine and libSQL servers, `postgres` for PostgreSQL. */
+  readonly dialect: Dialect;
   /**
    * Reads see committed data only. A write through this handle (a single statement) joins the
    * write queue as its own transaction; inside `write`, use the transaction handle instead.
@@ -37,6 +41,12 @@ export interface Db {
    * opener, which replays the WAL). Closing again returns the same promise.
    */
   close(): Promise<void>;
+  /**
+   * Hears `NOTIFY` on `channel` (PostgreSQL only; undefined elsewhere) on a connection of its own,
+   * so that every node learns of a commit made on another at once. Resolves to the function that
+   * stops listening. A notification sent inside a write transaction is delivered at its commit.
+   */
+  listen?(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
 }
 
 export interface OpenOptions {
@@ -61,6 +71,10 @@ export interface OpenOptions {
    * seconds from BEGIN to COMMIT (the broker's metrics).
    */
   onGroupCommit?: (size: number, seconds: number) => void;
+  /** PostgreSQL: reading connections at most (default 10; the writer has one more). */
+  poolSize?: number;
+  /** PostgreSQL: milliseconds before the server cancels a statement (default 10 000). */
+  statementTimeoutMs?: number;
 }
 
 /** The database cannot be used as it is (damaged, or written by a newer Errand); the message says what to do. */
@@ -82,6 +96,12 @@ const MAX_GROUP = 128;
 const STATEMENT_CACHE = 400;
 
 type Method = 'run' | 'all' | 'values' | 'get';
+const MIGRATIONS_PG_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations-pg');
+
+/** Whether `url` names a PostgreSQL server. */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
 type Rows = { rows: unknown[]; rowsAffected?: number };
 
 /** One connection as drizzle's proxy driver sees it, plus what the write queue needs. */
@@ -105,6 +125,8 @@ export function affected(res: unknown): number {
 /** Opens the database at `url`, checks it, applies pending migrations and returns the handle. */
 export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const isFile = url.startsWith('file:');
+  const isPostgres = isPostgresUrl(url);
+  const dialect: Dialect = isPostgres ? 'postgres' : 'sqlite';
   const path = isFile ? url.slice('file:'.length) : '';
   const name = databaseName(url);
   if (path && path !== ':memory:') {
@@ -114,9 +136,18 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   const driver = opts.driver ?? (isFile ? 'native' : 'client');
   let reader: Conn;
   let writer: Conn;
-  let closeAll: () => void;
+  let closeAll: () => void | Promise<void>;
+  let pgHandle: PgHandle | null = null;
   try {
-    if (driver === 'native') {
+    if (isPostgres) {
+      const handle = pgConns(url, {
+        poolSize: opts.poolSize ?? 10,
+        statementTimeoutMs: opts.statementTimeoutMs ?? 10_000,
+      });
+      pgHandle = handle;
+      ({ reader, writer } = handle);
+      closeAll = () => handle.close();
+    } else if (driver === 'native') {
       if (!isFile) throw new Error('the native driver opens file: URLs only');
       // Two connections: reads never see another request's uncommitted group.
       reader = nativeConn(path, false);
@@ -155,9 +186,9 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   }
   try {
     if (isFile && opts.quickCheck !== false) await quickCheck(reader, name);
-    await migrate(writer, { name, ...(opts.onEmpty ? { onEmpty: opts.onEmpty } : {}) });
+    await migrate(writer, { name, dialect, ...(opts.onEmpty ? { onEmpty: opts.onEmpty } : {}) });
   } catch (err) {
-    closeAll();
+    await closeAll();
     throw damaged(name, err) ?? (isFile ? null : unreachable(url, err)) ?? err;
   }
 
@@ -166,7 +197,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
   let closing: Promise<void> | null = null;
   /** Called once the queue is empty and no group is running (what `close` waits for). */
   let onIdle: (() => void) | null = null;
-  const tx: Tx = orm((sql, params, method) => writer.exec(sql, params, method));
+  const tx: Tx = orm(dialect, (sql, params, method) => writer.exec(sql, params, method));
 
   /** Commits the queued transactions in groups until the queue is empty. */
   const flush = async (): Promise<void> => {
@@ -257,7 +288,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
       if (!flushing && queue.length === 1) setImmediate(() => void flush().catch(() => undefined));
     });
 
-  const q: Drizzle = orm((sql, params, method) =>
+  const q: Drizzle = orm(dialect, (sql, params, method) =>
     isRead(sql) ? reader.exec(sql, params, method) : write(async () => writer.exec(sql, params, method)),
   );
   /**
@@ -266,9 +297,10 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
    * automatic checkpoint in the -wal file.
    */
   const finish = (): void | Promise<void> => {
-    const done = () => {
+    const done = (): void | Promise<void> => {
       try {
-        closeAll();
+        const closing = closeAll();
+        if (closing) return closing.catch(() => undefined);
       } catch {
         // Already closed by the engine: nothing left to release.
       }
@@ -294,8 +326,10 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
     return closing;
   };
   return {
+    dialect,
     q,
     write: (fn) => write(fn),
+    ...(pgHandle ? { listen: pgHandle.listen } : {}),
     exec: (sql) => write(async () => void (await writer.script(sql)), true),
     close,
   };
@@ -366,7 +400,10 @@ function writeSpan(): Span | undefined {
 }
 
 /** Drizzle over one connection (the batch form is passed so that the config's casing applies). */
-function orm(exec: (sql: string, params: unknown[], method: Method) => Rows | Promise<Rows>): Drizzle {
+function orm(
+  dialect: Dialect,
+  exec: (sql: string, params: unknown[], method: Method) => Rows | Promise<Rows>,
+): Drizzle {
   const one = async (sql: string, params: unknown[], method: Method) =>
     (await exec(sql, params, method)) as { rows: [] };
   const batch = async (queries: { sql: string; params: unknown[]; method: Method }[]) => {
@@ -374,7 +411,9 @@ function orm(exec: (sql: string, params: unknown[], method: Method) => Rows | Pr
     for (const b of queries) out.push(await one(b.sql, b.params, b.method));
     return out;
   };
-  return drizzle(one, batch, { schema, casing: 'snake_case' });
+  const d = drizzle(one, batch, { schema, casing: 'snake_case' });
+  setDialect(d, dialect);
+  return d;
 }
 
 function isRead(sql: string): boolean {
@@ -548,6 +587,16 @@ const NETWORK_HINTS: Record<string, string> = {
   ENETUNREACH: 'no route to the network: check the host in ERRAND_DB_URL and the network',
 };
 
+/** PostgreSQL SQLSTATE classes met on the first contact, and what to check for each. */
+const PG_HINTS: Record<string, string> = {
+  '28': "check the user name and password in ERRAND_DB_URL (or the server's pg_hba.conf rules for this host)",
+  '3D': 'the database does not exist: create it (createdb, or CREATE DATABASE) and give the user in ERRAND_DB_URL rights on it',
+  '42': 'the user in ERRAND_DB_URL lacks a right Errand needs: it must own the database (or its schema) to create the tables',
+  '53': 'the server is out of connections or resources: lower ERRAND_DB_POOL_SIZE on each node or raise max_connections',
+  '57': 'the server is starting up or shutting down: wait for it, then start Errand again',
+  '08': 'the connection failed: check the host, the port and the TLS settings (sslmode, sslrootcert) in ERRAND_DB_URL',
+};
+
 /**
  * A refusal naming the server (without credentials or query), the cause and what to check, for an
  * error met on the first contact with a remote database; null for errors of another kind. The
@@ -566,6 +615,12 @@ function unreachable(url: string, err: unknown): UnusableDatabaseError | null {
   if (code) {
     const cause = network ? `${code}: ${scrub(network.message)}` : texts;
     return new UnusableDatabaseError(`cannot reach the database server ${name} (${cause}): ${NETWORK_HINTS[code]}`);
+  }
+  const sqlstate = chain.map((e) => e.code).find((c): c is string => typeof c === 'string' && /^[0-9A-Z]{5}$/.test(c));
+  if (sqlstate && PG_HINTS[sqlstate.slice(0, 2)] !== undefined) {
+    return new UnusableDatabaseError(
+      `the database server ${name} refused Errand (${sqlstate}: ${texts}): ${PG_HINTS[sqlstate.slice(0, 2)]}`,
+    );
   }
   if (/\b401\b|unauthori[sz]ed|\b403\b|forbidden/i.test(texts)) {
     return new UnusableDatabaseError(
@@ -600,12 +655,20 @@ interface Journal {
  * A database that has migrations this build does not know was written by a newer Errand: it is
  * refused, since this code would misread or damage the newer schema.
  */
-async function migrate(conn: Conn, opts: { name: string; onEmpty?: () => void }): Promise<void> {
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS_DIR, 'meta', '_journal.json'), 'utf8')) as Journal;
+async function migrate(conn: Conn, opts: { name: string; dialect: Dialect; onEmpty?: () => void }): Promise<void> {
+  const dir = opts.dialect === 'postgres' ? MIGRATIONS_PG_DIR : MIGRATIONS_DIR;
+  const journal = JSON.parse(readFileSync(join(dir, 'meta', '_journal.json'), 'utf8')) as Journal;
   const known = [...journal.entries].sort((a, b) => a.idx - b.idx);
+  // On PostgreSQL `begin` takes the write lock every node takes: nodes starting together migrate once.
   await conn.begin();
   try {
-    const { rows: objects } = await conn.exec('SELECT count(*) FROM sqlite_master', [], 'all');
+    const { rows: objects } = await conn.exec(
+      opts.dialect === 'postgres'
+        ? 'SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()'
+        : 'SELECT count(*) FROM sqlite_master',
+      [],
+      'all',
+    );
     if (Number((objects as unknown[][])[0]?.[0]) === 0) opts.onEmpty?.();
     await conn.exec(
       'CREATE TABLE IF NOT EXISTS errand_migrations (tag TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)',
@@ -624,7 +687,7 @@ async function migrate(conn: Conn, opts: { name: string; onEmpty?: () => void })
     }
     for (const entry of known) {
       if (applied.has(entry.tag)) continue;
-      const sql = readFileSync(join(MIGRATIONS_DIR, `${entry.tag}.sql`), 'utf8');
+      const sql = readFileSync(join(dir, `${entry.tag}.sql`), 'utf8');
       for (const stmt of sql.split('--> statement-breakpoint')) {
         if (stmt.trim()) await conn.exec(stmt, [], 'run');
       }

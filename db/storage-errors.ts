@@ -8,13 +8,19 @@
  */
 
 /**
- * - `busy`: another connection holds the lock (SQLITE_BUSY, SQLITE_LOCKED) past the busy timeout.
+ * SQLite result codes and PostgreSQL SQLSTATE codes (Appendix A of the PostgreSQL manual) both map
+ * to these kinds:
+ * - `busy`: another connection holds the lock (SQLITE_BUSY, SQLITE_LOCKED) past the busy timeout;
+ *   on PostgreSQL also a cancelled statement (statement timeout), a lock not available, a
+ *   serialisation failure or deadlock, or too many connections.
+ * - `unavailable`: the database server cannot be reached or is shutting down (connection errors,
+ *   server restarts): transient, another node or a restarted server will answer.
  * - `full`: the disk or the database's size limit is full (SQLITE_FULL).
  * - `readonly`: the database cannot be written (SQLITE_READONLY: file mode, read-only mount).
  * - `corrupt`: the file is damaged or not a database (SQLITE_CORRUPT, SQLITE_NOTADB).
  * - `io`: the operating system failed a read or write (SQLITE_IOERR, SQLITE_CANTOPEN).
  */
-export type StorageFailureKind = 'busy' | 'full' | 'readonly' | 'corrupt' | 'io';
+export type StorageFailureKind = 'busy' | 'unavailable' | 'full' | 'readonly' | 'corrupt' | 'io';
 
 export interface StorageFailure {
   kind: StorageFailureKind;
@@ -55,9 +61,17 @@ const BY_NAME: Record<string, StorageFailureKind> = {
  * A lock has usually gone by the time a caller retries (each write has already waited the busy
  * timeout); a full disk or a read-only file waits for an operator.
  */
-const RETRY_AFTER: Record<StorageFailureKind, number> = { busy: 5, full: 30, readonly: 30, corrupt: 0, io: 0 };
+const RETRY_AFTER: Record<StorageFailureKind, number> = {
+  busy: 5,
+  unavailable: 5,
+  full: 30,
+  readonly: 30,
+  corrupt: 0,
+  io: 0,
+};
 const TRANSIENT: Record<StorageFailureKind, boolean> = {
   busy: true,
+  unavailable: true,
   full: true,
   readonly: true,
   corrupt: false,
@@ -90,10 +104,50 @@ function kindOf(e: { code?: unknown; rawCode?: unknown; extendedCode?: unknown }
     const kind = PRIMARY[e.rawCode & 0xff];
     if (kind) return kind;
   }
+  if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && 'severity' in e) return pgKind(e.code);
+  if (typeof e.code === 'string' && e.code in NETWORK && 'syscall' in e) return 'unavailable';
+  if (e instanceof Error && /^Connection terminated|^timeout exceeded when trying to connect/.test(e.message)) {
+    return 'unavailable';
+  }
   if (typeof e.code === 'string' && e.code.startsWith('SQLITE_')) {
     const base = /^SQLITE_[A-Z]+/.exec(e.code)?.[0] ?? '';
     const kind = BY_NAME[base];
     if (kind) return kind;
   }
+  return null;
+}
+
+/** Socket errors met talking to a database server. */
+const NETWORK: Record<string, true> = {
+  ECONNREFUSED: true,
+  ECONNRESET: true,
+  EPIPE: true,
+  ETIMEDOUT: true,
+  EHOSTUNREACH: true,
+  ENETUNREACH: true,
+  ENOTFOUND: true,
+  EAI_AGAIN: true,
+};
+
+/** A PostgreSQL SQLSTATE as a kind, or null for errors about the statement itself (constraints, syntax). */
+function pgKind(code: string): StorageFailureKind | null {
+  switch (code) {
+    case '57014': // query_canceled (statement_timeout)
+    case '55P03': // lock_not_available
+    case '40001': // serialization_failure
+    case '40P01': // deadlock_detected
+    case '53300': // too_many_connections
+      return 'busy';
+    case '53100': // disk_full
+    case '53200': // out_of_memory
+      return 'full';
+    case '25006': // read_only_sql_transaction (a standby)
+      return 'readonly';
+    case 'XX001': // data_corrupted
+    case 'XX002': // index_corrupted
+      return 'corrupt';
+  }
+  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return 'unavailable';
+  if (code.startsWith('58')) return 'io';
   return null;
 }

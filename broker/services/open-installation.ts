@@ -92,6 +92,8 @@ async function openChecked(config: Config, log: Logger, metrics: Metrics): Promi
     return await openDb(config.db.url, {
       ...(config.db.authToken ? { authToken: config.db.authToken } : {}),
       quickCheck: config.db.quickCheck,
+      poolSize: config.db.poolSize,
+      statementTimeoutMs: config.db.statementTimeoutMs,
       onEmpty: () => refuseEmpty('empty'),
       onGroupCommit: (size, seconds) => metrics.groupCommitted(size, seconds),
     });

@@ -1,4 +1,5 @@
 import { type SQL, sql } from 'drizzle-orm';
+import { jsonText } from '../../db/dialect.js';
 import { affected, type Db } from '../../db/open.js';
 import type { Clock } from '../core/ports.js';
 
@@ -81,7 +82,7 @@ export class RetentionService {
         'a2a_tasks',
         'id',
         sql`updated_at < ${taskCutoff}
-          AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = json_extract(a2a_tasks.body, '$.metadata.errand_task_id'))`,
+          AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = ${jsonText(this.deps.db.q, sql.raw('a2a_tasks.body'), ['metadata', 'errand_task_id'])})`,
       ),
       auditEvents:
         this.policy.audit > 0 ? await this.batched('audit_events', 'id', sql`at < ${now - this.policy.audit}`) : 0,

@@ -8,6 +8,7 @@ import {
   type SigningAlg,
 } from '@errand/protocol';
 import { eq, inArray, sql } from 'drizzle-orm';
+import { greater } from '../../db/dialect.js';
 import type { Db } from '../../db/open.js';
 import { signingKeys } from '../../db/schema/index.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
@@ -165,7 +166,7 @@ export class KeyRing {
       const recorded = await this.deps.db.write((tx) =>
         tx
           .update(signingKeys)
-          .set({ signedUntil: sql`max(coalesce(${signingKeys.signedUntil}, 0), ${exp})` })
+          .set({ signedUntil: greater(tx, sql`coalesce(${signingKeys.signedUntil}, 0)`, sql`${exp}`) })
           .where(eq(signingKeys.kid, current.kid))
           .returning({ signedUntil: signingKeys.signedUntil }),
       );

@@ -1,5 +1,6 @@
 import { and, desc, eq, gte, lte, type SQL, sql } from 'drizzle-orm';
 import { newId } from '../../broker/tokens/random.js';
+import { insertionOrder, jsonArrayHas } from '../dialect.js';
 import type { Db, Tx } from '../open.js';
 import { insertRow } from '../prepared.js';
 import { auditEvents } from '../schema/index.js';
@@ -78,8 +79,7 @@ export class AuditStore {
     if (f.type) where.push(eq(auditEvents.type, f.type));
     if (f.userId) where.push(eq(auditEvents.userId, f.userId));
     if (f.clientId) where.push(eq(auditEvents.clientId, f.clientId));
-    if (f.agentId)
-      where.push(sql`EXISTS (SELECT 1 FROM json_each(${auditEvents.actorChain}) WHERE value = ${f.agentId})`);
+    if (f.agentId) where.push(jsonArrayHas(this.db.q, auditEvents.actorChain, f.agentId));
     if (f.taskId) where.push(eq(auditEvents.taskId, f.taskId));
     if (f.result) where.push(eq(auditEvents.result, f.result));
     if (f.from !== undefined) where.push(gte(auditEvents.at, f.from));
@@ -88,7 +88,7 @@ export class AuditStore {
       .select()
       .from(auditEvents)
       .where(where.length ? and(...where) : undefined)
-      .orderBy(desc(auditEvents.at), desc(sql`rowid`))
+      .orderBy(desc(auditEvents.at), desc(insertionOrder(this.db.q)))
       .limit(f.limit ?? 100);
     return rows.map((r) => ({
       ...r,

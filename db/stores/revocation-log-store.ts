@@ -1,4 +1,5 @@
 import { asc, gt, max, sql } from 'drizzle-orm';
+import { dialectOf } from '../dialect.js';
 import type { Db, Tx } from '../open.js';
 import { perHandle } from '../prepared.js';
 import { revocationLog } from '../schema/index.js';
@@ -23,9 +24,13 @@ const after = perHandle((d) =>
     .prepare(),
 );
 
+/** The PostgreSQL channel a revoking transaction notifies at commit, so every node reads the log at once. */
+export const REVOCATION_CHANNEL = 'errand_revocations';
+
 /**
- * The revocation log (db/schema/revocations.ts). Sequence numbers follow commit order because the
- * embedded database has one writer at a time: a reader never sees seq n+1 committed before seq n.
+ * The revocation log (db/schema/revocations.ts). Sequence numbers follow commit order because write
+ * transactions run one at a time (SQLite's write lock; on PostgreSQL the write lock every node
+ * takes): a reader never sees seq n+1 committed before seq n.
  */
 export class RevocationLogStore {
   constructor(private readonly db: Db) {}
@@ -34,6 +39,8 @@ export class RevocationLogStore {
   async append(entries: Omit<RevocationLogEntry, 'seq'>[], tx: Tx): Promise<void> {
     if (entries.length === 0) return;
     await tx.insert(revocationLog).values(entries);
+    // Delivered to every listening node when this transaction commits, never before.
+    if (dialectOf(tx) === 'postgres') await tx.run(sql`SELECT pg_notify(${REVOCATION_CHANNEL}, '')`);
   }
 
   /** The highest sequence number committed so far (0 on an empty log). */

@@ -1,5 +1,6 @@
 import { and, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, notInArray, type SQL, sql } from 'drizzle-orm';
 import { type EndReason, TASK_STATES, type Task, type TaskState, type TerminalState } from '../../broker/core/task.js';
+import { jsonArrayHas } from '../dialect.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, perHandle, selectOneBy } from '../prepared.js';
 import { counters, issuedTokens, tasks } from '../schema/index.js';
@@ -78,7 +79,7 @@ export class TaskStore {
   async list(f: TaskFilter): Promise<Task[]> {
     const where: SQL[] = [];
     if (f.userId) where.push(eq(tasks.userId, f.userId));
-    if (f.agentId) where.push(sql`EXISTS (SELECT 1 FROM json_each(${tasks.actorChain}) WHERE value = ${f.agentId})`);
+    if (f.agentId) where.push(jsonArrayHas(this.db.q, tasks.actorChain, f.agentId));
     if (f.state === 'live') where.push(notInArray(tasks.state, TERMINAL));
     else if (f.state === 'ended') where.push(inArray(tasks.state, TERMINAL));
     else if (f.state) where.push(eq(tasks.state, f.state));
