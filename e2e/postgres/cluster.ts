@@ -18,7 +18,10 @@ const SUPERUSER = 'postgres';
 /** The server binaries: `pg_config --bindir` (Debian's `postgresql` package puts them there). */
 export function postgresBinDir(): string | undefined {
   try {
-    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dir = execFileSync('pg_config', ['--bindir'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'postgres')) ? dir : undefined;
   } catch {
     return undefined;
@@ -156,7 +159,8 @@ async function waitReady(server: ChildProcess, url: string): Promise<void> {
       return;
     } catch (err) {
       await client.end().catch(() => {});
-      if (Date.now() > deadline) throw new Error(`PostgreSQL did not accept connections in 30 s: ${log.trim()}`, { cause: err });
+      if (Date.now() > deadline)
+        throw new Error(`PostgreSQL did not accept connections in 30 s: ${log.trim()}`, { cause: err });
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
