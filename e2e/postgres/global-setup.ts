@@ -9,7 +9,11 @@ import { startPostgres } from './cluster.js';
  * run (no ERRAND_TEST_DB) starts nothing.
  */
 export default async function setup(_project: TestProject): Promise<(() => Promise<void>) | undefined> {
-  if (process.env.ERRAND_TEST_DB !== 'postgres' || process.env.ERRAND_TEST_POSTGRES_URL) return undefined;
+  const mode = process.env.ERRAND_TEST_DB;
+  if (mode !== undefined && mode !== '' && mode !== 'postgres' && mode !== 'embedded') {
+    throw new Error(\`ERRAND_TEST_DB=\${mode}: must be postgres, embedded or unset (embedded)\`);
+  }
+  if (mode !== 'postgres' || process.env.ERRAND_TEST_POSTGRES_URL) return undefined;
   const cluster = await startPostgres();
   process.env.ERRAND_TEST_POSTGRES_URL = cluster.url;
   return async () => {
