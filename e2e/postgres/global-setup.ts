@@ -11,7 +11,7 @@ import { startPostgres } from './cluster.js';
 export default async function setup(_project: TestProject): Promise<(() => Promise<void>) | undefined> {
   const mode = process.env.ERRAND_TEST_DB;
   if (mode !== undefined && mode !== '' && mode !== 'postgres' && mode !== 'embedded') {
-    throw new Error(\`ERRAND_TEST_DB=\${mode}: must be postgres, embedded or unset (embedded)\`);
+    throw new Error(`ERRAND_TEST_DB=${mode}: must be postgres, embedded or unset (embedded)`);
   }
   if (mode !== 'postgres' || process.env.ERRAND_TEST_POSTGRES_URL) return undefined;
   const cluster = await startPostgres();
