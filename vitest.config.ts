@@ -23,7 +23,10 @@ export default defineConfig({
       'mcp-server/**/*.test.ts',
       'a2a/**/*.test.ts',
       'e2e/**/*.spec.ts',
+      'e2e/postgres/*.test.ts',
     ],
+    // Starts PostgreSQL when ERRAND_TEST_DB=postgres (`npm run test:postgres`); nothing otherwise.
+    globalSetup: ['e2e/postgres/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',

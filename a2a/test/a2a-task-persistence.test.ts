@@ -8,9 +8,10 @@ import { JsonRpcTransport as V03JsonRpcTransport } from 'a2a-sdk-v03/client';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createLogger } from '../../broker/log.js';
 import { introspector, userApi } from '../../broker/test/delegation-fixtures.js';
-import { adminApi, freePort, startBroker, type TestBroker } from '../../broker/test/fixtures.js';
+import { adminApi, dbEnv, freePort, startBroker, type TestBroker } from '../../broker/test/fixtures.js';
 import { openDb } from '../../db/open.js';
 import { A2aTaskStore } from '../../db/stores/a2a-task-store.js';
+import { dropTestDatabase } from '../../e2e/postgres/databases.js';
 import { agentToken, ERRAND_SCOPES, mcpWorld, NOTES } from '../../mcp-server/errand/test/mcp-fixtures.js';
 import { DurableTaskStore } from '../durable-task-store.js';
 import {
@@ -76,6 +77,7 @@ describe('A2A tasks survive a restart', () => {
   });
   afterAll(async () => {
     await tb?.close();
+    await dropTestDatabase(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -135,6 +137,7 @@ describe('two broker processes on one database', () => {
         // Both processes are one broker: the same issuer, the same data directory.
         ERRAND_ISSUER: tb.url,
         ERRAND_DATA_DIR: tb.dir,
+        ...(await dbEnv(tb.dir)),
         ERRAND_LOG_LEVEL: 'warn',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

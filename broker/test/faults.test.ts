@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Db, openDb } from '../../db/open.js';
 import { auditEvents, issuedTokens, signingKeys } from '../../db/schema/index.js';
 import { UserStore } from '../../db/stores/user-store.js';
+import { postgresMode } from '../../e2e/postgres/databases.js';
 import {
   agentClient,
   delegateViaCiba,
@@ -163,7 +164,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('faults', () => {
+// Disk faults of the embedded database file; on PostgreSQL the file is not there to break.
+describe.skipIf(postgresMode())('faults', () => {
   test('SIGKILL during sustained token exchange: returned tokens are durable, ended tasks stay ended, keys survive', async () => {
     const first = procs[0]!;
     const owner = world.agents[0]!;

@@ -13,6 +13,7 @@ import {
 } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { expect } from 'vitest';
+import { dropTestDatabase, testDatabaseUrl } from '../../e2e/postgres/databases.js';
 import { type Broker, buildBroker } from '../broker.js';
 import { loadConfig } from '../config.js';
 import type { Clock, MonotonicClock } from '../core/ports.js';
@@ -67,28 +68,58 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the real broker on an ephemeral port with a fresh database in a temp directory. */
+/**
+ * The database settings of a broker whose data directory is `dir`: in postgres mode
+ * (`npm run test:postgres`) ERRAND_DB_URL of the test database keyed by `dir`, the same one
+ * startBroker gives an in-process broker on that directory; nothing in embedded mode, where the
+ * broker keeps its file in `dir`. Spread it into the environment of spawned broker processes.
+ */
+export async function dbEnv(dir: string): Promise<Record<string, string>> {
+  const url = await testDatabaseUrl(dir);
+  return url ? { ERRAND_DB_URL: url } : {};
+}
+
+/**
+ * Starts the real broker on an ephemeral port with a fresh database: a file in a temp directory, or
+ * in postgres mode a database of its own on the test server, keyed by the directory (so a broker
+ * restarted on the same `opts.dir` finds its data again). The database is dropped on close when the
+ * directory was made here; a given `opts.dir` belongs to the test, and so does its database.
+ */
 export async function startBroker(
   env: Record<string, string> = {},
   opts: { dir?: string; clock?: TestClock } = {},
 ): Promise<TestBroker> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'errand-test-'));
+  const cleanUp = async () => {
+    if (opts.dir) return;
+    await dropTestDatabase(dir);
+    rmSync(dir, { recursive: true, force: true });
+  };
   const port = await freePort();
-  const config = loadConfig({
-    ERRAND_PORT: String(port),
-    ERRAND_DATA_DIR: dir,
-    ERRAND_LOG_LEVEL: 'debug',
-    ...env,
-  });
+  let broker: Broker;
+  let server: Awaited<ReturnType<typeof listen>>['server'];
+  let config: ReturnType<typeof loadConfig>;
   const logs: string[] = [];
-  const log = createLogger({ level: 'debug', write: (line) => logs.push(line) });
   const clock = opts.clock ?? new TestClock();
-  const broker = await buildBroker(config, { log, clock, monotonic: clock });
-  const { server } = await listen(broker.app.fetch, {
-    hostname: '127.0.0.1',
-    port: config.port,
-    bodyTimeout: config.http.bodyTimeout,
-  });
+  try {
+    config = loadConfig({
+      ERRAND_PORT: String(port),
+      ERRAND_DATA_DIR: dir,
+      ERRAND_LOG_LEVEL: 'debug',
+      ...(await dbEnv(dir)),
+      ...env,
+    });
+    const log = createLogger({ level: 'debug', write: (line) => logs.push(line) });
+    broker = await buildBroker(config, { log, clock, monotonic: clock });
+    ({ server } = await listen(broker.app.fetch, {
+      hostname: '127.0.0.1',
+      port: config.port,
+      bodyTimeout: config.http.bodyTimeout,
+    }));
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
   return {
     url: config.issuer,
     dir,
@@ -98,7 +129,7 @@ export async function startBroker(
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await broker.close();
-      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+      await cleanUp();
     },
   };
 }

@@ -5,6 +5,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterEach, describe, expect, test } from 'vitest';
 import { signingKeys } from '../../db/schema/index.js';
+import { postgresMode } from '../../e2e/postgres/databases.js';
 import {
   addAgent,
   addResource,
@@ -184,6 +185,8 @@ describe('signing key rotation', () => {
       expect(row.privateKeySealed).toMatch(/^v1\./);
       expect(row.privateKeySealed).not.toMatch(/PRIVATE KEY/);
     }
+    // The bytes of the embedded file; PostgreSQL keeps its pages elsewhere (the rows above are checked there too).
+    if (postgresMode()) return;
     await tb.broker.deps.db.exec('PRAGMA wal_checkpoint(FULL)');
     const file = readFileSync(join(tb.dir, 'errand.db')).toString('latin1');
     expect(file).not.toMatch(/BEGIN PRIVATE KEY/);

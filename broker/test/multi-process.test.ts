@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Db, openDb } from '../../db/open.js';
 import { auditEvents, issuedTokens, signingKeys } from '../../db/schema/index.js';
 import { ClientStore } from '../../db/stores/client-store.js';
-import { clientAssertion, freePort, postForm, type TestAgent } from './fixtures.js';
+import { dropTestDatabase } from '../../e2e/postgres/databases.js';
+import { clientAssertion, dbEnv, freePort, postForm, type TestAgent } from './fixtures.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RESOURCE = 'https://shared.example.test/api';
@@ -22,6 +23,8 @@ interface Proc {
 }
 
 let dir: string;
+/** ERRAND_DB_URL of the shared PostgreSQL database in postgres mode; empty on the embedded file. */
+let dbSettings: Record<string, string> = {};
 let issuer: string;
 let procs: Proc[] = [];
 let db: Db;
@@ -55,6 +58,7 @@ function startProcess(port: number): Proc {
       ERRAND_PORT: String(port),
       ERRAND_ISSUER: issuer,
       ERRAND_DATA_DIR: dir,
+      ...dbSettings,
       ERRAND_KEY_ROTATION_PERIOD: String(PERIOD),
       ERRAND_KEY_PUBLISH_AHEAD: String(AHEAD),
       // A publish-ahead this short needs an uncached JWKS and a tight skew (README "Key rotation and credential lifetimes").
@@ -72,13 +76,14 @@ function startProcess(port: number): Proc {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'errand-mp-'));
+  dbSettings = await dbEnv(dir);
   const ports = [await freePort(), await freePort()];
   issuer = `http://127.0.0.1:${ports[0]}`;
   // Both processes start at once on a fresh directory: master key, migrations and first key race.
   procs = ports.map(startProcess);
   await Promise.all(procs.map(waitReady));
 
-  db = await openDb(`file:${join(dir, 'errand.db')}`);
+  db = await openDb(dbSettings.ERRAND_DB_URL ?? `file:${join(dir, 'errand.db')}`);
   const clients = new ClientStore(db);
   await clients.insertResource({ id: 'res_shared', url: RESOURCE, name: 'shared', scopes: ['read'], createdAt: 0 });
   const { privateKey, publicKey } = await generateKeyPair('ES256');
@@ -114,6 +119,7 @@ afterAll(async () => {
     procs.map((p) => new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once('exit', r)))),
   );
   db?.close();
+  await dropTestDatabase(dir);
   rmSync(dir, { recursive: true, force: true });
 });
 

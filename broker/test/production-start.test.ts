@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { postgresMode } from '../../e2e/postgres/databases.js';
 import { freePort } from './fixtures.js';
 
 /**
@@ -159,7 +160,8 @@ async function stop(s: Started, signal: NodeJS.Signals) {
   return { exit, open };
 }
 
-describe('production start from the compiled build', () => {
+// The compiled build's start and signals: the database behind it changes nothing, the embedded run covers it.
+describe.skipIf(postgresMode())('production start from the compiled build', () => {
   test('the build holds the entry point and the migrations next to the compiled database module', () => {
     expect(existsSync(join(pkg, 'dist', 'broker', 'main.js'))).toBe(true);
     expect(existsSync(join(pkg, 'dist', 'db', 'migrations', 'meta', '_journal.json'))).toBe(true);

@@ -13,7 +13,7 @@ import {
   usedAssertions,
 } from '../../db/schema/index.js';
 import { RetentionService } from '../services/retention.js';
-import { startBroker, type TestBroker, TestClock } from './fixtures.js';
+import { dbEnv, startBroker, type TestBroker, TestClock } from './fixtures.js';
 
 const DAY = 86_400;
 let tb: TestBroker | undefined;
@@ -29,7 +29,8 @@ afterEach(async () => {
 async function setup(env: Record<string, string>): Promise<{ tb: TestBroker; db: Db; clock: TestClock }> {
   const clock = new TestClock();
   tb = await startBroker(env, { clock });
-  db = await openDb(`file:${tb.dir}/errand.db`);
+  // The broker's own database (in postgres mode the one startBroker gave it).
+  db = await openDb((await dbEnv(tb.dir)).ERRAND_DB_URL ?? `file:${tb.dir}/errand.db`);
   return { tb, db, clock };
 }
 

@@ -8,6 +8,7 @@ import { delegateViaCiba, delegationWorld, exchange, TT_JWT } from './delegation
 import {
   addAgent,
   clientAssertion,
+  dbEnv,
   freePort,
   postForm,
   startBroker,
@@ -70,6 +71,7 @@ beforeAll(async () => {
       // One installation: both processes speak for the same issuer.
       ERRAND_ISSUER: b.url,
       ERRAND_DATA_DIR: b.dir,
+      ...(await dbEnv(b.dir)),
       ERRAND_LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { postgresMode } from '../../e2e/postgres/databases.js';
 import {
   addAgent,
   addResource,
@@ -93,7 +94,8 @@ async function holdWriteLock(file: string): Promise<{ release(): Promise<void> }
   };
 }
 
-describe('another process holds the write lock', () => {
+// SQLite's write lock on the embedded file (SQLITE_BUSY); PostgreSQL has no such lock to hold.
+describe.skipIf(postgresMode())('another process holds the write lock', () => {
   test('/readyz turns 503 within a bounded time, the token endpoint answers 503 temporarily_unavailable with Retry-After, and both recover', {
     timeout: 90_000,
   }, async () => {
@@ -124,7 +126,8 @@ describe('another process holds the write lock', () => {
   });
 });
 
-describe('the database refuses writes (SQLITE_READONLY)', () => {
+// Made read-only through a SQLite pragma on the embedded file.
+describe.skipIf(postgresMode())('the database refuses writes (SQLITE_READONLY)', () => {
   // The writing connection is switched to query_only: the engine's own "attempt to write a readonly
   // database", whoever runs the test (root ignores a file mode of 0444 for an open connection, and
   // a file that cannot be opened for writing is refused at start: see start-up.test.ts).

@@ -5,7 +5,15 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { delegateViaCiba, delegationWorld, GRANT_EXCHANGE, TT_JWT } from './delegation-fixtures.js';
-import { clientAssertion, freePort, postForm, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
+import {
+  clientAssertion,
+  dbEnv,
+  freePort,
+  postForm,
+  startBroker,
+  type TestAgent,
+  type TestBroker,
+} from './fixtures.js';
 
 /**
  * OpenTelemetry traces (README "Metrics and traces"): the real broker runs as its own process with
@@ -110,6 +118,7 @@ beforeAll(async () => {
       ERRAND_PORT: String(port),
       ERRAND_ISSUER: tb.url,
       ERRAND_DATA_DIR: tb.dir,
+      ...(await dbEnv(tb.dir)),
       ERRAND_LOG_LEVEL: 'info',
       ERRAND_FETCH_ALLOW_PRIVATE: 'true',
       ERRAND_METRICS_PORT: String(managementPort),
