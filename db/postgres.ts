@@ -136,6 +136,9 @@ function poolConfig(url: string, max: number, opts: PgOptions): pg.PoolConfig {
     // A transaction left open by a stalled node must not hold the write lock for ever.
     idle_in_transaction_session_timeout: Math.max(opts.statementTimeoutMs * 2, 10_000),
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // A node cut off by the network must not hold the write lock until the kernel gives up.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     idleTimeoutMillis: 30_000,
   };
 }
