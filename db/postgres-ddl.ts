@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL tables that mirror the schema (db/schema), derived from it: the baseline migration
- * of `db/migrations-pg` is written from this (`npm run db:generate:pg`), and a test compares what
+ * of `db/migrations-pg` was written from this (`npm run db:pg-ddl` prints a table's statements), and a test compares what
  * the PostgreSQL migrations build with what this derives, so the two dialects cannot drift apart.
  *
  * Mapping: `integer` → `bigint` (booleans too, as 0/1, so that drizzle's SQLite mapping reads them

@@ -4,16 +4,16 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dropTestDatabase, postgresMode, testDatabaseUrl } from '../e2e/postgres/databases.js';
 import { type Db, openDb } from './open.js';
-import { columnName, pgType, tables } from './postgres-ddl.js';
 import { numberPlaceholders } from './postgres.js';
+import { columnName, pgType, tables } from './postgres-ddl.js';
 
 test('placeholders are numbered outside quoted text and conflict targets lose the table name', () => {
   expect(numberPlaceholders(`select "a" from "t" where "b" = ? and "c" = '?' and "d" in (?, ?)`)).toBe(
     `select "a" from "t" where "b" = $1 and "c" = '?' and "d" in ($2, $3)`,
   );
-  expect(numberPlaceholders(`insert into "t" ("k") values (?) on conflict ("t"."k") do update set "n" = "t"."n" + 1`)).toBe(
-    `insert into "t" ("k") values ($1) on conflict ("k") do update set "n" = "t"."n" + 1`,
-  );
+  expect(
+    numberPlaceholders(`insert into "t" ("k") values (?) on conflict ("t"."k") do update set "n" = "t"."n" + 1`),
+  ).toBe(`insert into "t" ("k") values ($1) on conflict ("k") do update set "n" = "t"."n" + 1`);
 });
 
 // What the PostgreSQL migrations build must be what the schema (written for both dialects) says.
@@ -39,7 +39,9 @@ describe.skipIf(!postgresMode())('PostgreSQL migrations match the schema', () =>
       `SELECT table_name AS t, column_name AS c, data_type AS type, is_nullable AS nullable, collation_name AS coll
          FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> 'errand_migrations'`,
     );
-    const actual = rows.map((r) => `${r.t}.${r.c} ${r.type}${r.nullable === 'NO' ? ' not null' : ''}${r.coll ? ` ${r.coll}` : ''}`);
+    const actual = rows.map(
+      (r) => `${r.t}.${r.c} ${r.type}${r.nullable === 'NO' ? ' not null' : ''}${r.coll ? ` ${r.coll}` : ''}`,
+    );
     const expected = tables().flatMap((table) => {
       const { name, primaryKeys } = getTableConfig(table);
       const inPk = new Set(primaryKeys.flatMap((pk) => pk.columns.map((c) => c.name)));
@@ -73,7 +75,9 @@ describe.skipIf(!postgresMode())('PostgreSQL migrations match the schema', () =>
     await client.query(
       `INSERT INTO revocation_log (seq, jti, audience, at, written_ms) VALUES (NULL, 'a', 'x', 1, 1), (NULL, 'b', 'x', 1, 1)`,
     );
-    const { rows } = await client.query<{ seq: string; jti: string }>('SELECT seq, jti FROM revocation_log ORDER BY seq');
+    const { rows } = await client.query<{ seq: string; jti: string }>(
+      'SELECT seq, jti FROM revocation_log ORDER BY seq',
+    );
     expect(rows.map((r) => r.jti)).toEqual(['a', 'b']);
     expect(Number(rows[1]!.seq)).toBe(Number(rows[0]!.seq) + 1);
   });
