@@ -44,6 +44,7 @@ const REDIRECT = 'https://app.example.test/callback';
 const ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const PERIOD = 12;
 const AHEAD = 4;
+const GRACE = 5;
 
 interface Node {
   name: string;
@@ -107,6 +108,8 @@ function spawnNode(name: string, port: number, dir: string): Node {
       ERRAND_CLOCK_SKEW: '1',
       ERRAND_ACCESS_TOKEN_TTL: '30',
       ERRAND_CIBA_INTERVAL: '1',
+      // Short, so that the refresh test can step past it; concurrent requests still land well inside.
+      ERRAND_REFRESH_GRACE_PERIOD: String(GRACE),
       ERRAND_LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -408,7 +411,7 @@ describe.skipIf(!ADMIN_URL)('three broker nodes on one PostgreSQL database', () 
     for (let k = 1; k < at.length; k++) expect(at[k]! - at[k - 1]!).toBeGreaterThanOrEqual(PERIOD - 1);
   }, 120_000);
 
-  test('one refresh token sent twice to every node at once: all get the same successor, one live refresh token', async () => {
+  test('one refresh token sent twice to every node at once: all get the same successor; replayed after the window, the family is revoked on all', async () => {
     const [a] = nodes as [Node];
     const client = await addPublicClient(api, 'Notes Desktop', [REDIRECT]);
     const verifier = oauth.generateRandomCodeVerifier();
@@ -479,6 +482,32 @@ describe.skipIf(!ADMIN_URL)('three broker nodes on one PostgreSQL database', () 
     // The last successor still works (on any node), once more.
     const last = await oauth.refreshTokenGrantRequest(asOn(nodes[2]!), client, oauth.None(), current, insecure);
     expect(last.status).toBe(200);
+    const successor = (await last.json()) as { refresh_token: string; access_token: string };
+
+    // Past the window, the used token presented to every node at once is reuse: invalid_grant
+    // everywhere, and the whole family is revoked (README "Refresh tokens"), whichever node saw it.
+    await new Promise((r) => setTimeout(r, (GRACE + 1.5) * 1000));
+    const replays = await Promise.all(
+      nodes.map((node) => oauth.refreshTokenGrantRequest(asOn(node), client, oauth.None(), current, insecure)),
+    );
+    for (const r of replays) {
+      expect(r.status).toBe(400);
+      expect(await r.json()).toMatchObject({ error: 'invalid_grant' });
+    }
+    const dead = await oauth.refreshTokenGrantRequest(
+      asOn(nodes[0]!),
+      client,
+      oauth.None(),
+      successor.refresh_token,
+      insecure,
+    );
+    expect(dead.status).toBe(400);
+    for (const node of nodes) expect(await introspect(node, successor.access_token)).toEqual({ active: false });
+    const { rows: after } = await sql.query<{ live: string }>(
+      `SELECT count(*) FILTER (WHERE revoked_at IS NULL AND used_at IS NULL) AS live FROM refresh_tokens WHERE family_id = $1`,
+      [family],
+    );
+    expect(after[0]!.live).toBe('0');
   }, 120_000);
 
   test('CIBA across nodes: asked on A, polled on B, approved on C', async () => {
