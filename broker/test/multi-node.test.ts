@@ -524,7 +524,10 @@ describe.skipIf(!ADMIN_URL)('three broker nodes on one PostgreSQL database', () 
   }, 60_000);
 
   test('kill -9 of A under load: every 200 is in the database with its audit event; B serves on; A restarts', async () => {
-    const [a, b] = nodes as [Node, Node];
+    const [a, b, c] = nodes as [Node, Node, Node];
+    const { credential } = await ciba(c, c, c);
+    // A stream open on B through the kill.
+    const onB = await subscribe(b);
     const ok: { node: string; jti: string; at: number }[] = [];
     const failed: Record<string, number> = { A: 0, B: 0 };
     let killedAt = Number.POSITIVE_INFINITY;
@@ -582,6 +585,19 @@ describe.skipIf(!ADMIN_URL)('three broker nodes on one PostgreSQL database', () 
     expect(res.status).toBe(200);
     const { access_token: token } = (await res.json()) as { access_token: string };
     expect((await introspect(b, token)).active).toBe(true);
-    for (const n of [b, nodes[2]!, restarted]) expect(n.output.join('')).not.toMatch(/"level":"error"/);
+    // The restarted node hears revocations again, and B's stream outlived the kill: a task ended on C reaches both.
+    const onA = await subscribe(restarted);
+    const task = await taskOn(c, credential);
+    const ended = await postForm(`${c.url}/tasks/${task.taskId}/end`, {
+      state: 'completed',
+      client_assertion_type: ASSERTION,
+      client_assertion: await clientAssertion(agent, issuer),
+    });
+    expect(ended.status).toBe(200);
+    await Promise.all([onA.heard(task.jti), onB.heard(task.jti)]);
+    expect([onA.count(), onB.count()]).toEqual([1, 1]);
+    onA.close();
+    onB.close();
+    for (const n of [b, c, restarted]) expect(n.output.join('')).not.toMatch(/"level":"error"/);
   }, 180_000);
 });
