@@ -285,6 +285,7 @@ interface Window {
   coresBusy: number;
   groupSize: number;
   commitMs: number;
+  lockBusy: number;
 }
 
 /** A configuration over all its rounds: medians, and the spread of req/s. */
@@ -303,6 +304,7 @@ interface NodesRow {
   coresBusy: number;
   groupSize: number;
   commitMs: number;
+  lockBusy: number;
 }
 
 interface CrossNodeRevocation {
@@ -343,6 +345,7 @@ function summarise(label: string, windows: Window[]): NodesRow {
     coresBusy: of((w) => w.coresBusy, 2),
     groupSize: of((w) => w.groupSize, 1),
     commitMs: of((w) => w.commitMs, 2),
+    lockBusy: of((w) => w.lockBusy, 2),
   };
 }
 
@@ -965,6 +968,8 @@ async function main(): Promise<void> {
           coresBusy: (nodeSeconds + pgSeconds + (bench.user + bench.system) / 1e6) / wall,
           groupSize: commits.groups > 0 ? commits.transactions / commits.groups : Number.NaN,
           commitMs: commits.groups > 0 ? (commits.seconds / commits.groups) * 1000 : Number.NaN,
+          // One node: the share of the time the write lock is held; several: waiting for it included.
+          lockBusy: commits.seconds / wall,
         };
       };
 
@@ -1245,13 +1250,13 @@ function postgresMarkdown(pg: PostgresReport, cores: number): string[] {
   const num = (v: number) => (Number.isNaN(v) ? 'n/a' : String(v));
   const out = [
     `PostgreSQL (${pg.server}): token exchange, c=${CONNECTIONS}, ${ROUNDS} rounds of ${WINDOW} s per configuration, interleaved (order rotated each round); medians over the rounds, req/s range min–max.`,
-    `All processes unpinned on ${cores} shared cores: the load generator (this process), the broker nodes and PostgreSQL. CPU µs per request from /proc (node: all broker processes of the configuration, idle ones included; PostgreSQL: the postmaster and all its processes${pg.serverCpuMeasured ? '' : ', not visible here'}); cores busy = (nodes + PostgreSQL + bench) CPU / wall time. Group commits from each node's /metrics (errand_db_group_commit_size; ms from BEGIN to COMMIT).`,
+    `All processes unpinned on ${cores} shared cores: the load generator (this process), the broker nodes and PostgreSQL. CPU µs per request from /proc (node: all broker processes of the configuration, idle ones included; PostgreSQL: the postmaster and all its processes${pg.serverCpuMeasured ? '' : ', not visible here'}); cores busy = (nodes + PostgreSQL + bench) CPU / wall time. Group commits from each node's /metrics (errand_db_group_commit_size; ms from BEGIN to COMMIT); writer busy = the groups' BEGIN-to-COMMIT seconds summed over the nodes / wall time: with one node the share of time the write lock is held (near 1, the serialised write path is the limit); with several it includes waiting for the lock, so above 1 means nodes queue for it.`,
     '',
-    '| configuration | req/s | range | p50 ms | p99 ms | node CPU µs/req | PostgreSQL CPU µs/req | bench CPU µs/req | cores busy | writes per group | ms per group | failed |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| configuration | req/s | range | p50 ms | p99 ms | node CPU µs/req | PostgreSQL CPU µs/req | bench CPU µs/req | cores busy | writes per group | ms per group | writer busy | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...pg.nodes.map(
       (n) =>
-        `| ${n.label} | ${n.rps} | ${n.rpsMin}–${n.rpsMax} | ${n.p50} | ${n.p99} | ${num(n.nodeUs)} | ${n.label.startsWith('embedded') ? '' : num(n.pgUs)} | ${num(n.benchUs)} | ${num(n.coresBusy)} | ${num(n.groupSize)} | ${num(n.commitMs)} | ${n.failed} |`,
+        `| ${n.label} | ${n.rps} | ${n.rpsMin}–${n.rpsMax} | ${n.p50} | ${n.p99} | ${num(n.nodeUs)} | ${n.label.startsWith('embedded') ? '' : num(n.pgUs)} | ${num(n.benchUs)} | ${num(n.coresBusy)} | ${num(n.groupSize)} | ${num(n.commitMs)} | ${num(n.lockBusy)} | ${n.failed} |`,
     ),
     '',
   ];
