@@ -17,6 +17,16 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
+const FIXTURE = join(import.meta.dirname, '..', 'postgres', 'cluster.ts');
+
+/** Refuses a PostgreSQL run before anything starts when there is neither a server URL nor the fixture. */
+export function checkPostgresAvailable(): string {
+  if (!process.env.BENCH_POSTGRES_URL && !existsSync(FIXTURE)) {
+    throw new Error(`BENCH_DB=postgres needs BENCH_POSTGRES_URL (an administrator's URL), or ${FIXTURE}`);
+  }
+  return FIXTURE;
+}
+
 interface Cluster {
   url: string;
   stop(): Promise<void>;
@@ -31,10 +41,7 @@ export async function benchDatabase(log: (msg: string) => void): Promise<BenchDa
   let cluster: Cluster | null = null;
   let admin = process.env.BENCH_POSTGRES_URL;
   if (!admin) {
-    const fixture = join(import.meta.dirname, '..', 'postgres', 'cluster.ts');
-    if (!existsSync(fixture)) {
-      throw new Error(`BENCH_DB=postgres needs BENCH_POSTGRES_URL (an administrator's URL), or ${fixture}`);
-    }
+    const fixture = checkPostgresAvailable();
     const mod = (await import(pathToFileURL(fixture).href)) as {
       startPostgres(opts?: { durable?: boolean }): Promise<Cluster>;
     };
