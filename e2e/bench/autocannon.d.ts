@@ -8,7 +8,8 @@ declare module 'autocannon' {
     setupRequest?: (req: Request) => Request;
   }
   export interface Options {
-    url: string;
+    /** Several URLs: the connections are spread over them in turn. */
+    url: string | string[];
     connections?: number;
     duration?: number;
     amount?: number;

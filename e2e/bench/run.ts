@@ -5,10 +5,12 @@
  * written before the growth run, default 1000000), BENCH_CPU_PROF=1
  * (run the broker with --cpu-prof into e2e/bench/results/), BENCH_ONLY (comma-separated scenarios to
  * run, for profiling: peer, exchange, dpop, subagent, cc, introspect, status, guard, propagation, memory,
- * multi, grown), BENCH_PROPAGATION_TASKS (tasks ended in the propagation run, default 1000).
+ * multi, grown, nodes, pg-revocation, pg-ops), BENCH_PROPAGATION_TASKS (tasks ended in the propagation
+ * run, default 1000). BENCH_DB=postgres adds the PostgreSQL runs (see HELP, README "Performance").
  * ERRAND_METRICS_* and OTEL_* variables of the bench's environment reach the broker (to measure metrics and traces on).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -21,7 +23,19 @@ import { hashPassword } from '../../broker/identity/passwords.js';
 import { encodeStatusList } from '../../broker/tokens/status-list.js';
 import { openDb } from '../../db/open.js';
 import { UserStore } from '../../db/stores/user-store.js';
+import { readServerSentEvents } from '../../packages/guard/src/sse.js';
 import { assertions, type BenchKey, dpopProofs, newKey } from './jws.js';
+import {
+  benchDatabase,
+  checkPostgresAvailable,
+  cpuSince,
+  cpuSnapshot,
+  type GroupCommits,
+  groupCommitsOf,
+  median,
+  quantile,
+  serverProcesses,
+} from './postgres.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const OUT = join(import.meta.dirname, 'results');
@@ -33,6 +47,37 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').
 const want = (scenario: string) => !ONLY || ONLY.has(scenario);
 const PROPAGATION_TASKS = Number(process.env.BENCH_PROPAGATION_TASKS ?? 1000);
 const GROWN_TOKENS = Number(process.env.BENCH_GROWN_TOKENS ?? 1_000_000);
+/** `postgres`: also run token exchange on PostgreSQL with 1, 2 and 3 broker nodes (README "Performance"). */
+const DB = process.env.BENCH_DB ?? 'sqlite';
+const POSTGRES = DB === 'postgres';
+/** Rounds of the interleaved embedded / PostgreSQL comparison, and seconds per window. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 5);
+const REVOCATION_SAMPLES = Number(process.env.BENCH_REVOCATION_SAMPLES ?? 200);
+const NODES = [1, 2, 3];
+const METRICS_TOKEN = process.env.ERRAND_METRICS_TOKEN ?? randomBytes(24).toString('hex');
+const HELP = `npm run bench: Errand under load against oidc-provider, on this machine (README "Performance").
+Environment:
+  BENCH_DURATION=8            seconds per run
+  BENCH_CONNECTIONS=50        concurrent connections
+  BENCH_ONLY=a,b              scenarios: peer, exchange, dpop, subagent, cc, introspect, status, guard,
+                              propagation, memory, multi, grown; with BENCH_DB=postgres also nodes,
+                              pg-revocation, pg-ops
+  BENCH_MEMORY_TOKENS=100000  tokens issued before the RSS reading
+  BENCH_GROWN_TOKENS=1000000  tokens written before the growth run
+  BENCH_PROPAGATION_TASKS=1000
+  BENCH_CPU_PROF=1            profile the brokers (--cpu-prof into e2e/bench/results/)
+  BENCH_DB=postgres           also: token exchange on PostgreSQL with 1, 2 and 3 broker processes against
+                              the embedded broker, in interleaved rounds (nodes); a revocation made on one
+                              node heard on another's /events/revocations (pg-revocation); introspection
+                              and client_credentials on one PostgreSQL node (pg-ops)
+  BENCH_POSTGRES_URL=...      administrator's URL of the server (a database is made and dropped per run);
+                              without it a durable cluster is started (e2e/postgres/cluster.ts)
+  BENCH_ROUNDS=4              rounds of the interleaved comparison
+  BENCH_WINDOW=5              seconds per configuration and round
+  BENCH_REVOCATION_SAMPLES=200
+ERRAND_METRICS_* and OTEL_* variables reach the brokers.
+`;
 const SKIPPED: Row = { name: 'skipped', server: 'errand', rps: 0, p50: 0, p99: 0, ok: 0, failed: 0 };
 const RESOURCE = 'https://notes.bench.test/mcp';
 const TT_JWT = 'urn:ietf:params:oauth:token-type:jwt';
@@ -123,7 +168,7 @@ type Next = (() => { body: string }) & { headersOf?: () => Record<string, string
 async function load(
   name: string,
   server: Row['server'],
-  base: string,
+  base: string | string[],
   req: Request,
   next: Next | null,
   opts: { duration?: number; amount?: number; connections?: number } = {},
@@ -223,57 +268,109 @@ function pool<T>(items: T[]) {
   };
 }
 
-async function main(): Promise<void> {
-  mkdirSync(OUT, { recursive: true });
-  const dir = mkdtempSync(join(tmpdir(), 'errand-bench-'));
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const tokenUrl = `${issuer}/token`;
-  const children: ChildProcess[] = [];
-  const stopAll = () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+/** One configuration of the interleaved comparison: where the load goes and which processes serve it. */
+interface Config {
+  label: string;
+  urls: string[];
+  pids: number[];
+  metrics: string[];
+  bodies: (n: number) => string[];
+}
+
+/** One window of one configuration: the load's row and what it cost. */
+interface Window {
+  row: Row;
+  nodeUs: number;
+  pgUs: number;
+  benchUs: number;
+  coresBusy: number;
+  groupSize: number;
+  commitMs: number;
+  lockBusy: number;
+}
+
+/** A configuration over all its rounds: medians, and the spread of req/s. */
+interface NodesRow {
+  label: string;
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  failed: number;
+  nodeUs: number;
+  pgUs: number;
+  benchUs: number;
+  coresBusy: number;
+  groupSize: number;
+  commitMs: number;
+  lockBusy: number;
+}
+
+interface CrossNodeRevocation {
+  tasks: number;
+  heard: number;
+  p50: number;
+  p99: number;
+  max: number;
+  heardBeforeAnswer: number;
+  stillActive: number;
+}
+
+interface PostgresReport {
+  server: string;
+  serverCpuMeasured: boolean;
+  nodes: NodesRow[];
+  revocation: CrossNodeRevocation | null;
+}
+
+function summarise(label: string, windows: Window[]): NodesRow {
+  const of = (f: (w: Window) => number, digits = 0) => {
+    const m = median(windows.map(f).filter((v) => !Number.isNaN(v)));
+    return Math.round(m * 10 ** digits) / 10 ** digits;
   };
-  process.on('exit', stopAll);
+  const rps = windows.map((w) => w.row.rps);
+  return {
+    label,
+    rps: of((w) => w.row.rps),
+    rpsMin: Math.min(...rps),
+    rpsMax: Math.max(...rps),
+    p50: of((w) => w.row.p50),
+    p99: of((w) => w.row.p99),
+    ok: windows.reduce((a, w) => a + w.row.ok, 0),
+    failed: windows.reduce((a, w) => a + w.row.failed, 0),
+    nodeUs: of((w) => w.nodeUs),
+    pgUs: of((w) => w.pgUs),
+    benchUs: of((w) => w.benchUs),
+    coresBusy: of((w) => w.coresBusy, 2),
+    groupSize: of((w) => w.groupSize, 1),
+    commitMs: of((w) => w.commitMs, 2),
+    lockBusy: of((w) => w.lockBusy, 2),
+  };
+}
 
-  // 1. Errand: a separate process on a fresh embedded database.
-  const brokerArgs = [
-    ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', OUT] : []),
-    '--conditions=@errand/source',
-    '--import',
-    'tsx',
-    'broker/main.ts',
-  ];
-  const spawnBroker = (brokerPort: number) =>
-    spawn(process.execPath, brokerArgs, {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        ERRAND_HOST: '127.0.0.1',
-        ERRAND_PORT: String(brokerPort),
-        // Every process answers for the same issuer (a load balancer in front of them).
-        ERRAND_ISSUER: issuer,
-        ERRAND_DATA_DIR: dir,
-        ERRAND_LOG_LEVEL: 'warn',
-        // Pre-signed assertions must outlive the run; tokens used as subjects too.
-        ERRAND_ASSERTION_MAX_LIFETIME: '3600',
-        ERRAND_ACCESS_TOKEN_TTL: '3600',
-        ERRAND_CIBA_INTERVAL: '1',
-        // Metrics and traces as the bench's own environment sets them (to measure their cost).
-        ...Object.fromEntries(
-          Object.entries(process.env).filter(([k]) => k.startsWith('ERRAND_METRICS_') || k.startsWith('OTEL_')),
-        ),
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-  const broker = spawnBroker(port);
-  children.push(broker);
-  const brokerErr: string[] = [];
-  broker.stderr?.on('data', (d: Buffer) => brokerErr.push(d.toString()));
-  await waitFor(`${issuer}/readyz`, broker);
-  log(`errand up at ${issuer} (pid ${broker.pid})`);
+function delta(after: GroupCommits, before: GroupCommits): GroupCommits {
+  return {
+    transactions: after.transactions - before.transactions,
+    groups: after.groups - before.groups,
+    seconds: after.seconds - before.seconds,
+  };
+}
 
+type Agent = { id: string; key: BenchKey };
+
+/** RFC 7523 client assertions of agent `a` for `issuer`, pre-signed. */
+const assertionsFor = (a: Agent, issuer: string, n: number) => assertions(a.key, a.id, issuer, n, 3000, ASSERTION_TYP);
+
+/**
+ * Sets up a fresh broker at `issuer` whose database is `dbUrl`: an administrator and a person
+ * created in the store, then through the APIs a resource, agents A and B, a resource server with a
+ * client secret, and a CIBA-approved delegation to A exchanged once for a task token.
+ */
+async function setUp(issuer: string, dbUrl: string) {
   // 2. Setup through the admin API (an administrator created in the store).
-  const db = await openDb(`file:${join(dir, 'errand.db')}`);
+  const db = await openDb(dbUrl, { poolSize: 2 });
   const users = new UserStore(db);
   const mkUser = async (role: 'user' | 'admin') => {
     const username = `${role}-bench`;
@@ -329,8 +426,8 @@ async function main(): Promise<void> {
   );
   const rsBasic = `Basic ${Buffer.from(`${encodeURIComponent(rs.client_id)}:${encodeURIComponent(rs.client_secret)}`).toString('base64')}`;
 
-  const assertFor = (a: { id: string; key: BenchKey }, n: number) =>
-    assertions(a.key, a.id, issuer, n, 3000, ASSERTION_TYP);
+  const assertFor = (a: Agent, n: number) => assertionsFor(a, issuer, n);
+  const tokenUrl = `${issuer}/token`;
   const post = async (path: string, body: Record<string, string>, headers: Record<string, string> = {}) => {
     const res = await fetch(`${issuer}${path}`, { method: 'POST', headers: { ...FORM, ...headers }, body: form(body) });
     const json = (await res.json()) as Record<string, unknown>;
@@ -388,6 +485,77 @@ async function main(): Promise<void> {
     }
   ).status.status_list.uri;
   log(`delegation approved, task ${String(task.task_id)}; status list ${statusUri}`);
+  return { admin, agentA, agentB, rsBasic, credential, taskToken, statusUri };
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (DB !== 'sqlite' && DB !== 'postgres') throw new Error(`BENCH_DB must be sqlite or postgres, not ${DB}`);
+  if (POSTGRES) checkPostgresAvailable();
+  mkdirSync(OUT, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), 'errand-bench-'));
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const tokenUrl = `${issuer}/token`;
+  const children: ChildProcess[] = [];
+  const stopAll = () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
+  process.on('exit', stopAll);
+
+  // 1. Errand: a separate process on a fresh embedded database.
+  const brokerArgs = [
+    ...(CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', OUT] : []),
+    '--conditions=@errand/source',
+    '--import',
+    'tsx',
+    'broker/main.ts',
+  ];
+  const spawnBroker = (brokerPort: number, env: Record<string, string> = {}) =>
+    spawn(process.execPath, brokerArgs, {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        ERRAND_HOST: '127.0.0.1',
+        ERRAND_PORT: String(brokerPort),
+        // Every process answers for the same issuer (a load balancer in front of them).
+        ERRAND_ISSUER: issuer,
+        ERRAND_DATA_DIR: dir,
+        ERRAND_LOG_LEVEL: 'warn',
+        // Pre-signed assertions must outlive the run; tokens used as subjects too.
+        ERRAND_ASSERTION_MAX_LIFETIME: '3600',
+        ERRAND_ACCESS_TOKEN_TTL: '3600',
+        ERRAND_CIBA_INTERVAL: '1',
+        // Metrics and traces as the bench's own environment sets them (to measure their cost).
+        ...Object.fromEntries(
+          Object.entries(process.env).filter(([k]) => k.startsWith('ERRAND_METRICS_') || k.startsWith('OTEL_')),
+        ),
+        // With PostgreSQL, every broker serves /metrics (group commit sizes) alike.
+        ...(POSTGRES ? { ERRAND_METRICS_TOKEN: METRICS_TOKEN } : {}),
+        ...env,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+  const brokerErr: string[] = [];
+  const startBroker = async (brokerPort: number, env: Record<string, string> = {}) => {
+    const child = spawnBroker(brokerPort, env);
+    children.push(child);
+    child.stderr?.on('data', (d: Buffer) => brokerErr.push(d.toString()));
+    await waitFor(`http://127.0.0.1:${brokerPort}/readyz`, child);
+    return child;
+  };
+  const broker = await startBroker(port);
+  log(`errand up at ${issuer} (pid ${broker.pid})`);
+
+  // 2. Setup through the admin API (an administrator created in the store), and a delegation.
+  const { admin, agentA, agentB, rsBasic, credential, taskToken, statusUri } = await setUp(
+    issuer,
+    `file:${join(dir, 'errand.db')}`,
+  );
+  const assertFor = (a: Agent, n: number) => assertionsFor(a, issuer, n);
 
   // 4. The peer, in its own process.
   const peerPort = await freePort();
@@ -717,6 +885,243 @@ async function main(): Promise<void> {
     await new Promise((r) => second.once('exit', r));
   }
 
+  // 7b. PostgreSQL (BENCH_DB=postgres): token exchange on 1, 2 and 3 broker processes sharing one
+  // database, in interleaved rounds with the embedded broker above (the machine is noisy); a
+  // revocation made on one node, heard and introspected on another; the other operations on one node.
+  let postgres: PostgresReport | null = null;
+  if (POSTGRES && (want('nodes') || want('pg-revocation') || want('pg-ops'))) postgres = await postgresScenarios();
+  async function postgresScenarios(): Promise<PostgresReport> {
+    const database = await benchDatabase(log);
+    const pgDir = mkdtempSync(join(tmpdir(), 'errand-bench-pg-'));
+    const ports: number[] = [];
+    for (const _ of NODES) ports.push(await freePort());
+    const bases = ports.map((p) => `http://127.0.0.1:${p}`);
+    const pgIssuer = bases[0]!;
+    const env = {
+      ERRAND_ISSUER: pgIssuer,
+      ERRAND_DATA_DIR: pgDir,
+      ERRAND_DB_URL: database.url,
+      ERRAND_MASTER_KEY: randomBytes(32).toString('hex'),
+    };
+    const nodes: ChildProcess[] = [];
+    try {
+      // The first node sets the new database up; the others start on it.
+      for (const p of ports) nodes.push(await startBroker(p, env));
+      log(`postgres: ${nodes.length} broker nodes up (pids ${nodes.map((n) => n.pid).join(', ')})`);
+      const pg = await setUp(pgIssuer, database.url);
+      const pgExchangeBodies = (n: number) =>
+        assertionsFor(pg.agentA, pgIssuer, n).map((a) =>
+          form({
+            grant_type: GRANT_EXCHANGE,
+            subject_token: pg.credential,
+            subject_token_type: TT_JWT,
+            resource: RESOURCE,
+            client_assertion_type: JWT_BEARER,
+            client_assertion: a,
+          }),
+        );
+      const nodePids = nodes.map((n) => n.pid!);
+      const configs: Config[] = [
+        {
+          label: 'embedded (SQLite file), 1 node',
+          urls: [tokenUrl],
+          pids: [broker.pid!],
+          metrics: [issuer],
+          bodies: (n) => exchangeBodies(n).bodies,
+        },
+        ...NODES.map((k) => ({
+          label: `PostgreSQL, ${k} node${k > 1 ? 's' : ''}`,
+          urls: bases.slice(0, k).map((b) => `${b}/token`),
+          // Idle nodes are counted too (they are running).
+          pids: nodePids,
+          metrics: bases,
+          bodies: pgExchangeBodies,
+        })),
+      ];
+      const best = new Map<string, number>();
+      const measure = async (cfg: Config, seconds: number): Promise<Window> => {
+        const need =
+          Math.ceil(Math.max((best.get(cfg.label) ?? Math.max(exRow.rps, 2000)) * 1.6, 1000) * seconds) + 2000;
+        const bodies = pool(cfg.bodies(need));
+        const pgBefore = database.postmaster ? serverProcesses(database.postmaster) : [];
+        const commitsBefore = await groupCommitsOf(cfg.metrics, METRICS_TOKEN);
+        const nodeCpu = cpuSnapshot(cfg.pids);
+        const pgCpu = cpuSnapshot(pgBefore);
+        const benchCpu = process.cpuUsage();
+        const t0 = performance.now();
+        const next: Next = () => ({ body: bodies.take() });
+        const row = await load(cfg.label, 'errand', cfg.urls, { method: 'POST', path: '/token', headers: FORM }, next, {
+          duration: seconds,
+        });
+        const wall = (performance.now() - t0) / 1000;
+        const bench = process.cpuUsage(benchCpu);
+        const pgAfter = database.postmaster ? serverProcesses(database.postmaster) : [];
+        const nodeSeconds = cpuSince(nodeCpu, cfg.pids);
+        const pgSeconds = cpuSince(pgCpu, [...new Set([...pgBefore, ...pgAfter])]);
+        const commits = delta(await groupCommitsOf(cfg.metrics, METRICS_TOKEN), commitsBefore);
+        if (bodies.exhausted) log(`WARNING: ${cfg.label} ran out of pre-signed assertions (${bodies.used} used)`);
+        best.set(cfg.label, Math.max(best.get(cfg.label) ?? 0, row.rps));
+        const per = (s: number) => (row.ok > 0 ? (s * 1e6) / row.ok : 0);
+        return {
+          row,
+          nodeUs: per(nodeSeconds),
+          pgUs: database.postmaster ? per(pgSeconds) : Number.NaN,
+          benchUs: per((bench.user + bench.system) / 1e6),
+          coresBusy: (nodeSeconds + pgSeconds + (bench.user + bench.system) / 1e6) / wall,
+          groupSize: commits.groups > 0 ? commits.transactions / commits.groups : Number.NaN,
+          commitMs: commits.groups > 0 ? (commits.seconds / commits.groups) * 1000 : Number.NaN,
+          // One node: the share of the time the write lock is held; several: waiting for it included.
+          lockBusy: commits.seconds / wall,
+        };
+      };
+
+      let nodesRows: NodesRow[] = [];
+      if (want('nodes')) {
+        log(`nodes: warm-up, then ${ROUNDS} rounds of ${WINDOW} s per configuration`);
+        for (const cfg of configs) await measure(cfg, 1);
+        const windows = new Map<string, Window[]>(configs.map((c) => [c.label, []]));
+        for (let r = 0; r < ROUNDS; r++) {
+          // The order rotates each round, so no configuration always follows the same one.
+          const order = configs.map((_, i) => configs[(i + r) % configs.length]!);
+          for (const cfg of order) windows.get(cfg.label)!.push(await measure(cfg, WINDOW));
+        }
+        nodesRows = configs.map((cfg) => summarise(cfg.label, windows.get(cfg.label)!));
+        for (const n of nodesRows) {
+          rows.push({
+            name: `token exchange, ${n.label} (median of ${ROUNDS} interleaved ${WINDOW} s windows)`,
+            server: 'errand',
+            rps: n.rps,
+            p50: n.p50,
+            p99: n.p99,
+            ok: n.ok,
+            failed: n.failed,
+          });
+        }
+      }
+
+      let revocation: CrossNodeRevocation | null = null;
+      if (want('pg-revocation')) revocation = await crossNode();
+      async function crossNode(): Promise<CrossNodeRevocation> {
+        const [a, b] = [bases[0]!, bases[1]!];
+        log(`pg-revocation: ${REVOCATION_SAMPLES} tasks ended on ${a}, heard on ${b}`);
+        const tasks: { taskId: string; token: string }[] = [];
+        const forms = pgExchangeBodies(REVOCATION_SAMPLES);
+        await inParallel(REVOCATION_SAMPLES, 10, async (i) => {
+          const res = await fetch(`${a}/token`, { method: 'POST', headers: FORM, body: forms[i]! });
+          const json = (await res.json()) as { access_token: string; task_id: string };
+          if (res.status !== 200) throw new Error(`exchange for pg-revocation: ${res.status} ${JSON.stringify(json)}`);
+          tasks.push({ taskId: json.task_id, token: json.access_token });
+        });
+        const abort = new AbortController();
+        const stream = await fetch(`${b}/events/revocations`, {
+          method: 'POST',
+          headers: { ...FORM, authorization: pg.rsBasic },
+          body: form({ audience: RESOURCE }),
+          signal: abort.signal,
+        });
+        if (stream.status !== 200 || !stream.body) {
+          throw new Error(`revocation stream on ${b}: ${stream.status} ${await stream.text()}`);
+        }
+        const events = readServerSentEvents(stream.body, () => {}, abort.signal);
+        const first = await events.next();
+        if (first.value?.event !== 'ready') throw new Error('the revocation stream did not start with ready');
+        const heardAt = new Map<string, number>();
+        const reading = (async () => {
+          for await (const e of events) {
+            if (e.event !== 'revoked') continue;
+            const set = JSON.parse(e.data) as { events: Record<string, { task_id?: string }> };
+            const taskId = Object.values(set.events)[0]?.task_id;
+            if (taskId && !heardAt.has(taskId)) heardAt.set(taskId, performance.now());
+          }
+        })().catch(() => undefined);
+        const ends = assertionsFor(pg.agentA, pgIssuer, tasks.length);
+        const answeredAt = new Map<string, number>();
+        let stillActive = 0;
+        for (const [i, { taskId, token }] of tasks.entries()) {
+          const res = await fetch(`${a}/tasks/${encodeURIComponent(taskId)}/end`, {
+            method: 'POST',
+            headers: FORM,
+            body: form({ state: 'completed', client_assertion_type: JWT_BEARER, client_assertion: ends[i]! }),
+          });
+          answeredAt.set(taskId, performance.now());
+          if (res.status !== 200) throw new Error(`ending a task on ${a}: ${res.status} ${await res.text()}`);
+          await res.arrayBuffer();
+          // Right after A's answer, B must already say inactive (it reads the shared database).
+          const intro = await fetch(`${b}/introspect`, {
+            method: 'POST',
+            headers: { ...FORM, authorization: pg.rsBasic },
+            body: form({ token }),
+          });
+          const answer = (await intro.json()) as { active?: boolean };
+          if (intro.status !== 200 || answer.active !== false) stillActive += 1;
+        }
+        for (let i = 0; i < 50 && heardAt.size < tasks.length; i++) await new Promise((r) => setTimeout(r, 100));
+        abort.abort();
+        await reading;
+        const lat = tasks
+          .filter((t) => heardAt.has(t.taskId))
+          .map((t) => heardAt.get(t.taskId)! - answeredAt.get(t.taskId)!)
+          .sort((x, y) => x - y);
+        const ms = (v: number) => Math.round(v * 10) / 10;
+        const result = {
+          tasks: tasks.length,
+          heard: lat.length,
+          p50: ms(quantile(lat, 0.5)),
+          p99: ms(quantile(lat, 0.99)),
+          max: ms(lat.at(-1) ?? Number.NaN),
+          heardBeforeAnswer: lat.filter((v) => v <= 0).length,
+          stillActive,
+        };
+        log(
+          `pg-revocation: ${result.heard}/${result.tasks} heard on B, p50 ${result.p50} ms, p99 ${result.p99} ms after A's answer; ${stillActive} introspected active on B`,
+        );
+        return result;
+      }
+
+      if (want('pg-ops')) {
+        log('pg-ops: client_credentials and introspection on one PostgreSQL node');
+        await tokenScenario(
+          'pg-ops',
+          'client_credentials (PostgreSQL, 1 node)',
+          'errand',
+          `${bases[0]}/token`,
+          (n) => ({
+            bodies: assertionsFor(pg.agentA, pgIssuer, n).map((a) =>
+              form({
+                grant_type: 'client_credentials',
+                scope: 'notes:read',
+                resource: RESOURCE,
+                client_assertion_type: JWT_BEARER,
+                client_assertion: a,
+              }),
+            ),
+          }),
+          false,
+        );
+        const name = 'introspection (RS, client_secret_basic) (PostgreSQL, 1 node)';
+        const request = {
+          method: 'POST',
+          path: '/introspect',
+          headers: { ...FORM, authorization: pg.rsBasic },
+          body: form({ token: pg.taskToken }),
+        };
+        await load(name, 'errand', `${bases[0]}/introspect`, request, null, { duration: 1 });
+        rows.push(await load(name, 'errand', `${bases[0]}/introspect`, request, null));
+      }
+      return {
+        server: database.settings,
+        serverCpuMeasured: database.postmaster !== null,
+        nodes: nodesRows,
+        revocation,
+      };
+    } finally {
+      for (const n of nodes) if (n.exitCode === null) n.kill('SIGTERM');
+      await Promise.all(nodes.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+      await database.drop();
+      rmSync(pgDir, { recursive: true, force: true });
+    }
+  }
+
   // 8. Growth: 1,000,000 more issued tokens (with their tasks and audit events) in the database,
   // then the same token exchange again.
   let grownRow: Row | null = null;
@@ -816,6 +1221,7 @@ async function main(): Promise<void> {
     propagation,
     statusList,
     targets,
+    postgres,
   };
   writeFileSync(join(OUT, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   const md = [
@@ -835,9 +1241,35 @@ async function main(): Promise<void> {
     '|---|---|---|',
     ...targets.map((t) => `| ${t.target} | ${t.value} | ${t.met === null ? 'not measured' : t.met ? 'yes' : 'no'} |`),
     '',
+    ...(postgres ? postgresMarkdown(postgres, machine.cpus) : []),
   ].join('\n');
   writeFileSync(join(OUT, 'latest.md'), md);
   process.stdout.write(`\n${md}`);
+}
+
+/** The PostgreSQL part of the report: the interleaved comparison and the cross-node revocation. */
+function postgresMarkdown(pg: PostgresReport, cores: number): string[] {
+  const num = (v: number) => (Number.isNaN(v) ? 'n/a' : String(v));
+  const out = [
+    `PostgreSQL (${pg.server}): token exchange, c=${CONNECTIONS}, ${ROUNDS} rounds of ${WINDOW} s per configuration, interleaved (order rotated each round); medians over the rounds, req/s range min–max.`,
+    `All processes unpinned on ${cores} shared cores: the load generator (this process), the broker nodes and PostgreSQL. CPU µs per request from /proc (node: all broker processes of the configuration, idle ones included; PostgreSQL: the postmaster and all its processes${pg.serverCpuMeasured ? '' : ', not visible here'}); cores busy = (nodes + PostgreSQL + bench) CPU / wall time. Group commits from each node's /metrics (errand_db_group_commit_size; ms from BEGIN to COMMIT); writer busy = the groups' BEGIN-to-COMMIT seconds summed over the nodes / wall time: with one node the share of time the write lock is held (near 1, the serialised write path is the limit); with several it includes waiting for the lock, so above 1 means nodes queue for it.`,
+    '',
+    '| configuration | req/s | range | p50 ms | p99 ms | node CPU µs/req | PostgreSQL CPU µs/req | bench CPU µs/req | cores busy | writes per group | ms per group | writer busy | failed |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...pg.nodes.map(
+      (n) =>
+        `| ${n.label} | ${n.rps} | ${n.rpsMin}–${n.rpsMax} | ${n.p50} | ${n.p99} | ${num(n.nodeUs)} | ${n.label.startsWith('embedded') ? '' : num(n.pgUs)} | ${num(n.benchUs)} | ${num(n.coresBusy)} | ${num(n.groupSize)} | ${num(n.commitMs)} | ${num(n.lockBusy)} | ${n.failed} |`,
+    ),
+    '',
+  ];
+  const r = pg.revocation;
+  if (r) {
+    out.push(
+      `Cross-node revocation (PostgreSQL): ${r.tasks} tasks ended one at a time on node A, a stream open on node B's /events/revocations: ${r.heard}/${r.tasks} heard, from A's 200 to the event on B p50 ${r.p50} ms, p99 ${r.p99} ms, max ${r.max} ms (${r.heardBeforeAnswer} heard before A's answer was read). Introspection on B right after A's answer: ${r.stillActive} of ${r.tasks} still active.`,
+      '',
+    );
+  }
+  return out;
 }
 
 main().catch((err: unknown) => {
