@@ -126,10 +126,12 @@ export async function buildBroker(
   const revocationFeed = new RevocationFeed(revocationLog, log, { pollMs: config.revocationPush.pollMs });
   // On PostgreSQL a commit on any node wakes the tail of every node; polling stays as the fallback.
   const stopListening = db.listen
-    ? await db.listen(REVOCATION_CHANNEL, () => revocationFeed.wake()).catch((err: unknown) => {
-        log.warn('revocation_feed.listen_failed', { error: String(err) });
-        return null;
-      })
+    ? await db
+        .listen(REVOCATION_CHANNEL, () => revocationFeed.wake())
+        .catch((err: unknown) => {
+          log.warn('revocation_feed.listen_failed', { error: String(err) });
+          return null;
+        })
     : null;
 
   const keys = new KeyRing({

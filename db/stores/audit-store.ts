@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, lte, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, lte, type SQL } from 'drizzle-orm';
 import { newId } from '../../broker/tokens/random.js';
 import { insertionOrder, jsonArrayHas } from '../dialect.js';
 import type { Db, Tx } from '../open.js';

@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
+import { startPostgres } from '../postgres/cluster.js';
 
 /** What the bench needs of the PostgreSQL server: the database Errand runs on, and how to clean up. */
 export interface BenchDatabase {
@@ -17,36 +16,18 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-const FIXTURE = join(import.meta.dirname, '..', 'postgres', 'cluster.ts');
-
-/** Refuses a PostgreSQL run before anything starts when there is neither a server URL nor the fixture. */
-export function checkPostgresAvailable(): string {
-  if (!process.env.BENCH_POSTGRES_URL && !existsSync(FIXTURE)) {
-    throw new Error(`BENCH_DB=postgres needs BENCH_POSTGRES_URL (an administrator's URL), or ${FIXTURE}`);
-  }
-  return FIXTURE;
-}
-
-interface Cluster {
-  url: string;
-  stop(): Promise<void>;
-}
-
 /**
  * A fresh database for one run: on the server of `BENCH_POSTGRES_URL` (an administrator's URL), or
  * else on a durable (fsync on) cluster started by the e2e PostgreSQL fixture. Byte-order collation,
  * like the embedded engine's.
  */
 export async function benchDatabase(log: (msg: string) => void): Promise<BenchDatabase> {
-  let cluster: Cluster | null = null;
+  let cluster: { stop(): Promise<void> } | null = null;
   let admin = process.env.BENCH_POSTGRES_URL;
   if (!admin) {
-    const fixture = checkPostgresAvailable();
-    const mod = (await import(pathToFileURL(fixture).href)) as {
-      startPostgres(opts?: { durable?: boolean }): Promise<Cluster>;
-    };
-    cluster = await mod.startPostgres({ durable: true });
-    admin = cluster.url;
+    const started = await startPostgres({ durable: true });
+    cluster = started;
+    admin = started.url;
     log('postgres: started a durable cluster');
   }
   const name = `errand_bench_${randomBytes(6).toString('hex')}`;

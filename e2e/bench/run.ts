@@ -27,7 +27,6 @@ import { readServerSentEvents } from '../../packages/guard/src/sse.js';
 import { assertions, type BenchKey, dpopProofs, newKey } from './jws.js';
 import {
   benchDatabase,
-  checkPostgresAvailable,
   cpuSince,
   cpuSnapshot,
   type GroupCommits,
@@ -494,7 +493,6 @@ async function main(): Promise<void> {
     return;
   }
   if (DB !== 'sqlite' && DB !== 'postgres') throw new Error(`BENCH_DB must be sqlite or postgres, not ${DB}`);
-  if (POSTGRES) checkPostgresAvailable();
   mkdirSync(OUT, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), 'errand-bench-'));
   const port = await freePort();
