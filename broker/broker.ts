@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { PATHS } from '@errand/protocol';
 import { AGENT_CARD_MAX_AGE } from '../a2a/card.js';
 import { A2aTaskStore } from '../db/stores/a2a-task-store.js';
@@ -6,12 +8,13 @@ import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
 import { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
+import { type LeasedJob, MaintenanceLeaseStore } from '../db/stores/maintenance-lease-store.js';
 import { REVOCATION_CHANNEL, RevocationLogStore } from '../db/stores/revocation-log-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
 import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import { UserStore } from '../db/stores/user-store.js';
 import { createApp, createManagementApp } from './app.js';
-import type { Config } from './config.js';
+import { type Config, maintenanceIntervalMs } from './config.js';
 import { ClockWatch } from './core/clock-watch.js';
 import { ConcurrencyLimit } from './core/concurrency-limit.js';
 import { OAuthError } from './core/errors.js';
@@ -77,6 +80,17 @@ export interface Broker {
 export { StartupError };
 
 const BOOTSTRAP_TTL = 24 * 3600;
+
+/**
+ * The maintenance jobs that end, delete or rewrite rows, each run by one process per period (the
+ * maintenance interval, in seconds). Key rotation is not among them: every process reloads its key
+ * ring, and creating a key is agreed through the database by itself.
+ */
+const LEASED_JOBS = (period: number): LeasedJob[] => [
+  { job: 'task_deadlines', period },
+  { job: 'retention', period },
+  { job: 'grace_responses', period },
+];
 
 /** Composition root: config → database → stores → services → app. */
 export async function buildBroker(
@@ -353,6 +367,9 @@ export async function buildBroker(
   const stopping = new AbortController();
   const app = createApp(deps, { stopping: stopping.signal });
   const retention = new RetentionService({ db, clock }, config.retention);
+  const leases = new MaintenanceLeaseStore(db);
+  const maintenancePeriod = Math.max(1, Math.floor(maintenanceIntervalMs(config.keys.publishAhead) / 1000));
+  const holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const clockWatch = new ClockWatch(
     { skew: config.clientAuth.clockSkew, hold: config.maintenance.clockJumpHold },
     clock.now(),
@@ -399,16 +416,26 @@ export async function buildBroker(
         await keys.reload();
         return;
       }
+      // Every process keeps its own key ring; the database already agrees on the keys themselves.
       await keys.maintain();
-      const overdue = await taskService.endOverdue();
-      if (overdue > 0) log.info('task.deadline_passed', { count: overdue });
-      const pruned = await clients.pruneUnused(clock.now());
-      if (pruned > 0) log.info('client.pruned', { count: pruned });
-      const retained = await retention.prune();
-      const deleted = Object.values(retained).reduce((n, v) => n + v, 0);
-      if (deleted > 0) log.info('retention.pruned', { ...retained });
+      // The jobs that end, delete or rewrite rows run once per period across every process sharing
+      // the database (README "PostgreSQL and several nodes"), on whichever process claims them first.
+      const claimed = await leases.claimDue(LEASED_JOBS(maintenancePeriod), clock.now(), holder);
+      if (claimed.size === 0) return;
+      log.debug('maintenance.claimed', { jobs: [...claimed], holder });
+      if (claimed.has('task_deadlines')) {
+        const overdue = await taskService.endOverdue();
+        if (overdue > 0) log.info('task.deadline_passed', { count: overdue });
+      }
+      if (claimed.has('retention')) {
+        const pruned = await clients.pruneUnused(clock.now());
+        if (pruned > 0) log.info('client.pruned', { count: pruned });
+        const retained = await retention.prune();
+        const deleted = Object.values(retained).reduce((n, v) => n + v, 0);
+        if (deleted > 0) log.info('retention.pruned', { ...retained });
+      }
       // Successor responses are kept only for the concurrent-refresh grace window.
-      await tokens.clearGraceResponses();
+      if (claimed.has('grace_responses')) await tokens.clearGraceResponses();
     },
     async bootstrapLink() {
       if ((await users.countAdmins()) > 0) return null;

@@ -113,6 +113,34 @@ describe('loadConfig', () => {
     }
   });
 
+  test('PostgreSQL URLs, pool size and statement timeout: defaults, bounds, whole numbers', () => {
+    expect(loadConfig({}).db).toMatchObject({ poolSize: 10, statementTimeoutMs: 10_000 });
+    for (const url of [
+      'postgres://errand:pw@db:5432/errand',
+      'postgresql://errand@db/errand?sslmode=verify-full&sslrootcert=/run/secrets/ca.pem',
+    ]) {
+      expect(loadConfig({ ERRAND_DB_URL: url }).db.url).toBe(url);
+    }
+    expect(problems({ ERRAND_DB_URL: 'postgres:db/errand' })[0]).toMatch(/^ERRAND_DB_URL: must be a file:/);
+    expect(problems({ ERRAND_DB_URL: 'mysql://db/errand' })[0]).toMatch(/^ERRAND_DB_URL: /);
+    const c = loadConfig({ ERRAND_DB_POOL_SIZE: '1', ERRAND_DB_STATEMENT_TIMEOUT_MS: '100' }).db;
+    expect(c).toMatchObject({ poolSize: 1, statementTimeoutMs: 100 });
+    const top = loadConfig({ ERRAND_DB_POOL_SIZE: '500', ERRAND_DB_STATEMENT_TIMEOUT_MS: '600000' }).db;
+    expect(top).toMatchObject({ poolSize: 500, statementTimeoutMs: 600_000 });
+    for (const bad of ['0', '501', '2.5', 'many']) {
+      expect(problems({ ERRAND_DB_POOL_SIZE: bad })[0]).toMatch(/^ERRAND_DB_POOL_SIZE: /);
+    }
+    expect(problems({ ERRAND_DB_POOL_SIZE: '0' })).toEqual(['ERRAND_DB_POOL_SIZE: must be at least 1']);
+    for (const bad of ['99', '600001', '1.5', 'slow']) {
+      expect(problems({ ERRAND_DB_STATEMENT_TIMEOUT_MS: bad })[0]).toMatch(/^ERRAND_DB_STATEMENT_TIMEOUT_MS: /);
+    }
+    expect(problems({ ERRAND_DB_STATEMENT_TIMEOUT_MS: '600001' })).toEqual([
+      'ERRAND_DB_STATEMENT_TIMEOUT_MS: must be at most 600000',
+    ]);
+    // The misspelt-setting warning knows them.
+    expect(unknownSettingWarnings({ ERRAND_DB_POOL_SIZ: '5' })[0]).toContain('did you mean ERRAND_DB_POOL_SIZE?');
+  });
+
   test('request body and shutdown time limits: defaults, bounds, and a clear message for bad values', () => {
     const c = loadConfig({});
     expect(c.http.bodyTimeout).toBe(15);

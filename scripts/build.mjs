@@ -5,8 +5,8 @@
  * import it): each compiles its src/ to ESM JavaScript and `.d.ts` files in its own dist/, which its
  * package.json `exports` name. Then the broker, whose imports of `@errand/*` resolve to those
  * builds: its TypeScript goes to ESM JavaScript in dist/ (tsconfig.build.json: no tests), and the
- * files the code reads from disk are copied beside the compiled modules: db/migrations (SQL and the
- * drizzle journal, read by db/open.ts relative to its own location).
+ * files the code reads from disk are copied beside the compiled modules: db/migrations and
+ * db/migrations-pg (SQL and the journals, read by db/open.ts relative to its own location).
  *
  * Usage: node scripts/build.mjs [--out DIR] [--packages-only]
  *   --out DIR          the broker's output (default dist/; only a new or empty folder)
@@ -24,7 +24,7 @@ const outFlag = process.argv.indexOf('--out');
 const DEFAULT_OUT = join(ROOT, 'dist');
 const OUT = outFlag > 0 && process.argv[outFlag + 1] ? resolve(process.argv[outFlag + 1]) : DEFAULT_OUT;
 /** Files read at run time, relative to the root; copied to the same place under dist/. */
-const ASSETS = ['db/migrations'];
+const ASSETS = ['db/migrations', 'db/migrations-pg'];
 
 const PACKAGES_ONLY = process.argv.includes('--packages-only');
 

@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'libsql';
-import { databaseName } from '../../db/open.js';
+import { databaseName, isPostgresUrl } from '../../db/open.js';
 import type { Config } from '../config.js';
 import { CryptoBox, readMasterKey } from '../tokens/crypto-box.js';
 
@@ -44,10 +44,18 @@ export interface BackupInfo {
 type Conn = InstanceType<typeof Database>;
 
 /** The database file behind ERRAND_DB_URL; backups and restores work on files only. */
-function databaseFile(config: Config): string {
+function databaseFile(config: Config, action: 'backup' | 'restore'): string {
+  const name = databaseName(config.db.url);
+  if (isPostgresUrl(config.db.url)) {
+    throw new BackupError(
+      action === 'backup'
+        ? `ERRAND_DB_URL names the PostgreSQL database ${name}: errand-admin backup copies the embedded file database only. Back PostgreSQL up with pg_dump -Fc (README "PostgreSQL and several nodes") and keep the master key apart from the dump`
+        : `ERRAND_DB_URL names the PostgreSQL database ${name}: errand-admin restore writes the embedded file database only. Restore a pg_dump -Fc dump with pg_restore into an empty database (README "PostgreSQL and several nodes"), with the master key it was taken under`,
+    );
+  }
   if (!config.db.url.startsWith('file:')) {
     throw new BackupError(
-      `${databaseName(config.db.url)} is a database server: back it up with the server's own tools (errand-admin backup copies a file: database)`,
+      `${name} is a database server: back it up with the server's own tools (errand-admin ${action} works on the embedded file database only)`,
     );
   }
   const path = databaseName(config.db.url);
@@ -113,7 +121,7 @@ export function takeBackup(
   file: string,
   opts: { includeMasterKey: boolean; force: boolean; now: number },
 ): BackupInfo {
-  const source = databaseFile(config);
+  const source = databaseFile(config, 'backup');
   if (!existsSync(source) || statSync(source).size === 0) {
     throw new BackupError(`there is no database at ${source} to back up (check ERRAND_DATA_DIR or ERRAND_DB_URL)`);
   }
@@ -276,7 +284,7 @@ export interface RestoreResult extends BackupInfo {
  * signing keys: the configured one, or else the one inside the backup (written to the key file).
  */
 export function restoreBackup(config: Config, file: string, opts: { force: boolean }): RestoreResult {
-  const target = databaseFile(config);
+  const target = databaseFile(config, 'restore');
   const backup = readBackup(file);
   const configured = configuredKey(config);
   let keySource: RestoreResult['master_key_source'];

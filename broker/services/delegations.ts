@@ -206,7 +206,6 @@ export class DelegationService {
     const authReqId = input.source === 'ciba' ? newSecret('ear_') : null;
     const expiresIn = Math.min(input.requestedExpiry ?? limits.cibaRequestTtl, limits.cibaRequestTtl);
     await db.write(async (tx) => {
-      await delegations.pruneExpiredBackchannel(now, tx);
       await delegations.insert(delegation, tx);
       if (authReqId) {
         await delegations.insertBackchannel(

@@ -9,6 +9,10 @@ import type { Clock } from '../core/ports.js';
  * of `prune()` does at most `maxBatches` statements per table, so a large backlog is worked off over
  * several maintenance runs instead of stalling token issuance.
  *
+ * It runs from maintenance on one process per period across every process sharing the database
+ * (broker/broker.ts claims the `retention` job in `maintenance_leases`); a second run at the same
+ * time would still be correct, only wasted.
+ *
  * Status list bits of deleted tokens are irrelevant: a token row is deleted only after its `exp`
  * has passed, and no verifier accepts an expired token whatever its status bit says.
  */
@@ -28,6 +32,7 @@ export interface RetentionResult {
   authorizationRequests: number;
   usedAssertions: number;
   backchannelRequests: number;
+  pendingDelegations: number;
   tasks: number;
   a2aTasks: number;
   auditEvents: number;
@@ -35,6 +40,9 @@ export interface RetentionResult {
 }
 
 export const RETENTION_BATCH_SIZE = 5000;
+
+/** Seconds after which a delegation request still pending is deleted. */
+export const PENDING_DELEGATION_TTL = 86_400;
 
 export class RetentionService {
   constructor(
@@ -66,6 +74,12 @@ export class RetentionService {
         'backchannel_requests',
         'auth_req_id_hash',
         sql`expires_at < ${t} OR redeemed_at < ${t}`,
+      ),
+      // A request nobody decided within a day is dropped (its backchannel request went above).
+      pendingDelegations: await this.batched(
+        'delegations',
+        'id',
+        sql`status = 'pending' AND created_at < ${now - PENDING_DELEGATION_TTL}`,
       ),
       // An ended task goes only when no unexpired token names it and no child task is left
       // (children go first, their parent on a later batch or run).

@@ -179,6 +179,33 @@ describe.skipIf(postgresMode())('errand-admin', () => {
     expect(() => statSync(join(env.ERRAND_DATA_DIR, 'errand.db'))).toThrow();
   });
 
+  test('backup and restore refuse a PostgreSQL URL, naming pg_dump and pg_restore', { timeout: SLOW }, async () => {
+    const dir = tempDir('errand-cli-pg-');
+    const file = join(dir, 'errand-backup.db');
+    writeFileSync(file, 'not touched');
+    for (const scheme of ['postgres', 'postgresql']) {
+      // Nothing listens on port 1: the refusal comes before any connection is tried.
+      const env = {
+        ERRAND_DATA_DIR: dir,
+        ERRAND_DB_URL: `${scheme}://errand:pw-s3cret@127.0.0.1:1/errand?sslmode=verify-full&sslrootcert=/etc/ca.pem`,
+        ERRAND_MASTER_KEY: randomBytes(32).toString('base64url'),
+      };
+      const backup = await cli(['backup', join(dir, 'new-backup.db'), '--json'], env);
+      expect(backup.code, backup.stderr).toBe(1);
+      expect(jsonError(backup).error).toBe('refused');
+      expect(jsonError(backup).error_description).toContain(
+        `ERRAND_DB_URL names the PostgreSQL database ${scheme}://127.0.0.1:1/errand: errand-admin backup copies the embedded file database only. Back PostgreSQL up with pg_dump -Fc`,
+      );
+      const restore = await cli(['restore', file, '--force'], env);
+      expect(restore.code, restore.stderr).toBe(1);
+      expect(restore.stderr).toContain('errand-admin restore writes the embedded file database only');
+      expect(restore.stderr).toContain('pg_restore into an empty database');
+      for (const run of [backup, restore]) expect(run.stderr + run.stdout).not.toContain('pw-s3cret');
+    }
+    expect(() => statSync(join(dir, 'new-backup.db'))).toThrow();
+    expect(readFileSync(file, 'utf8')).toBe('not touched');
+  });
+
   test('administration, audit export, a backup under load, and a restore on which old tokens still verify', {
     timeout: SLOW * 2,
   }, async () => {

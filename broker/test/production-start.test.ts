@@ -165,6 +165,7 @@ describe.skipIf(postgresMode())('production start from the compiled build', () =
   test('the build holds the entry point and the migrations next to the compiled database module', () => {
     expect(existsSync(join(pkg, 'dist', 'broker', 'main.js'))).toBe(true);
     expect(existsSync(join(pkg, 'dist', 'db', 'migrations', 'meta', '_journal.json'))).toBe(true);
+    expect(existsSync(join(pkg, 'dist', 'db', 'migrations-pg', 'meta', '_journal.json'))).toBe(true);
     expect(existsSync(join(pkg, 'dist', 'broker', 'test'))).toBe(false);
   });
 

@@ -6,6 +6,7 @@ import {
   authorizationCodes,
   authorizationRequests,
   backchannelRequests,
+  delegations,
   issuedTokens,
   refreshTokens,
   revocationLog,
@@ -157,7 +158,9 @@ describe('retention', () => {
     await db.q.insert(issuedTokens).values(token('live-task-token', now + 300, 't-old-referenced'));
 
     await tb.broker.maintain();
-    // The parent goes once its child has gone (children first).
+    // The parent goes once its child has gone (children first), at the next run: one maintenance
+    // period later, as the run is claimed once per period (README "PostgreSQL and several nodes").
+    clock.advance(60);
     await tb.broker.maintain();
     expect(await ids(db, tasks)).toEqual(['t-old-referenced', 't-recent', 't-running']);
 
@@ -229,6 +232,35 @@ describe('retention', () => {
     const res = await forever.prune();
     expect(res.auditEvents).toBe(0);
     expect((await db.q.select().from(auditEvents)).map((r) => r.id)).toContain('a-ancient');
+  });
+
+  it('drops delegation requests left pending for a day, and no decided delegation', async () => {
+    const { tb, db, clock } = await setup({});
+    const now = clock.now();
+    const d = (id: string, status: 'pending' | 'active' | 'denied', createdAt: number) => ({
+      id,
+      userId: 'u1',
+      agentId: 'a1',
+      status,
+      requested: '{}',
+      grants: '{}',
+      maxTokenTtl: 300,
+      maxDepth: 1,
+      expiresAt: now + DAY,
+      createdAt,
+      source: 'ciba' as const,
+    });
+    await db.q
+      .insert(delegations)
+      .values([
+        d('pending-old', 'pending', now - 2 * DAY),
+        d('pending-recent', 'pending', now - 3600),
+        d('active-old', 'active', now - 2 * DAY),
+        d('denied-old', 'denied', now - 2 * DAY),
+      ]);
+    await tb.broker.maintain();
+    const left = (await db.q.select().from(delegations)).map((r) => r.id).sort();
+    expect(left).toEqual(['active-old', 'denied-old', 'pending-recent']);
   });
 
   it('works off a backlog in bounded batches', async () => {

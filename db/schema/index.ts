@@ -5,5 +5,6 @@ export * from './delegations.js';
 export * from './federation.js';
 export * from './grants.js';
 export * from './keys.js';
+export * from './maintenance.js';
 export * from './revocations.js';
 export * from './users.js';

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, gt, inArray, lt, type SQL, sql } from 'drizzle-orm';
+import { and, count, desc, eq, gt, inArray, type SQL } from 'drizzle-orm';
 import type { Delegation, DelegationRequest, DelegationStatus } from '../../broker/core/delegation.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { selectOneBy } from '../prepared.js';
@@ -212,11 +212,5 @@ export class DelegationStore {
     tx: Tx,
   ) {
     await tx.update(backchannelRequests).set(patch).where(eq(backchannelRequests.authReqIdHash, hash));
-  }
-
-  /** Pending requests past their expiry are dropped with their pending delegations. */
-  async pruneExpiredBackchannel(now: number, tx: Tx): Promise<void> {
-    await tx.delete(backchannelRequests).where(lt(backchannelRequests.expiresAt, now - 3600));
-    await tx.run(sql`DELETE FROM delegations WHERE status = 'pending' AND created_at < ${now - 86_400}`);
   }
 }
