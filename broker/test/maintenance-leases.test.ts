@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Db, openDb } from '../../db/open.js';
 import { issuedTokens, maintenanceLeases } from '../../db/schema/index.js';
 import { LEASE_CLOCK_LEEWAY, MaintenanceLeaseStore } from '../../db/stores/maintenance-lease-store.js';
-import { startBroker, type TestBroker, TestClock } from './fixtures.js';
+import { dbEnv, startBroker, type TestBroker, TestClock } from './fixtures.js';
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -19,9 +19,10 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-/** Two handles on one database file: two connections, as two processes would have. */
+/** Two handles on one database (the file, or in the PostgreSQL run a server database): two nodes' connections. */
 async function twoHandles(): Promise<[Db, Db]> {
-  const url = `file:${await tempDir()}/errand.db`;
+  const dir = await tempDir();
+  const url = (await dbEnv(dir)).ERRAND_DB_URL ?? `file:${dir}/errand.db`;
   const a = await openDb(url);
   cleanup.push(() => a.close());
   const b = await openDb(url);
@@ -88,7 +89,7 @@ describe('maintenance of two brokers on one database', () => {
     cleanup.push(() => a.close());
     const b = await startBroker({}, { dir, clock });
     cleanup.push(() => b.close());
-    const db = await openDb(`file:${dir}/errand.db`);
+    const db = await openDb((await dbEnv(dir)).ERRAND_DB_URL ?? `file:${dir}/errand.db`);
     cleanup.push(() => db.close());
 
     const expired = (jti: string) => ({
