@@ -37,8 +37,6 @@ export interface PgOptions {
 
 /** The advisory lock every write transaction of every node takes first (`Errand` in ASCII). */
 export const WRITE_LOCK = 0x4572_7261_6e64;
-/** The session lock held while migrations run, so nodes starting together migrate once. */
-export const MIGRATE_LOCK = WRITE_LOCK + 1;
 /** Distinct statements kept prepared per connection; queries with IN lists vary in shape. */
 const PREPARED_LIMIT = 500;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -191,8 +189,8 @@ export function pgConns(url: string, opts: PgOptions): PgHandle {
       begin: async () => {
         const client = await writers.connect();
         try {
-          await client.query('BEGIN');
-          await client.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+          // One round trip: both statements in one simple query.
+          await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`);
         } catch (err) {
           client.release(err as Error);
           throw err;

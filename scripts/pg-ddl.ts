@@ -3,7 +3,7 @@
  * schema (db/schema) defines them: the starting point of a PostgreSQL migration written beside a
  * SQLite one. `npm run db:pg-ddl -- maintenance_leases`
  *
- * db/migrations-pg/0000_baseline.sql was written by this for every table; db/postgres-schema.test.ts
+ * db/migrations-pg/0000_baseline.sql was written by this for every table; db/postgres.test.ts
  * fails until the PostgreSQL migrations build what the schema says.
  */
 import { schemaDdl } from '../db/postgres-ddl.js';
