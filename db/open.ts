@@ -273,7 +273,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
         reject(new Error('the database is closed'));
         return;
       }
-      const span = outside ? undefined : writeSpan();
+      const span = outside ? undefined : writeSpan(dialect);
       queue.push({
         fn,
         resolve: span
@@ -402,9 +402,11 @@ const GROUP_SIZE_ATTR = 'errand.group_commit.size';
  * A span for one write transaction, a child of the span that asked for it; none when that span is
  * not recorded (tracing off, or a write outside any request), so the write path pays nothing then.
  */
-function writeSpan(): Span | undefined {
+function writeSpan(dialect: Dialect): Span | undefined {
   if (!trace.getActiveSpan()?.isRecording()) return undefined;
-  return tracer.startSpan('db.write', { attributes: { 'db.system.name': 'sqlite' } });
+  return tracer.startSpan('db.write', {
+    attributes: { 'db.system.name': dialect === 'postgres' ? 'postgresql' : 'sqlite' },
+  });
 }
 
 /** Drizzle over one connection (the batch form is passed so that the config's casing applies). */
