@@ -5,7 +5,7 @@ import { isToolAllowed } from '@errand/protocol';
 import { z } from 'zod';
 import type { TerminalState } from '../broker/core/task.js';
 import type { Engine } from '../broker/engine.js';
-import { unavailableError } from '../broker/http/on-error.js';
+import { storageRefusal } from '../broker/http/on-error.js';
 import {
   DelegateToSubagentArgs,
   delegationAskOf,
@@ -229,11 +229,14 @@ export class ErrandAgentExecutor implements AgentExecutor {
     try {
       await this.dispatch({ turn, rc, caller, requestId });
     } catch (err) {
+      const refused = storageRefusal(err);
       if (err instanceof ArgumentError) {
         turn.refuse({ error: 'invalid_request', error_description: err.message, how: howToRecover('invalid_request') });
+      } else if (refused?.code === 'invalid_request') {
+        turn.refuse({ error: refused.code, error_description: refused.message, how: howToRecover('invalid_request') });
       } else {
         this.deps.log.error('a2a.skill_failed', { err, requestId });
-        const unavailable = unavailableError(err);
+        const unavailable = refused;
         turn.refuse(
           unavailable
             ? {

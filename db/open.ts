@@ -9,7 +9,7 @@ import { failSpan, tracer } from '../broker/telemetry/tracing.js';
 import { type Dialect, setDialect } from './dialect.js';
 import { type PgHandle, pgConns } from './postgres.js';
 import * as schema from './schema/index.js';
-import { storageFailure } from './storage-errors.js';
+import { storageFailure, UnstorableTextError } from './storage-errors.js';
 
 export type Schema = typeof schema;
 export type Drizzle = SqliteRemoteDatabase<Schema>;
@@ -414,8 +414,12 @@ function orm(
   dialect: Dialect,
   exec: (sql: string, params: unknown[], method: Method) => Rows | Promise<Rows>,
 ): Drizzle {
-  const one = async (sql: string, params: unknown[], method: Method) =>
-    (await exec(sql, params, method)) as { rows: [] };
+  const one = async (sql: string, params: unknown[], method: Method) => {
+    // PostgreSQL's text cannot hold U+0000 and SQLite's can: refused on both, before it is sent
+    // (on PostgreSQL the error would abort the whole group's transaction).
+    for (const p of params) if (typeof p === 'string' && p.includes('\u0000')) throw new UnstorableTextError();
+    return (await exec(sql, params, method)) as { rows: [] };
+  };
   const batch = async (queries: { sql: string; params: unknown[]; method: Method }[]) => {
     const out: { rows: [] }[] = [];
     for (const b of queries) out.push(await one(b.sql, b.params, b.method));

@@ -151,3 +151,25 @@ function pgKind(code: string): StorageFailureKind | null {
   if (code.startsWith('58')) return 'io';
   return null;
 }
+
+/**
+ * A text value holding U+0000, which PostgreSQL's `text` cannot store or compare (SQLite can): no
+ * field of Errand has a use for it, so every statement on either database refuses it, and every
+ * door answers `invalid_request` (`storageRefusal` in broker/http/on-error.ts).
+ */
+export class UnstorableTextError extends Error {
+  constructor() {
+    super('a text value contains the NUL character (U+0000)');
+    this.name = 'UnstorableTextError';
+  }
+}
+
+/** Whether `err` (or an error in its cause chain) is an `UnstorableTextError`. */
+export function isUnstorableText(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < MAX_DEPTH && typeof e === 'object' && e !== null; depth++) {
+    if (e instanceof UnstorableTextError) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

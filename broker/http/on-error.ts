@@ -1,7 +1,7 @@
 import type { ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { storageFailure } from '../../db/storage-errors.js';
+import { isUnstorableText, storageFailure } from '../../db/storage-errors.js';
 import { OAuthError } from '../core/errors.js';
 import { type AppEnv, NO_STORE } from './types.js';
 
@@ -20,6 +20,23 @@ export function unavailableError(err: unknown): OAuthError | null {
   });
 }
 
+/**
+ * A refusal every door gives for a database error the caller caused or may retry: text holding
+ * U+0000 (400 `invalid_request`; PostgreSQL's text cannot hold it) or `unavailableError`'s 503.
+ */
+export function storageRefusal(err: unknown): OAuthError | null {
+  if (isUnstorableText(err)) {
+    return new OAuthError(
+      'invalid_request',
+      'a value in the request contains the NUL character (U+0000), which no field accepts',
+      {
+        cause: err,
+      },
+    );
+  }
+  return unavailableError(err);
+}
+
 /** Everything that is not an OAuthError is a bug: logged with the request id, answered generically. */
 export function toOAuthError(err: unknown): OAuthError {
   if (err instanceof OAuthError) return err;
@@ -29,7 +46,7 @@ export function toOAuthError(err: unknown): OAuthError {
   }
   if (err instanceof SyntaxError) return new OAuthError('invalid_request', 'the request body is not valid JSON');
   return (
-    unavailableError(err) ??
+    storageRefusal(err) ??
     new OAuthError('server_error', 'an internal error occurred; it has been logged', { cause: err })
   );
 }

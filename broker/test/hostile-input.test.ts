@@ -116,6 +116,38 @@ describe('hostile and malformed requests', () => {
     expect(await counts()).toEqual(before);
   });
 
+  test('the NUL character (which PostgreSQL text cannot hold) is invalid_request, never a 500, on either database', async () => {
+    const before = await counts();
+    await expectRejected(
+      await fetch(`${tb.url}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          client_name: 'notes\u0000app',
+          redirect_uris: ['http://127.0.0.1:9/cb'],
+          token_endpoint_auth_method: 'none',
+        }),
+      }),
+      'invalid_request',
+      400,
+    );
+    await expectRejected(
+      await fetch(`${tb.url}/api/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'ad\u0000min', password: 'x' }),
+      }),
+      'invalid_request',
+      400,
+    );
+    const after = await counts();
+    expect({ tokens: after.tokens, clients: after.clients }).toEqual({
+      tokens: before.tokens,
+      clients: before.clients,
+    });
+    expect(tb.logs.some((l) => l.includes('"request.failed"'))).toBe(false);
+  });
+
   test('oversized bodies are refused with 413 before parsing', async () => {
     const before = await counts();
     const big = `grant_type=client_credentials&pad=${'a'.repeat(10_000)}`;

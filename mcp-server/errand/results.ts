@@ -1,5 +1,5 @@
 import { type CallToolResult, type InputRequiredResult, ProtocolError } from '@modelcontextprotocol/server';
-import { unavailableError } from '../../broker/http/on-error.js';
+import { storageRefusal } from '../../broker/http/on-error.js';
 import type { Refusal as EngineRefusal, RefusalCode, Result } from '../../broker/services/agent-refusals.js';
 import type { ToolEnv } from './tool-env.js';
 
@@ -81,7 +81,7 @@ function worded(r: EngineRefusal, guidance: Guidance): ToolRefusal {
 
 /**
  * Runs a tool body. Protocol errors (URL elicitation, -32602) pass to the SDK; storage that is
- * temporarily unavailable is answered as such; anything else thrown is a bug: logged with the
+ * temporarily unavailable, or text the database cannot hold, is answered as such; anything else thrown is a bug: logged with the
  * request id and answered with a fixed description.
  */
 export async function guarded(
@@ -92,13 +92,16 @@ export async function guarded(
     return await body();
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
+    const refused = storageRefusal(err);
+    if (refused?.code === 'invalid_request') {
+      return refusal({ error: refused.code, error_description: refused.message, how: 'remove the NUL character' });
+    }
     env.deps.log.error('mcp.tool_failed', { err, requestId: env.requestId });
-    const unavailable = unavailableError(err);
-    if (unavailable) {
+    if (refused) {
       return refusal({
-        error: unavailable.code,
-        error_description: unavailable.message,
-        how: `try again in ${unavailable.headers['Retry-After']} seconds`,
+        error: refused.code,
+        error_description: refused.message,
+        how: `try again in ${refused.headers['Retry-After']} seconds`,
       });
     }
     return refusal({
