@@ -129,12 +129,17 @@ async function settleMasterKey(
   let key = found?.key;
   if (!key) {
     const [recorded] = await db.q.select().from(settings).where(eq(settings.key, FINGERPRINT));
-    if (recorded) {
+    // Another process sharing this data directory may have generated the file since it was read:
+    // a process writes the file before it records the key's fingerprint, so read it once more.
+    if (recorded) key = findMasterKey(source)?.key;
+    if (recorded && !key) {
       throw new StartupError(
         `the master key file ${source.filePath} is missing, but the database ${databaseName(config.db.url)} was set up with a master key. ` +
           'Restore that file from a backup (mode 0600), or set ERRAND_MASTER_KEY to the key; nothing was written',
       );
     }
+  }
+  if (!key) {
     let loaded: ReturnType<typeof loadMasterKey>;
     try {
       loaded = loadMasterKey(source);
