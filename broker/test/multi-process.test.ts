@@ -81,7 +81,19 @@ beforeAll(async () => {
   issuer = `http://127.0.0.1:${ports[0]}`;
   // Both processes start at once on a fresh directory: master key, migrations and first key race.
   procs = ports.map(startProcess);
-  await Promise.all(procs.map(waitReady));
+  await Promise.all(
+    procs.map(async (proc, i) => {
+      // A free port can be taken by another test's process before ours binds it: start again on another.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await waitReady(procs[i]!);
+        } catch (err) {
+          if (attempt >= 2 || !procs[i]!.stderr.join('').includes('already in use')) throw err;
+          procs[i] = startProcess(await freePort());
+        }
+      }
+    }),
+  );
 
   db = await openDb(dbSettings.ERRAND_DB_URL ?? `file:${join(dir, 'errand.db')}`);
   const clients = new ClientStore(db);
