@@ -279,6 +279,13 @@ const REFUSALS: Record<string, RefusalCase[]> = {
     },
     { kind: 'unknown task', args: () => ({ task_id: 'tsk_unknown' }), error: 'not_found', reason: /no such task/ },
     {
+      // PostgreSQL's text cannot hold U+0000: refused the same way on both databases.
+      kind: 'a NUL character in an argument',
+      args: () => ({ task_id: 'tsk_\u0000' }),
+      error: 'invalid_request',
+      reason: /NUL character/,
+    },
+    {
       kind: "another user's task",
       as: 'aliceShared',
       args: async () => ({ task_id: await liveTask({ agentId: world.shared.clientId, userId: world.mallory.id }) }),
