@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,6 +78,33 @@ export async function freePort(): Promise<number> {
 export async function dbEnv(dir: string): Promise<Record<string, string>> {
   const url = await testDatabaseUrl(dir);
   return url ? { ERRAND_DB_URL: url } : {};
+}
+
+/**
+ * Waits until a broker started as a child process (`broker/main.ts`) answers `/readyz` with 200.
+ * Throws with the last answer and the child's output when it exits or is not ready in time
+ * (generous by default: processes compiling TypeScript at once on a loaded machine start slowly).
+ */
+export async function waitChildReady(
+  url: string,
+  child: ChildProcess,
+  output: string[],
+  opts: { name?: string; timeoutMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let last = 'no answer';
+  while (Date.now() < deadline && child.exitCode === null) {
+    try {
+      const res = await fetch(`${url}/readyz`);
+      if (res.status === 200) return;
+      last = `${res.status} ${await res.text()}`;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const why = child.exitCode === null ? 'did not become ready' : `exited with code ${child.exitCode}`;
+  throw new Error(`${opts.name ?? `broker at ${url}`} ${why} (last /readyz: ${last}):\n${output.join('')}`);
 }
 
 /**

@@ -28,6 +28,7 @@ import {
   type TestAgent,
   type TestBroker,
   TestClock,
+  waitChildReady,
 } from './fixtures.js';
 
 /**
@@ -119,22 +120,9 @@ function spawnNode(name: string, port: number, dir: string): Node {
   return { name, port, url: `http://127.0.0.1:${port}`, dir, child, output };
 }
 
-async function waitReady(node: Node): Promise<void> {
-  // Generous: three processes compiling TypeScript at once on a loaded 2-core machine start slowly.
-  const deadline = Date.now() + 90_000;
-  let last = 'no answer';
-  while (Date.now() < deadline && node.child.exitCode === null) {
-    try {
-      const res = await fetch(`${node.url}/readyz`);
-      if (res.status === 200) return;
-      last = `${res.status} ${await res.text()}`;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const why = node.child.exitCode === null ? 'did not become ready' : `exited with code ${node.child.exitCode}`;
-  throw new Error(`node ${node.name} ${why} (last /readyz: ${last}):\n${node.output.join('')}`);
+function waitReady(node: Node): Promise<void> {
+  // Three processes compiling TypeScript at once on a loaded 2-core machine start slowly.
+  return waitChildReady(node.url, node.child, node.output, { name: `node ${node.name}`, timeoutMs: 90_000 });
 }
 
 async function stop(node: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -9,7 +9,7 @@ import { type Db, openDb } from '../../db/open.js';
 import { auditEvents, issuedTokens, signingKeys } from '../../db/schema/index.js';
 import { ClientStore } from '../../db/stores/client-store.js';
 import { dropTestDatabase } from '../../e2e/postgres/databases.js';
-import { clientAssertion, dbEnv, freePort, postForm, type TestAgent } from './fixtures.js';
+import { clientAssertion, dbEnv, freePort, postForm, type TestAgent, waitChildReady } from './fixtures.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RESOURCE = 'https://shared.example.test/api';
@@ -30,23 +30,8 @@ let procs: Proc[] = [];
 let db: Db;
 let agent: TestAgent;
 
-async function waitReady(proc: Proc): Promise<void> {
-  const { url, child } = proc;
-  // Generous: two processes compiling TypeScript at once on a loaded 2-core machine start slowly.
-  const deadline = Date.now() + 60_000;
-  let last = 'no answer';
-  while (Date.now() < deadline && child.exitCode === null) {
-    try {
-      const res = await fetch(`${url}/readyz`);
-      if (res.status === 200) return;
-      last = `${res.status} ${await res.text()}`;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const why = child.exitCode === null ? 'did not become ready' : `exited with code ${child.exitCode}`;
-  throw new Error(`broker at ${url} ${why} (last /readyz: ${last}):\n${proc.stderr.join('')}`);
+function waitReady(proc: Proc): Promise<void> {
+  return waitChildReady(proc.url, proc.child, proc.stderr);
 }
 
 function startProcess(port: number): Proc {
@@ -82,7 +67,7 @@ beforeAll(async () => {
   // Both processes start at once on a fresh directory: master key, migrations and first key race.
   procs = ports.map(startProcess);
   await Promise.all(
-    procs.map(async (proc, i) => {
+    procs.map(async (_, i) => {
       // A free port can be taken by another test's process before ours binds it: start again on another.
       for (let attempt = 0; ; attempt++) {
         try {

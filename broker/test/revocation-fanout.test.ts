@@ -14,6 +14,7 @@ import {
   startBroker,
   type TestAgent,
   type TestBroker,
+  waitChildReady,
 } from './fixtures.js';
 
 /**
@@ -34,19 +35,6 @@ let world: Awaited<ReturnType<typeof delegationWorld>>;
 let notesRs: TestAgent;
 let calendarRs: TestAgent;
 const open: AbortController[] = [];
-
-async function waitReady(url: string, child: ChildProcess, output: string[]): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && child.exitCode === null) {
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`process A did not become ready:\n${output.join('')}`);
-}
 
 beforeAll(async () => {
   b = await startBroker();
@@ -79,7 +67,7 @@ beforeAll(async () => {
   child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
   child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
   a = { url: `http://127.0.0.1:${port}`, child, output };
-  await waitReady(a.url, child, output);
+  await waitChildReady(a.url, child, output, { name: 'process A' });
 }, 120_000);
 
 afterAll(async () => {
