@@ -28,7 +28,9 @@ export default defineConfig({
     // Starts PostgreSQL when ERRAND_TEST_DB=postgres (`npm run test:postgres`); nothing otherwise.
     globalSetup: ['e2e/postgres/global-setup.ts'],
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Set-up hooks start brokers, Chromium or a PostgreSQL server: on a loaded 2-core machine that
+    // has taken over 30 s (a hook that hangs still fails, later).
+    hookTimeout: 60_000,
     pool: 'forks',
   },
 });
