@@ -276,9 +276,8 @@ interface Config {
   bodies: (n: number) => string[];
 }
 
-/** One window of one configuration: the load's row and what it cost. */
-interface Window {
-  row: Row;
+/** What one window of load cost: CPU per request by process kind, and the write path's figures. */
+interface Costs {
   nodeUs: number;
   pgUs: number;
   benchUs: number;
@@ -288,8 +287,13 @@ interface Window {
   lockBusy: number;
 }
 
-/** A configuration over all its rounds: medians, and the spread of req/s. */
-interface NodesRow {
+/** One window of one configuration: the load's row and what it cost. */
+interface Window extends Costs {
+  row: Row;
+}
+
+/** A configuration over all its rounds: medians (of the costs too), and the spread of req/s. */
+interface NodesRow extends Costs {
   label: string;
   rps: number;
   rpsMin: number;
@@ -298,13 +302,6 @@ interface NodesRow {
   p99: number;
   ok: number;
   failed: number;
-  nodeUs: number;
-  pgUs: number;
-  benchUs: number;
-  coresBusy: number;
-  groupSize: number;
-  commitMs: number;
-  lockBusy: number;
 }
 
 interface CrossNodeRevocation {
