@@ -100,7 +100,7 @@ const MAX_GROUP_PG = 60;
 /** Prepared statements kept per connection (queries with IN lists vary in shape). */
 const STATEMENT_CACHE = 400;
 
-type Method = 'run' | 'all' | 'values' | 'get';
+export type Method = 'run' | 'all' | 'values' | 'get';
 const MIGRATIONS_PG_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations-pg');
 
 /** Whether `url` names a PostgreSQL server. */
@@ -108,6 +108,19 @@ export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//i.test(url);
 }
 type Rows = { rows: unknown[]; rowsAffected?: number };
+
+/** One statement on a handle's connection, rows as arrays (`get`: the row itself, or undefined). */
+export type RawStatement = (sql: string, params: unknown[], method: Method) => Promise<Rows>;
+const rawStatements = new WeakMap<Drizzle, RawStatement>();
+
+/**
+ * The statement runner under a drizzle handle (the reader or a write transaction): the request
+ * path's prepared statements (db/prepared.ts) go straight to it with SQL built once, skipping the
+ * query builder's per-call parameter filling and row mapping. Undefined for a handle not made here.
+ */
+export function rawStatementOf(d: Drizzle): RawStatement | undefined {
+  return rawStatements.get(d);
+}
 
 /** One connection as drizzle's proxy driver sees it, plus what the write queue needs. */
 interface Conn {
@@ -427,6 +440,7 @@ function orm(
   };
   const d = drizzle(one, batch, { schema, casing: 'snake_case' });
   setDialect(d, dialect);
+  rawStatements.set(d, one);
   return d;
 }
 

@@ -3,6 +3,7 @@ import { defaultResource, detectResources, envDetector, resourceFromAttributes }
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import type { TracingSettings } from '../config.js';
+import { markTracingStarted } from './tracing.js';
 
 // Loaded by the entry point only when traces are asked for, so that a broker without them does
 // not even load the SDK.
@@ -30,6 +31,7 @@ export function startTracing(settings: TracingSettings): Tracing {
   });
   // Registers the provider, the async-context manager and the W3C trace-context propagator.
   provider.register();
+  markTracingStarted();
   return {
     async shutdown(timeoutMs) {
       let timer: NodeJS.Timeout | undefined;

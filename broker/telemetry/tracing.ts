@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context,
+  INVALID_SPAN_CONTEXT,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -33,9 +34,19 @@ export function failSpan(span: Span, err: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR });
 }
 
+let sdkStarted = false;
+/** What `inSpan` hands `fn` while no SDK runs: a span that records nothing. */
+const NOT_RECORDED: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Called once an SDK is registered (broker/telemetry/sdk.ts): from then on `inSpan` makes spans. */
+export function markTracingStarted(): void {
+  sdkStarted = true;
+}
+
 /**
  * Runs `fn` in a span that is active for everything it calls (child spans attach to it), ends it,
- * and marks it failed when `fn` throws.
+ * and marks it failed when `fn` throws. Without an SDK it only calls `fn`: the no-op tracer would
+ * still switch the async context around it on every request.
  */
 export function inSpan<T>(
   name: string,
@@ -43,6 +54,7 @@ export function inSpan<T>(
   fn: (span: Span) => Promise<T>,
   opts: { kind?: SpanKind; parent?: Context } = {},
 ): Promise<T> {
+  if (!sdkStarted) return fn(NOT_RECORDED);
   const parent = opts.parent ?? context.active();
   return tracer.startActiveSpan(name, { attributes, kind: opts.kind ?? SpanKind.INTERNAL }, parent, async (span) => {
     try {
