@@ -290,6 +290,12 @@ describe('database start-up checks', () => {
       'ERRAND_DB_QUICK_CHECK: must be true or false',
     ]);
   });
+
+  test('the embedded file syncs after COMMIT off the event loop unless ERRAND_DB_SYNC_IN_COMMIT says otherwise', () => {
+    expect(loadConfig({}).db.syncInCommit).toBe(false);
+    expect(loadConfig({ ERRAND_DB_SYNC_IN_COMMIT: 'true' }).db.syncInCommit).toBe(true);
+    expect(problems({ ERRAND_DB_SYNC_IN_COMMIT: 'full' })).toEqual(['ERRAND_DB_SYNC_IN_COMMIT: must be true or false']);
+  });
 });
 
 describe('ERRAND_DEFAULT_RESOURCE', () => {

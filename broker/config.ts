@@ -139,6 +139,7 @@ export const EnvSchema = z.object({
   ERRAND_DB_AUTH_TOKEN: z.string().optional(),
   ERRAND_ALLOW_EMPTY_DATABASE: bool.default(false),
   ERRAND_DB_QUICK_CHECK: bool.default(true),
+  ERRAND_DB_SYNC_IN_COMMIT: bool.default(false),
   ERRAND_MASTER_KEY: z.string().optional(),
   ERRAND_MASTER_KEY_FILE: z.string().optional(),
   ERRAND_SIGNING_ALG: z.enum(['ES256', 'EdDSA'], { message: 'must be ES256 or EdDSA' }).default('ES256'),
@@ -254,6 +255,8 @@ export interface Config {
     poolSize: number;
     /** PostgreSQL: `statement_timeout` of every connection, in milliseconds. */
     statementTimeoutMs: number;
+    /** Embedded file: sync and checkpoint inside COMMIT instead of off the event loop. */
+    syncInCommit: boolean;
   };
   masterKey: { value?: string; file: string };
   keys: {
@@ -556,6 +559,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       quickCheck: e.ERRAND_DB_QUICK_CHECK,
       poolSize: e.ERRAND_DB_POOL_SIZE,
       statementTimeoutMs: e.ERRAND_DB_STATEMENT_TIMEOUT_MS,
+      syncInCommit: e.ERRAND_DB_SYNC_IN_COMMIT,
     },
     masterKey: {
       ...(e.ERRAND_MASTER_KEY ? { value: e.ERRAND_MASTER_KEY } : {}),

@@ -10,6 +10,7 @@ import { type Dialect, setDialect } from './dialect.js';
 import { type PgHandle, pgConns } from './postgres.js';
 import * as schema from './schema/index.js';
 import { storageFailure, UnstorableTextError } from './storage-errors.js';
+import { type WalDurability, walDurability } from './wal-durability.js';
 
 export type Schema = typeof schema;
 export type Drizzle = SqliteRemoteDatabase<Schema>;
@@ -71,6 +72,16 @@ export interface OpenOptions {
    * seconds from BEGIN to COMMIT (the broker's metrics).
    */
   onGroupCommit?: (size: number, seconds: number) => void;
+  /**
+   * Embedded file: sync the WAL inside COMMIT (`synchronous = FULL`) and checkpoint there, as
+   * SQLite does by default, instead of syncing off the event loop and checkpointing on a thread
+   * (db/wal-durability.ts; README "Running several processes").
+   */
+  syncInCommit?: boolean;
+  /** Embedded file: how the WAL is flushed after each commit (default `fs.fsync`); for tests. */
+  walFsync?: (fd: number) => Promise<void>;
+  /** Embedded file: told when the checkpoint thread stops (checkpoints go back inside COMMIT). */
+  onCheckpointerLost?: (reason: string) => void;
   /** PostgreSQL: reading connections at most (default 10; the writer has one more). */
   poolSize?: number;
   /** PostgreSQL: milliseconds before the server cancels a statement (default 10 000). */
@@ -132,6 +143,8 @@ interface Conn {
   rollback(): void | Promise<void>;
   /** Copies the WAL into the database file and truncates it, without waiting for other processes. */
   checkpoint(): void | Promise<void>;
+  /** Resolves once statements run outside a transaction (autocommit) are on disk, where that needs a step. */
+  durable?(): void | Promise<void>;
   close(): void;
 }
 
@@ -170,7 +183,11 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
       // Two connections: reads never see another request's uncommitted group.
       reader = nativeConn(path, false);
       try {
-        writer = nativeConn(path, true);
+        writer = nativeConn(path, true, {
+          ...(opts.syncInCommit ? { syncInCommit: true } : {}),
+          ...(opts.walFsync ? { fsync: opts.walFsync } : {}),
+          ...(opts.onCheckpointerLost ? { onCheckpointerLost: opts.onCheckpointerLost } : {}),
+        });
       } catch (err) {
         reader.close();
         throw err;
@@ -228,7 +245,13 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
         if (head.outside) {
           // A maintenance statement runs alone, outside any transaction.
           queue.shift();
-          await head.fn(tx).then(head.resolve, head.reject);
+          await head
+            .fn(tx)
+            .then(async (v) => {
+              await writer.durable?.();
+              return v;
+            })
+            .then(head.resolve, head.reject);
           continue;
         }
         const group: { job: Job; ok: boolean; value: unknown }[] = [];
@@ -471,19 +494,37 @@ async function whenUnlocked<T>(step: () => T): Promise<T> {
 }
 
 /** A native connection with a bounded cache of prepared statements. */
-function nativeConn(path: string, writes: boolean): Conn {
+function nativeConn(path: string, writes: boolean, opts: NativeOptions = {}): Conn {
   // Neither connection busy-waits inside the engine once serving: that wait is synchronous and
   // would stall the event loop. `begin` waits for the write lock asynchronously, and so does a read
   // that meets a lock (in WAL mode only while another process recovers the log after a crash).
   const db = new Database(path, { timeout: writes ? 0 : BUSY_TIMEOUT_MS });
+  let wal: WalDurability | null = null;
   try {
     // WAL lets readers run beside the writer (set once per file, by the reading connection, which
-    // may wait for the lock: nothing is served yet); FULL makes each commit durable before we answer.
+    // may wait for the lock: nothing is served yet). Each commit is durable before we answer: the
+    // writer syncs the WAL off the event loop after COMMIT (db/wal-durability.ts), or, where it
+    // cannot, inside COMMIT (FULL).
     if (!writes) db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     if (!writes) db.pragma('busy_timeout = 0');
+    if (writes && path !== ':memory:' && !opts.syncInCommit) {
+      wal = walDurability(path, {
+        ...(opts.fsync ? { fsync: opts.fsync } : {}),
+        onCheckpointerLost: (reason) => {
+          // Back to checkpoints inside COMMIT, so the WAL cannot grow without end.
+          db.pragma('wal_autocheckpoint = 1000');
+          opts.onCheckpointerLost?.(reason);
+        },
+      });
+      if (wal) {
+        db.pragma('synchronous = NORMAL');
+        db.pragma('wal_autocheckpoint = 0');
+      }
+    }
   } catch (err) {
+    void wal?.close();
     db.close();
     throw err;
   }
@@ -522,18 +563,35 @@ function nativeConn(path: string, writes: boolean): Conn {
     },
     script: (sql) => whenUnlocked(() => void db.exec(sql)),
     begin: () => whenUnlocked(() => void db.exec('BEGIN IMMEDIATE')),
-    commit: () => void db.exec('COMMIT'),
+    commit: () => {
+      const t0 = performance.now(); db.exec('COMMIT'); const g = globalThis as any; g.__cm = (g.__cm ?? 0) + performance.now() - t0; g.__cn = (g.__cn ?? 0) + 1;
+      if (!wal) return;
+      wal.committed();
+      return wal.sync();
+    },
+    durable: () => wal?.sync(),
     rollback: () => {
       if (db.inTransaction) db.exec('ROLLBACK');
     },
     // TRUNCATE leaves an empty -wal file; with this connection's zero busy timeout it gives up at
     // once when another process is reading, rather than holding up the stop.
-    checkpoint: () => void db.exec('PRAGMA wal_checkpoint(TRUNCATE)'),
+    checkpoint: async () => {
+      await wal?.close();
+      wal = null;
+      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    },
     close: () => {
+      void wal?.close();
       cache.clear();
       db.close();
     },
   };
+}
+
+interface NativeOptions {
+  syncInCommit?: boolean;
+  fsync?: (fd: number) => Promise<void>;
+  onCheckpointerLost?: (reason: string) => void;
 }
 
 /** Reader and writer over `@libsql/client`; the writer runs in the transaction `begin` opened. */

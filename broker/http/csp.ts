@@ -48,8 +48,11 @@ export function formActionSource(redirectUri: string): string | null {
 
 /** Sets the CSP after the handler ran; a handler may add one form target with `c.set('formActionTarget', …)`. */
 export function pageCsp(): MiddlewareHandler<AppEnv> {
+  // Nearly every response carries the policy without a form target: built once.
+  const usual = contentSecurityPolicy(null);
   return async function pageCspMiddleware(c, next) {
     await next();
-    c.res.headers.set('Content-Security-Policy', contentSecurityPolicy(c.get('formActionTarget')));
+    const target = c.get('formActionTarget');
+    c.res.headers.set('Content-Security-Policy', target ? contentSecurityPolicy(target) : usual);
   };
 }

@@ -230,7 +230,9 @@ export class ExchangeService {
       const parent = { ...subject.parent, task: parentTask };
       const decision = decide(now, parent, delegation, namedNow);
       if (!decision.ok) return { denial: decision.denial };
-      return { ok: await this.issue(tx, decision.value, delegation, actor, input, now, subject.onBehalfOf) };
+      return {
+        ok: await this.issue(tx, decision.value, delegation, actor, input, now, subject.onBehalfOf, parentTask),
+      };
     });
     if ('denial' in outcome) return this.refuse(outcome.denial, input, actor, where);
     trace.getActiveSpan()?.setAttributes({
@@ -249,13 +251,21 @@ export class ExchangeService {
     input: ExchangeInput,
     now: number,
     onBehalfOf: OnBehalfOf | undefined,
+    /** The subject's task as read in this transaction, if any. */
+    subjectTask: Task | null,
   ) {
     const { deps } = this;
     let task: Task;
     if (plan.task.kind === 'existing') {
       task = plan.task.task;
     } else {
-      const parentTask = plan.task.parentTaskId ? await deps.tasks.get(plan.task.parentTaskId, tx) : null;
+      const { parentTaskId } = plan.task;
+      const parentTask =
+        parentTaskId === null
+          ? null
+          : subjectTask?.id === parentTaskId
+            ? subjectTask
+            : await deps.tasks.get(parentTaskId, tx);
       const id = newId('tsk');
       task = {
         id,

@@ -94,6 +94,8 @@ async function openChecked(config: Config, log: Logger, metrics: Metrics): Promi
       quickCheck: config.db.quickCheck,
       poolSize: config.db.poolSize,
       statementTimeoutMs: config.db.statementTimeoutMs,
+      syncInCommit: config.db.syncInCommit,
+      onCheckpointerLost: (reason) => log.warn('database.checkpointer_lost', { db: name, reason }),
       onEmpty: () => refuseEmpty('empty'),
       onGroupCommit: (size, seconds) => metrics.groupCommitted(size, seconds),
     });

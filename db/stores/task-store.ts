@@ -8,14 +8,17 @@ import { parseJson, toJson } from './json.js';
 
 const taskById = selectOneBy(tasks, tasks.id);
 const insertTask = insertRow(tasks);
-const nextStatus = perHandle((d) =>
+/** Moves the status index counter `n` ahead; its new value (the end of the indexes now allocated). */
+const allocateStatus = perHandle((d) =>
   d
     .insert(counters)
-    .values({ name: 'status_idx', value: 1 })
-    .onConflictDoUpdate({ target: counters.name, set: { value: sql`${counters.value} + 1` } })
+    .values({ name: 'status_idx', value: sql.placeholder('n') })
+    .onConflictDoUpdate({ target: counters.name, set: { value: sql`${counters.value} + ${sql.placeholder('n')}` } })
     .returning({ value: counters.value })
     .prepare(),
 );
+/** Status indexes a process reserves at a time, so that an exchange does not write the counter. */
+const STATUS_BLOCK = 128;
 
 const TERMINAL: TaskState[] = ['completed', 'canceled', 'failed', 'rejected'];
 const LIVE: TaskState[] = TASK_STATES.filter((s) => !TERMINAL.includes(s));
@@ -54,6 +57,10 @@ export interface EndResult {
 }
 
 export class TaskStore {
+  /** Status indexes reserved by committed transactions and not handed out yet. */
+  private readonly reserved: { next: number; end: number }[] = [];
+  private reserving = false;
+
   constructor(private readonly db: Db) {}
 
   async get(id: string, tx?: Tx): Promise<Task | null> {
@@ -218,10 +225,42 @@ export class TaskStore {
     return rows.map(toTask);
   }
 
-  /** Allocates the next status list index, atomically across processes. */
+  /**
+   * Allocates the next status list index, unique across processes and nodes. Indexes come from
+   * blocks this process reserved in transactions of their own, used only once such a transaction
+   * is durable; until one is (the first exchanges, or a burst) each index is allocated inside `tx`.
+   * Indexes of a block left unused when the process stops are never handed out: their bits stay 0.
+   */
   async nextStatusIndex(tx: Tx): Promise<number> {
-    const row = await nextStatus(tx).get();
+    const block = this.reserved[0];
+    if (block) {
+      const idx = block.next++;
+      if (block.next === block.end) this.reserved.shift();
+      if (this.left() < STATUS_BLOCK / 2) this.reserveAhead();
+      return idx;
+    }
+    this.reserveAhead();
+    const row = await allocateStatus(tx).get({ n: 1 });
     return (row?.value ?? 1) - 1;
+  }
+
+  private left(): number {
+    return this.reserved.reduce((n, b) => n + b.end - b.next, 0);
+  }
+
+  /** Reserves the next block in a write of its own (queued; a failed one is simply tried again later). */
+  private reserveAhead(): void {
+    if (this.reserving) return;
+    this.reserving = true;
+    this.db
+      .write(async (tx) => (await allocateStatus(tx).get({ n: STATUS_BLOCK }))?.value ?? STATUS_BLOCK)
+      .then((end) => {
+        this.reserved.push({ next: end - STATUS_BLOCK, end });
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.reserving = false;
+      });
   }
 
   /** Revoked status indexes within [from, to): the set bits of one status list. */
