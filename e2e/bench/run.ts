@@ -892,7 +892,7 @@ async function main(): Promise<void> {
   const measureOp = async (op: TokenOp, seconds: number): Promise<OpWindow> => {
     // Single-use assertions and proofs (a replay is refused): 1.6× the best rate seen so far, with a
     // floor, so that no window runs dry; signing happens before the window opens.
-    const need = Math.ceil(Math.max((bestRps.get(op.key) ?? 2500) * 1.6, 1500) * seconds) + 2000;
+    const need = Math.ceil(Math.max((bestRps.get(op.key) ?? 3000) * 1.6, 3000) * seconds) + 2000;
     const signed = op.sign(need);
     const cpu = cpuSnapshot([op.pid]);
     const row = await run(op.label, op.server, op.url, signed, { duration: seconds });
@@ -1279,6 +1279,7 @@ async function main(): Promise<void> {
             p99: n.p99,
             ok: n.ok,
             failed: n.failed,
+            cpuUs: n.nodeUs,
           });
         }
       }
@@ -1568,7 +1569,7 @@ async function main(): Promise<void> {
     ...(stages ? stagesMarkdown(stages, exRow) : []),
     ...(results.rows.length
       ? [
-          `Single runs of ${DURATION} s (not interleaved; "vs peer" against the peer's interleaved median).`,
+          `Other rows: single runs of ${DURATION} s unless the name says otherwise, not interleaved with the peer ("vs peer" against the peer's interleaved median); CPU µs/req of the broker process(es).`,
           '',
           '| operation | server | req/s | p50 ms | p99 ms | vs peer | CPU µs/req | failed |',
           '|---|---|---:|---:|---:|---:|---:|---:|',
