@@ -21,6 +21,7 @@ import { encodeStatusList } from '../../broker/tokens/status-list.js';
 import { openDb } from '../../db/open.js';
 import { UserStore } from '../../db/stores/user-store.js';
 import { readServerSentEvents } from '../../packages/guard/src/sse.js';
+import { interleave, type OpRow, type OpWindow, type Row, summariseOp } from './interleave.js';
 import { assertions, type BenchKey, dpopProofs, newKey } from './jws.js';
 import {
   benchDatabase,
@@ -154,18 +155,6 @@ class Session {
     const { csrf_token } = await this.json<{ csrf_token: string }>('POST', '/api/session', { username, password });
     this.csrf = csrf_token;
   }
-}
-
-interface Row {
-  name: string;
-  server: 'errand' | 'peer' | 'in-process';
-  rps: number;
-  p50: number;
-  p99: number;
-  ok: number;
-  failed: number;
-  /** CPU µs of the server process per request answered, when measured. */
-  cpuUs?: number;
 }
 
 /** The next pre-signed body, and optionally headers, for one request. */
@@ -362,26 +351,6 @@ function delta(after: GroupCommits, before: GroupCommits): GroupCommits {
   };
 }
 
-/**
- * Interleaved measurement (the machine is shared and noisy): a short warm-up window of each
- * configuration, then `rounds` rounds of one `seconds` window each, the order rotated each round so
- * that no configuration always follows the same one and a neighbour's burst lands on every side
- * alike. Returns each configuration's windows in round order (index r is round r).
- */
-async function interleave<C extends { label: string }, W>(
-  configs: C[],
-  measure: (cfg: C, seconds: number) => Promise<W>,
-  opts: { rounds: number; seconds: number; warmup: number },
-): Promise<Map<string, W[]>> {
-  for (const cfg of configs) await measure(cfg, opts.warmup);
-  const windows = new Map<string, W[]>(configs.map((c) => [c.label, []]));
-  for (let r = 0; r < opts.rounds; r++) {
-    const order = configs.map((_, i) => configs[(i + r) % configs.length]!);
-    for (const cfg of order) windows.get(cfg.label)!.push(await measure(cfg, opts.seconds));
-  }
-  return windows;
-}
-
 /** One operation of the interleaved token rows: where its load goes and which process serves it. */
 interface TokenOp {
   key: string;
@@ -391,66 +360,6 @@ interface TokenOp {
   /** The server process whose CPU is read (the broker, or the peer's process). */
   pid: number;
   sign: (n: number) => { bodies: string[]; headers?: Record<string, string>[] };
-}
-
-/** One window of one operation. */
-interface OpWindow {
-  row: Row;
-  /** Server CPU µs per request answered in the window. */
-  cpuUs: number;
-}
-
-/** An operation over all its rounds: medians, with min–max spreads, and the per-round ratios to the peer. */
-interface OpRow extends Row {
-  key: string;
-  rounds: number;
-  rpsMin: number;
-  rpsMax: number;
-  cpuUs: number;
-  /** Median over rounds of (req/s ÷ the peer's req/s in the same round); null without the peer. */
-  vsPeer: number | null;
-  vsPeerMin: number | null;
-  vsPeerMax: number | null;
-  /** Median over rounds of (CPU µs per request ÷ the peer's in the same round). */
-  cpuVsPeer: number | null;
-  cpuVsPeerMin: number | null;
-  cpuVsPeerMax: number | null;
-}
-
-function summariseOp(op: TokenOp, mine: OpWindow[], peer: OpWindow[] | undefined): OpRow {
-  const r2 = (v: number) => Math.round(v * 100) / 100;
-  const rps = mine.map((w) => w.row.rps);
-  const perRound = (f: (w: OpWindow, p: OpWindow) => number) => {
-    if (!peer || op.server === 'peer') return null;
-    const v = mine.map((w, i) => (peer[i] ? f(w, peer[i]!) : Number.NaN)).filter((x) => Number.isFinite(x));
-    return v.length ? v : null;
-  };
-  const ratios = perRound((w, p) => w.row.rps / p.row.rps);
-  const cpuRatios = perRound((w, p) => w.cpuUs / p.cpuUs);
-  const spread = (v: number[] | null) =>
-    v ? { med: r2(median(v)), min: r2(Math.min(...v)), max: r2(Math.max(...v)) } : { med: null, min: null, max: null };
-  const ratio = spread(ratios);
-  const cpuRatio = spread(cpuRatios);
-  return {
-    key: op.key,
-    name: op.label,
-    server: op.server,
-    rounds: mine.length,
-    rps: Math.round(median(rps)),
-    rpsMin: Math.min(...rps),
-    rpsMax: Math.max(...rps),
-    p50: median(mine.map((w) => w.row.p50)),
-    p99: median(mine.map((w) => w.row.p99)),
-    ok: mine.reduce((a, w) => a + w.row.ok, 0),
-    failed: mine.reduce((a, w) => a + w.row.failed, 0),
-    cpuUs: Math.round(median(mine.map((w) => w.cpuUs).filter((v) => Number.isFinite(v)))),
-    vsPeer: ratio.med,
-    vsPeerMin: ratio.min,
-    vsPeerMax: ratio.max,
-    cpuVsPeer: cpuRatio.med,
-    cpuVsPeerMin: cpuRatio.min,
-    cpuVsPeerMax: cpuRatio.max,
-  };
 }
 
 /** The per-stage breakdown of one exchange, from a profiled broker (e2e/bench/stages.ts). */
@@ -1620,7 +1529,7 @@ function postgresMarkdown(pg: PostgresReport, cores: number): string[] {
   const num = (v: number) => (Number.isNaN(v) ? 'n/a' : String(v));
   const out = [
     `PostgreSQL (${pg.server}): token exchange, c=${CONNECTIONS}, ${ROUNDS} rounds of ${WINDOW} s per configuration, interleaved (order rotated each round); medians over the rounds, req/s range min–max.`,
-    `All processes unpinned on ${cores} shared cores: the load generator (this process), the broker nodes and PostgreSQL. CPU µs per request from /proc (node: all broker processes of the configuration, idle ones included; PostgreSQL: the postmaster and all its processes${pg.serverCpuMeasured ? '' : ', not visible here'}); cores busy = (nodes + PostgreSQL + bench) CPU / wall time. Group commits from each node's /metrics (errand_db_group_commit_size; ms from BEGIN to COMMIT); writer busy = the groups' BEGIN-to-COMMIT seconds summed over the nodes / wall time: with one node the share of time the write lock is held (near 1, the serialised write path is the limit); with several it includes waiting for the lock, so above 1 means nodes queue for it.`,
+    `${PIN ? `Pinned: the broker nodes on core 0, the load generator (this process) on core 1, PostgreSQL unpinned (${cores} cores)` : `All processes unpinned on ${cores} shared cores: the load generator (this process), the broker nodes and PostgreSQL`}. CPU µs per request from /proc (node: all broker processes of the configuration, idle ones included; PostgreSQL: the postmaster and all its processes${pg.serverCpuMeasured ? '' : ', not visible here'}); cores busy = (nodes + PostgreSQL + bench) CPU / wall time. Group commits from each node's /metrics (errand_db_group_commit_size; ms from BEGIN to COMMIT); writer busy = the groups' BEGIN-to-COMMIT seconds summed over the nodes / wall time: with one node the share of time the write lock is held (near 1, the serialised write path is the limit); with several it includes waiting for the lock, so above 1 means nodes queue for it.`,
     '',
     '| configuration | req/s | range | p50 ms | p99 ms | node CPU µs/req | PostgreSQL CPU µs/req | bench CPU µs/req | cores busy | writes per group | ms per group | writer busy | failed |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
