@@ -24,6 +24,7 @@ export default defineConfig({
       'a2a/**/*.test.ts',
       'e2e/**/*.spec.ts',
       'e2e/postgres/*.test.ts',
+      'e2e/bench/*.test.ts',
     ],
     // Starts PostgreSQL when ERRAND_TEST_DB=postgres (`npm run test:postgres`); nothing otherwise.
     globalSetup: ['e2e/postgres/global-setup.ts'],
