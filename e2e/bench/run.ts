@@ -608,7 +608,9 @@ async function main(): Promise<void> {
         ERRAND_CIBA_INTERVAL: '1',
         // Metrics and traces as the bench's own environment sets them (to measure their cost).
         ...Object.fromEntries(
-          Object.entries(process.env).filter(([k]) => k.startsWith('ERRAND_METRICS_') || k.startsWith('OTEL_')),
+          Object.entries(process.env).filter(
+            ([k]) => k.startsWith('ERRAND_METRICS_') || k.startsWith('OTEL_') || k === 'ERRAND_DB_SYNC_IN_COMMIT',
+          ),
         ),
         // With PostgreSQL, every broker serves /metrics (group commit sizes) alike.
         ...(POSTGRES ? { ERRAND_METRICS_TOKEN: METRICS_TOKEN } : {}),
