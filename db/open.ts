@@ -564,7 +564,11 @@ function nativeConn(path: string, writes: boolean, opts: NativeOptions = {}): Co
     script: (sql) => whenUnlocked(() => void db.exec(sql)),
     begin: () => whenUnlocked(() => void db.exec('BEGIN IMMEDIATE')),
     commit: () => {
-      const t0 = performance.now(); db.exec('COMMIT'); const g = globalThis as any; g.__cm = (g.__cm ?? 0) + performance.now() - t0; g.__cn = (g.__cn ?? 0) + 1;
+      const t0 = performance.now();
+      db.exec('COMMIT');
+      const g = globalThis as any;
+      g.__cm = (g.__cm ?? 0) + performance.now() - t0;
+      g.__cn = (g.__cn ?? 0) + 1;
       if (!wal) return;
       wal.committed();
       return wal.sync();

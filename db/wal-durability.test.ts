@@ -37,7 +37,9 @@ const insert = (db: Db, key: string) =>
 function keysSeenElsewhere(file: string): string[] {
   const other = new Database(file, { timeout: 5000 });
   try {
-    return (other.prepare('SELECT key FROM used_assertions ORDER BY key').raw(true).all() as string[][]).map((r) => r[0]!);
+    return (other.prepare('SELECT key FROM used_assertions ORDER BY key').raw(true).all() as string[][]).map(
+      (r) => r[0]!,
+    );
   } finally {
     other.close();
   }

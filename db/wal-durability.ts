@@ -78,7 +78,11 @@ export function walDurability(dbPath: string, opts: WalDurabilityOptions): WalDu
   try {
     worker = new Worker(WORKER, {
       eval: true,
-      workerData: { engine: createRequire(import.meta.url).resolve('libsql'), path: dbPath, every: CHECKPOINT_EVERY_MS },
+      workerData: {
+        engine: createRequire(import.meta.url).resolve('libsql'),
+        path: dbPath,
+        every: CHECKPOINT_EVERY_MS,
+      },
     });
   } catch {
     return null;

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 /** A user's approval for one agent (pending until decided). */
@@ -65,13 +66,14 @@ export const tasks = sqliteTable(
   },
   (t) => [
     index('tasks_root_idx').on(t.rootTaskId),
-    // Ending a task walks its subtree by parent.
-    index('tasks_parent_idx').on(t.parentTaskId),
+    // Ending a task walks its subtree by parent. Partial (as the two below): most rows hold NULL,
+    // which every query here excludes, so the insert of such a row skips the index altogether.
+    index('tasks_parent_idx').on(t.parentTaskId).where(sql`${t.parentTaskId} IS NOT NULL`),
     index('tasks_delegation_idx').on(t.delegationId),
     index('tasks_user_idx').on(t.userId),
     index('tasks_agent_idx').on(t.agentId),
     index('tasks_deadline_idx').on(t.state, t.deadline),
-    index('tasks_subject_idx').on(t.subjectJti),
+    index('tasks_subject_idx').on(t.subjectJti).where(sql`${t.subjectJti} IS NOT NULL`),
   ],
 );
 

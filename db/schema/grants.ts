@@ -89,11 +89,11 @@ export const issuedTokens = sqliteTable(
     authorizationDetails: text(),
   },
   (t) => [
-    index('issued_tokens_grant_idx').on(t.grantId),
+    // Partial: only tokens of a grant (a refresh family) are looked up by it.
+    index('issued_tokens_grant_idx').on(t.grantId).where(sql`${t.grantId} IS NOT NULL`),
     index('issued_tokens_exp_idx').on(t.expiresAt),
     index('issued_tokens_task_idx').on(t.taskId),
     index('issued_tokens_client_idx').on(t.clientId),
-    index('issued_tokens_status_idx').on(t.statusIdx),
     // The status list reads only revoked tokens: this index holds just those.
     index('issued_tokens_revoked_status_idx').on(t.statusIdx).where(sql`${t.revokedAt} IS NOT NULL`),
   ],
