@@ -10,7 +10,7 @@ import { type Dialect, setDialect } from './dialect.js';
 import { type PgHandle, pgConns } from './postgres.js';
 import * as schema from './schema/index.js';
 import { storageFailure, UnstorableTextError } from './storage-errors.js';
-import { type WalDurability, walDurability } from './wal-durability.js';
+import { type Flush, type WalDurability, walDurability } from './wal-durability.js';
 
 export type Schema = typeof schema;
 export type Drizzle = SqliteRemoteDatabase<Schema>;
@@ -73,15 +73,12 @@ export interface OpenOptions {
    */
   onGroupCommit?: (size: number, seconds: number) => void;
   /**
-   * Embedded file: sync the WAL inside COMMIT (`synchronous = FULL`) and checkpoint there, as
-   * SQLite does by default, instead of syncing off the event loop and checkpointing on a thread
-   * (db/wal-durability.ts; README "Running several processes").
+   * Embedded file: sync the WAL inside COMMIT (`synchronous = FULL`), as SQLite does by default,
+   * instead of after it on the thread pool (db/wal-durability.ts; README "Running several processes").
    */
   syncInCommit?: boolean;
   /** Embedded file: how the WAL is flushed after each commit (default `fs.fsync`); for tests. */
-  walFsync?: (fd: number) => Promise<void>;
-  /** Embedded file: told when the checkpoint thread stops (checkpoints go back inside COMMIT). */
-  onCheckpointerLost?: (reason: string) => void;
+  walFsync?: Flush;
   /** PostgreSQL: reading connections at most (default 10; the writer has one more). */
   poolSize?: number;
   /** PostgreSQL: milliseconds before the server cancels a statement (default 10 000). */
@@ -186,7 +183,6 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
         writer = nativeConn(path, true, {
           ...(opts.syncInCommit ? { syncInCommit: true } : {}),
           ...(opts.walFsync ? { fsync: opts.walFsync } : {}),
-          ...(opts.onCheckpointerLost ? { onCheckpointerLost: opts.onCheckpointerLost } : {}),
         });
       } catch (err) {
         reader.close();
@@ -503,28 +499,18 @@ function nativeConn(path: string, writes: boolean, opts: NativeOptions = {}): Co
   try {
     // WAL lets readers run beside the writer (set once per file, by the reading connection, which
     // may wait for the lock: nothing is served yet). Each commit is durable before we answer: the
-    // writer syncs the WAL off the event loop after COMMIT (db/wal-durability.ts), or, where it
+    // writer syncs the WAL on the thread pool after COMMIT (db/wal-durability.ts), or, where it
     // cannot, inside COMMIT (FULL).
     if (!writes) db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     if (!writes) db.pragma('busy_timeout = 0');
     if (writes && path !== ':memory:' && !opts.syncInCommit) {
-      wal = walDurability(path, {
-        ...(opts.fsync ? { fsync: opts.fsync } : {}),
-        onCheckpointerLost: (reason) => {
-          // Back to checkpoints inside COMMIT, so the WAL cannot grow without end.
-          db.pragma('wal_autocheckpoint = 1000');
-          opts.onCheckpointerLost?.(reason);
-        },
-      });
-      if (wal) {
-        db.pragma('synchronous = NORMAL');
-        db.pragma('wal_autocheckpoint = 0');
-      }
+      wal = walDurability(path, opts.fsync);
+      if (wal) db.pragma('synchronous = NORMAL');
     }
   } catch (err) {
-    void wal?.close();
+    wal?.close();
     db.close();
     throw err;
   }
@@ -564,14 +550,8 @@ function nativeConn(path: string, writes: boolean, opts: NativeOptions = {}): Co
     script: (sql) => whenUnlocked(() => void db.exec(sql)),
     begin: () => whenUnlocked(() => void db.exec('BEGIN IMMEDIATE')),
     commit: () => {
-      const t0 = performance.now();
       db.exec('COMMIT');
-      const g = globalThis as any;
-      g.__cm = (g.__cm ?? 0) + performance.now() - t0;
-      g.__cn = (g.__cn ?? 0) + 1;
-      if (!wal) return;
-      wal.committed();
-      return wal.sync();
+      return wal?.sync();
     },
     durable: () => wal?.sync(),
     rollback: () => {
@@ -579,13 +559,9 @@ function nativeConn(path: string, writes: boolean, opts: NativeOptions = {}): Co
     },
     // TRUNCATE leaves an empty -wal file; with this connection's zero busy timeout it gives up at
     // once when another process is reading, rather than holding up the stop.
-    checkpoint: async () => {
-      await wal?.close();
-      wal = null;
-      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
-    },
+    checkpoint: () => void db.exec('PRAGMA wal_checkpoint(TRUNCATE)'),
     close: () => {
-      void wal?.close();
+      wal?.close();
       cache.clear();
       db.close();
     },
@@ -594,8 +570,7 @@ function nativeConn(path: string, writes: boolean, opts: NativeOptions = {}): Co
 
 interface NativeOptions {
   syncInCommit?: boolean;
-  fsync?: (fd: number) => Promise<void>;
-  onCheckpointerLost?: (reason: string) => void;
+  fsync?: Flush;
 }
 
 /** Reader and writer over `@libsql/client`; the writer runs in the transaction `begin` opened. */

@@ -95,7 +95,6 @@ async function openChecked(config: Config, log: Logger, metrics: Metrics): Promi
       poolSize: config.db.poolSize,
       statementTimeoutMs: config.db.statementTimeoutMs,
       syncInCommit: config.db.syncInCommit,
-      onCheckpointerLost: (reason) => log.warn('database.checkpointer_lost', { db: name, reason }),
       onEmpty: () => refuseEmpty('empty'),
       onGroupCommit: (size, seconds) => metrics.groupCommitted(size, seconds),
     });
