@@ -4,7 +4,7 @@ import {
   actorAudience,
   CLIENT_ASSERTION_TYPE,
   JWT_TYP,
-  verifyJwtSignatureAsync,
+  verifyJwtSignature,
 } from '@errand/protocol';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { type AssuranceLevel, type Client, isConfidential } from '../core/client.js';
@@ -233,8 +233,7 @@ export class ClientAuthenticator {
     // The common case (ES256/EdDSA, a known key) is checked on node:crypto; anything else by jose.
     const known = this.deps.keys.knownKey(client, header.kid, header.alg);
     if (known) {
-      // On the thread pool: the event loop goes on with other requests meanwhile.
-      const verified = await verifyJwtSignatureAsync(jwt, (kid, alg) =>
+      const verified = verifyJwtSignature(jwt, (kid, alg) =>
         kid === header.kid && alg === header.alg ? known : undefined,
       );
       const problem = verified ? claimsProblem(verified.payload, use, clientId, now, this.deps.clockSkew) : null;

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { DPOP, JWT_TYP, verifyJwtSignatureAsync } from '@errand/protocol';
+import { DPOP, JWT_TYP, verifyJwtSignature } from '@errand/protocol';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, type JWK, jwtVerify } from 'jose';
 import { z } from 'zod';
 
@@ -166,7 +166,7 @@ export async function verifyDpopProof(check: DpopProofCheck): Promise<DpopResult
   const key = header.alg === 'ES256' || header.alg === 'EdDSA' ? curveKey(jwk, header.alg) : null;
   if (key) {
     // ES256 and EdDSA (nearly every proof) are checked on node:crypto, with the rules jose applies.
-    const verified = await verifyJwtSignatureAsync(proof, (_kid, alg) => (alg === header.alg ? key : undefined), {
+    const verified = verifyJwtSignature(proof, (_kid, alg) => (alg === header.alg ? key : undefined), {
       kidOptional: true,
     });
     if (!verified || !timesAcceptable(verified.payload, check.now, skew)) {

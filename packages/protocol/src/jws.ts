@@ -113,63 +113,7 @@ export function verifyJwtSignature(
   }
 }
 
-/**
- * `verifyJwtSignature` with the signature check itself on libuv's thread pool (node:crypto's
- * asynchronous form): the same rules and result, while the event loop serves other requests. For a
- * server's hot path, where the thread pool has a core the event loop is not using.
- */
-export async function verifyJwtSignatureAsync(
-  token: string,
-  resolveKey: KeyResolver,
-  opts: { kidOptional?: boolean } = {},
-): Promise<VerifiedJws | null> {
-  let checked: Checkable | null;
-  try {
-    checked = checkable(token, resolveKey, opts.kidOptional === true);
-  } catch {
-    return null;
-  }
-  if (!checked) return null;
-  const c = checked;
-  const valid = await new Promise<boolean>((resolve) => {
-    const done = (err: Error | null, ok: boolean) => resolve(!err && ok);
-    try {
-      if (c.alg === 'ES256') verify('sha256', c.data, { key: c.key, dsaEncoding: 'ieee-p1363' }, c.signature, done);
-      else verify(null, c.data, c.key, c.signature, done);
-    } catch {
-      resolve(false);
-    }
-  });
-  return valid ? verified(c) : null;
-}
-
-/** A JWS whose form, header and key passed every rule: only the signature is left to check. */
-interface Checkable {
-  alg: SigningAlg;
-  key: KeyObject;
-  data: Buffer;
-  signature: Buffer;
-  header: Record<string, unknown>;
-  payloadBytes: Buffer;
-}
-
 function verifyOrNull(token: string, resolveKey: KeyResolver, kidOptional: boolean): VerifiedJws | null {
-  const c = checkable(token, resolveKey, kidOptional);
-  if (!c) return null;
-  const valid =
-    c.alg === 'ES256'
-      ? verify('sha256', c.data, { key: c.key, dsaEncoding: 'ieee-p1363' }, c.signature)
-      : verify(null, c.data, c.key, c.signature);
-  return valid ? verified(c) : null;
-}
-
-function verified(c: Checkable): VerifiedJws | null {
-  const payload = parseJsonObject(c.payloadBytes);
-  if (!payload) return null;
-  return { header: c.header as JwsHeader, payload };
-}
-
-function checkable(token: string, resolveKey: KeyResolver, kidOptional: boolean): Checkable | null {
   if (typeof token !== 'string') return null;
   // RFC 7515 §7.1: compact serialisation is exactly three parts; five would be a JWE.
   const parts = token.split('.');
@@ -200,7 +144,15 @@ function checkable(token: string, resolveKey: KeyResolver, kidOptional: boolean)
 
   // RFC 7515 §5.2: the signature covers the ASCII of the encoded header and payload as received.
   const data = Buffer.from(`${encodedHeader}.${encodedPayload}`, 'ascii');
-  return { alg, key, data, signature, header, payloadBytes };
+  const valid =
+    alg === 'ES256'
+      ? verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
+      : verify(null, data, key, signature);
+  if (!valid) return null;
+
+  const payload = parseJsonObject(payloadBytes);
+  if (!payload) return null;
+  return { header: header as JwsHeader, payload };
 }
 
 function buildJwsKey(kid: string, alg: SigningAlg, privateKey: KeyObject, publicKey: KeyObject): JwsKey {
