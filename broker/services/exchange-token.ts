@@ -209,12 +209,10 @@ export class ExchangeService {
         resourceMinAssurance,
       });
 
-    const first = decide(deps.clock.now(), subject.parent, subject.delegation, named);
     const where = whereOf(subject);
-    if (!first.ok) return this.refuse(first.denial, input, actor, where);
-
-    // Decide again inside the write transaction: a task may have ended or a delegation been
-    // revoked since, and ending and exchanging are serialized by the database.
+    // Decided once, inside the write transaction: a task may have ended or a delegation been
+    // revoked since the subject was read, and ending and exchanging are serialized by the database.
+    // A refusal writes nothing there (its audit event is written by `refuse`).
     const outcome = await deps.db.write(async (tx): Promise<{ ok: ExchangeResponse } | { denial: Denial }> => {
       const now = deps.clock.now();
       const delegation = await deps.delegations.get(subject.delegation.id, tx);
