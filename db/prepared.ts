@@ -4,7 +4,7 @@
  */
 import { type Column, eq, getTableColumns, Param, Placeholder, sql } from 'drizzle-orm';
 import type { SQLiteColumn, SQLiteTable } from 'drizzle-orm/sqlite-core';
-import { type Drizzle, rawStatementOf } from './open.js';
+import { type Drizzle, type RawStatement, rawStatementOf } from './open.js';
 
 /** A value built on first use with each handle, then reused for that handle. */
 export function perHandle<P>(build: (d: Drizzle) => P): (d: Drizzle) => P {
@@ -41,6 +41,12 @@ function built(query: { sql: string; params: unknown[] }): Built {
   };
 }
 
+function runner(d: Drizzle): RawStatement {
+  const raw = rawStatementOf(d);
+  if (!raw) throw new Error('a prepared statement needs a database handle made by openDb');
+  return raw;
+}
+
 function bind(b: Built, values: Record<string, unknown>): unknown[] {
   return b.params.map((p) => {
     if ('value' in p) return p.value;
@@ -59,13 +65,10 @@ export function selectOneBy<T extends SQLiteTable>(table: T, column: SQLiteColum
       .from(table as SQLiteTable)
       .where(eq(column, sql.placeholder('key')))
       .limit(1);
-  const on = perHandle((d) => query(d).prepare());
   const statement = perHandle((d) => built(query(d).toSQL()));
   return async (d: Drizzle, key: string): Promise<T['$inferSelect'] | undefined> => {
-    const raw = rawStatementOf(d);
-    if (!raw) return (await on(d).get({ key })) as T['$inferSelect'] | undefined;
     const b = statement(d);
-    const { rows } = await raw(b.sql, bind(b, { key }), 'get');
+    const { rows } = await runner(d)(b.sql, bind(b, { key }), 'get');
     const row = rows as unknown[] | undefined;
     if (!row) return undefined;
     // The columns come back in the table's order (select() names them all, in that order), each
@@ -92,7 +95,6 @@ export function insertRow<T extends SQLiteTable>(table: T, opts: { ignoreConflic
       .values(Object.fromEntries(columns.map(([key]) => [key, sql.placeholder(key)])) as never);
     return opts.ignoreConflict ? insert.onConflictDoNothing() : insert;
   };
-  const on = perHandle((d) => query(d).prepare());
   const statement = perHandle((d) => built(query(d).toSQL()));
   return async (d: Drizzle, row: T['$inferInsert']): Promise<unknown> => {
     const values: Record<string, unknown> = {};
@@ -100,9 +102,7 @@ export function insertRow<T extends SQLiteTable>(table: T, opts: { ignoreConflic
       const v = (row as Record<string, unknown>)[key];
       values[key] = v !== undefined ? v : column.defaultFn ? column.defaultFn() : (column.default ?? null);
     }
-    const raw = rawStatementOf(d);
-    if (!raw) return on(d).run(values);
     const b = statement(d);
-    return raw(b.sql, bind(b, values), 'run');
+    return runner(d)(b.sql, bind(b, values), 'run');
   };
 }
