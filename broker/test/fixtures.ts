@@ -14,6 +14,7 @@ import {
 } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { expect } from 'vitest';
+import { type Db, openDb } from '../../db/open.js';
 import { dropTestDatabase, testDatabaseUrl } from '../../e2e/postgres/databases.js';
 import { type Broker, buildBroker } from '../broker.js';
 import { loadConfig } from '../config.js';
@@ -78,6 +79,21 @@ export async function freePort(): Promise<number> {
 export async function dbEnv(dir: string): Promise<Record<string, string>> {
   const url = await testDatabaseUrl(dir);
   return url ? { ERRAND_DB_URL: url } : {};
+}
+
+/**
+ * Two handles on one new database (a file in a temp directory, or in the PostgreSQL run a server
+ * database): two nodes' connections. What to undo afterwards is pushed onto `cleanup`.
+ */
+export async function twoDbHandles(cleanup: (() => Promise<unknown> | unknown)[]): Promise<[Db, Db]> {
+  const dir = mkdtempSync(join(tmpdir(), 'errand-handles-'));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  const url = (await dbEnv(dir)).ERRAND_DB_URL ?? `file:${dir}/errand.db`;
+  const a = await openDb(url);
+  cleanup.push(() => a.close());
+  const b = await openDb(url);
+  cleanup.push(() => b.close());
+  return [a, b];
 }
 
 /**

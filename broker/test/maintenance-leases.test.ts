@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Db, openDb } from '../../db/open.js';
 import { issuedTokens, maintenanceLeases } from '../../db/schema/index.js';
 import { LEASE_CLOCK_LEEWAY, MaintenanceLeaseStore } from '../../db/stores/maintenance-lease-store.js';
-import { dbEnv, startBroker, type TestBroker, TestClock } from './fixtures.js';
+import { dbEnv, startBroker, type TestBroker, TestClock, twoDbHandles } from './fixtures.js';
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -19,16 +19,7 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-/** Two handles on one database (the file, or in the PostgreSQL run a server database): two nodes' connections. */
-async function twoHandles(): Promise<[Db, Db]> {
-  const dir = await tempDir();
-  const url = (await dbEnv(dir)).ERRAND_DB_URL ?? `file:${dir}/errand.db`;
-  const a = await openDb(url);
-  cleanup.push(() => a.close());
-  const b = await openDb(url);
-  cleanup.push(() => b.close());
-  return [a, b];
-}
+const twoHandles = () => twoDbHandles(cleanup);
 
 const JOBS = [
   { job: 'retention', period: 30 },

@@ -1,11 +1,6 @@
-import { rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Db, openDb } from '../../db/open.js';
 import { TaskStore } from '../../db/stores/task-store.js';
-import { dbEnv } from './fixtures.js';
+import { twoDbHandles } from './fixtures.js';
 
 /**
  * Status list indexes are handed out from blocks each process reserves (db/stores/task-store.ts):
@@ -17,17 +12,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
 });
 
-/** Two handles on one database (the file, or in the PostgreSQL run a server database): two nodes. */
-async function twoHandles(): Promise<[Db, Db]> {
-  const dir = await mkdtemp(join(tmpdir(), 'errand-status-idx-'));
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const url = (await dbEnv(dir)).ERRAND_DB_URL ?? `file:${dir}/errand.db`;
-  const a = await openDb(url);
-  cleanup.push(() => a.close());
-  const b = await openDb(url);
-  cleanup.push(() => b.close());
-  return [a, b];
-}
+const twoHandles = () => twoDbHandles(cleanup);
 
 describe('status list indexes', () => {
   it('are unique across two handles allocating at once, and all within the allocated extent', async () => {
