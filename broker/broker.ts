@@ -9,6 +9,7 @@ import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
 import { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
 import { type LeasedJob, MaintenanceLeaseStore } from '../db/stores/maintenance-lease-store.js';
+import { PolicyStore } from '../db/stores/policy-store.js';
 import { REVOCATION_CHANNEL, RevocationLogStore } from '../db/stores/revocation-log-store.js';
 import { TaskStore } from '../db/stores/task-store.js';
 import { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
@@ -39,6 +40,7 @@ import { ensureBuiltInResources } from './services/built-in-resources.js';
 import { DelegationService } from './services/delegations.js';
 import { ExchangeService } from './services/exchange-token.js';
 import { openInstallation, StartupError } from './services/open-installation.js';
+import { PolicyEngine } from './services/policy/policy-engine.js';
 import { RateLimiter } from './services/rate-limit.js';
 import { ResourceAccess } from './services/resource-access.js';
 import { RetentionService } from './services/retention.js';
@@ -275,6 +277,18 @@ export async function buildBroker(
     limits: delegationLimits(config),
   });
   const statusLists = new StatusLists({ tasks, minter, issuer: config.issuer, ttl: config.statusList.ttl, clock });
+  const policyStore = new PolicyStore(db);
+  const policy = new PolicyEngine({
+    db,
+    store: policyStore,
+    users,
+    clients,
+    audit,
+    clock,
+    log,
+    refreshInterval: config.policy.refreshInterval,
+  });
+  await policy.refresh();
   const exchange = new ExchangeService({
     db,
     clients,
@@ -289,6 +303,7 @@ export async function buildBroker(
     ruleDelegationTtl: config.delegation.defaultTtl,
     statusRef: (idx) => statusLists.ref(idx),
     metrics,
+    policy,
   });
   const userLookup = new UserLookup({
     users,
@@ -329,6 +344,8 @@ export async function buildBroker(
   );
 
   const deps: Engine = {
+    policy,
+    policyStore,
     config,
     clock,
     log,

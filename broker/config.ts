@@ -162,6 +162,7 @@ export const EnvSchema = z.object({
   ERRAND_ASSERTION_MAX_LIFETIME: seconds(10, 3600).default(300),
   ERRAND_CLOCK_SKEW: seconds(0, 300).default(30),
   ERRAND_CLOCK_JUMP_HOLD: seconds(0, 7 * DAY).default(3600),
+  ERRAND_POLICY_REFRESH: seconds(1, 300).default(2),
   ERRAND_TASK_MAX_TTL: seconds(60, 7 * DAY).default(3600),
   ERRAND_DELEGATION_DEFAULT_TTL: seconds(60, 365 * DAY).default(DAY),
   ERRAND_DELEGATION_MAX_TTL: seconds(60, 365 * DAY).default(30 * DAY),
@@ -324,6 +325,8 @@ export interface Config {
   retention: { tokens: number; tasks: number; audit: number };
   /** Longest time a forward jump of the wall clock holds back time-based upkeep (README "Clock skew and clock jumps"). */
   maintenance: { clockJumpHold: number };
+  /** Organisation policies: how often a process looks for a version another process published (README "Organisation policies"). */
+  policy: { refreshInterval: number };
   /** Sign-in federated to an upstream OpenID Connect provider; null when ERRAND_OIDC_ISSUER is unset. */
   oidc: {
     issuer: string;
@@ -636,6 +639,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       audit: e.ERRAND_RETENTION_AUDIT,
     },
     maintenance: { clockJumpHold: e.ERRAND_CLOCK_JUMP_HOLD },
+    policy: { refreshInterval: e.ERRAND_POLICY_REFRESH },
     oidc:
       e.ERRAND_OIDC_ISSUER && e.ERRAND_OIDC_CLIENT_ID && e.ERRAND_OIDC_CLIENT_SECRET
         ? {

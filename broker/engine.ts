@@ -5,6 +5,7 @@ import type { ClientStore } from '../db/stores/client-store.js';
 import type { DelegationStore } from '../db/stores/delegation-store.js';
 import type { GrantStore } from '../db/stores/grant-store.js';
 import type { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
+import type { PolicyStore } from '../db/stores/policy-store.js';
 import type { TaskStore } from '../db/stores/task-store.js';
 import type { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
 import type { UserStore } from '../db/stores/user-store.js';
@@ -20,6 +21,7 @@ import type { Logger } from './log.js';
 import type { AgentOps } from './services/agent-ops.js';
 import type { DelegationLimits, DelegationService } from './services/delegations.js';
 import type { ExchangeService } from './services/exchange-token.js';
+import type { PolicyEngine } from './services/policy/policy-engine.js';
 import type { ResourceAccess } from './services/resource-access.js';
 import type { RevocationFeed } from './services/revocation-feed.js';
 import type { StatusLists } from './services/status-lists.js';
@@ -36,6 +38,10 @@ import type { KeyRing } from './tokens/key-ring.js';
  * composition root, which alone builds this (`broker.ts`).
  */
 export interface Engine {
+  /** The organisation's policies, asked after the delegation rules at every decision (README "Organisation policies"). */
+  policy: PolicyEngine;
+  /** Saved policy versions and people's groups. */
+  policyStore: PolicyStore;
   config: Config;
   clock: Clock;
   log: Logger;

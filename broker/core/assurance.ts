@@ -18,3 +18,8 @@ export function meetsAssurance(
 ): boolean {
   return !required || rank(actual) >= rank(required);
 }
+
+/** A level as a number for policies (README "Organisation policies"): 0 for none, 1–3 for NHI-AAL1..3. */
+export function assuranceNumber(level: AssuranceLevel | null | undefined): number {
+  return rank(level) + 1;
+}

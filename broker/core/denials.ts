@@ -24,6 +24,7 @@ export type Denial =
   | { reason: 'not_delegated_for_user'; clientId: string; audience: string }
   /** On-behalf-of: the user's access token was revoked while the exchange was being decided. */
   | { reason: 'subject_revoked' }
+  | PolicyDenial
   | {
       reason: 'assurance_too_low';
       required: AssuranceLevel;
@@ -31,6 +32,17 @@ export type Denial =
       /** What sets the minimum: the delegation, or the resource the token is for. */
       by: 'delegation' | 'resource';
     };
+
+/**
+ * The organisation's policies refused what the delegation rules allowed (README "Organisation
+ * policies"): the forbid policies that denied it, or none when no permit applied.
+ */
+export interface PolicyDenial {
+  reason: 'policy_denied';
+  action: string;
+  version: number;
+  policies: string[];
+}
 
 export type Decision<T> = { ok: true; value: T } | { ok: false; denial: Denial };
 
@@ -82,6 +94,9 @@ export function denialToError(d: Denial): OAuthError {
       );
     case 'subject_revoked':
       return new OAuthError('invalid_request', 'subject_token is invalid, expired or revoked');
+    case 'policy_denied':
+      // RFC 6749 §5.2 answers 400 at the token endpoint; the description names the deciding policies.
+      return new OAuthError('access_denied', policyDenialText(d), { status: 400 });
     case 'assurance_too_low':
       // Say which minimum applies and what the agent has, so its operator can act.
       return new OAuthError(
@@ -89,4 +104,12 @@ export function denialToError(d: Denial): OAuthError {
         `the ${d.by} requires assurance level ${d.required}; the acting agent authenticated at ${d.actual ?? 'no level'} (use a workload identity from a trusted issuer)`,
       );
   }
+}
+
+/** What a policy denial says: the policies by id and their version, or that none permits. */
+export function policyDenialText(d: PolicyDenial): string {
+  const version = d.version === 0 ? 'the built-in default policies' : `policy version ${d.version}`;
+  return d.policies.length > 0
+    ? `denied by organisation policy ${d.policies.map((p) => `"${p}"`).join(', ')} (${version})`
+    : `no organisation policy permits ${d.action} here (${version})`;
 }

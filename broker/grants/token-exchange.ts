@@ -58,6 +58,9 @@ export function tokenExchangeGrant(deps: {
         client,
         actor: actor === ctx.client ? null : actor.client,
         actorAssurance: actor.assurance,
+        actorWorkload: actor.workload ?? null,
+        address: ctx.address ?? null,
+        door: 'token',
         // RFC 9449: the token is bound to the key of this request's proof, the requester's own key.
         dpopJkt: ctx.dpop?.jkt ?? null,
         subjectToken: p.subject_token,

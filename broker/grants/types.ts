@@ -9,6 +9,8 @@ export interface GrantContext {
   dpop: DpopBinding | null;
   log: Logger;
   requestId: string;
+  /** The client's address (README "Behind a reverse proxy"), for policies and audit events. */
+  address?: string;
 }
 
 export interface TokenResponse {

@@ -10,6 +10,7 @@ import { decodeJwt, decodeProtectedHeader, type JWTPayload, errors as joseErrors
 import { type AssuranceLevel, type Client, isConfidential } from '../core/client.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
+import type { WorkloadClaims } from '../core/workload-claims.js';
 import type { Logger } from '../log.js';
 import { hashSecret, safeEqual } from '../tokens/random.js';
 import type { ClientDirectory } from './client-directory.js';
@@ -39,6 +40,8 @@ export interface AuthenticatedClient {
    * registered by hand (NHI-AAL1), nothing for a public client.
    */
   assurance: AssuranceLevel | null;
+  /** With workload identity federation: what the workload token attested (policies read it). */
+  workload?: WorkloadClaims;
 }
 
 /** The credentials a request carries, before any of them is checked. */
@@ -334,6 +337,7 @@ export class ClientAuthenticator {
       client: { ...client, recordedAssurance: rule.assurance, trustedIssuerId: issuer.id },
       method: AUTH_METHOD.workloadFederation,
       assurance: rule.assurance,
+      workload: identity.claims,
     };
   }
 }

@@ -6,6 +6,7 @@ import type { TrustedIssuerStore } from '../../db/stores/trusted-issuer-store.js
 import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
 import { matchWorkloadRule, spiffeTrustDomain, type TrustedIssuer, type WorkloadRule } from '../core/trusted-issuer.js';
+import { type WorkloadClaims, workloadClaimsOf } from '../core/workload-claims.js';
 import type { Logger } from '../log.js';
 import { ClientKeyError, type ClientKeys } from './client-keys.js';
 import { SafeFetchError, safeFetch } from './safe-fetch.js';
@@ -28,6 +29,8 @@ export interface WorkloadIdentity {
   issuer: TrustedIssuer;
   rule: WorkloadRule;
   subject: string;
+  /** What the token attested about the workload (namespace, service account, image, repository). */
+  claims: WorkloadClaims;
 }
 
 /** A refusal whose message is safe to return to the caller. */
@@ -177,7 +180,12 @@ export class WorkloadVerifier {
     if (!(await this.deps.remember(`wif:${issuer.id}`, jti, exp + clockSkew, now))) {
       throw new WorkloadError('the workload token has already been used');
     }
-    return { issuer, rule, subject };
+    return {
+      issuer,
+      rule,
+      subject,
+      claims: workloadClaimsOf(issuer.issuer, subject, payload as Record<string, unknown>),
+    };
   }
 
   /** The issuer's registered keys, or (OIDC, Kubernetes, CI) the JWKS its metadata names. */

@@ -2,7 +2,7 @@ import { CLAIM, formatScope, JWT_TYP, parseScope, TOKEN_TYPE, toActClaim } from 
 import { type Attributes, trace } from '@opentelemetry/api';
 import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
-import type { ClientStore } from '../../db/stores/client-store.js';
+import type { ClientStore, Resource } from '../../db/stores/client-store.js';
 import type { DelegationStore, StoredDelegation } from '../../db/stores/delegation-store.js';
 import type { GrantStore, IssuedToken } from '../../db/stores/grant-store.js';
 import type { TaskStore } from '../../db/stores/task-store.js';
@@ -14,11 +14,14 @@ import { OAuthError } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
 import { isLive, type Task } from '../core/task.js';
+import type { WorkloadClaims } from '../core/workload-claims.js';
 import { inSpan, SPAN_ATTR } from '../telemetry/tracing.js';
 import { actorClaims, type TokenMinter, tokenTypeFor } from '../tokens/access-token.js';
 import { newId } from '../tokens/random.js';
 import type { TaskDetail } from './authorization-details.js';
 import { type OnBehalfOf, readUserSubject } from './on-behalf-of.js';
+import type { PolicyDoor } from './policy/entities.js';
+import { type PolicyEngine, policyDenial } from './policy/policy-engine.js';
 
 export interface ExchangeDeps {
   db: Db;
@@ -37,6 +40,8 @@ export interface ExchangeDeps {
   statusRef: (globalIdx: number) => { uri: string; idx: number };
   /** Counts denials by reason (README "Metrics and traces"). */
   metrics?: Metrics;
+  /** The organisation's policies, asked after the delegation rules (README "Organisation policies"). */
+  policy: PolicyEngine;
 }
 
 export interface ExchangeInput {
@@ -57,6 +62,11 @@ export interface ExchangeInput {
   actorAssurance: AssuranceLevel | null;
   /** The key of the request's DPoP proof: the issued token is bound to it (RFC 9449 §6.1). */
   dpopJkt?: string | null;
+  /** What the acting agent's workload token attested in this request, if it authenticated with one. */
+  actorWorkload?: WorkloadClaims | null;
+  /** The caller's address and the door it came through, for policies (`context.source_address`, `context.door`). */
+  address?: string | null;
+  door?: PolicyDoor;
 }
 
 export interface ExchangeResponse {
@@ -187,8 +197,11 @@ export class ExchangeService {
     const { actorAssurance } = input;
     // Minimum levels of the resources the subject covers (README "Assurance levels"), checked by `attenuate`.
     const resourceMinAssurance: Record<string, AssuranceLevel | null> = {};
+    const resources = new Map<string, Resource>();
     for (const url of Object.keys(subject.parent.grants)) {
-      resourceMinAssurance[url] = (await deps.clients.getResource(url))?.minAssurance ?? null;
+      const resource = await deps.clients.getResource(url);
+      if (resource) resources.set(url, resource);
+      resourceMinAssurance[url] = resource?.minAssurance ?? null;
     }
     const request = {
       audience: input.audience,
@@ -228,6 +241,17 @@ export class ExchangeService {
       const parent = { ...subject.parent, task: parentTask };
       const decision = decide(now, parent, delegation, namedNow);
       if (!decision.ok) return { denial: decision.denial };
+      // The organisation's policies, after the delegation rules and never instead of them.
+      const refused = await this.askPolicy(
+        input,
+        actor,
+        delegation,
+        decision.value,
+        resources,
+        parentTask ?? namedNow,
+        now,
+      );
+      if (refused) return { denial: refused };
       return {
         ok: await this.issue(tx, decision.value, delegation, actor, input, now, subject.onBehalfOf, parentTask),
       };
@@ -239,6 +263,49 @@ export class ExchangeService {
       'errand.exchange.outcome': 'issued',
     });
     return outcome.ok;
+  }
+
+  /**
+   * Asks the policies about the planned token: `exchange` for a root task, `hand_off` for a sub-task
+   * (depth > 0), with the actor as principal and the token's resource. Returns the denial, if any.
+   */
+  private async askPolicy(
+    input: ExchangeInput,
+    actor: Client,
+    delegation: StoredDelegation,
+    plan: ExchangePlan,
+    resources: Map<string, Resource>,
+    /** The task this exchange continues (the parent of a new sub-task, or the named task). */
+    continued: Task | null,
+    now: number,
+  ): Promise<Denial | null> {
+    const { policy, clients } = this.deps;
+    const depth = plan.task.kind === 'new' ? plan.task.depth : plan.task.task.depth;
+    const action = depth > 0 ? 'hand_off' : 'exchange';
+    const actorFacts = { client: actor, assurance: input.actorAssurance, workload: input.actorWorkload ?? null };
+    const resource = resources.get(plan.audience) ?? { url: plan.audience, name: plan.audience, minAssurance: null };
+    const verdict = await policy.decideLoading(
+      { action, principal: { agent: actorFacts }, resource: { resource }, requestId: input.requestId },
+      async () => {
+        const user = await policy.userFacts(delegation.userId);
+        // The delegated agent, when another acts below it: its registration, no level it did not show here.
+        const delegated = delegation.agentId === actor.id ? null : await clients.get(delegation.agentId);
+        return {
+          user: user ?? { id: delegation.userId, username: '', role: 'user', groups: [] },
+          agent: delegated ? { client: delegated, assurance: null, workload: null } : actorFacts,
+          actorChain: plan.actorChain,
+          depth,
+          scopes: plan.scope,
+          tools: (plan.details ?? []).flatMap((d) => d.actions),
+          taskAge: continued ? now - continued.createdAt : 0,
+          now,
+          address: input.address ?? null,
+          dpopBound: Boolean(input.dpopJkt),
+          door: input.door ?? 'token',
+        };
+      },
+    );
+    return verdict.allowed ? null : policyDenial(verdict, action);
   }
 
   private async issue(
@@ -376,6 +443,9 @@ export class ExchangeService {
           reason: denial.reason,
           requestId: input.requestId,
           details: {
+            ...(denial.reason === 'policy_denied'
+              ? { policy_version: denial.version, policies: denial.policies, action: denial.action }
+              : {}),
             ...(denial.reason === 'assurance_too_low'
               ? { required: denial.required, actual: denial.actual, by: denial.by }
               : {}),

@@ -6,5 +6,6 @@ export * from './federation.js';
 export * from './grants.js';
 export * from './keys.js';
 export * from './maintenance.js';
+export * from './policies.js';
 export * from './revocations.js';
 export * from './users.js';

@@ -34,6 +34,7 @@ export function tokenRoutes(deps: {
       dpop,
       log: c.var.log,
       requestId: c.var.requestId,
+      address: c.var.address,
     });
     await deps.touch(client.client);
     c.var.log.info('token.issued', {

@@ -1,0 +1,111 @@
+import { and, desc, eq, inArray, max } from 'drizzle-orm';
+import type { Db, Tx } from '../open.js';
+import { policyVersions, userGroups } from '../schema/index.js';
+import { parseJson, toJson } from './json.js';
+
+export type PolicyStatus = 'draft' | 'shadow' | 'published' | 'retired';
+
+/** One saved version of the organisation's policy set (README "Organisation policies"). */
+export interface PolicyVersion {
+  version: number;
+  text: string;
+  /** The policy tests saved with it (their shape is the policy service's `PolicyTest`). */
+  tests: unknown[];
+  status: PolicyStatus;
+  comment: string | null;
+  createdBy: string;
+  createdAt: number;
+  changedBy: string | null;
+  changedAt: number | null;
+}
+
+type Row = typeof policyVersions.$inferSelect;
+
+const toVersion = (r: Row): PolicyVersion => ({ ...r, tests: parseJson<unknown[]>(r.tests, []) });
+
+/** The heads a process enforces: the published version and the one in shadow, if any. */
+export interface PolicyHeads {
+  published: number | null;
+  shadow: number | null;
+}
+
+export class PolicyStore {
+  constructor(private readonly db: Db) {}
+
+  async heads(): Promise<PolicyHeads> {
+    const rows = await this.db.q
+      .select({ version: policyVersions.version, status: policyVersions.status })
+      .from(policyVersions)
+      .where(inArray(policyVersions.status, ['published', 'shadow']));
+    return {
+      published: rows.find((r) => r.status === 'published')?.version ?? null,
+      shadow: rows.find((r) => r.status === 'shadow')?.version ?? null,
+    };
+  }
+
+  async get(version: number, tx?: Tx): Promise<PolicyVersion | null> {
+    const [row] = await (tx ?? this.db.q)
+      .select()
+      .from(policyVersions)
+      .where(eq(policyVersions.version, version))
+      .limit(1);
+    return row ? toVersion(row) : null;
+  }
+
+  /** Newest first. */
+  async list(limit = 100): Promise<PolicyVersion[]> {
+    return (await this.db.q.select().from(policyVersions).orderBy(desc(policyVersions.version)).limit(limit)).map(
+      toVersion,
+    );
+  }
+
+  /** Saves a new draft; its number is one above the highest so far (writes are serialized). */
+  async insertDraft(
+    v: Pick<PolicyVersion, 'text' | 'tests' | 'comment' | 'createdBy' | 'createdAt'>,
+    tx: Tx,
+  ): Promise<number> {
+    const [row] = await tx.select({ top: max(policyVersions.version) }).from(policyVersions);
+    const version = (row?.top ?? 0) + 1;
+    await tx.insert(policyVersions).values({
+      version,
+      text: v.text,
+      tests: toJson(v.tests),
+      status: 'draft',
+      comment: v.comment,
+      createdBy: v.createdBy,
+      createdAt: v.createdAt,
+      changedBy: null,
+      changedAt: null,
+    });
+    return version;
+  }
+
+  /** Moves every version in `from` to `to` (retiring a published one, dropping a shadow back to draft). */
+  async demote(from: PolicyStatus, to: PolicyStatus, tx: Tx): Promise<void> {
+    await tx.update(policyVersions).set({ status: to }).where(eq(policyVersions.status, from));
+  }
+
+  async setStatus(version: number, status: PolicyStatus, by: string, at: number, tx: Tx): Promise<void> {
+    await tx
+      .update(policyVersions)
+      .set({ status, changedBy: by, changedAt: at })
+      .where(eq(policyVersions.version, version));
+  }
+
+  /** A person's groups (local and upstream), sorted, without repeats. */
+  async groupsOf(userId: string): Promise<string[]> {
+    const rows = await this.db.q
+      .select({ group: userGroups.group })
+      .from(userGroups)
+      .where(eq(userGroups.userId, userId));
+    return [...new Set(rows.map((r) => r.group))].sort();
+  }
+
+  /** Replaces the groups of one source (an administrator's list, or the upstream provider's claim). */
+  async setGroups(userId: string, source: 'local' | 'upstream', groups: string[], tx: Tx): Promise<void> {
+    await tx.delete(userGroups).where(and(eq(userGroups.userId, userId), eq(userGroups.source, source)));
+    if (groups.length > 0) {
+      await tx.insert(userGroups).values([...new Set(groups)].map((group) => ({ userId, group, source })));
+    }
+  }
+}
