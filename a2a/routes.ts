@@ -135,7 +135,7 @@ export function a2aRoutes(
         c.var.log.info('a2a.token_rejected', { description: verified.failure.description });
       return challenge(c, verified.failure);
     }
-    const { caller } = verified;
+    const caller = { ...verified.caller, door: 'a2a' as const, address: c.var.address };
 
     const header = c.req.header(A2A_VERSION_HEADER) || undefined;
     const contentType = c.req.header('content-type')?.split(';', 1)[0]?.trim().toLowerCase();

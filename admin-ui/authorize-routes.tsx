@@ -142,6 +142,7 @@ export function authorizeRoutes(deps: AuthorizeDeps & { issuer: string; users: P
         approve,
         ...(approve && request.delegation ? { approval: approvalFromForm(body, request.delegation) } : {}),
         requestId: c.var.requestId,
+        address: c.var.address,
       });
     } catch (err) {
       if (!(err instanceof OAuthError) || err.status >= 500) throw err;

@@ -179,7 +179,10 @@ export function pageRoutes(deps: Engine) {
     const d = await deps.delegations.get(c.req.param('id'));
     if (!d || d.userId !== me(c).id) throw new OAuthError('not_found', 'no such request');
     try {
-      await deps.delegationService.approve(me(c).id, d.id, approvalFromForm(body, d.requested), c.var.requestId);
+      await deps.delegationService.approve(me(c).id, d.id, approvalFromForm(body, d.requested), c.var.requestId, {
+        door: 'web',
+        address: c.var.address,
+      });
     } catch (err) {
       if (err instanceof OAuthError && err.status < 500) return requestsPage(c, { error: err.message }, 400);
       throw err;

@@ -264,19 +264,6 @@ export async function buildBroker(
     box,
     remember: (key, until, now) => clients.rememberAssertion('dpop', key, until, now),
   });
-  const delegationService = new DelegationService({
-    db,
-    clients,
-    users,
-    delegations,
-    tasks,
-    taskService,
-    audit,
-    minter,
-    clock,
-    limits: delegationLimits(config),
-  });
-  const statusLists = new StatusLists({ tasks, minter, issuer: config.issuer, ttl: config.statusList.ttl, clock });
   const policyStore = new PolicyStore(db);
   const policy = new PolicyEngine({
     db,
@@ -289,6 +276,20 @@ export async function buildBroker(
     refreshInterval: config.policy.refreshInterval,
   });
   await policy.refresh();
+  const delegationService = new DelegationService({
+    db,
+    clients,
+    users,
+    delegations,
+    tasks,
+    taskService,
+    audit,
+    minter,
+    clock,
+    limits: delegationLimits(config),
+    policy,
+  });
+  const statusLists = new StatusLists({ tasks, minter, issuer: config.issuer, ttl: config.statusList.ttl, clock });
   const exchange = new ExchangeService({
     db,
     clients,

@@ -7,12 +7,14 @@ import type { DelegationStatus } from '../core/delegation.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import type { Task, TerminalState } from '../core/task.js';
+import type { WorkloadClaims } from '../core/workload-claims.js';
 import type { ClientAuthenticator } from '../identity/client-auth.js';
 import { type Refusal, type Result, refusal, refused } from './agent-refusals.js';
 import type { TaskDetail } from './authorization-details.js';
 import { type DelegationAsk, readDelegationRequest } from './delegation-ask.js';
 import type { DelegationLimits, DelegationService } from './delegations.js';
 import type { ExchangeResponse, ExchangeService } from './exchange-token.js';
+import type { PolicyDoor } from './policy/entities.js';
 import type { Caller } from './resource-access.js';
 import { canonicalResources } from './resource-policy.js';
 import type { TaskService } from './tasks.js';
@@ -159,6 +161,7 @@ export class AgentOps {
         bindingMessage: input.bindingMessage,
         requestedExpiry: null,
         requestId,
+        door: { door: caller.door ?? 'mcp', address: caller.address ?? null },
       });
       return { delegation, created: true };
     });
@@ -244,6 +247,7 @@ export class AgentOps {
     if (!task) return noTask(input.taskId);
     let actor: Client;
     let actorAssurance = caller.assurance;
+    let actorWorkload: WorkloadClaims | null = null;
     if (input.actorToken !== undefined) {
       let verified: Awaited<ReturnType<AgentOpsDeps['auth']['verifyActorToken']>>;
       try {
@@ -257,6 +261,7 @@ export class AgentOps {
       }
       actor = verified.client;
       actorAssurance = verified.assurance;
+      actorWorkload = verified.workload ?? null;
     } else if (input.subAgentId === caller.client.id) {
       actor = caller.client;
     } else {
@@ -284,8 +289,10 @@ export class AgentOps {
         client: caller.client,
         actor: actor.id === caller.client.id ? null : actor,
         actorAssurance,
+        actorWorkload,
         // The token is the sub-agent's to use: it is not bound to the caller's key.
         dpopJkt: null,
+        ...doorOf(caller),
         subject: { taskId: task.id },
         ...target(input),
         tools: null,
@@ -341,6 +348,7 @@ export class AgentOps {
         actorAssurance: caller.assurance,
         // RFC 9449 §6.1: a caller that proved a key gets a token bound to that key.
         dpopJkt: caller.dpopJkt,
+        ...doorOf(caller),
         subject: { delegationId },
         ...target(input),
         tools: null,
@@ -395,4 +403,9 @@ function target(input: Target): { audience: string | null; scope: string[] | nul
     throw new OAuthError('invalid_scope', 'scope must be space-separated scope tokens');
   }
   return { audience: audience ?? null, scope };
+}
+
+/** Where the call came in, for policies (`context.door`, `context.source_address`). */
+function doorOf(caller: Caller): { door?: PolicyDoor; address?: string | null } {
+  return { ...(caller.door ? { door: caller.door } : {}), address: caller.address ?? null };
 }

@@ -11,7 +11,7 @@ import type { ClientDirectory } from '../identity/client-directory.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
 import { type AuthorizationTarget, authorizationTarget } from './authorization-target.js';
 import { delegationAskFromForm, readDelegationRequest } from './delegation-ask.js';
-import type { Approval, DelegationLimits, DelegationService } from './delegations.js';
+import { type Approval, applyApproval, type DelegationLimits, type DelegationService } from './delegations.js';
 
 /** An error shown on Errand's own page: the redirect URI cannot be trusted yet (RFC 9700 §4.11). */
 export class UntrustedRedirectError extends Error {}
@@ -153,9 +153,29 @@ export async function startAuthorization(deps: AuthorizeDeps, form: Form): Promi
 /** Records the user's decision; an approval yields a one-time code bound to client, user and PKCE. */
 export async function decideAuthorization(
   deps: AuthorizeDeps,
-  input: { request: AuthorizationRequest; userId: string; approve: boolean; approval?: Approval; requestId: string },
+  input: {
+    request: AuthorizationRequest;
+    userId: string;
+    approve: boolean;
+    approval?: Approval;
+    requestId: string;
+    address?: string;
+  },
 ): Promise<{ code: string } | { denied: true }> {
   const { request } = input;
+  if (input.approve && request.delegation) {
+    // The organisation's policies on what the agent asked and on what the person grants (consent is both).
+    const agent = await deps.clients.get(request.clientId);
+    if (agent) {
+      const door = { door: 'web' as const, address: input.address ?? null };
+      const common = { agent, userId: input.userId, requestId: input.requestId, door };
+      await deps.delegationService.checkPolicy('ask_delegation', { ...common, granted: request.delegation });
+      await deps.delegationService.checkPolicy('approve_delegation', {
+        ...common,
+        granted: applyApproval(request.delegation, input.approval ?? {}),
+      });
+    }
+  }
   const code = newSecret('ec_');
   const approved = await deps.db.write(async (tx) => {
     const now = deps.clock.now();

@@ -8,11 +8,14 @@ import type { TaskStore } from '../../db/stores/task-store.js';
 import type { UserStore } from '../../db/stores/user-store.js';
 import type { AssuranceLevel, Client } from '../core/client.js';
 import { type DelegationRequest, narrowingProblem, type ToolDetail } from '../core/delegation.js';
+import { type PolicyDenial, policyDenialText } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import type { TokenMinter } from '../tokens/access-token.js';
 import { signIdToken } from '../tokens/id-token.js';
 import { hashSecret, newId, newSecret } from '../tokens/random.js';
+import type { PolicyDoor, UserFacts } from './policy/entities.js';
+import { type PolicyEngine, policyDenial } from './policy/policy-engine.js';
 import type { TaskService } from './tasks.js';
 
 export interface DelegationLimits {
@@ -35,6 +38,14 @@ export interface DelegationDeps {
   minter: TokenMinter;
   clock: Clock;
   limits: DelegationLimits;
+  /** The organisation's policies (README "Organisation policies"): asked for every ask and approval. */
+  policy: PolicyEngine;
+}
+
+/** Where an ask or an approval came in, for policies and the audit event of a refusal. */
+export interface DecisionDoor {
+  door: PolicyDoor;
+  address?: string | null;
 }
 
 /** How a user narrows a request on approval (JSON body of the approve call). */
@@ -181,8 +192,17 @@ export class DelegationService {
     bindingMessage: string | null;
     requestedExpiry: number | null;
     requestId: string;
+    /** The door the agent asked through (default: the backchannel endpoint). */
+    door?: DecisionDoor;
   }): Promise<{ delegation: StoredDelegation; authReqId: string | null; expiresIn: number; interval: number }> {
     const { db, delegations, audit, clock, limits } = this.deps;
+    await this.checkPolicy('ask_delegation', {
+      agent: input.client,
+      userId: input.userId,
+      granted: input.asked,
+      requestId: input.requestId,
+      door: input.door ?? { door: 'backchannel' },
+    });
     const now = clock.now();
     const delegation: StoredDelegation = {
       id: newId('dlg'),
@@ -243,7 +263,13 @@ export class DelegationService {
   }
 
   /** The user approves, optionally narrowing every part; returns the delegation as granted. */
-  async approve(userId: string, id: string, approval: Approval, requestId: string): Promise<StoredDelegation> {
+  async approve(
+    userId: string,
+    id: string,
+    approval: Approval,
+    requestId: string,
+    door: DecisionDoor = { door: 'user_api' },
+  ): Promise<StoredDelegation> {
     const { db, delegations, audit, clock } = this.deps;
     const d = await delegations.get(id);
     if (!d || d.userId !== userId) throw new OAuthError('not_found', 'no such delegation');
@@ -255,6 +281,9 @@ export class DelegationService {
         throw new OAuthError('conflict', "the agent's request has expired; it must ask again");
     }
     const granted = applyApproval(d.requested, approval);
+    const agent = await this.deps.clients.get(d.agentId);
+    if (agent)
+      await this.checkPolicy('approve_delegation', { agent, userId, granted, requestId, door, delegationId: d.id });
     const now = clock.now();
     const result = approvedDelegation(d, granted, now);
     await db.write(async (tx) => {
@@ -263,6 +292,92 @@ export class DelegationService {
       await audit.append(approvedEvent(result, granted, requestId), now, tx);
     });
     return result;
+  }
+
+  /**
+   * Asks the organisation's policies about an ask or an approval, for each resource it covers
+   * (principal: the agent asking, or the person approving; context: the person and the agent).
+   * A refusal is audited (`delegation.policy_denied`, both identities) and thrown as `access_denied`.
+   */
+  async checkPolicy(
+    action: 'ask_delegation' | 'approve_delegation',
+    input: {
+      agent: Client;
+      userId: string;
+      granted: DelegationRequest;
+      requestId: string;
+      door: DecisionDoor;
+      delegationId?: string;
+    },
+  ): Promise<void> {
+    const { policy, clock } = this.deps;
+    const now = clock.now();
+    let user: UserFacts | null = null;
+    const userFacts = async () => {
+      user ??= (await policy.userFacts(input.userId)) ?? { id: input.userId, username: '', role: 'user', groups: [] };
+      return user;
+    };
+    // The level the agent's registration carries: an ask is not an authentication of its own.
+    const agent = { client: input.agent, assurance: null, workload: null };
+    for (const [url, scopes] of Object.entries(input.granted.grants)) {
+      const resource = (await policy.resourceFacts(url)) ?? { url, name: url, minAssurance: null };
+      const context = async () => ({
+        user: await userFacts(),
+        agent,
+        actorChain: [input.agent.id],
+        depth: 0,
+        scopes,
+        tools: (input.granted.authorizationDetails ?? [])
+          .filter((t) => t.locations[0] === url)
+          .flatMap((t) => t.actions),
+        taskAge: 0,
+        now,
+        address: input.door.address ?? null,
+        dpopBound: false,
+        door: input.door.door,
+      });
+      const verdict =
+        action === 'ask_delegation'
+          ? await policy.decideLoading(
+              { action, principal: { agent }, resource: { resource }, requestId: input.requestId },
+              context,
+            )
+          : policy.decide({
+              action,
+              principal: { user: await userFacts() },
+              resource: { resource },
+              context: await context(),
+              requestId: input.requestId,
+            });
+      if (verdict.allowed) continue;
+      const denial = policyDenial(verdict, action) as PolicyDenial;
+      await this.deps.db.write((tx) =>
+        this.deps.audit.append(
+          {
+            type: 'delegation.policy_denied',
+            result: 'denied',
+            userId: input.userId,
+            clientId: input.agent.id,
+            actorChain: [input.agent.id],
+            delegationId: input.delegationId ?? null,
+            audience: url,
+            scope: formatScope(scopes),
+            reason: 'policy_denied',
+            requestId: input.requestId,
+            details: {
+              action,
+              policy_version: verdict.version,
+              policies: verdict.policies,
+              door: input.door.door,
+              ...(input.door.address ? { address: input.door.address } : {}),
+            },
+          },
+          now,
+          tx,
+        ),
+      );
+      throw new OAuthError('access_denied', `${policyDenialText(denial)} at "${url}"`);
+    }
   }
 
   /** Records a delegation approved on the consent page (authorization code flow) in `tx`. */

@@ -7,6 +7,7 @@ import { isAssuranceLevel } from '../core/assurance.js';
 import type { AssuranceLevel, Client } from '../core/client.js';
 import type { Clock } from '../core/ports.js';
 import type { TokenMinter } from '../tokens/access-token.js';
+import type { PolicyDoor } from './policy/entities.js';
 
 /**
  * Who calls one of Errand's own protected endpoints (`/mcp`, `/a2a`, `/userinfo`, `/api/admin`), as its access token and the
@@ -29,6 +30,9 @@ export interface Caller {
   dpopJkt: string | null;
   jti: string;
   expiresAt: number;
+  /** The door the call came through and the caller's address, set by the door (policies read them). */
+  door?: PolicyDoor;
+  address?: string;
 }
 
 /** A refused request: the status, the error for the body and the challenge, and whether DPoP was involved. */

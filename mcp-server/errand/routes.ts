@@ -89,7 +89,7 @@ export function errandMcpRoutes(deps: ErrandMcpDeps & Pick<Engine, 'access'>) {
         c.var.log.info('mcp.token_rejected', { description: verified.failure.description });
       return refuse(c, verified.failure, ERRAND_SCOPES);
     }
-    const { caller } = verified;
+    const caller = { ...verified.caller, door: 'mcp' as const, address: c.var.address };
 
     // The body is read from a clone and handed over parsed; an unparsable one is left to the SDK.
     let body: unknown;

@@ -68,6 +68,7 @@ export function backchannelRoutes(deps: {
       bindingMessage: p.binding_message ?? null,
       requestedExpiry,
       requestId: c.var.requestId,
+      door: { door: 'backchannel', address: c.var.address },
     });
     c.var.log.info('delegation.requested', { clientId: client.id, delegationId: result.delegation.id, source: 'ciba' });
     return c.json(

@@ -61,7 +61,10 @@ export function userApiRoutes(deps: {
   });
   app.post('/api/me/delegations/:id/approve', async (c) => {
     const approval = parseParams(ApprovalSchema, await jsonBody(c, true));
-    const d = await deps.delegationService.approve(me(c).id, c.req.param('id'), approval, c.var.requestId);
+    const d = await deps.delegationService.approve(me(c).id, c.req.param('id'), approval, c.var.requestId, {
+      door: 'user_api',
+      address: c.var.address,
+    });
     return c.json(delegationView(d));
   });
   app.post('/api/me/delegations/:id/deny', async (c) => {
