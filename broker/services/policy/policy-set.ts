@@ -26,7 +26,8 @@ type Uid = { type: string; id: string };
 type ScopeConstraint =
   | { op: 'all' }
   | { op: 'eq'; uid: Uid }
-  | { op: 'is'; type: string }
+  /** `is T`, or `is T in E` (`within`: the hierarchy decides the rest, as for `in`). */
+  | { op: 'is'; type: string; within: boolean }
   /** `in` an entity or a set of actions: decided by the hierarchy, so only actions are checked here. */
   | { op: 'in'; uids: Uid[] };
 
@@ -36,7 +37,10 @@ interface CompiledPolicy {
   principal: ScopeConstraint;
   action: ScopeConstraint;
   resource: ScopeConstraint;
-  /** No `when`/`unless`: the scope alone decides whether it applies. */
+  /**
+   * No `when`/`unless`, and a principal and resource scope that matching ids decide (no `in`,
+   * which needs the entities' parents): whether it applies is known from the request's ids alone.
+   */
   unconditional: boolean;
 }
 
@@ -103,7 +107,7 @@ function scopeOf(c: Record<string, unknown>): ScopeConstraint {
     const uid = uidOf(c.entity);
     return uid ? { op: 'eq', uid } : { op: 'all' };
   }
-  if (c.op === 'is') return { op: 'is', type: String(c.entity_type) };
+  if (c.op === 'is') return { op: 'is', type: String(c.entity_type), within: c.in !== undefined };
   if (c.op === 'in') {
     const list = Array.isArray(c.entities) ? c.entities : [c.entity];
     return { op: 'in', uids: list.map(uidOf).filter((u): u is Uid => u !== null) };
@@ -147,13 +151,15 @@ export function compilePolicies(text: string): CompileResult {
     const p = json.json as unknown as Record<'principal' | 'action' | 'resource', Record<string, unknown>> & {
       conditions: unknown[];
     };
+    const principal = scopeOf(p.principal);
+    const resource = scopeOf(p.resource);
     policies.push({
       id,
       effect: json.json.effect,
-      principal: scopeOf(p.principal),
+      principal,
       action: scopeOf(p.action),
-      resource: scopeOf(p.resource),
-      unconditional: p.conditions.length === 0,
+      resource,
+      unconditional: p.conditions.length === 0 && [principal, resource].every(decidedById),
     });
   });
   if (problems.length > 0) return { ok: false, problems };
@@ -171,6 +177,9 @@ export function compilePolicies(text: string): CompileResult {
   if (parsed.type === 'failure') return { ok: false, problems: parsed.errors.map((e) => problemOf(null, e)) };
   return { ok: true, set: { key, text, policies, byId } };
 }
+
+/** Whether a principal or resource scope is decided by the request's ids (no hierarchy involved). */
+const decidedById = (c: ScopeConstraint) => c.op === 'all' || c.op === 'eq' || (c.op === 'is' && !c.within);
 
 function scopeMatches(c: ScopeConstraint, uid: Uid, isAction = false): boolean {
   switch (c.op) {
