@@ -107,7 +107,9 @@ export class PolicyEngine {
   private shadow: Loaded | null = null;
   private heads: PolicyHeads = { published: null, shadow: null };
   private checkedAt = Number.NEGATIVE_INFINITY;
-  private refreshing: Promise<void> | null = null;
+  /** Loads run one after another; a refresh asked during one runs after it (it may have read old heads). */
+  private chain: Promise<void> = Promise.resolve();
+  private lazyLoading = false;
   private readonly builtIn: Loaded;
 
   constructor(private readonly deps: PolicyEngineDeps) {
@@ -123,11 +125,10 @@ export class PolicyEngine {
   }
 
   /** Loads the published and shadow versions if they changed (every process; awaited at start-up). */
-  async refresh(): Promise<void> {
-    this.refreshing ??= this.load().finally(() => {
-      this.refreshing = null;
-    });
-    return this.refreshing;
+  refresh(): Promise<void> {
+    const run = this.chain.catch(() => undefined).then(() => this.load());
+    this.chain = run;
+    return run;
   }
 
   private async load(): Promise<void> {
@@ -197,9 +198,13 @@ export class PolicyEngine {
   }
 
   private maybeRefresh(): void {
-    if (this.deps.clock.now() - this.checkedAt >= this.deps.refreshInterval && !this.refreshing) {
-      this.refresh().catch((err) => this.deps.log.error('policy.refresh_failed', { err }));
-    }
+    if (this.deps.clock.now() - this.checkedAt < this.deps.refreshInterval || this.lazyLoading) return;
+    this.lazyLoading = true;
+    this.refresh()
+      .catch((err) => this.deps.log.error('policy.refresh_failed', { err }))
+      .finally(() => {
+        this.lazyLoading = false;
+      });
   }
 
   private compareShadow(shadow: Loaded, req: PolicyRequest, enforced: PolicyVerdict): void {
