@@ -19,10 +19,12 @@ import Database from 'libsql';
 import { hashPassword } from '../../broker/identity/passwords.js';
 import { encodeStatusList } from '../../broker/tokens/status-list.js';
 import { openDb } from '../../db/open.js';
+import { PolicyStore } from '../../db/stores/policy-store.js';
 import { UserStore } from '../../db/stores/user-store.js';
 import { readServerSentEvents } from '../../packages/guard/src/sse.js';
 import { interleave, type OpRow, type OpWindow, type Row, summariseOp } from './interleave.js';
 import { assertions, type BenchKey, dpopProofs, newKey } from './jws.js';
+import { BLOCKED_GROUP, realisticPolicies } from './policies.js';
 import {
   benchDatabase,
   cpuSince,
@@ -68,8 +70,9 @@ Environment:
   BENCH_DURATION=8            seconds per single run (introspection, status list, guard, two processes,
                               growth)
   BENCH_CONNECTIONS=50        concurrent connections
-  BENCH_ONLY=a,b              scenarios: peer, exchange, dpop, subagent, cc (interleaved; exchange also
-                              brings the stage breakdown), introspect, status, guard, propagation,
+  BENCH_ONLY=a,b              scenarios: peer, exchange, dpop, subagent, cc, policy (interleaved; exchange
+                              also brings the stage breakdown; policy is exchange on a second broker with
+                              50 organisation policies, compared with exchange), introspect, status, guard, propagation,
                               memory, multi, grown; with BENCH_DB=postgres also nodes, pg-revocation,
                               pg-ops
   BENCH_MEMORY_TOKENS=100000  tokens issued before the RSS reading
@@ -502,6 +505,57 @@ async function setUp(issuer: string, dbUrl: string) {
   return { admin, agentA, agentB, rsBasic, credential, taskToken, statusUri };
 }
 
+/**
+ * Publishes the bench's 50 policies into a broker's database (as a process of the same deployment
+ * would) and waits until the broker enforces them: a person in the blocked group is refused, and
+ * served again once out of it.
+ */
+async function publishBenchPolicies(
+  dbUrl: string,
+  issuer: string,
+  world: Awaited<ReturnType<typeof setUp>>,
+): Promise<void> {
+  const db = await openDb(dbUrl, { poolSize: 2 });
+  const store = new PolicyStore(db);
+  const person = 'usr_bench_user';
+  await db.write(async (tx) => {
+    const text = realisticPolicies(world.agentA.id, RESOURCE);
+    const version = await store.insertDraft(
+      { text, tests: [], comment: 'bench', createdBy: 'bench', createdAt: 0 },
+      tx,
+    );
+    await store.setStatus(version, 'published', 'bench', 0, tx);
+    await store.setGroups(person, 'local', [BLOCKED_GROUP], tx);
+  });
+  const exchangeOnce = async () => {
+    const res = await fetch(`${issuer}/token`, {
+      method: 'POST',
+      headers: FORM,
+      body: form({
+        grant_type: GRANT_EXCHANGE,
+        subject_token: world.credential,
+        subject_token_type: TT_JWT,
+        resource: RESOURCE,
+        client_assertion_type: JWT_BEARER,
+        client_assertion: assertionsFor(world.agentA, issuer, 1)[0]!,
+      }),
+    });
+    return { status: res.status, body: (await res.json()) as { error_description?: string } };
+  };
+  let enforced = false;
+  for (let i = 0; i < 50 && !enforced; i++) {
+    const answer = await exchangeOnce();
+    enforced = answer.status === 400 && (answer.body.error_description ?? '').includes('"blocked-people"');
+    if (!enforced) await new Promise((r) => setTimeout(r, 200));
+  }
+  if (!enforced) throw new Error('the policy broker never enforced the published policies');
+  await db.write((tx) => store.setGroups(person, 'local', [], tx));
+  await db.close();
+  const after = await exchangeOnce();
+  if (after.status !== 200)
+    throw new Error(`policy broker: exchange refused after the group was removed: ${JSON.stringify(after.body)}`);
+}
+
 /** Runs a load and adds the CPU µs per request answered of the server processes `pids`. */
 async function withCpu(pids: number[], measure: () => Promise<Row>): Promise<Row> {
   const before = cpuSnapshot(pids);
@@ -636,6 +690,43 @@ async function main(): Promise<void> {
     `file:${join(dir, 'errand.db')}`,
   );
   const assertFor = (a: Agent, n: number) => assertionsFor(a, issuer, n);
+
+  // 2b. The cost of organisation policies (README "Organisation policies"): a second broker on its
+  // own database with a realistic set of 50 published (e2e/bench/policies.ts); its exchanges run in
+  // the same interleaved rounds as the first broker's, which has only the built-in default.
+  let policyOp: TokenOp | null = null;
+  if (want('policy')) {
+    const policyDir = mkdtempSync(join(tmpdir(), 'errand-bench-policy-'));
+    const policyPort = await freePort();
+    const policyIssuer = `http://127.0.0.1:${policyPort}`;
+    const policyBroker = await startBroker(policyPort, {
+      ERRAND_DATA_DIR: policyDir,
+      ERRAND_ISSUER: policyIssuer,
+      ERRAND_POLICY_REFRESH: '1',
+    });
+    const world = await setUp(policyIssuer, `file:${join(policyDir, 'errand.db')}`);
+    await publishBenchPolicies(`file:${join(policyDir, 'errand.db')}`, policyIssuer, world);
+    policyOp = {
+      key: 'policy',
+      label: 'token exchange, 50 organisation policies',
+      server: 'errand',
+      url: `${policyIssuer}/token`,
+      pid: policyBroker.pid!,
+      sign: (n) => ({
+        bodies: assertionsFor(world.agentA, policyIssuer, n).map((a) =>
+          form({
+            grant_type: GRANT_EXCHANGE,
+            subject_token: world.credential,
+            subject_token_type: TT_JWT,
+            resource: RESOURCE,
+            client_assertion_type: JWT_BEARER,
+            client_assertion: a,
+          }),
+        ),
+      }),
+    };
+    log(`policy broker up at ${policyIssuer} (pid ${policyBroker.pid}), 50 policies published`);
+  }
 
   // 4. The peer, in its own process.
   const peerPort = await freePort();
@@ -797,6 +888,7 @@ async function main(): Promise<void> {
         sign: subagentBodies,
       },
       { key: 'cc', label: 'client_credentials', server: 'errand', url: tokenUrl, pid: broker.pid!, sign: ccBodies },
+      ...(policyOp ? [policyOp] : []),
     ] satisfies TokenOp[]
   ).filter((op) => want(op.key));
   const bestRps = new Map<string, number>();
@@ -813,9 +905,11 @@ async function main(): Promise<void> {
     return { row, cpuUs };
   };
   let tokenRows: OpRow[] = [];
+  let windowsOf: (label: string) => OpWindow[] | null = () => null;
   if (ops.length) {
     log(`token rows: a 1 s warm-up each, then ${ROUNDS} rounds of ${WINDOW} s per operation, interleaved`);
     const windows = await interleave(ops, measureOp, { rounds: ROUNDS, seconds: WINDOW, warmup: 1 });
+    windowsOf = (label) => windows.get(label) ?? null;
     const peerWindows = windows.get(ops.find((o) => o.key === 'peer')?.label ?? '');
     tokenRows = ops.map((op) => summariseOp(op, windows.get(op.label)!, peerWindows));
     for (const t of tokenRows) {
@@ -826,6 +920,27 @@ async function main(): Promise<void> {
     }
   }
   const opRow = (key: string) => tokenRows.find((t) => t.key === key) ?? null;
+  // Exchange with 50 policies ÷ exchange with the default, per round (both brokers in the same round).
+  const policyCost = (() => {
+    const withPolicies = policyOp ? windowsOf(policyOp.label) : null;
+    const plain = windowsOf('token exchange (delegation → task)');
+    if (!withPolicies || !plain || withPolicies.length !== plain.length) return null;
+    const ratios = withPolicies.map((w, i) => w.row.rps / Math.max(1, plain[i]!.row.rps));
+    const cpu = withPolicies.map((w, i) => w.cpuUs / plain[i]!.cpuUs);
+    const round2 = (x: number) => Math.round(x * 100) / 100;
+    return {
+      ratio: round2(median(ratios)),
+      min: round2(Math.min(...ratios)),
+      max: round2(Math.max(...ratios)),
+      cpu: round2(median(cpu)),
+      failed: withPolicies.some((w) => w.row.failed > 0),
+    };
+  })();
+  if (policyCost) {
+    log(
+      `policy cost: exchange with 50 policies ${policyCost.ratio}× exchange with the default (rounds ${policyCost.min}–${policyCost.max}), CPU ${policyCost.cpu}×`,
+    );
+  }
   const peerRow = opRow('peer');
   const exRow = opRow('exchange');
 
@@ -1389,6 +1504,14 @@ async function main(): Promise<void> {
           ? `${exRow.cpuVsPeer}× (rounds ${exRow.cpuVsPeerMin}–${exRow.cpuVsPeerMax}; ${exRow.cpuUs} vs ${peerRow.cpuUs} µs)`
           : 'not measured',
       met: exRow?.cpuVsPeer != null && peerRow ? exRow.cpuVsPeer <= 0.8 : null,
+    },
+    {
+      target:
+        'token exchange with 50 organisation policies ≥ 0.9× without (policy cost < 10 %; median of per-round ratios)',
+      value: policyCost
+        ? `${policyCost.ratio}× (rounds ${policyCost.min}–${policyCost.max}; CPU per exchange ${policyCost.cpu}×)`
+        : 'not measured',
+      met: policyCost ? !policyCost.failed && policyCost.ratio >= 0.9 : null,
     },
     {
       target: 'introspection ≥ 1.5× token exchange',

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Resource } from '../../../db/stores/client-store.js';
 import { assuranceNumber } from '../../core/assurance.js';
 import { type AssuranceLevel, type Client, credentialKindOf } from '../../core/client.js';
@@ -134,8 +135,16 @@ export function contextRecord(ctx: PolicyContext): Record<string, unknown> {
     request_time: Math.floor(ctx.now),
     utc_hour: date.getUTCHours(),
     utc_weekday: date.getUTCDay(),
-    ...(ctx.address ? { source_address: { __extn: { fn: 'ip', arg: ctx.address } } } : {}),
+    ...(ctx.address && isIP(ctx.address)
+      ? { source_address: { __extn: { fn: 'ip', arg: plainAddress(ctx.address) } } }
+      : {}),
     dpop_bound: ctx.dpopBound,
     door: ctx.door,
   };
+}
+
+/** An IPv4 address as itself, also when the socket reports it IPv4-mapped (`::ffff:10.0.0.1`). */
+function plainAddress(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped ? (mapped[1] as string) : address;
 }

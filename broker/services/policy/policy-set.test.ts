@@ -87,6 +87,25 @@ const resourceArb = fc.oneof(
 );
 const conditionArb = fc.constantFrom(
   '',
+  ' when { resource is Errand::Resource && resource.name like "r1*" }',
+  ' when { principal is Errand::Agent && principal.name like "*_b" }',
+  ' when { principal has workload.namespace && principal.workload.namespace == "prod" }',
+  ' unless { principal is Errand::Agent && principal.workload has namespace }',
+  ' when { principal is Errand::Agent && principal.owner == context.user }',
+  ' when { principal is Errand::Agent && principal.owner.username == "u" }',
+  ' when { (if context.dpop_bound then context.depth + 1 else context.depth * 2) >= 2 }',
+  ' when { context.scopes.containsAny(["write", "admin"]) && !context.scopes.isEmpty() }',
+  ' when { context.scopes.containsAll(["read", "write"]) || context.depth - 1 < -0 }',
+  ' when { {a: context.depth, b: [1, 2]} == {b: [2, 1], a: 0} }',
+  ' when { context.actor_chain.contains("agt_b") && context.door != "mcp" }',
+  ' when { context.user in [Errand::Group::"g2", Errand::Role::"admin"] }',
+  ' when { resource is Errand::Resource && principal is Errand::Agent && (resource.public || resource.min_assurance > principal.assurance) }',
+  ' when { context.utc_hour < 6 || context.utc_weekday == 0 }',
+  ' when { context has source_address && context.source_address.isLoopback() }',
+  ' when { context has source_address && (context.source_address.isIpv4() || ip("::1").isInRange(ip("::/0"))) }',
+  ' when { context has source_address && ip("10.0.0.0/8") == context.source_address }',
+  ' when { context.user.username like "*s*r*" }',
+  ' when { context.agent.quarantined }',
   ' when { context.depth > 0 }',
   ' when { context.user in Errand::Group::"g1" }',
   ' unless { context.dpop_bound }',
@@ -97,12 +116,12 @@ const policyArb = fc
   .tuple(fc.constantFrom('permit', 'forbid'), principalArb, actionArb, resourceArb, conditionArb)
   .map(([effect, p, a, r, c]) => `${effect} (${p}, ${a}, ${r})${c};`);
 
-function client(id: string): Client {
+function client(id: string, ownerId: string | null = null): Client {
   return {
     id,
     kind: 'agent',
     name: id,
-    ownerId: null,
+    ownerId,
     source: 'admin',
     status: 'active',
     authMethod: 'private_key_jwt',
@@ -131,20 +150,40 @@ const requestArb = fc.record({
   depth: fc.integer({ min: 0, max: 3 }),
   dpop: fc.boolean(),
   scopes: fc.subarray(['read', 'write']),
-  address: fc.constantFrom(null, '10.1.2.3', '192.0.2.1'),
+  address: fc.constantFrom(null, '10.1.2.3', '192.0.2.1', '127.0.0.1', '::1', '2001:db8::7', '::ffff:10.0.0.9'),
+  owned: fc.boolean(),
+  namespace: fc.constantFrom(null, 'prod', 'dev'),
+  public: fc.boolean(),
+  assurance: fc.constantFrom(null, 'NHI-AAL1', 'NHI-AAL3'),
+  minAssurance: fc.constantFrom(null, 'NHI-AAL2'),
+  now: fc.constantFrom(1_800_000_000, 1_800_030_000, 1_800_300_000),
 });
 
 describe('choosing the policies that may apply', () => {
   test('the decision and the deciding policies are those of Cedar over the whole set', () => {
+    // Sets that validate, and decisions Cedar made by evaluating a condition (not by scope alone).
+    let valid = 0;
+    let evaluated = 0;
     fc.assert(
       fc.property(fc.array(policyArb, { minLength: 1, maxLength: 12 }), requestArb, (texts, r) => {
         const text = texts.map((t, i) => `@id("p${i}")\n${t}`).join('\n');
         const result = compilePolicies(text);
         fc.pre(result.ok);
         if (!result.ok) return;
+        valid++;
+        expect(result.set.native).toBe(true);
         const user = { id: r.user, username: r.user, role: 'user' as const, groups: r.groups };
-        const agent = { client: client(r.agent), assurance: 'NHI-AAL1' as const, workload: null };
-        const resource = { url: r.resource, name: r.resource, minAssurance: null };
+        const agent = {
+          client: client(r.agent, r.owned ? r.user : null),
+          assurance: r.assurance as 'NHI-AAL1' | null,
+          workload: r.namespace ? { issuer: 'https://k8s', subject: 'system:sa', namespace: r.namespace } : null,
+        };
+        const resource = {
+          url: r.resource,
+          name: r.resource,
+          minAssurance: r.minAssurance as 'NHI-AAL2' | null,
+          public: r.public,
+        };
         const context: PolicyContext = {
           user,
           agent,
@@ -153,7 +192,7 @@ describe('choosing the policies that may apply', () => {
           scopes: r.scopes,
           tools: [],
           taskAge: 0,
-          now: 1_800_000_000,
+          now: r.now,
           address: r.address,
           dpopBound: r.dpop,
           door: 'token',
@@ -182,11 +221,15 @@ describe('choosing the policies that may apply', () => {
           entities: buildEntities(req.principal, req.resource, context),
         });
         if (full.type !== 'success') throw new Error(JSON.stringify(full.errors));
+        if (full.response.diagnostics.reason.some((id) => !result.set.policies.find((p) => p.id === id)?.unconditional))
+          evaluated++;
         expect(ours.allowed).toBe(full.response.decision === 'allow');
         expect([...ours.policies].sort()).toEqual([...full.response.diagnostics.reason].sort());
       }),
-      { numRuns: 200 },
+      { numRuns: 400 },
     );
+    expect(valid).toBeGreaterThan(200);
+    expect(evaluated).toBeGreaterThan(20);
   });
 });
 

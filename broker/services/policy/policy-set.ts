@@ -10,6 +10,14 @@ import {
   statefulIsAuthorized,
   validate,
 } from '@cedar-policy/cedar-wasm/nodejs';
+import {
+  type CompiledCondition,
+  compilePolicyJson,
+  type Env,
+  EvalError,
+  environment,
+  Unsupported,
+} from './evaluate.js';
 import { CEDAR_SCHEMA, DELEGATED_ACTIONS, ENTITY, type PolicyAction } from './schema.js';
 
 /** What is wrong with a policy set, per policy where Cedar says which. */
@@ -42,6 +50,8 @@ interface CompiledPolicy {
    * which needs the entities' parents): whether it applies is known from the request's ids alone.
    */
   unconditional: boolean;
+  /** The policy compiled for the in-process evaluator; null when it uses what that does not implement. */
+  check: CompiledCondition | null;
 }
 
 /** A validated, parsed policy set, ready to decide. */
@@ -52,6 +62,8 @@ export interface CompiledPolicySet {
   policies: CompiledPolicy[];
   /** The policy texts by id, as handed to Cedar. */
   byId: Record<string, string>;
+  /** Every policy compiled for the in-process evaluator (otherwise Cedar's WebAssembly build decides). */
+  native: boolean;
 }
 
 export type CompileResult = { ok: true; set: CompiledPolicySet } | { ok: false; problems: PolicyProblem[] };
@@ -153,6 +165,12 @@ export function compilePolicies(text: string): CompileResult {
     };
     const principal = scopeOf(p.principal);
     const resource = scopeOf(p.resource);
+    let check: CompiledCondition | null = null;
+    try {
+      check = compilePolicyJson(json.json as Parameters<typeof compilePolicyJson>[0]);
+    } catch (err) {
+      if (!(err instanceof Unsupported)) throw err;
+    }
     policies.push({
       id,
       effect: json.json.effect,
@@ -160,6 +178,7 @@ export function compilePolicies(text: string): CompileResult {
       action: scopeOf(p.action),
       resource,
       unconditional: p.conditions.length === 0 && [principal, resource].every(decidedById),
+      check,
     });
   });
   if (problems.length > 0) return { ok: false, problems };
@@ -175,7 +194,7 @@ export function compilePolicies(text: string): CompileResult {
   const key = `set${++keySeq}`;
   const parsed = preparsePolicySet(key, { staticPolicies: byId });
   if (parsed.type === 'failure') return { ok: false, problems: parsed.errors.map((e) => problemOf(null, e)) };
-  return { ok: true, set: { key, text, policies, byId } };
+  return { ok: true, set: { key, text, policies, byId, native: policies.every((p) => p.check !== null) } };
 }
 
 /** Whether a principal or resource scope is decided by the request's ids (no hierarchy involved). */
@@ -197,6 +216,35 @@ function scopeMatches(c: ScopeConstraint, uid: Uid, isAction = false): boolean {
         c.uids.some((a) => a.id === uid.id || (a.id === 'delegated' && DELEGATED_ACTIONS.has(uid.id as PolicyAction)))
       );
   }
+}
+
+/**
+ * Cedar's decision over the policies, evaluated in process: any satisfied forbid denies (naming
+ * every satisfied forbid), else any satisfied permit allows (naming them), else deny; a policy that
+ * errs is skipped and reported. Null when the request holds a value the evaluator does not read.
+ */
+function evaluateNatively(policies: CompiledPolicy[], req: CedarRequest): CedarAnswer | null {
+  let env: Env;
+  try {
+    env = environment(req.principal, req.action, req.resource, req.context, req.entities);
+  } catch (err) {
+    if (err instanceof Unsupported) return null;
+    throw err;
+  }
+  const forbids: string[] = [];
+  const permits: string[] = [];
+  const errors: PolicyProblem[] = [];
+  for (const p of policies) {
+    try {
+      if ((p.check as CompiledCondition)(env)) (p.effect === 'forbid' ? forbids : permits).push(p.id);
+    } catch (err) {
+      if (err instanceof EvalError) errors.push({ policy: p.id, message: err.message });
+      else if (err instanceof Unsupported) return null;
+      else throw err;
+    }
+  }
+  if (forbids.length > 0) return { allowed: false, policies: forbids, errors };
+  return { allowed: permits.length > 0, policies: permits, errors };
 }
 
 function trivialAnswer(applicable: CompiledPolicy[]): CedarAnswer | null {
@@ -239,6 +287,10 @@ export class PolicyDecider {
     const applicable = this.applicable(req.principal, req.action, req.resource);
     const known = trivialAnswer(applicable);
     if (known) return known;
+    if (this.set.native) {
+      const answer = evaluateNatively(applicable, req);
+      if (answer) return answer;
+    }
     const action = { type: ENTITY.action, id: req.action };
     const answer: AuthorizationAnswer = statefulIsAuthorized({
       principal: req.principal,
