@@ -1,4 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  AuthzenDecisionSchema,
+  AuthzenEvaluationsResponseSchema,
+  AuthzenMetadataSchema,
+} from '../services/policy/authzen.js';
 import { savePolicyDraft, setPolicyStatus } from '../services/policy/policy-admin.js';
 import { delegateViaCiba, delegationWorld, exchangeRaw, TT_JWT } from './delegation-fixtures.js';
 import { addAgent, clientAssertion, startBroker, type TestAgent, type TestBroker } from './fixtures.js';
@@ -90,7 +95,9 @@ describe('PDP metadata (AuthZEN §9)', () => {
     const res = await fetch(`${tb.url}/.well-known/authzen-configuration`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(await res.json()).toEqual({
+    const doc = await res.json();
+    expect(AuthzenMetadataSchema.safeParse(doc).success).toBe(true);
+    expect(doc).toEqual({
       policy_decision_point: tb.url,
       access_evaluation_endpoint: `${tb.url}/access/v1/evaluation`,
       access_evaluations_endpoint: `${tb.url}/access/v1/evaluations`,
@@ -371,6 +378,7 @@ forbid (principal == Errand::Agent::"${agent.clientId}", action in [Errand::Acti
         context: { user: world.user.id },
       })
     ).json()) as Decision;
+    expect(AuthzenDecisionSchema.safeParse(d).success, 'the answer is what the OpenAPI document says').toBe(true);
     expect(d).toEqual({
       decision: false,
       context: {
@@ -421,6 +429,7 @@ forbid (principal == Errand::Agent::"${agent.clientId}", action in [Errand::Acti
     const all = await evaluations({ ...base, options: { evaluations_semantic: 'execute_all' }, evaluations: entries });
     expect(all.status).toBe(200);
     const allBody = (await all.json()) as { evaluations: Decision[] };
+    expect(AuthzenEvaluationsResponseSchema.safeParse(allBody).success).toBe(true);
     expect(allBody.evaluations.map((e) => e.decision)).toEqual([true, false, true]);
     expect(allBody.evaluations.map((e) => e.context.id)).toEqual(['0', '1', '2']);
     expect(allBody.evaluations[1]?.context).toMatchObject({ reason: 'policy_denied' });

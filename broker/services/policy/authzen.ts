@@ -109,31 +109,54 @@ const ErrandContextSchema = z.object({
 /** The actions a policy enforcement point may ask about (`admit` is registration's own). */
 export const AUTHZEN_ACTIONS = ['ask_delegation', 'approve_delegation', 'exchange', 'hand_off', 'call_tool'] as const;
 
+/** Why a decision is false: a code a program can switch on. */
+export const AUTHZEN_REASONS = [
+  'policy_denied',
+  'unknown_agent',
+  'unknown_user',
+  'unknown_resource',
+  'agent_inactive',
+  'resource_not_served',
+] as const;
+export type AuthzenReason = (typeof AUTHZEN_REASONS)[number];
+
 /**
- * AuthZEN §5.5.1: a Reason Object (`id`, `reason_admin`) and what decided, for the administrator
- * behind the enforcement point. `reason` is a code a program can switch on.
+ * AuthZEN §6.2: a decision. Its context follows §5.5.1's Reason Object (`id`, `reason_admin`, for
+ * the administrator behind the enforcement point, never for the end user), with the policies that
+ * decided and their version.
  */
-export interface AuthzenDecisionContext {
-  id: string;
-  reason?: AuthzenReason;
-  reason_admin?: { en: string };
-  policies?: string[];
-  policy_version?: number;
-}
+export const AuthzenDecisionSchema = z
+  .object({
+    decision: z.boolean(),
+    context: z
+      .object({
+        id: z.string(),
+        reason: z.enum(AUTHZEN_REASONS).optional(),
+        reason_admin: z.object({ en: z.string() }).strict().optional(),
+        policies: z.array(z.string()).optional(),
+        policy_version: z.number().int().optional(),
+      })
+      .strict(),
+  })
+  .strict();
 
-export type AuthzenReason =
-  | 'policy_denied'
-  | 'unknown_agent'
-  | 'unknown_user'
-  | 'unknown_resource'
-  | 'agent_inactive'
-  | 'resource_not_served';
+/** AuthZEN §7.2: the decisions in request order (or one decision, for a request without `evaluations`). */
+export const AuthzenEvaluationsResponseSchema = z.union([
+  z.object({ evaluations: z.array(AuthzenDecisionSchema) }).strict(),
+  AuthzenDecisionSchema,
+]);
 
-/** AuthZEN §6.2: a decision, with its context. */
-export interface AuthzenDecision {
-  decision: boolean;
-  context: AuthzenDecisionContext;
-}
+/** AuthZEN §9.1.1: the metadata document. */
+export const AuthzenMetadataSchema = z
+  .object({
+    policy_decision_point: z.string(),
+    access_evaluation_endpoint: z.string(),
+    access_evaluations_endpoint: z.string(),
+  })
+  .strict();
+
+export type AuthzenDecision = z.infer<typeof AuthzenDecisionSchema>;
+type AuthzenDecisionContext = AuthzenDecision['context'];
 
 export interface AuthzenDeps {
   db: Db;
@@ -161,7 +184,7 @@ export const AUTHZEN_PATHS = {
 } as const;
 
 /** AuthZEN §9.1.1: the policy decision point's metadata; Errand's issuer is the PDP identifier. */
-export function authzenMetadata(issuer: string) {
+export function authzenMetadata(issuer: string): z.infer<typeof AuthzenMetadataSchema> {
   return {
     policy_decision_point: issuer,
     access_evaluation_endpoint: `${issuer}${AUTHZEN_PATHS.evaluation}`,
