@@ -200,6 +200,24 @@ describe('Access Evaluation API (AuthZEN §6)', () => {
     });
   });
 
+  test('a person approving a delegation (subject type user) is asked about with the agent in context', async () => {
+    const ask = (agentId: string) =>
+      evaluation({
+        subject: { type: 'user', id: world.user.id },
+        action: { name: 'approve_delegation' },
+        resource: notes,
+        context: { agent: agentId },
+      });
+    expect(await (await ask(agent.clientId)).json()).toEqual({
+      decision: true,
+      context: { id: '0', policies: ['default'], policy_version: 0 },
+    });
+    expect(await (await ask('cli_nobody')).json()).toMatchObject({
+      decision: false,
+      context: { reason: 'unknown_agent' },
+    });
+  });
+
   test('a disabled agent is decision false, whatever the policies say', async () => {
     const extra = await addAgent(world.api, { name: 'soon disabled', grant_types: undefined });
     const body = {
@@ -226,9 +244,10 @@ describe('authentication: resource servers only', () => {
     context: { user: world.user.id },
   });
 
-  test('no credentials: 401 with a challenge', async () => {
-    const res = await post('/access/v1/evaluation', body());
+  test('no credentials: 401 with a challenge (and the request id still echoed)', async () => {
+    const res = await post('/access/v1/evaluation', body(), undefined, { 'X-Request-ID': 'pep-42' });
     expect(res.headers.get('www-authenticate')).toMatch(/Basic/);
+    expect(res.headers.get('x-request-id')).toBe('pep-42');
     await expectError(res, 401, 'invalid_client', /client authentication is required/);
   });
 
