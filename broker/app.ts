@@ -21,6 +21,7 @@ import { observeRequests, requestRoute } from './http/middleware/observe.js';
 import { notFound, onError } from './http/on-error.js';
 import { adminApiRoutes } from './http/routes/admin-api.js';
 import { adminDiscoveryRoutes } from './http/routes/admin-discovery.js';
+import { authzenRoutes } from './http/routes/authzen.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
@@ -40,6 +41,7 @@ import { userinfoRoutes } from './http/routes/userinfo.js';
 import { loadSession, type SessionOptions } from './http/session.js';
 import { createStreamLimit } from './http/stream-limit.js';
 import type { AppEnv } from './http/types.js';
+import { AuthzenService } from './services/policy/authzen.js';
 import { RateLimiter } from './services/rate-limit.js';
 import { ReadinessProbe } from './services/readiness.js';
 import { newId } from './tokens/random.js';
@@ -102,11 +104,14 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
         ...(user ? { userId: user.id } : {}),
       });
     }
-    // On the response's own headers: c.header() after the response exists would rebuild it.
-    try {
-      c.res.headers.set('X-Request-Id', requestId);
-    } catch {
-      c.header('X-Request-Id', requestId);
+    // On the response's own headers: c.header() after the response exists would rebuild it. A route
+    // that echoes the caller's own identifier (AuthZEN Transport, Request Identification) keeps it.
+    if (!c.res.headers.has('X-Request-Id')) {
+      try {
+        c.res.headers.set('X-Request-Id', requestId);
+      } catch {
+        c.header('X-Request-Id', requestId);
+      }
     }
   });
   // Before the body limit, which reads a streamed body whole before anything else runs.
@@ -181,6 +186,21 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
     }),
   );
   app.route('/', tokenManagementRoutes({ tokens: deps.tokens, auth: deps.auth }));
+  // OpenID AuthZEN Authorization API 1.0: resource servers ask for policy decisions.
+  app.route(
+    '/',
+    authzenRoutes({
+      authzen: new AuthzenService({
+        db: deps.db,
+        policy: deps.policy,
+        clients: deps.clients,
+        audit: deps.audit,
+        clock: deps.clock,
+      }),
+      auth: deps.auth,
+      issuer: config.issuer,
+    }),
+  );
   app.route('/', userinfoRoutes({ issuer: config.issuer, access: deps.access }));
   if (config.registration.dcrEnabled) {
     app.route(

@@ -6,6 +6,7 @@ export const AUDIT_EVENT_TYPES = [
   'agent.disabled',
   'agent.enabled',
   'authorization_code.redeemed',
+  'authzen.denied',
   'authorization_code.reused',
   'client.approved',
   'client.deleted',

@@ -30,15 +30,17 @@ describe('the committed document', () => {
     expect(committed === openApiFileText(), `${OPENAPI_FILE} is out of date: run \`npm run openapi\``).toBe(true);
   });
 
-  test('every /api/* route of the real app is described, and nothing else', () => {
+  test('every /api/* (and AuthZEN) route of the real app is described, and nothing else', () => {
+    const described = (path: string) =>
+      path.startsWith('/api/') || path.startsWith('/access/') || path === '/.well-known/authzen-configuration';
     const registered = new Set(
       tb.broker.app.routes
-        .filter((r) => r.path.startsWith('/api/') && r.method !== 'ALL' && !r.path.endsWith('*'))
+        .filter((r) => described(r.path) && r.method !== 'ALL' && !r.path.endsWith('*'))
         .map((r) => `${r.method} ${r.path}`),
     );
-    const described = new Set(API_OPERATIONS.map((o) => `${o.method} ${o.path}`));
-    const missing = [...registered].filter((r) => !described.has(r));
-    const stale = [...described].filter((d) => !registered.has(d));
+    const operations = new Set(API_OPERATIONS.map((o) => `${o.method} ${o.path}`));
+    const missing = [...registered].filter((r) => !operations.has(r));
+    const stale = [...operations].filter((d) => !registered.has(d));
     expect(missing, 'add a line for each to broker/http/routes/api-operations.ts, then `npm run openapi`').toEqual([]);
     expect(stale, 'these are described but no longer registered').toEqual([]);
   });
@@ -111,7 +113,8 @@ describe('OpenAPI 3.1 structure', () => {
         for (const [i, v] of x.entries()) walk(v, `${where}[${i}]`);
       } else if (x && typeof x === 'object') {
         const o = x as Json;
-        if (o.properties && typeof o.properties === 'object') {
+        // A schema's `properties` (an AuthZEN member named `properties` is itself a property, not this).
+        if (o.type === 'object' && o.properties && typeof o.properties === 'object') {
           for (const k of Object.keys(o.properties)) if (!/^[a-z][a-z0-9_]*$/.test(k)) camel.push(`${where}.${k}`);
         }
         for (const [k, v] of Object.entries(o)) walk(v, `${where}/${k}`);

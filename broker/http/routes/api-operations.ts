@@ -30,6 +30,13 @@ import { ExchangeRulesSchema } from '../../services/exchange-rules.js';
 import { CreateInitialAccessTokenSchema } from '../../services/initial-access-tokens.js';
 import { AdminDelegationQuerySchema, AdminTaskQuerySchema } from '../../services/oversight.js';
 import { ChangePasswordSchema, ResetPasswordSchema, UpdateUserSchema } from '../../services/people.js';
+import {
+  AuthzenDecisionSchema,
+  AuthzenEvaluationSchema,
+  AuthzenEvaluationsResponseSchema,
+  AuthzenEvaluationsSchema,
+  AuthzenMetadataSchema,
+} from '../../services/policy/authzen.js';
 import { UpdateResourceSchema } from '../../services/resources.js';
 import { CreateTrustedIssuerSchema, UpdateTrustedIssuerSchema } from '../../services/trusted-issuers.js';
 import { AuditQuerySchema } from '../api.js';
@@ -51,8 +58,11 @@ export interface ApiOperation {
   /** Unique, camelCase: the OpenAPI operationId. */
   id: string;
   summary: string;
-  /** admin: session + CSRF or an errand:admin token; user: session + CSRF; public: nothing. */
-  access: 'admin' | 'user' | 'public';
+  /**
+   * admin: session + CSRF or an errand:admin token; user: session + CSRF; public: nothing;
+   * resource_server: a resource-server client's credentials (the AuthZEN API).
+   */
+  access: 'admin' | 'user' | 'public' | 'resource_server';
   body?: z.ZodType;
   /** The body may be left out entirely. */
   bodyOptional?: boolean;
@@ -65,9 +75,17 @@ export interface ApiOperation {
 
 type Extra = Omit<ApiOperation, 'method' | 'path' | 'id' | 'summary' | 'access'>;
 
-function op(route: `${Method} /api/${string}`, id: string, summary: string, extra: Extra = {}): ApiOperation {
+type Route = `${Method} /api/${string}` | `POST /access/v1/${string}` | `GET /.well-known/${string}`;
+
+function op(route: Route, id: string, summary: string, extra: Extra = {}): ApiOperation {
   const [method, path] = route.split(' ') as [Method, string];
-  const access = path.startsWith('/api/admin') ? 'admin' : path.startsWith('/api/me') ? 'user' : 'public';
+  const access = path.startsWith('/api/admin')
+    ? 'admin'
+    : path.startsWith('/api/me')
+      ? 'user'
+      : path.startsWith('/access/')
+        ? 'resource_server'
+        : 'public';
   return { method, path, id, summary, access, ...extra };
 }
 
@@ -247,5 +265,17 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   op('GET /api/me/audit', 'queryMyAudit', 'Audit events on my behalf', {
     query: AuditQuerySchema,
     response: list('events', AuditEventViewSchema),
+  }),
+  // OpenID AuthZEN Authorization API 1.0 (README "AuthZEN authorization API").
+  op('GET /.well-known/authzen-configuration', 'getAuthzenConfiguration', 'AuthZEN policy decision point metadata', {
+    response: AuthzenMetadataSchema,
+  }),
+  op('POST /access/v1/evaluation', 'evaluateAccess', 'AuthZEN: one authorization decision', {
+    body: AuthzenEvaluationSchema,
+    response: AuthzenDecisionSchema,
+  }),
+  op('POST /access/v1/evaluations', 'evaluateAccessBatch', 'AuthZEN: several decisions in one request', {
+    body: AuthzenEvaluationsSchema,
+    response: AuthzenEvaluationsResponseSchema,
   }),
 ];

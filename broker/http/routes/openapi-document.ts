@@ -80,6 +80,18 @@ function parameters(o: ApiOperation): Json[] {
 }
 
 const ADMIN_SECURITY = [{ session: [] }, { admin_token: [ERRAND_SCOPE.admin] }];
+const SECURITY: Record<ApiOperation['access'], Json[]> = {
+  admin: ADMIN_SECURITY,
+  user: [{ session: [] }],
+  public: [],
+  resource_server: [{ client_secret_basic: [] }, { client_assertion: [] }],
+};
+const TAG: Record<ApiOperation['access'], string> = {
+  admin: 'admin',
+  user: 'me',
+  public: 'public',
+  resource_server: 'authzen',
+};
 
 function operation(o: ApiOperation, names: { body?: string; response?: string }): Json {
   const status = String(o.status ?? 200);
@@ -93,7 +105,7 @@ function operation(o: ApiOperation, names: { body?: string; response?: string })
   return {
     operationId: o.id,
     summary: o.summary,
-    tags: [o.access === 'admin' ? 'admin' : o.access === 'user' ? 'me' : 'public'],
+    tags: [TAG[o.access]],
     ...(params.length ? { parameters: params } : {}),
     ...(names.body
       ? {
@@ -110,7 +122,7 @@ function operation(o: ApiOperation, names: { body?: string; response?: string })
       },
       ...(o.access === 'public' && !o.body ? {} : refusals),
     },
-    security: o.access === 'admin' ? ADMIN_SECURITY : o.access === 'user' ? [{ session: [] }] : [],
+    security: SECURITY[o.access],
   };
 }
 
@@ -149,7 +161,8 @@ export function openApiDocument(server = '/'): Json {
         'JSON APIs of the Errand broker. Bodies are snake_case. Admin endpoints take a signed-in administrator ' +
         '(session cookie from POST /api/session, and X-CSRF-Token on unsafe methods) or an access token with ' +
         `scope ${ERRAND_SCOPE.admin} issued to an admin service client (Authorization: Bearer, or DPoP with a proof). ` +
-        'See the README section "Admin API".',
+        'See the README section "Admin API". The AuthZEN endpoints (/access/v1/*) take the credentials of a ' +
+        'resource-server client instead (README "AuthZEN authorization API").',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     servers: [{ url: server }],
@@ -157,6 +170,10 @@ export function openApiDocument(server = '/'): Json {
       { name: 'admin', description: 'Administration (administrators and admin service clients)' },
       { name: 'me', description: "The signed-in person's delegations, tasks and audit trail" },
       { name: 'public', description: 'Sign-in and this document' },
+      {
+        name: 'authzen',
+        description: 'OpenID AuthZEN Authorization API 1.0: policy decisions for resource-server clients',
+      },
     ],
     paths: Object.fromEntries(Object.entries(paths).sort(([a], [b]) => a.localeCompare(b))),
     components: {
@@ -169,6 +186,19 @@ export function openApiDocument(server = '/'): Json {
           description:
             'The cookie POST /api/session sets (`__Host-errand_session` behind https). POST, PUT, PATCH and DELETE ' +
             'also carry the returned csrf_token as the X-CSRF-Token header.',
+        },
+        client_secret_basic: {
+          type: 'http',
+          scheme: 'basic',
+          description: 'A resource-server client with a secret (client_secret_basic, RFC 6749 §2.3.1).',
+        },
+        client_assertion: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'A resource-server client with a key (private_key_jwt): an RFC 7523 client assertion, audience the issuer, ' +
+            'used once, as the Bearer credential.',
         },
         admin_token: {
           type: 'oauth2',

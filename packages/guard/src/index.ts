@@ -33,6 +33,9 @@
 export type { GuardAuthInfo } from './auth-info.js';
 /** The MCP SDKs' `AuthInfo` of a verified request, and the verified token back from it. */
 export { accessOf, toAuthInfo } from './auth-info.js';
+export type { AuthzenCheck, AuthzenCheckOptions, AuthzenClientAuth, AuthzenOutcome } from './authzen.js';
+/** Asks Errand's policy decision point (OpenID AuthZEN) before each MCP tool call (`authzen` option). */
+export { authzenCheck } from './authzen.js';
 export type { ChallengeInput, GuardErrorCode, GuardFailure } from './challenge.js';
 /** Builds a `WWW-Authenticate` value (Bearer, or DPoP + Bearer). */
 export { buildChallenge } from './challenge.js';

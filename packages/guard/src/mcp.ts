@@ -1,4 +1,5 @@
 import { toolCallNames } from '@errand/protocol';
+import type { AuthzenCheck } from './authzen.js';
 import { describeTools, type GuardFailure } from './challenge.js';
 import type { Guard, GuardRequest, VerifiedAccess } from './guard.js';
 
@@ -21,11 +22,16 @@ export interface GuardMcpOptions {
   url?: string;
   /** The largest request body read, in bytes (default 4 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Ask Errand's policy decision point (AuthZEN) before each tool call, see `authzenCheck`: a call
+   * its policies refuse is 403 `access_denied`; no answer is 503 (the call does not run).
+   */
+  authzen?: AuthzenCheck;
 }
 
 /** An HTTP answer refusing a request: status, `{ error, error_description }` body and headers. */
 export interface Refusal {
-  status: 400 | 401 | 403 | 413;
+  status: 400 | 401 | 403 | 413 | 503;
   body: { error: string; error_description: string };
   headers: Record<string, string>;
 }
@@ -116,6 +122,15 @@ export async function authorizeMcpRequest(
   if (unlisted.length > 0) {
     const description = `${describeTools(unlisted)} ${unlisted.length === 1 ? 'is' : 'are'} not offered at this resource`;
     return { ok: false, refusal: invalidRequest(400, description) };
+  }
+  if (opts.authzen && called.length > 0) {
+    const outcome = await opts.authzen(result, guard.resource, called);
+    if (!outcome.ok) {
+      // No token would change the organisation's answer, so no challenge (not insufficient_scope).
+      const error = outcome.status === 403 ? 'access_denied' : 'temporarily_unavailable';
+      const body = { error, error_description: outcome.description };
+      return { ok: false, refusal: { status: outcome.status, body, headers: { ...NO_STORE } } };
+    }
   }
   return { ok: true, access: result };
 }
