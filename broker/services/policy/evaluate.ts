@@ -17,7 +17,7 @@ import { DELEGATED_ACTIONS, ENTITY, type PolicyAction } from './schema.js';
 export class Unsupported extends Error {}
 
 /** An evaluation error: Cedar skips the policy (it neither permits nor forbids). */
-export class EvalError extends Error {}
+export class PolicyEvalError extends Error {}
 
 export class EntityRef {
   constructor(
@@ -77,14 +77,14 @@ const I64_MIN = -(2n ** 63n);
 
 function parseIp(text: string): IpAddr {
   const [addr, prefixText, extra] = text.split('/');
-  if (addr === undefined || extra !== undefined) throw new EvalError(`invalid IP address: ${text}`);
+  if (addr === undefined || extra !== undefined) throw new PolicyEvalError(`invalid IP address: ${text}`);
   const v6 = addr.includes(':');
   const width = v6 ? 128 : 32;
   let value: bigint;
   if (!v6) {
     const parts = addr.split('.');
     if (parts.length !== 4 || parts.some((p) => !/^(0|[1-9]\d{0,2})$/.test(p) || Number(p) > 255)) {
-      throw new EvalError(`invalid IP address: ${text}`);
+      throw new PolicyEvalError(`invalid IP address: ${text}`);
     }
     value = parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n);
   } else {
@@ -93,7 +93,7 @@ function parseIp(text: string): IpAddr {
   let prefix = width;
   if (prefixText !== undefined) {
     if (!/^(0|[1-9]\d{0,2})$/.test(prefixText) || Number(prefixText) > width) {
-      throw new EvalError(`invalid IP prefix: ${text}`);
+      throw new PolicyEvalError(`invalid IP prefix: ${text}`);
     }
     prefix = Number(prefixText);
   }
@@ -105,16 +105,16 @@ function parseIpv6(addr: string, text: string): bigint {
   // Cedar may read it differently.
   if (!/^[0-9a-fA-F:]+$/.test(addr)) throw new Unsupported(`IPv6 form ${text}`);
   const halves = addr.split('::');
-  if (halves.length > 2) throw new EvalError(`invalid IP address: ${text}`);
+  if (halves.length > 2) throw new PolicyEvalError(`invalid IP address: ${text}`);
   const groups = (s: string) => (s === '' ? [] : s.split(':'));
   const head = groups(halves[0] ?? '');
   const tail = halves.length === 2 ? groups(halves[1] ?? '') : [];
   const missing = 8 - head.length - tail.length;
   if ((halves.length === 1 && missing !== 0) || (halves.length === 2 && missing < 1)) {
-    throw new EvalError(`invalid IP address: ${text}`);
+    throw new PolicyEvalError(`invalid IP address: ${text}`);
   }
   const all = [...head, ...Array(halves.length === 2 ? missing : 0).fill('0'), ...tail];
-  if (all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) throw new EvalError(`invalid IP address: ${text}`);
+  if (all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) throw new PolicyEvalError(`invalid IP address: ${text}`);
   return all.reduce((acc, g) => (acc << 16n) | BigInt(Number.parseInt(g, 16)), 0n);
 }
 
@@ -158,27 +158,27 @@ const typeName = (v: Value): string =>
               : 'ipaddr';
 
 function bool(v: Value): boolean {
-  if (typeof v !== 'boolean') throw new EvalError(`expected Bool, got ${typeName(v)}`);
+  if (typeof v !== 'boolean') throw new PolicyEvalError(`expected Bool, got ${typeName(v)}`);
   return v;
 }
 function long(v: Value): number {
-  if (typeof v !== 'number') throw new EvalError(`expected Long, got ${typeName(v)}`);
+  if (typeof v !== 'number') throw new PolicyEvalError(`expected Long, got ${typeName(v)}`);
   return v;
 }
 function str(v: Value): string {
-  if (typeof v !== 'string') throw new EvalError(`expected String, got ${typeName(v)}`);
+  if (typeof v !== 'string') throw new PolicyEvalError(`expected String, got ${typeName(v)}`);
   return v;
 }
 function entity(v: Value): EntityRef {
-  if (!(v instanceof EntityRef)) throw new EvalError(`expected Entity, got ${typeName(v)}`);
+  if (!(v instanceof EntityRef)) throw new PolicyEvalError(`expected Entity, got ${typeName(v)}`);
   return v;
 }
 function set(v: Value): CedarSet {
-  if (!(v instanceof CedarSet)) throw new EvalError(`expected Set, got ${typeName(v)}`);
+  if (!(v instanceof CedarSet)) throw new PolicyEvalError(`expected Set, got ${typeName(v)}`);
   return v;
 }
 function ip(v: Value): IpAddr {
-  if (!(v instanceof IpAddr)) throw new EvalError(`expected ipaddr, got ${typeName(v)}`);
+  if (!(v instanceof IpAddr)) throw new PolicyEvalError(`expected ipaddr, got ${typeName(v)}`);
   return v;
 }
 
@@ -205,10 +205,10 @@ export function equal(a: Value, b: Value): boolean {
 }
 
 function checked(n: bigint): number {
-  if (n > I64_MAX || n < I64_MIN) throw new EvalError('integer overflow');
+  if (n > I64_MAX || n < I64_MIN) throw new PolicyEvalError('integer overflow');
   // Beyond 2^53 a JS number would round: refuse rather than answer differently from Cedar.
   if (n > BigInt(Number.MAX_SAFE_INTEGER) || n < BigInt(Number.MIN_SAFE_INTEGER)) {
-    throw new EvalError('integer outside the exactly representable range');
+    throw new PolicyEvalError('integer outside the exactly representable range');
   }
   return Number(n);
 }
@@ -222,23 +222,23 @@ function entityIn(env: Env, a: EntityRef, b: EntityRef): boolean {
 function attribute(env: Env, v: Value, attr: string): Value {
   if (v instanceof CedarRecord) {
     const x = v.attrs.get(attr);
-    if (x === undefined) throw new EvalError(`record has no attribute ${attr}`);
+    if (x === undefined) throw new PolicyEvalError(`record has no attribute ${attr}`);
     return x;
   }
   if (v instanceof EntityRef) {
     const stored = env.entities.get(v.key);
-    if (!stored) throw new EvalError(`entity ${v.type}::"${v.id}" does not exist`);
+    if (!stored) throw new PolicyEvalError(`entity ${v.type}::"${v.id}" does not exist`);
     const x = stored.attrs.get(attr);
-    if (x === undefined) throw new EvalError(`entity has no attribute ${attr}`);
+    if (x === undefined) throw new PolicyEvalError(`entity has no attribute ${attr}`);
     return x;
   }
-  throw new EvalError(`expected an entity or a record, got ${typeName(v)}`);
+  throw new PolicyEvalError(`expected an entity or a record, got ${typeName(v)}`);
 }
 
 function hasAttribute(env: Env, v: Value, attr: string): boolean {
   if (v instanceof CedarRecord) return v.attrs.has(attr);
   if (v instanceof EntityRef) return env.entities.get(v.key)?.attrs.has(attr) ?? false;
-  throw new EvalError(`expected an entity or a record, got ${typeName(v)}`);
+  throw new PolicyEvalError(`expected an entity or a record, got ${typeName(v)}`);
 }
 
 function likeMatcher(pattern: unknown[]): (s: string) => boolean {
@@ -494,7 +494,7 @@ function compileScope(s: ScopeJson, variable: 'principal' | 'action' | 'resource
   }
 }
 
-/** A compiled policy: whether it is satisfied for a request (throws EvalError when it errs). */
+/** A compiled policy: whether it is satisfied for a request (throws PolicyEvalError when it errs). */
 export type CompiledCondition = (env: Env) => boolean;
 
 /** Compiles a policy's scope and conditions (Cedar's JSON form). Throws Unsupported when it cannot. */

@@ -14,8 +14,8 @@ import {
   type CompiledCondition,
   compilePolicyJson,
   type Env,
-  EvalError,
   environment,
+  PolicyEvalError,
   Unsupported,
 } from './evaluate.js';
 import { CEDAR_SCHEMA, DELEGATED_ACTIONS, ENTITY, type PolicyAction } from './schema.js';
@@ -238,7 +238,7 @@ function evaluateNatively(policies: CompiledPolicy[], req: CedarRequest): CedarA
     try {
       if ((p.check as CompiledCondition)(env)) (p.effect === 'forbid' ? forbids : permits).push(p.id);
     } catch (err) {
-      if (err instanceof EvalError) errors.push({ policy: p.id, message: err.message });
+      if (err instanceof PolicyEvalError) errors.push({ policy: p.id, message: err.message });
       else if (err instanceof Unsupported) return null;
       else throw err;
     }
