@@ -24,6 +24,7 @@ import { adminDiscoveryRoutes } from './http/routes/admin-discovery.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
+import { lifecycleApiRoutes } from './http/routes/lifecycle-api.js';
 import { metadataRoutes } from './http/routes/metadata.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { peerRoutes } from './http/routes/peers.js';
@@ -270,6 +271,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       delegations: deps.delegations,
       tasks: deps.tasks,
       trustedIssuers: deps.trustedIssuers,
+      lifecycle: deps.lifecycle,
       accessTokenTtl: config.tokens.accessTokenTtl,
       issuer: config.issuer,
       clock: deps.clock,
@@ -311,6 +313,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       issuer: config.issuer,
     }),
   );
+  // Agent lifecycle: certification campaigns, usage and right-sizing (README "Agent lifecycle").
+  app.route('/', lifecycleApiRoutes(deps));
   // A2A peers: the admin API for registering agents from their Agent Card (a2a/peer-routes.ts).
   app.route('/', peerRoutes(deps));
   app.route(
