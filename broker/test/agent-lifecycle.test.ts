@@ -407,3 +407,51 @@ describe('certification campaigns (JSON API)', () => {
     }
   });
 });
+
+describe('certification console forms', () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await world();
+  });
+  afterAll(() => w.tb.close());
+
+  test("CSRF on every form; another owner's item, a non-administrator and bad input are refused", async () => {
+    const alice = await createUser(w.tb);
+    const bob = await createUser(w.tb);
+    await addAgent(w.api, { name: 'alice agent', owner_id: alice.id });
+    const opened = await w.api.call('POST', '/api/admin/certification-campaigns', {
+      name: 'console',
+      deadline: w.tb.clock.now() + 3600,
+    });
+    const { campaign_id: campaignId } = (await opened.json()) as { campaign_id: string };
+    const a = await userApi(w.tb, alice);
+    const b = await userApi(w.tb, bob);
+    const [item] = ((await (await a.call('GET', '/api/me/certifications')).json()) as { items: { item_id: string }[] })
+      .items;
+    const attest = `${w.tb.url}/my/certifications/${item!.item_id}/attest`;
+
+    expect((await a.browser.postForm(attest, { decision: 'keep' })).status).toBe(403);
+    expect((await b.browser.postForm(attest, { _csrf: b.csrf, decision: 'keep' })).status).toBe(403);
+    const bad = await a.browser.postForm(attest, { _csrf: a.csrf, decision: 'later' });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain('decision:');
+    expect((await b.browser.postForm(`${w.tb.url}/admin/certifications`, { _csrf: b.csrf, name: 'x' })).status).toBe(
+      403,
+    );
+    const close = `${w.tb.url}/admin/certifications/${campaignId}/close`;
+    expect((await w.api.browser.postForm(close, {})).status).toBe(403);
+    const noDeadline = await w.api.browser.postForm(`${w.tb.url}/admin/certifications`, {
+      _csrf: w.api.csrf,
+      name: 'x',
+      deadline_days: '0',
+      usage_days: '30',
+    });
+    expect(noDeadline.status).toBe(400);
+    expect(await noDeadline.text()).toContain('deadline');
+
+    // Still undecided after all of that; the owner's form with its token works.
+    const ok = await a.browser.postForm(attest, { _csrf: a.csrf, decision: 'keep' });
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/my/certifications?done=keep');
+  });
+});
