@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { z } from 'zod';
+import { API_OPERATIONS, type ApiOperation } from '../http/routes/api-operations.js';
 import {
   type Api,
   delegateViaCiba,
@@ -453,5 +455,60 @@ describe('certification console forms', () => {
     const ok = await a.browser.postForm(attest, { _csrf: a.csrf, decision: 'keep' });
     expect(ok.status).toBe(303);
     expect(ok.headers.get('location')).toBe('/my/certifications?done=keep');
+  });
+});
+
+describe('the lifecycle answers match the OpenAPI document', () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await world();
+  });
+  afterAll(() => w.tb.close());
+
+  /** Parses a response with its operation's response schema (strict: no undocumented field). */
+  async function conforms(method: ApiOperation['method'], path: string, res: Response) {
+    const o = API_OPERATIONS.find(
+      (x) => x.method === method && new RegExp(`^${x.path.replace(/:\w+/g, '[^/]+')}$`).test(path.split('?')[0]!),
+    );
+    expect(o, `${method} ${path} is described`).toBeDefined();
+    expect(res.status, `${method} ${path}: ${await res.clone().text()}`).toBe(o!.status ?? 200);
+    const parsed = (o!.response as z.ZodType).safeParse(await res.json());
+    expect(parsed.success, `${method} ${path}: ${parsed.success ? '' : JSON.stringify(parsed.error.issues)}`).toBe(
+      true,
+    );
+  }
+
+  test('campaigns, items, usage, reduction and export', async () => {
+    const owner = await createUser(w.tb);
+    const user = await createUser(w.tb);
+    const one = await busyAgent(w, owner, user, 'one');
+    const two = await busyAgent(w, owner, user, 'two');
+    const call = async (method: ApiOperation['method'], path: string, body?: unknown) => {
+      const res = await w.api.call(method, path, body);
+      await conforms(method, path, res.clone());
+      return res.json() as Promise<Body>;
+    };
+    await call('GET', `/api/admin/clients/${one.agent.clientId}`);
+    await call('GET', `/api/admin/clients/${one.agent.clientId}/usage?days=7`);
+    const campaign = await call('POST', '/api/admin/certification-campaigns', {
+      name: 'conform',
+      deadline: w.tb.clock.now() + 3600,
+    });
+    await call('GET', '/api/admin/certification-campaigns');
+    const me = await userApi(w.tb, owner);
+    const mine = await me.call('GET', '/api/me/certifications');
+    await conforms('GET', '/api/me/certifications', mine.clone());
+    const { items } = (await mine.json()) as { items: { item_id: string; agent_id: string }[] };
+    const item = items.find((i) => i.agent_id === one.agent.clientId)!;
+    const attest = `/api/me/certifications/${item.item_id}/attest`;
+    await conforms('POST', attest, await me.call('POST', attest, { decision: 'reduce' }));
+    const reduce = `/api/admin/delegations/${two.delegationId}/reduce`;
+    await call('POST', reduce, { grants: { [NOTES]: ['notes:read'] } });
+    const mineReduce = `/api/me/delegations/${two.delegationId}/reduce`;
+    await conforms('POST', mineReduce, await (await userApi(w.tb, user)).call('POST', mineReduce, { to: 'used' }));
+    await call('GET', `/api/admin/certification-campaigns/${campaign.campaign_id}`);
+    await call('POST', `/api/admin/certification-campaigns/${campaign.campaign_id}/close`);
+    await call('GET', `/api/admin/certification-campaigns/${campaign.campaign_id}/export`);
+    await call('GET', `/api/admin/clients/${two.agent.clientId}`);
   });
 });
