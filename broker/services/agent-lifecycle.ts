@@ -157,7 +157,8 @@ export const ReduceDelegationSchema = z
 
 /**
  * Narrows a delegation (right-sizing): its person or an administrator keeps a subset of its grants.
- * Tools at dropped resources go with them; the delegation's live tasks end (reason
+ * Tools at dropped resources go with them (reduced to what was used, so do the tools not used where
+ * some were); the delegation's live tasks end (reason
  * `delegation_reduced`) so that nothing issued under the wider grant keeps working; narrowed to
  * nothing, the delegation is revoked. Recorded as `delegation.reduced` with what was dropped.
  * Returns the grants kept.
@@ -173,6 +174,8 @@ export async function reduceDelegation(
   if (d.status !== 'active')
     throw new OAuthError('conflict', `the delegation is ${d.status}: only an active one can be reduced`);
   let keep: Record<string, string[]>;
+  /** Reduced to what was used: the MCP tools used at each resource (none recorded there: its tools stay). */
+  let usedTools: Record<string, string[]> = {};
   if (input.grants) {
     for (const [resource, scopes] of Object.entries(input.grants)) {
       const held = d.grants[resource];
@@ -186,16 +189,26 @@ export async function reduceDelegation(
     const usage = await agentUsage(deps, d.agentId, input.days);
     const mine = usage.delegations.find((u) => u.delegationId === d.id);
     keep = mine ? usedGrants(mine) : {};
+    usedTools = Object.fromEntries(Object.entries(mine?.tools ?? {}).map(([r, t]) => [r, t.used]));
   }
   const dropped = Object.entries(d.grants)
     .map(([r, scopes]) => [r, scopes.filter((s) => !(keep[r] ?? []).includes(s))] as const)
     .filter(([, s]) => s.length > 0);
-  if (dropped.length === 0) return d.grants;
+  const details = (d.authorizationDetails ?? [])
+    .filter((t) => keep[t.locations[0]])
+    .map((t) => {
+      const used = usedTools[t.locations[0]] ?? [];
+      return used.length > 0 ? { ...t, actions: t.actions.filter((a) => used.includes(a)) } : t;
+    });
+  const droppedTools = (d.authorizationDetails ?? []).flatMap((t) => {
+    const kept = details.find((k) => k.locations[0] === t.locations[0])?.actions ?? [];
+    return t.actions.filter((a) => !kept.includes(a)).map((a) => `${t.locations[0]}#${a}`);
+  });
+  if (dropped.length === 0 && droppedTools.length === 0) return d.grants;
   if (Object.keys(keep).length === 0) {
     await deps.delegationService.revoke({ userId: by.userId, admin: true }, d.id, by.requestId);
     return {};
   }
-  const details = (d.authorizationDetails ?? []).filter((t) => keep[t.locations[0]]);
   const events = await deps.db.write(async (tx) => {
     if (!(await deps.delegations.narrow(d.id, keep, details, tx))) {
       throw new OAuthError('conflict', 'the delegation is no longer active');
@@ -212,6 +225,7 @@ export async function reduceDelegation(
         details: {
           dropped: Object.fromEntries(dropped),
           kept: keep,
+          ...(droppedTools.length > 0 ? { dropped_tools: droppedTools } : {}),
           ...(by.address ? { address: by.address } : {}),
         },
       },

@@ -91,6 +91,38 @@ describe('usage and right-sizing', () => {
     );
   });
 
+  test('MCP tools granted vs used; reducing to what was used keeps only the tools used', async () => {
+    const owner = await createUser(w.tb);
+    const user = await createUser(w.tb);
+    const agent = await addAgent(w.api, { name: 'tooled', owner_id: owner.id, grant_types: undefined });
+    const tools = { type: 'mcp_tool', locations: [NOTES], actions: ['list_notes', 'read_note'] };
+    const { credential, delegationId } = await delegateViaCiba(w.tb, w.as, agent, user, {
+      scope: 'openid notes:read',
+      resource: NOTES,
+      authorization_details: JSON.stringify([tools]),
+    });
+    const task = await exchange(w.tb, w.as, agent, {
+      subject_token: credential,
+      subject_token_type: TT_JWT,
+      resource: NOTES,
+      authorization_details: JSON.stringify([{ ...tools, actions: ['list_notes'] }]),
+    });
+    const usage = (await (await w.api.call('GET', `/api/admin/clients/${agent.clientId}/usage`)).json()) as Body;
+    expect(usage.delegations[0].tools[NOTES]).toEqual({
+      granted: ['list_notes', 'read_note'],
+      used: ['list_notes'],
+      unused: ['read_note'],
+    });
+    expect(usage.has_unused).toBe(true);
+    const res = await w.api.call('POST', `/api/admin/delegations/${delegationId}/reduce`, { to: 'used' });
+    expect(res.status).toBe(200);
+    const d = (await (await userApi(w.tb, user)).call('GET', `/api/me/delegations/${delegationId}`)).json();
+    expect(await d).toMatchObject({ authorization_details: [{ ...tools, actions: ['list_notes'] }] });
+    expect(await w.introspect(task.access_token)).toMatchObject({ active: false });
+    const [event] = await auditTypes(w.api, 'delegation.reduced', agent.clientId);
+    expect(event?.details.dropped_tools).toEqual([`${NOTES}#read_note`]);
+  });
+
   test('bad days, an unknown agent and a non-administrator are refused plainly', async () => {
     const agent = await addAgent(w.api, { name: 'idle' });
     const bad = await w.api.call('GET', `/api/admin/clients/${agent.clientId}/usage?days=0`);
