@@ -133,6 +133,9 @@ export function lifecycleRoutes(engine: Engine) {
     try {
       await attest(deps, c.req.param('id'), parsed.data, actor(c));
     } catch (err) {
+      if (err instanceof OAuthError && err.code === 'forbidden') {
+        return c.html(<MessagePage title="Not allowed" message={err.message} user={me(c)} csrf={csrf(c)} />, 403);
+      }
       return myPage(c, refusal(err));
     }
     return c.redirect(`/my/certifications?done=${parsed.data.decision}`, 303);

@@ -303,7 +303,16 @@ export async function runCampaignSchedule(
 ): Promise<{ closed: number; opened: boolean }> {
   const now = deps.clock.now();
   const due = await deps.lifecycle.dueCampaigns(now);
-  for (const c of due) await closeCampaign(deps, c.id, { userId: null, admin: true, requestId });
+  let closed = 0;
+  for (const c of due) {
+    try {
+      await closeCampaign(deps, c.id, { userId: null, admin: true, requestId });
+      closed += 1;
+    } catch (err) {
+      // An administrator closed it a moment earlier: nothing left to do.
+      if (!(err instanceof OAuthError && err.code === 'conflict')) throw err;
+    }
+  }
   let opened = false;
   if (scheduleDays > 0) {
     const latest = await deps.lifecycle.latestCampaign();
@@ -321,7 +330,7 @@ export async function runCampaignSchedule(
       opened = true;
     }
   }
-  return { closed: due.length, opened };
+  return { closed, opened };
 }
 
 /** Days a scheduled campaign stays open. */
