@@ -176,5 +176,17 @@ export function lifecycleRoutes(engine: Engine) {
     }
     return c.redirect(`/admin/clients/${encodeURIComponent(d.agentId)}/usage?days=${days}&done=reduced`, 303);
   });
+  // The person's own delegation, narrowed to what the agent used in the last 30 days.
+  app.post('/my/delegations/:id/reduce', async (c) => {
+    await readForm(c);
+    const id = c.req.param('id');
+    try {
+      await reduceDelegation(deps, id, { to: 'used', days: 30 }, { ...actor(c), admin: false });
+    } catch (err) {
+      if (err instanceof OAuthError && err.code === 'not_found') return notFound(c, 'delegation');
+      return c.html(<MessagePage title="Not reduced" message={refusal(err)} user={me(c)} csrf={csrf(c)} />, 400);
+    }
+    return c.redirect('/my/delegations?done=reduced', 303);
+  });
   return app;
 }

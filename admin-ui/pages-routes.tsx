@@ -64,6 +64,7 @@ const NOTICES: Record<string, string> = {
   approved: 'Approved. The agent can now collect its credential.',
   denied: 'Denied. The agent has been told.',
   revoked: 'Revoked. Every task under it has ended.',
+  reduced: 'Reduced to what the agent used (revoked if it used nothing); the tasks under it have ended.',
   ended: 'The task and its sub-tasks have ended; their tokens no longer work.',
   disabled: 'The agent is disabled: its tasks have ended and its tokens are revoked.',
   enabled: 'The agent is enabled again.',

@@ -186,6 +186,40 @@ describe('usage and right-sizing', () => {
   });
 });
 
+describe('right-sizing in the console', () => {
+  let w: World;
+  beforeAll(async () => {
+    w = await world();
+  });
+  afterAll(() => w.tb.close());
+
+  test("the person's Reduce button narrows their delegation; another person and a missing CSRF token are refused", async () => {
+    const owner = await createUser(w.tb);
+    const user = await createUser(w.tb);
+    const { delegationId, task } = await busyAgent(w, owner, user);
+    const me = await userApi(w.tb, user);
+    const other = await userApi(w.tb, await createUser(w.tb));
+    const url = `${w.tb.url}/my/delegations/${delegationId}/reduce`;
+    expect((await me.browser.postForm(url, {})).status).toBe(403);
+    expect((await other.browser.postForm(url, { _csrf: other.csrf })).status).toBe(404);
+    expect(await w.introspect(task.access_token)).toMatchObject({ active: true });
+    const page = await me.browser.fetch(`${w.tb.url}/my/delegations/${delegationId}`);
+    expect(await page.text()).toContain('Reduce to what the agent used');
+    const res = await me.browser.postForm(url, { _csrf: me.csrf });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/my/delegations?done=reduced');
+    const d = (await (await me.call('GET', `/api/me/delegations/${delegationId}`)).json()) as Body;
+    expect(d.scopes).toEqual({ [NOTES]: ['notes:read'] });
+    expect(await w.introspect(task.access_token)).toMatchObject({ active: false });
+    // The administrator's button on the agent's Usage page, for a delegation already reduced: nothing to drop.
+    const again = await w.api.browser.postForm(`${w.tb.url}/admin/delegations/${delegationId}/reduce`, {
+      _csrf: w.api.csrf,
+      days: '30',
+    });
+    expect(again.status).toBe(303);
+  });
+});
+
 describe('owner lifecycle', () => {
   let w: World;
   beforeAll(async () => {
