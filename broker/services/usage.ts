@@ -14,7 +14,8 @@ import type { Clock } from '../core/ports.js';
  * and tools of the tokens issued to it since the cutoff. Granted-but-unused is the right-sizing
  * finding; certification snapshots and the right-sizing view both read it from here.
  *
- * Three reads: the client, its delegations, and one grouped query over its issued tokens. Token rows
+ * Three reads: the client, its delegations, and one grouped query over the tokens issued to it or
+ * under its delegations (a sub-agent's work uses the delegation it was handed down). Token rows
  * are kept for ERRAND_RETENTION_TOKENS past their expiry, so `observed_from` says how far back the
  * rows actually reach when that is shorter than the window.
  */
@@ -105,17 +106,29 @@ export async function agentUsage(deps: UsageDeps, agentId: string, days: number)
   if (client?.kind !== 'agent') throw new OAuthError('not_found', 'no such agent');
   const now = deps.clock.now();
   const since = now - days * 86_400;
-  const [all, uses] = await Promise.all([
-    deps.delegations.listForAgent(agentId),
-    deps.lifecycle.usesSince(agentId, since),
-  ]);
+  const all = await deps.delegations.listForAgent(agentId);
   const active = all.filter((d) => d.status === 'active' && d.expiresAt > now);
+  // A delegation is used by whoever works under it (sub-agents too); the agent's own scope and
+  // resources only by the agent itself.
+  const uses = await deps.lifecycle.usesSince(
+    agentId,
+    active.map((d) => d.id),
+    since,
+  );
   const delegations = active.map((d) => delegationUsage(d, uses));
-  const usedScopes = new Set(uses.flatMap((u) => parseScope(u.scope) ?? []));
-  const usedResources = new Set(uses.map((u) => u.audience));
+  const own = uses.filter((u) => u.clientId === agentId);
+  const usedScopes = new Set(own.flatMap((u) => parseScope(u.scope) ?? []));
+  const usedResources = new Set([
+    ...own.map((u) => u.audience),
+    ...delegations.flatMap((d) =>
+      Object.entries(d.resources)
+        .filter(([, x]) => x.used.length > 0)
+        .map(([r]) => r),
+    ),
+  ]);
   const resources = split([...client.resources, ...active.flatMap((d) => Object.keys(d.grants))], usedResources);
   const clientScope = client.scope ? split(client.scope, usedScopes) : null;
-  const lastToken = uses.reduce<number | null>((m, u) => Math.max(m ?? 0, u.lastIssuedAt), null);
+  const lastToken = own.reduce<number | null>((m, u) => Math.max(m ?? 0, u.lastIssuedAt), null);
   const lastUsedAt = Math.max(client.lastUsedAt ?? 0, lastToken ?? 0) || null;
   const hasUnused =
     resources.unused.length > 0 ||

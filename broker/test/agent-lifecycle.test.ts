@@ -1,5 +1,7 @@
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { z } from 'zod';
+import { issuedTokens } from '../../db/schema/index.js';
 import { API_OPERATIONS, type ApiOperation } from '../http/routes/api-operations.js';
 import {
   type Api,
@@ -7,6 +9,7 @@ import {
   exchange,
   exchangeRaw,
   introspector,
+  TT_ACCESS,
   TT_JWT,
   userApi,
 } from './delegation-fixtures.js';
@@ -121,6 +124,32 @@ describe('usage and right-sizing', () => {
     expect(await w.introspect(task.access_token)).toMatchObject({ active: false });
     const [event] = await auditTypes(w.api, 'delegation.reduced', agent.clientId);
     expect(event?.details.dropped_tools).toEqual([`${NOTES}#read_note`]);
+  });
+
+  test("a sub-agent's tokens under the delegation count as its use; the agent's own scope only its own", async () => {
+    const owner = await createUser(w.tb);
+    const user = await createUser(w.tb);
+    const a = await addAgent(w.api, { name: 'lead', owner_id: owner.id, grant_types: undefined });
+    const b = await addAgent(w.api, { name: 'helper', owner_id: owner.id, grant_types: undefined });
+    const { credential, delegationId } = await delegateViaCiba(w.tb, w.as, a, user, {
+      scope: 'openid notes:read notes:write',
+      resource: NOTES,
+      max_depth: '1',
+    });
+    const lead = await exchange(w.tb, w.as, a, {
+      subject_token: credential,
+      subject_token_type: TT_JWT,
+      resource: NOTES,
+      scope: 'notes:read',
+    });
+    await exchange(w.tb, w.as, b, { subject_token: lead.access_token, subject_token_type: TT_ACCESS });
+    // Only the helper's token row is left in the window (setup: the lead's own row is gone).
+    await w.tb.broker.deps.db.q.delete(issuedTokens).where(eq(issuedTokens.clientId, a.clientId));
+    const usage = (await (await w.api.call('GET', `/api/admin/clients/${a.clientId}/usage`)).json()) as Body;
+    expect(usage.delegations[0].resources[NOTES].used).toEqual(['notes:read']);
+    expect(usage.resources.used).toEqual([NOTES]);
+    const res = await w.api.call('POST', `/api/admin/delegations/${delegationId}/reduce`, { to: 'used' });
+    expect(await res.json()).toEqual({ delegation_id: delegationId, grants: { [NOTES]: ['notes:read'] } });
   });
 
   test('bad days, an unknown agent and a non-administrator are refused plainly', async () => {

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, gte, inArray, isNull, lte, max, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNull, lte, max, or, sql } from 'drizzle-orm';
 import { affected, type Db, type Tx } from '../open.js';
-import { agentLifecycle, certificationCampaigns, certificationItems, issuedTokens } from '../schema/index.js';
+import { agentLifecycle, certificationCampaigns, certificationItems, issuedTokens, tasks } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
 
 /** What Errand recorded about an agent's owner and suspension (README "Agent lifecycle"). */
@@ -14,6 +14,8 @@ export interface AgentLifecycle {
 
 /** One group of tokens issued to an agent: same delegation, audience, scope and tools. */
 export interface IssuedUse {
+  /** The client the tokens were issued to: the agent, or a sub-agent under its delegation. */
+  clientId: string;
   delegationId: string | null;
   audience: string;
   scope: string;
@@ -59,12 +61,22 @@ export class LifecycleStore {
   constructor(private readonly db: Db) {}
 
   /**
-   * The tokens issued to an agent since `since`, grouped (one row per distinct delegation, audience,
-   * scope and tools) with the latest issue time: one indexed query (`issued_tokens_client_idx`).
+   * The tokens issued since `since` to an agent, and to any agent working under its delegations
+   * (sub-agents act through tasks of the delegation), grouped (one row per distinct client,
+   * delegation, audience, scope and tools) with the latest issue time. One query, through the
+   * client and task indexes of `issued_tokens` and the delegation index of `tasks`.
    */
-  async usesSince(agentId: string, since: number): Promise<IssuedUse[]> {
+  async usesSince(agentId: string, delegationIds: string[], since: number): Promise<IssuedUse[]> {
+    const underDelegations =
+      delegationIds.length > 0
+        ? inArray(
+            issuedTokens.taskId,
+            this.db.q.select({ id: tasks.id }).from(tasks).where(inArray(tasks.delegationId, delegationIds)),
+          )
+        : undefined;
     return this.db.q
       .select({
+        clientId: issuedTokens.clientId,
         delegationId: issuedTokens.delegationId,
         audience: issuedTokens.audience,
         scope: issuedTokens.scope,
@@ -72,8 +84,21 @@ export class LifecycleStore {
         lastIssuedAt: sql<number>`${max(issuedTokens.issuedAt)}`.mapWith(Number),
       })
       .from(issuedTokens)
-      .where(and(eq(issuedTokens.clientId, agentId), gte(issuedTokens.issuedAt, since)))
-      .groupBy(issuedTokens.delegationId, issuedTokens.audience, issuedTokens.scope, issuedTokens.authorizationDetails);
+      .where(
+        and(
+          gte(issuedTokens.issuedAt, since),
+          underDelegations
+            ? or(eq(issuedTokens.clientId, agentId), underDelegations)
+            : eq(issuedTokens.clientId, agentId),
+        ),
+      )
+      .groupBy(
+        issuedTokens.clientId,
+        issuedTokens.delegationId,
+        issuedTokens.audience,
+        issuedTokens.scope,
+        issuedTokens.authorizationDetails,
+      );
   }
 
   async lifecycleOf(ids: string[], tx?: Tx): Promise<Map<string, AgentLifecycle>> {
