@@ -147,6 +147,8 @@ describe('certification campaign in the browser', () => {
       `forbid (principal == Errand::Agent::"${agent.clientId}", action, resource == Errand::Resource::"${CAL}");`,
     );
     await screenshot(page, 'right-sizing-before');
+    // The long policy lines scroll in their box; the page itself does not scroll sideways.
+    expect(await page.evaluate<boolean>('document.documentElement.scrollWidth > window.innerWidth')).toBe(false);
     await page.getByRole('button', { name: /to what was used$/ }).click();
     await page.waitForURL(/done=reduced/);
     await expect.poll(() => page.getByText('uses what it holds').isVisible()).toBe(true);

@@ -324,7 +324,9 @@ export function UsagePage(props: {
         <>
           <h2>Suggested organisation policy (Cedar)</h2>
           <p class="muted">Text to paste into the policy engine; nothing is applied from here.</p>
-          <pre>{props.policy}</pre>
+          <div class="table-wrap">
+            <pre>{props.policy}</pre>
+          </div>
         </>
       ) : null}
     </Layout>

@@ -307,6 +307,22 @@ describe('owner lifecycle', () => {
     });
   });
 
+  test("the console's Assign clears the flag too, and is audited as client.updated", async () => {
+    const agent = await addAgent(w.api, { name: 'console-owned' });
+    await w.tb.broker.deps.clients.update(agent.clientId, { ownerId: null });
+    expect(await view(agent.clientId)).toMatchObject({ owner_status: 'missing' });
+    const owner = await createUser(w.tb);
+    const url = `${w.tb.url}/admin/agents/${agent.clientId}/owner`;
+    expect((await w.api.browser.postForm(url, { owner_id: owner.id })).status).toBe(403);
+    const res = await w.api.browser.postForm(url, { _csrf: w.api.csrf, owner_id: owner.id });
+    expect(res.status).toBe(303);
+    expect(await view(agent.clientId)).toMatchObject({ owner_status: 'active', owner_id: owner.id });
+    const [event] = await auditTypes(w.api, 'client.updated', agent.clientId);
+    expect(event?.details).toMatchObject({ fields: 'owner_id' });
+    const page = await (await w.api.browser.fetch(`${w.tb.url}/admin/agents`)).text();
+    expect(page).toContain(`/admin/clients/${agent.clientId}/usage`);
+  });
+
   test('an owner id naming no account is "deleted"', async () => {
     const agent = await addAgent(w.api, { name: 'ghost-owned' });
     await w.tb.broker.deps.clients.update(agent.clientId, { ownerId: 'usr_gone' });
