@@ -4,7 +4,9 @@ import { OAuthError } from '../broker/core/errors.js';
 import type { Engine } from '../broker/engine.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { setClientStatus } from '../broker/services/admin.js';
+import { lifecycleViews } from '../broker/services/agent-lifecycle.js';
 import { auditEventView } from '../broker/services/api-views.js';
+import { updateClient } from '../broker/services/client-admin.js';
 import { decideClient } from '../broker/services/client-approval.js';
 import {
   CreateInitialAccessTokenSchema,
@@ -18,7 +20,8 @@ import { adminClientRoutes } from './admin-client-routes.js';
 import { adminIssuerRoutes } from './admin-issuer-routes.js';
 import { adminOversightRoutes } from './admin-oversight-routes.js';
 import { approvalFromForm } from './components/delegation-controls.js';
-import { firstValue, readForm } from './forms.js';
+import { adminActor, firstValue, readForm } from './forms.js';
+import { lifecycleRoutes } from './lifecycle-routes.js';
 import { AgentsPage } from './pages/admin-agents.js';
 import { type AuditFilterValues, AuditPage } from './pages/admin-audit.js';
 import { AdminHomePage } from './pages/admin-home.js';
@@ -61,6 +64,7 @@ const NOTICES: Record<string, string> = {
   approved: 'Approved. The agent can now collect its credential.',
   denied: 'Denied. The agent has been told.',
   revoked: 'Revoked. Every task under it has ended.',
+  reduced: 'Reduced to what the agent used (revoked if it used nothing); the tasks under it have ended.',
   ended: 'The task and its sub-tasks have ended; their tokens no longer work.',
   disabled: 'The agent is disabled: its tasks have ended and its tokens are revoked.',
   enabled: 'The agent is enabled again.',
@@ -116,6 +120,8 @@ export function pageRoutes(deps: Engine) {
   // Resources, people and every person's own password (their own modules, behind the guards above).
   app.route('/', resourcePageRoutes(deps));
   app.route('/', peoplePageRoutes(deps));
+  // Certification campaigns, an owner's agents to certify, right-sizing (README "Agent lifecycle").
+  app.route('/', lifecycleRoutes(deps));
 
   app.get('/admin', async (c) => {
     const pending = await deps.delegations.listForUser(me(c).id, 'pending');
@@ -258,12 +264,14 @@ export function pageRoutes(deps: Engine) {
       deps.users.list(),
       deps.grants.countIssuedSince(now - 86_400),
     ]);
+    const lifecycle = await lifecycleViews(deps, clients);
     const rows = clients
       .filter((client) => client.kind === 'agent')
       .map((client) => ({
         client,
         tokens24h: counts.get(client.id) ?? 0,
         stale: now - (client.lastUsedAt ?? client.createdAt) >= unused,
+        lifecycle: lifecycle.get(client.id) ?? null,
       }));
     const notice = NOTICES[c.req.query('done') ?? ''];
     return c.html(
@@ -287,9 +295,8 @@ export function pageRoutes(deps: Engine) {
   app.post('/admin/agents/:id/owner', async (c) => {
     const body = await form(c);
     const ownerId = first(body.owner_id) || null;
-    if (ownerId && !(await deps.users.get(ownerId))) throw new OAuthError('invalid_request', 'no such user');
-    if (!(await deps.clients.get(c.req.param('id')))) throw new OAuthError('not_found', 'no such client');
-    await deps.clients.update(c.req.param('id'), { ownerId });
+    // The admin API's edit (audited as client.updated); an active owner clears a lapsed-owner flag.
+    await updateClient(deps, c.req.param('id'), { owner_id: ownerId }, adminActor(c));
     return c.redirect('/admin/agents?done=owner', 303);
   });
 

@@ -25,6 +25,7 @@ import { authzenRoutes } from './http/routes/authzen.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
+import { lifecycleApiRoutes } from './http/routes/lifecycle-api.js';
 import { metadataRoutes } from './http/routes/metadata.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { peerRoutes } from './http/routes/peers.js';
@@ -290,6 +291,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       delegations: deps.delegations,
       tasks: deps.tasks,
       trustedIssuers: deps.trustedIssuers,
+      lifecycle: deps.lifecycle,
       accessTokenTtl: config.tokens.accessTokenTtl,
       issuer: config.issuer,
       clock: deps.clock,
@@ -331,6 +333,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       issuer: config.issuer,
     }),
   );
+  // Agent lifecycle: certification campaigns, usage and right-sizing (README "Agent lifecycle").
+  app.route('/', lifecycleApiRoutes(deps));
   // A2A peers: the admin API for registering agents from their Agent Card (a2a/peer-routes.ts).
   app.route('/', peerRoutes(deps));
   app.route(

@@ -8,6 +8,7 @@ import { ClientStore } from '../db/stores/client-store.js';
 import { DelegationStore } from '../db/stores/delegation-store.js';
 import { GrantStore } from '../db/stores/grant-store.js';
 import { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
+import { LifecycleStore } from '../db/stores/lifecycle-store.js';
 import { type LeasedJob, MaintenanceLeaseStore } from '../db/stores/maintenance-lease-store.js';
 import { PolicyStore } from '../db/stores/policy-store.js';
 import { REVOCATION_CHANNEL, RevocationLogStore } from '../db/stores/revocation-log-store.js';
@@ -34,6 +35,8 @@ import { ClientKeys } from './identity/client-keys.js';
 import { DpopProofs } from './identity/dpop.js';
 import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
+import { lifecycleDepsOf } from './services/agent-lifecycle.js';
+import { maintainLifecycle } from './services/agent-lifecycle-job.js';
 import { AgentOps } from './services/agent-ops.js';
 import { bootstrapAdmin } from './services/bootstrap-admin.js';
 import { ensureBuiltInResources } from './services/built-in-resources.js';
@@ -92,6 +95,7 @@ const LEASED_JOBS = (period: number): LeasedJob[] => [
   { job: 'task_deadlines', period },
   { job: 'retention', period },
   { job: 'grace_responses', period },
+  { job: 'agent_lifecycle', period },
 ];
 
 /** Composition root: config → database → stores → services → app. */
@@ -374,6 +378,7 @@ export async function buildBroker(
     trustedIssuers,
     dpop,
     initialAccessTokens: new InitialAccessTokenStore(db),
+    lifecycle: new LifecycleStore(db),
     clientKeys,
     metrics,
     prometheus,
@@ -454,6 +459,8 @@ export async function buildBroker(
       }
       // Successor responses are kept only for the concurrent-refresh grace window.
       if (claimed.has('grace_responses')) await tokens.clearGraceResponses();
+      // Owners that lapsed past their grace, campaigns past their deadline, the scheduled campaign.
+      if (claimed.has('agent_lifecycle')) await maintainLifecycle(lifecycleDepsOf(deps), config, log);
     },
     async bootstrapLink() {
       if ((await users.countAdmins()) > 0) return null;

@@ -459,3 +459,19 @@ describe('tracing settings (standard OTEL_* variables)', () => {
     ]);
   });
 });
+
+describe('agent lifecycle settings', () => {
+  test('owner grace period defaults to 7 days and the certification schedule to off; bad values are refused', () => {
+    const config = loadConfig({});
+    expect(config.lifecycle).toEqual({ ownerGracePeriod: 7 * 86_400, certificationScheduleDays: 0 });
+    expect(loadConfig({ ERRAND_OWNER_GRACE_PERIOD: '0' }).lifecycle.ownerGracePeriod).toBe(0);
+    expect(loadConfig({ ERRAND_CERTIFICATION_SCHEDULE_DAYS: '90' }).lifecycle.certificationScheduleDays).toBe(90);
+    expect(problems({ ERRAND_OWNER_GRACE_PERIOD: '7d' })).toEqual([
+      'ERRAND_OWNER_GRACE_PERIOD: must be a whole number of seconds',
+    ]);
+    expect(problems({ ERRAND_OWNER_GRACE_PERIOD: '-1' })).toEqual([
+      'ERRAND_OWNER_GRACE_PERIOD: must be at least 0 seconds',
+    ]);
+    expect(problems({ ERRAND_CERTIFICATION_SCHEDULE_DAYS: '3651' })).toHaveLength(1);
+  });
+});

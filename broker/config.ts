@@ -198,6 +198,8 @@ export const EnvSchema = z.object({
   ERRAND_SIGNIN_LOCKOUT: seconds(1, DAY).default(900),
   ERRAND_TRUST_PROXY: TrustProxySchema.default({ kind: 'none' }),
   ERRAND_UNUSED_AGENT_DAYS: count(1, 3650).default(30),
+  ERRAND_OWNER_GRACE_PERIOD: seconds(0, 365 * DAY).default(7 * DAY),
+  ERRAND_CERTIFICATION_SCHEDULE_DAYS: count(0, 3650).default(0),
   ERRAND_RETENTION_TOKENS: seconds(300, 365 * DAY).default(DAY),
   ERRAND_RETENTION_TASKS: seconds(300, 3650 * DAY).default(7 * DAY),
   ERRAND_RETENTION_AUDIT: seconds(0, 36_500 * DAY).default(365 * DAY),
@@ -321,6 +323,12 @@ export interface Config {
   /** Web sessions and sign-in lock-out (failures per username and address, per username, lock seconds). */
   sessions: { ttl: number; maxFailures: number; usernameMaxFailures: number; lockout: number };
   ui: { unusedAgentDays: number };
+  /**
+   * Agent lifecycle (README "Agent lifecycle: owners, certification and right-sizing"): seconds an
+   * agent whose owner lapsed keeps working before it is suspended; days between scheduled
+   * certification campaigns (0 = none).
+   */
+  lifecycle: { ownerGracePeriod: number; certificationScheduleDays: number };
   /** What maintenance deletes: seconds past expiry/use (tokens), past the end (tasks), past `at` (audit; 0 = never). */
   retention: { tokens: number; tasks: number; audit: number };
   /** Longest time a forward jump of the wall clock holds back time-based upkeep (README "Clock skew and clock jumps"). */
@@ -633,6 +641,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       lockout: e.ERRAND_SIGNIN_LOCKOUT,
     },
     ui: { unusedAgentDays: e.ERRAND_UNUSED_AGENT_DAYS },
+    lifecycle: {
+      ownerGracePeriod: e.ERRAND_OWNER_GRACE_PERIOD,
+      certificationScheduleDays: e.ERRAND_CERTIFICATION_SCHEDULE_DAYS,
+    },
     retention: {
       tokens: e.ERRAND_RETENTION_TOKENS,
       tasks: e.ERRAND_RETENTION_TASKS,

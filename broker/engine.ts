@@ -5,6 +5,7 @@ import type { ClientStore } from '../db/stores/client-store.js';
 import type { DelegationStore } from '../db/stores/delegation-store.js';
 import type { GrantStore } from '../db/stores/grant-store.js';
 import type { InitialAccessTokenStore } from '../db/stores/initial-access-token-store.js';
+import type { LifecycleStore } from '../db/stores/lifecycle-store.js';
 import type { PolicyStore } from '../db/stores/policy-store.js';
 import type { TaskStore } from '../db/stores/task-store.js';
 import type { TrustedIssuerStore } from '../db/stores/trusted-issuer-store.js';
@@ -84,6 +85,8 @@ export interface Engine {
   dpop: DpopProofs;
   /** Initial access tokens for agents that register themselves (RFC 7591 §3). */
   initialAccessTokens: InitialAccessTokenStore;
+  /** Agent lifecycle rows and certification campaigns (README "Agent lifecycle: owners, certification and right-sizing"). */
+  lifecycle: LifecycleStore;
   /** Outside key sets (client `jwks_uri`), fetched under the SSRF rules and cached. */
   clientKeys: ClientKeys;
   /** The counters services move (a no-op when metrics are off). */

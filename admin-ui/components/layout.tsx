@@ -9,9 +9,11 @@ const USER_NAV = [
   ['/my/requests', 'Requests'],
   ['/my/delegations', 'Delegations'],
   ['/my/tasks', 'Tasks'],
+  ['/my/certifications', 'Certify agents'],
 ] as const;
 const ADMIN_NAV = [
   ['/admin/agents', 'Agents'],
+  ['/admin/certifications', 'Certification'],
   ['/admin/clients', 'Clients'],
   ['/admin/resources', 'Resources'],
   ['/admin/registration-tokens', 'Agent registration'],

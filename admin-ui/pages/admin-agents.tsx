@@ -15,6 +15,8 @@ export interface AgentRow {
   client: Client;
   tokens24h: number;
   stale: boolean;
+  /** Owner status and suspension (README "Agent lifecycle: owners, certification and right-sizing"). */
+  lifecycle?: { owner_status: string; owner_lapsed_at: number | null; suspended_reason: string | null } | null;
 }
 
 function CredentialBadge(props: { client: Client }) {
@@ -68,12 +70,14 @@ export function AgentsPage(props: {
             </tr>
           </thead>
           <tbody>
-            {props.rows.map(({ client, tokens24h, stale }) => (
+            {props.rows.map(({ client, tokens24h, stale, lifecycle }) => (
               <tr class={stale ? 'stale' : undefined} data-client-id={client.id}>
                 <td>
                   <a href={`/admin/clients/${encodeURIComponent(client.id)}`}>{client.name}</a>
                   <br />
                   <code>{client.id}</code>
+                  <br />
+                  <a href={`/admin/clients/${encodeURIComponent(client.id)}/usage`}>Usage</a>
                   {stale ? (
                     <>
                       <br />
@@ -101,7 +105,14 @@ export function AgentsPage(props: {
                       Assign
                     </button>
                   </form>
-                  {owner(client.ownerId) ? null : <Badge kind="risk">no owner</Badge>}
+                  {lifecycle && lifecycle.owner_status !== 'active' ? (
+                    <Badge kind="risk">
+                      {lifecycle.owner_status === 'missing' ? 'no owner' : `owner ${lifecycle.owner_status}`}
+                      {lifecycle.owner_lapsed_at ? ` since ${when(lifecycle.owner_lapsed_at)}` : ''}
+                    </Badge>
+                  ) : owner(client.ownerId) ? null : (
+                    <Badge kind="risk">no owner</Badge>
+                  )}
                 </td>
                 <td>{client.kind}</td>
                 <td>
@@ -114,6 +125,12 @@ export function AgentsPage(props: {
                   <Badge kind={client.status === 'active' ? 'ok' : 'risk'}>
                     {client.status === 'pending' ? 'awaiting approval' : client.status}
                   </Badge>
+                  {lifecycle?.suspended_reason ? (
+                    <>
+                      <br />
+                      <span class="muted">suspended: {lifecycle.suspended_reason.replaceAll('_', ' ')}</span>
+                    </>
+                  ) : null}
                 </td>
                 <td>
                   {client.status === 'pending' ? (

@@ -120,6 +120,12 @@ export function DelegationPage(props: { user: LayoutUser; csrf: string; d: Store
         </dl>
         {d.status === 'active' ? (
           <div class="actions">
+            {/* Right-sizing (README "Agent lifecycle"): keep only what the agent used in the last 30 days. */}
+            <ActionForm
+              action={`/my/delegations/${d.id}/reduce`}
+              csrf={props.csrf}
+              label="Reduce to what the agent used"
+            />{' '}
             <ActionForm
               action={`/my/delegations/${d.id}/revoke`}
               csrf={props.csrf}

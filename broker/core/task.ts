@@ -23,6 +23,8 @@ export type EndReason =
   | 'agent_disabled'
   /** An administrator deleted the agent. */
   | 'agent_deleted'
+  /** Right-sizing or certification narrowed the delegation the task runs under. */
+  | 'delegation_reduced'
   | 'parent_ended'
   | 'peer_ended'
   /** The user's access token an on-behalf-of task was started from was revoked. */

@@ -7,7 +7,7 @@ import {
   isScopeToken,
 } from '@errand/protocol';
 import { z } from 'zod';
-import type { Db } from '../../db/open.js';
+import type { Db, Tx } from '../../db/open.js';
 import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { GrantStore } from '../../db/stores/grant-store.js';
@@ -343,7 +343,7 @@ export async function setClientStatus(
   if (client.status === status) return;
   const events = await deps.db.write(async (tx) => {
     const now = deps.clock.now();
-    await deps.clients.setStatus(id, status, tx);
+    if (status === 'active') await deps.clients.setStatus(id, status, tx);
     await deps.audit.append(
       {
         type: status === 'disabled' ? 'agent.disabled' : 'agent.enabled',
@@ -357,9 +357,25 @@ export async function setClientStatus(
       tx,
     );
     if (status !== 'disabled') return [];
-    const ended = await deps.taskService.endWhere(tx, { agentId: id }, 'agent_disabled', now, requestId);
-    await deps.grants.revokeClientTokens(id, now, tx);
-    return ended;
+    return disableClientInTx(deps, tx, id, now, requestId);
   });
   deps.taskService.flush(events);
+}
+
+/**
+ * The one disable path (an administrator's, a lapsed owner's, a certification's): the client is
+ * disabled, every task it acts in ends with its subtree (reason `agent_disabled`) and every token it
+ * holds is revoked, inside the caller's transaction. The caller flushes the returned events after commit.
+ */
+export async function disableClientInTx(
+  deps: Pick<AdminDeps, 'clients' | 'grants' | 'taskService'>,
+  tx: Tx,
+  id: string,
+  now: number,
+  requestId: string,
+) {
+  await deps.clients.setStatus(id, 'disabled', tx);
+  const ended = await deps.taskService.endWhere(tx, { agentId: id }, 'agent_disabled', now, requestId);
+  await deps.grants.revokeClientTokens(id, now, tx);
+  return ended;
 }

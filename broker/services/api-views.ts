@@ -45,6 +45,14 @@ export const ClientViewSchema = z
     created_at: Time,
     last_used_at: Time.nullable(),
     expires_at: Time.nullable(),
+    // Agents only (README "Agent lifecycle: owners, certification and right-sizing").
+    owner_status: z.enum(['active', 'missing', 'disabled', 'deleted']).optional(),
+    owner_lapsed_at: Time.nullable().optional().describe('when maintenance first saw the owner lapse'),
+    suspended_reason: z
+      .enum(['owner_lapsed', 'certification_lapsed', 'certification_removed'])
+      .nullable()
+      .optional()
+      .describe('why Errand suspended this disabled agent'),
   })
   .strict();
 

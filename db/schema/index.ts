@@ -5,6 +5,7 @@ export * from './delegations.js';
 export * from './federation.js';
 export * from './grants.js';
 export * from './keys.js';
+export * from './lifecycle.js';
 export * from './maintenance.js';
 export * from './policies.js';
 export * from './revocations.js';

@@ -174,6 +174,20 @@ export class DelegationStore {
     return row?.n ?? 0;
   }
 
+  /** Narrows an active delegation's grants and tools (right-sizing); false when it is no longer active. */
+  async narrow(
+    id: string,
+    grants: Record<string, string[]>,
+    details: Delegation['authorizationDetails'],
+    tx: Tx,
+  ): Promise<boolean> {
+    const res = await tx
+      .update(delegations)
+      .set({ grants: toJson(grants), authorizationDetails: details && details.length > 0 ? toJson(details) : null })
+      .where(and(eq(delegations.id, id), eq(delegations.status, 'active')));
+    return affected(res) === 1;
+  }
+
   async revoke(id: string, now: number, tx: Tx): Promise<boolean> {
     const res = await tx
       .update(delegations)

@@ -1,8 +1,10 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import type { AuditStore } from '../../../db/stores/audit-store.js';
 import type { DelegationStore } from '../../../db/stores/delegation-store.js';
+import type { LifecycleStore } from '../../../db/stores/lifecycle-store.js';
 import type { TaskStore } from '../../../db/stores/task-store.js';
 import type { TrustedIssuerStore } from '../../../db/stores/trusted-issuer-store.js';
+import type { Client } from '../../core/client.js';
 import { OAuthError } from '../../core/errors.js';
 import {
   type AdminActor,
@@ -15,6 +17,7 @@ import {
   setClientStatus,
   UpdateClientSchema,
 } from '../../services/admin.js';
+import { lifecycleViews } from '../../services/agent-lifecycle.js';
 import { auditEventView, keyRotationView, keyView, resourceView, userView } from '../../services/api-views.js';
 import { deleteClient, ReplaceClientKeysSchema, replaceClientKeys, updateClient } from '../../services/client-admin.js';
 import { decideClient } from '../../services/client-approval.js';
@@ -81,6 +84,7 @@ export function adminApiRoutes(
     delegations: DelegationStore;
     tasks: TaskStore;
     trustedIssuers: TrustedIssuerStore;
+    lifecycle: LifecycleStore;
     accessTokenTtl: number;
     issuer: string;
   },
@@ -93,7 +97,12 @@ export function adminApiRoutes(
   });
   app.use('/api/admin/*', requireAdmin());
 
-  app.get('/api/admin/clients', async (c) => c.json({ clients: (await deps.clients.list()).map(clientView) }));
+  // Agents also carry owner_status, owner_lapsed_at and suspended_reason (services/agent-lifecycle.ts).
+  const withLifecycle = async (list: Client[]) => {
+    const views = await lifecycleViews(deps, list);
+    return list.map((client) => ({ ...clientView(client), ...views.get(client.id) }));
+  };
+  app.get('/api/admin/clients', async (c) => c.json({ clients: await withLifecycle(await deps.clients.list()) }));
   app.post('/api/admin/clients', async (c) => {
     const input = parseParams(CreateClientSchema, await jsonBody(c), 'invalid_client_metadata');
     const created = await createClient(deps, input, adminActorId(c), c.var.requestId, c.var.address);
@@ -102,14 +111,14 @@ export function adminApiRoutes(
   app.get('/api/admin/clients/:id', async (c) => {
     const client = await deps.clients.get(c.req.param('id'));
     if (!client) throw new OAuthError('not_found', 'no such client');
-    return c.json(clientView(client));
+    return c.json((await withLifecycle([client]))[0]);
   });
   app.patch('/api/admin/clients/:id', async (c) => {
     const { status, ...patch } = parseParams(UpdateClientSchema, await jsonBody(c));
     const id = c.req.param('id');
     if (!(await deps.clients.get(id))) throw new OAuthError('not_found', 'no such client');
     if (status) await setClientStatus(deps, id, status, adminActorId(c), c.var.requestId, c.var.address);
-    return c.json(clientView(await updateClient(deps, id, patch, actor(c))));
+    return c.json((await withLifecycle([await updateClient(deps, id, patch, actor(c))]))[0]);
   });
   // Ends its tasks, revokes its delegations and tokens, then removes it (client-admin.ts).
   app.delete('/api/admin/clients/:id', async (c) => {

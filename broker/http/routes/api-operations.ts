@@ -5,6 +5,7 @@ import {
   CreateUserSchema,
   UpdateClientSchema,
 } from '../../services/admin.js';
+import { ReduceDelegationSchema } from '../../services/agent-lifecycle.js';
 import {
   AuditEventViewSchema,
   ClientViewSchema,
@@ -24,10 +25,20 @@ import {
   TrustedIssuerViewSchema,
   UserViewSchema,
 } from '../../services/api-views.js';
+import { AttestSchema, ExportQuerySchema, OpenCampaignSchema } from '../../services/certification.js';
 import { ReplaceClientKeysSchema } from '../../services/client-admin.js';
 import { ApprovalSchema } from '../../services/delegations.js';
 import { ExchangeRulesSchema } from '../../services/exchange-rules.js';
 import { CreateInitialAccessTokenSchema } from '../../services/initial-access-tokens.js';
+import {
+  CampaignDetailViewSchema,
+  CampaignExportViewSchema,
+  CampaignViewSchema,
+  CertificationItemViewSchema,
+  ClientUsageViewSchema,
+  ClosedCampaignViewSchema,
+  ReducedDelegationViewSchema,
+} from '../../services/lifecycle-views.js';
 import { AdminDelegationQuerySchema, AdminTaskQuerySchema } from '../../services/oversight.js';
 import { ChangePasswordSchema, ResetPasswordSchema, UpdateUserSchema } from '../../services/people.js';
 import {
@@ -39,6 +50,7 @@ import {
 } from '../../services/policy/authzen.js';
 import { UpdateResourceSchema } from '../../services/resources.js';
 import { CreateTrustedIssuerSchema, UpdateTrustedIssuerSchema } from '../../services/trusted-issuers.js';
+import { UsageQuerySchema } from '../../services/usage.js';
 import { AuditQuerySchema } from '../api.js';
 import { RefreshPeerSchema, RegisterPeerSchema } from './peers.js';
 import { DelegationStatusQuerySchema } from './user-api.js';
@@ -235,6 +247,49 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     response: InitialAccessTokenViewSchema,
   }),
 
+  // Agent lifecycle: certification campaigns, usage and right-sizing (README "Agent lifecycle").
+  op(
+    'POST /api/admin/certification-campaigns',
+    'openCampaign',
+    'Open a certification campaign over every active agent',
+    {
+      body: OpenCampaignSchema,
+      status: 201,
+      response: CampaignViewSchema,
+    },
+  ),
+  op('GET /api/admin/certification-campaigns', 'listCampaigns', 'Certification campaigns, newest first', {
+    response: list('campaigns', CampaignViewSchema),
+  }),
+  op('GET /api/admin/certification-campaigns/:id', 'getCampaign', 'A campaign with its items', {
+    response: CampaignDetailViewSchema,
+  }),
+  op(
+    'POST /api/admin/certification-campaigns/:id/close',
+    'closeCampaign',
+    'Close now: unattested agents are suspended',
+    {
+      response: ClosedCampaignViewSchema,
+    },
+  ),
+  op(
+    'GET /api/admin/certification-campaigns/:id/export',
+    'exportCampaign',
+    'Results for auditors (JSON, or CSV with format=csv)',
+    {
+      query: ExportQuerySchema,
+      response: CampaignExportViewSchema,
+    },
+  ),
+  op('GET /api/admin/clients/:id/usage', 'getAgentUsage', "An agent's scopes, resources and tools granted vs used", {
+    query: UsageQuerySchema,
+    response: ClientUsageViewSchema,
+  }),
+  op('POST /api/admin/delegations/:id/reduce', 'reduceDelegationAsAdmin', 'Narrow a delegation (its tasks end)', {
+    body: ReduceDelegationSchema,
+    response: ReducedDelegationViewSchema,
+  }),
+
   // The signed-in person's own API.
   op('GET /api/me', 'getMe', 'Who is signed in', {
     response: z.object({ user_id: z.string(), username: z.string(), role: z.enum(['user', 'admin']) }).strict(),
@@ -258,6 +313,17 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   }),
   op('POST /api/me/delegations/:id/revoke', 'revokeDelegation', 'Revoke one of my delegations', {
     response: DelegationViewSchema,
+  }),
+  op('POST /api/me/delegations/:id/reduce', 'reduceMyDelegation', 'Narrow one of my delegations (its tasks end)', {
+    body: ReduceDelegationSchema,
+    response: ReducedDelegationViewSchema,
+  }),
+  op('GET /api/me/certifications', 'listMyCertifications', 'My agents to certify in open campaigns', {
+    response: list('items', CertificationItemViewSchema),
+  }),
+  op('POST /api/me/certifications/:id/attest', 'attestCertification', 'Keep, reduce or remove an agent I own', {
+    body: AttestSchema,
+    response: CertificationItemViewSchema,
   }),
   op('GET /api/me/tasks', 'listMyTasks', 'My tasks', { response: list('tasks', TaskViewSchema) }),
   op('GET /api/me/tasks/:id', 'getMyTask', 'One of my tasks, with its tree', { response: TaskTreeViewSchema }),
