@@ -272,7 +272,6 @@ export async function buildBroker(
   const policy = new PolicyEngine({
     db,
     store: policyStore,
-    users,
     clients,
     audit,
     clock,

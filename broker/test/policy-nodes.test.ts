@@ -3,7 +3,6 @@ import type { Db } from '../../db/open.js';
 import { AuditStore } from '../../db/stores/audit-store.js';
 import { ClientStore } from '../../db/stores/client-store.js';
 import { PolicyStore } from '../../db/stores/policy-store.js';
-import { UserStore } from '../../db/stores/user-store.js';
 import type { Client } from '../core/client.js';
 import { silentLogger } from '../log.js';
 import { savePolicyDraft, setPolicyStatus } from '../services/policy/policy-admin.js';
@@ -28,7 +27,6 @@ function engineOn(db: Db, clock: TestClock) {
   const deps = {
     db,
     store: new PolicyStore(db),
-    users: new UserStore(db),
     clients: new ClientStore(db),
     audit: new AuditStore(db),
     clock,

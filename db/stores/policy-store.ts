@@ -1,6 +1,7 @@
 import { and, desc, eq, inArray, max } from 'drizzle-orm';
 import type { Db, Tx } from '../open.js';
-import { policyVersions, userGroups } from '../schema/index.js';
+import { selectColumnBy, selectOneBy } from '../prepared.js';
+import { policyVersions, userGroups, users } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
 
 export type PolicyStatus = 'draft' | 'shadow' | 'published' | 'retired';
@@ -27,6 +28,17 @@ const toVersion = (r: Row): PolicyVersion => ({ ...r, tests: parseJson<unknown[]
 export interface PolicyHeads {
   published: number | null;
   shadow: number | null;
+}
+
+const userById = selectOneBy(users, users.id);
+const groupsByUser = selectColumnBy(userGroups, userGroups.group, userGroups.userId);
+
+/** A person as policies read them (README "Organisation policies"). */
+export interface PersonFacts {
+  id: string;
+  username: string;
+  role: 'user' | 'admin';
+  groups: string[];
 }
 
 export class PolicyStore {
@@ -94,11 +106,14 @@ export class PolicyStore {
 
   /** A person's groups (local and upstream), sorted, without repeats. */
   async groupsOf(userId: string): Promise<string[]> {
-    const rows = await this.db.q
-      .select({ group: userGroups.group })
-      .from(userGroups)
-      .where(eq(userGroups.userId, userId));
-    return [...new Set(rows.map((r) => r.group))].sort();
+    return [...new Set((await groupsByUser(this.db.q, userId)) as string[])].sort();
+  }
+
+  /** A person's account, role and groups, read with statements prepared once (every decision may ask). */
+  async personFacts(userId: string): Promise<PersonFacts | null> {
+    const user = await userById(this.db.q, userId);
+    if (!user) return null;
+    return { id: user.id, username: user.username, role: user.role, groups: await this.groupsOf(userId) };
   }
 
   /** Replaces the groups of one source (an administrator's list, or the upstream provider's claim). */

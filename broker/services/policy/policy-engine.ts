@@ -2,7 +2,6 @@ import type { Db } from '../../../db/open.js';
 import type { AuditStore } from '../../../db/stores/audit-store.js';
 import type { ClientStore } from '../../../db/stores/client-store.js';
 import type { PolicyHeads, PolicyStore } from '../../../db/stores/policy-store.js';
-import type { UserStore } from '../../../db/stores/user-store.js';
 import type { Denial } from '../../core/denials.js';
 import type { Clock } from '../../core/ports.js';
 import type { Logger } from '../../log.js';
@@ -22,7 +21,6 @@ import { DEFAULT_POLICIES, ENTITY, type PolicyAction } from './schema.js';
 export interface PolicyEngineDeps {
   db: Db;
   store: PolicyStore;
-  users: UserStore;
   clients: ClientStore;
   audit: AuditStore;
   clock: Clock;
@@ -247,9 +245,7 @@ export class PolicyEngine {
 
   /** A person's facts for policies (null for an unknown id). */
   async userFacts(userId: string): Promise<UserFacts | null> {
-    const user = await this.deps.users.get(userId);
-    if (!user) return null;
-    return { id: user.id, username: user.username, role: user.role, groups: await this.deps.store.groupsOf(user.id) };
+    return this.deps.store.personFacts(userId);
   }
 
   /** A registered resource's facts for policies (null when it is not registered). */
