@@ -30,6 +30,7 @@ import { MessagePage } from './pages/message.js';
 import { type AgentSummary, LIVE_REQUESTS_SCRIPT, RequestCard, RequestsPage } from './pages/requests.js';
 import { TasksPage, taskForest } from './pages/tasks.js';
 import { peoplePageRoutes } from './people-routes.js';
+import { policyPageRoutes } from './policy-routes.js';
 import { resourceInfo } from './resource-info.js';
 import { resourcePageRoutes } from './resource-routes.js';
 
@@ -116,6 +117,7 @@ export function pageRoutes(deps: Engine) {
   // Resources, people and every person's own password (their own modules, behind the guards above).
   app.route('/', resourcePageRoutes(deps));
   app.route('/', peoplePageRoutes(deps));
+  app.route('/', policyPageRoutes(deps));
 
   app.get('/admin', async (c) => {
     const pending = await deps.delegations.listForUser(me(c).id, 'pending');

@@ -22,6 +22,7 @@ import { taskView } from '../services/tasks.js';
 import { CreateTrustedIssuerSchema, createTrustedIssuer, trustedIssuerView } from '../services/trusted-issuers.js';
 import { describeBackup, restoreBackup, takeBackup } from './backup.js';
 import { readJson, readPassword, UsageError } from './input.js';
+import { policyCommand } from './policy-command.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -46,6 +47,8 @@ export interface Output {
   text: string;
   /** The text is the output in either mode (JSON lines already). */
   raw?: boolean;
+  /** A result that is a failure all the same (a failing policy test): printed, then this exit code. */
+  exitCode?: number;
 }
 
 export interface Command {
@@ -459,4 +462,5 @@ export const COMMANDS: Command[] = [
   exportAuditCommand,
   backupCommand,
   restoreCommand,
+  policyCommand,
 ];

@@ -92,12 +92,14 @@ export class PolicyStore {
       .where(eq(policyVersions.version, version));
   }
 
-  /** A person's groups (local and upstream), sorted, without repeats. */
-  async groupsOf(userId: string): Promise<string[]> {
+  /** A person's groups (local and upstream, or of one source), sorted, without repeats. */
+  async groupsOf(userId: string, source?: 'local' | 'upstream'): Promise<string[]> {
     const rows = await this.db.q
       .select({ group: userGroups.group })
       .from(userGroups)
-      .where(eq(userGroups.userId, userId));
+      .where(
+        source ? and(eq(userGroups.userId, userId), eq(userGroups.source, source)) : eq(userGroups.userId, userId),
+      );
     return [...new Set(rows.map((r) => r.group))].sort();
   }
 
