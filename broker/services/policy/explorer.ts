@@ -223,12 +223,17 @@ export async function exploreAgentAccess(
         actions: EXPLORED_ACTIONS.map((action) => {
           // Asking for a delegation needs none yet; the scopes asked about are the resource's.
           const needsDelegation = action !== 'ask_delegation';
+          // A hand-off needs a delegation that allows at least one level below the agent.
+          const usable =
+            action === 'hand_off'
+              ? covering.filter((c) => (delegations.find((d) => d.id === c.delegation_id)?.maxDepth ?? 0) >= 1)
+              : covering;
           const v = ask(decider, version, action, agent, user, r, needsDelegation ? scopes : r.scopes, now);
           return {
             action,
-            delegations: needsDelegation ? covering : [],
+            delegations: needsDelegation ? usable : [],
             policy: verdictView(v),
-            allowed: v.allowed && (!needsDelegation || covering.length > 0),
+            allowed: v.allowed && (!needsDelegation || usable.length > 0),
           };
         }),
       };
