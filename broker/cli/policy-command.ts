@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { PolicyTestsSchema, runPolicyTests } from '../services/policy/policy-tests.js';
-import type { Command } from './commands.js';
+import type { Command } from './command.js';
 import { UsageError } from './input.js';
 
 function readText(option: string, path: unknown): string {
