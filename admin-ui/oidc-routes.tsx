@@ -144,7 +144,7 @@ export function oidcRoutes(deps: OidcRouteDeps) {
       return c.html(...failed('This account is disabled. Ask an administrator if you need access.', 403));
     }
     // The provider's groups replace the upstream ones at every sign-in (absent claim: none).
-    await copyUpstreamGroups(deps.groups, user.id, groupsFromClaim(identity.groups), c.var.requestId);
+    await copyUpstreamGroups(deps.groups, user.id, groupsFromClaim(identity.groups), c.var.requestId, c.var.address);
     await startSession(c, deps.session, user.id);
     log.info('signin.succeeded', { userId: user.id, method: 'oidc' });
     await deps.recordSignIn({

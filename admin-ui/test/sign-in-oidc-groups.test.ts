@@ -105,7 +105,7 @@ describe('the groups claim at federated sign-in', () => {
     expect(ann).not.toBeNull();
     expect(await policyStore.groupsOf(ann!.id, 'upstream')).toEqual(['finance', 'staff']);
     const [event] = await audit.query({ type: 'user.groups_updated', userId: ann!.id, limit: 1 });
-    expect(event?.details).toMatchObject({ source: 'upstream', groups: ['finance', 'staff'] });
+    expect(event?.details).toMatchObject({ source: 'upstream', groups: ['finance', 'staff'], address: '127.0.0.1' });
 
     await db.write((tx) => policyStore.setGroups(ann!.id, 'local', ['on-call'], tx));
     accounts.set('fed-ann', { roles: 'engineering' });

@@ -97,6 +97,7 @@ export async function copyUpstreamGroups(
   userId: string,
   groups: string[],
   requestId: string,
+  address?: string,
 ): Promise<void> {
   const before = await deps.policyStore.groupsOf(userId, 'upstream');
   if (before.join('\u0000') === groups.join('\u0000')) return;
@@ -108,7 +109,7 @@ export async function copyUpstreamGroups(
         result: 'allowed',
         userId,
         requestId,
-        details: { target_user_id: userId, source: 'upstream', groups },
+        details: { target_user_id: userId, source: 'upstream', groups, ...(address ? { address } : {}) },
       },
       deps.clock.now(),
       tx,
