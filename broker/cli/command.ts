@@ -40,6 +40,6 @@ export interface Command {
   options: Options;
   positionals: string[];
   /** Opens the installation (database and master key) through the broker's engine. */
-  usesEngine: boolean;
+  usesEngine: boolean | ((positionals: string[]) => boolean);
   run(ctx: CommandContext): Promise<Output>;
 }

@@ -144,7 +144,8 @@ export async function runCli(io: CliIo): Promise<number> {
   };
 
   try {
-    if (command.usesEngine && name !== 'bootstrap-admin') requireInstallation(config);
+    const usesEngine = typeof command.usesEngine === 'function' ? command.usesEngine(positionals) : command.usesEngine;
+    if (usesEngine && name !== 'bootstrap-admin') requireInstallation(config);
     const out = await command.run(ctx);
     if (out.raw) io.stdout.write(out.text);
     else if (json) io.stdout.write(`${JSON.stringify(out.json)}\n`);

@@ -16,16 +16,20 @@ const SLOW = 120_000;
 const dir = mkdtempSync(join(tmpdir(), 'errand-policy-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string> = { ERRAND_DATA_DIR: dir },
+  stdin = '',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
       ['--conditions=@errand/source', '--import', 'tsx', 'broker/cli/main.ts', ...args],
       {
         cwd: ROOT,
-        // No ERRAND_* setting: the data directory is the temporary one, and must stay empty.
-        env: { PATH: process.env.PATH, ERRAND_DATA_DIR: dir },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        // By default no setting but the data directory: the temporary one, which must stay empty.
+        env: { PATH: process.env.PATH, ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
       },
     );
     let stdout = '';
@@ -38,6 +42,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
     });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
   });
 }
 
@@ -145,5 +150,61 @@ describe('errand-admin policy test', () => {
       expect(unknown.code).toBe(2);
     },
     SLOW,
+  );
+
+  test(
+    'publish saves and publishes a version through the installation, refused while a test fails',
+    async () => {
+      const install = mkdtempSync(join(tmpdir(), 'errand-policy-install-'));
+      try {
+        const env = { ERRAND_DATA_DIR: install };
+        const policies = file('publish.cedar', POLICIES);
+        const none = await cli(['policy', 'publish', '--policies', policies], env);
+        expect(none.code).toBe(1);
+        expect(none.stderr).toContain('there is no installation');
+        const boot = await cli(
+          ['bootstrap-admin', '--username', 'root', '--password-stdin'],
+          env,
+          'first admin password 1\n',
+        );
+        expect(boot.code, boot.stderr).toBe(0);
+        const failing = await cli(
+          [
+            'policy',
+            'publish',
+            '--policies',
+            policies,
+            '--tests',
+            file('publish-fail.json', JSON.stringify([at('22', 'allow', 'payroll at night is fine')])),
+          ],
+          env,
+        );
+        expect(failing.code).toBe(1);
+        expect(failing.stderr).toContain('"payroll at night is fine" (expected allow, got deny)');
+        const ok = await cli(
+          [
+            'policy',
+            'publish',
+            '--policies',
+            policies,
+            '--tests',
+            file('publish-ok.json', JSON.stringify([at('22', 'deny', 'payroll at night')])),
+            '--comment',
+            'office hours',
+            '--json',
+          ],
+          env,
+        );
+        expect(ok.code, ok.stderr).toBe(0);
+        // The refused one stays a draft (version 1); this one is version 2, published.
+        expect(JSON.parse(ok.stdout)).toMatchObject({ version: 2, status: 'published', comment: 'office hours' });
+        const invalid = await cli(['policy', 'publish', '--policies', file('bad.cedar', 'permit (principal')], env);
+        expect(invalid.code).toBe(1);
+        expect(invalid.stderr).toContain('the policies do not validate');
+      } finally {
+        rmSync(install, { recursive: true, force: true });
+      }
+    },
+    SLOW * 2,
   );
 });
