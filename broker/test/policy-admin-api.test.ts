@@ -310,6 +310,19 @@ describe('the effective-access explorer', () => {
     expect(exchangeRow?.delegations.map((d) => d.delegation_id)).toContain(delegationId);
     expect(exchangeRow).toMatchObject({ allowed: true, policy: { decision: 'allow', policies: ['default'] } });
     expect(notes?.actions.map((a) => a.action)).toEqual(['exchange', 'hand_off', 'ask_delegation']);
+    // A hand-off needs a delegation that reaches below the agent: this one (max_depth 0) does not.
+    const shallow = await tb.broker.deps.delegations.get(delegationId);
+    expect(shallow?.maxDepth).toBe(0);
+    expect(notes?.actions.find((a) => a.action === 'hand_off')).toMatchObject({ delegations: [], allowed: false });
+    const deep = await delegateViaCiba(tb, world.as, agent, world.user, {
+      scope: 'openid notes:read',
+      resource: NOTES,
+      max_depth: '1',
+    });
+    const again = await json<typeof view>(await api.call('GET', `/api/admin/access/agent?${q}`), 200);
+    const handOff = again.resources.find((r) => r.url === NOTES)?.actions.find((a) => a.action === 'hand_off');
+    expect(handOff?.delegations.map((d) => d.delegation_id)).toEqual([deep.delegationId]);
+    expect(handOff?.allowed).toBe(true);
 
     const draft = await save(forbidNotes('draft-no-notes'), []);
     const asDraft = await json<typeof view>(
