@@ -6,6 +6,7 @@ import { type SessionOptions, startSession } from '../broker/http/session.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { SIGNIN_COOKIE_TTL, UpstreamOidc, UpstreamSignInError, usernameFor } from '../broker/identity/upstream-oidc.js';
 import type { Logger } from '../broker/log.js';
+import { copyUpstreamGroups, groupsFromClaim, type UserGroupsDeps } from '../broker/services/policy/user-groups.js';
 import type { CryptoBox } from '../broker/tokens/crypto-box.js';
 import { newId } from '../broker/tokens/random.js';
 import type { UserStore } from '../db/stores/user-store.js';
@@ -26,6 +27,8 @@ export interface OidcRouteDeps {
   box: CryptoBox;
   session: SessionOptions;
   timeoutMs: number;
+  /** Where the upstream groups claim is copied at each sign-in (README "Organisation policies"). */
+  groups: Omit<UserGroupsDeps, 'users'>;
 }
 
 export const OIDC_CALLBACK_PATH = '/signin/oidc/callback';
@@ -46,6 +49,7 @@ export function oidcRoutes(deps: OidcRouteDeps) {
         box: deps.box,
         clock: deps.clock,
         timeoutMs: deps.timeoutMs,
+        groupsClaim: config.groupsClaim,
       })
     : null;
   const failed = (message: string, status: 400 | 403 | 404 | 502) =>
@@ -139,6 +143,8 @@ export function oidcRoutes(deps: OidcRouteDeps) {
       });
       return c.html(...failed('This account is disabled. Ask an administrator if you need access.', 403));
     }
+    // The provider's groups replace the upstream ones at every sign-in (absent claim: none).
+    await copyUpstreamGroups(deps.groups, user.id, groupsFromClaim(identity.groups), c.var.requestId, c.var.address);
     await startSession(c, deps.session, user.id);
     log.info('signin.succeeded', { userId: user.id, method: 'oidc' });
     await deps.recordSignIn({

@@ -33,6 +33,7 @@ import { MessagePage } from './pages/message.js';
 import { type AgentSummary, LIVE_REQUESTS_SCRIPT, RequestCard, RequestsPage } from './pages/requests.js';
 import { TasksPage, taskForest } from './pages/tasks.js';
 import { peoplePageRoutes } from './people-routes.js';
+import { policyPageRoutes } from './policy-routes.js';
 import { resourceInfo } from './resource-info.js';
 import { resourcePageRoutes } from './resource-routes.js';
 
@@ -122,6 +123,7 @@ export function pageRoutes(deps: Engine) {
   app.route('/', peoplePageRoutes(deps));
   // Certification campaigns, an owner's agents to certify, right-sizing (README "Agent lifecycle").
   app.route('/', lifecycleRoutes(deps));
+  app.route('/', policyPageRoutes(deps));
 
   app.get('/admin', async (c) => {
     const pending = await deps.delegations.listForUser(me(c).id, 'pending');

@@ -30,6 +30,7 @@ import { metadataRoutes } from './http/routes/metadata.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { peerRoutes } from './http/routes/peers.js';
 import { peopleApiRoutes } from './http/routes/people-api.js';
+import { policyApiRoutes } from './http/routes/policy-api.js';
 import { registerRoutes } from './http/routes/register.js';
 import { revocationEventRoutes } from './http/routes/revocation-events.js';
 import { statusListRoutes } from './http/routes/status-list.js';
@@ -312,6 +313,20 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       guesses: { maxFailures: config.sessions.maxFailures, lockout: config.sessions.lockout },
     }),
   );
+  // Organisation policies, the effective-access explorer and people's groups (README "Organisation policies").
+  app.route(
+    '/',
+    policyApiRoutes({
+      db: deps.db,
+      policy: deps.policy,
+      policyStore: deps.policyStore,
+      audit: deps.audit,
+      clock: deps.clock,
+      clients: deps.clients,
+      delegations: deps.delegations,
+      users: deps.users,
+    }),
+  );
   app.route(
     '/',
     initialAccessTokenRoutes({
@@ -364,6 +379,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       session,
       recordSignIn,
       timeoutMs: config.fetch.timeoutMs,
+      groups: { db: deps.db, policyStore: deps.policyStore, audit: deps.audit, clock: deps.clock },
     }),
   );
   // Errand as an A2A agent: its signed Agent Card, <issuer>/a2a and its protected resource metadata.

@@ -195,6 +195,7 @@ describe('loadConfig', () => {
       scopes: 'openid email profile',
       displayName: 'single sign-on',
       autoCreate: true,
+      groupsClaim: 'groups',
     });
     expect(problems({ ...base, ERRAND_OIDC_SCOPES: 'email profile' })).toEqual([
       'ERRAND_OIDC_SCOPES: must contain openid',
@@ -208,6 +209,22 @@ describe('loadConfig', () => {
     expect(problems({ ...base, ERRAND_OIDC_AUTO_CREATE: 'perhaps' })).toEqual([
       'ERRAND_OIDC_AUTO_CREATE: must be true or false',
     ]);
+    expect(loadConfig({ ...base, ERRAND_OIDC_GROUPS_CLAIM: 'https://example.com/roles' }).oidc?.groupsClaim).toBe(
+      'https://example.com/roles',
+    );
+    expect(problems({ ...base, ERRAND_OIDC_GROUPS_CLAIM: 'two words' })).toEqual([
+      'ERRAND_OIDC_GROUPS_CLAIM: must be a claim name (letters, digits, _ . : / -)',
+    ]);
+  });
+});
+
+describe('ERRAND_POLICY_REFRESH', () => {
+  test('seconds between looks for a newly published policy version: 2 by default, 1 to 300', () => {
+    expect(loadConfig({}).policy.refreshInterval).toBe(2);
+    expect(loadConfig({ ERRAND_POLICY_REFRESH: '30' }).policy.refreshInterval).toBe(30);
+    expect(problems({ ERRAND_POLICY_REFRESH: '0' })[0]).toMatch(/^ERRAND_POLICY_REFRESH: /);
+    expect(problems({ ERRAND_POLICY_REFRESH: '301' })[0]).toMatch(/^ERRAND_POLICY_REFRESH: /);
+    expect(problems({ ERRAND_POLICY_REFRESH: 'soon' })[0]).toMatch(/^ERRAND_POLICY_REFRESH: /);
   });
 });
 

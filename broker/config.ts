@@ -222,6 +222,11 @@ export const EnvSchema = z.object({
     .max(64, { message: 'must be at most 64 characters' })
     .default('single sign-on'),
   ERRAND_OIDC_AUTO_CREATE: bool.default(true),
+  ERRAND_OIDC_GROUPS_CLAIM: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9_.:/-]{1,128}$/, { message: 'must be a claim name (letters, digits, _ . : / -)' })
+    .default('groups'),
   ERRAND_LOG_LEVEL: z
     .enum(['debug', 'info', 'warn', 'error'], { message: 'must be debug, info, warn or error' })
     .default('info'),
@@ -343,6 +348,8 @@ export interface Config {
     scopes: string;
     displayName: string;
     autoCreate: boolean;
+    /** The ID token (or UserInfo) claim whose groups are copied for policies at each sign-in. */
+    groupsClaim: string;
   } | null;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** One `http.request` line per request at info level (README "Logs"). */
@@ -661,6 +668,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             scopes: e.ERRAND_OIDC_SCOPES.split(/\s+/).join(' '),
             displayName: e.ERRAND_OIDC_DISPLAY_NAME,
             autoCreate: e.ERRAND_OIDC_AUTO_CREATE,
+            groupsClaim: e.ERRAND_OIDC_GROUPS_CLAIM,
           }
         : null,
     logLevel: e.ERRAND_LOG_LEVEL,

@@ -22,6 +22,8 @@ const ADMIN_NAV = [
   ['/admin/tasks', 'All tasks'],
   ['/admin/delegations', 'All delegations'],
   ['/admin/users', 'People'],
+  ['/admin/policies', 'Policies'],
+  ['/admin/access', 'Access explorer'],
   ['/admin/keys', 'Keys'],
   ['/admin/audit', 'Audit'],
 ] as const;

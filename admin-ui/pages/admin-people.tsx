@@ -49,6 +49,7 @@ export function PeoplePage(props: {
                       fields={{ role: u.role === 'admin' ? 'user' : 'admin' }}
                     />
                     <a href={`/admin/users/${u.id}/password`}>Set a new password for {u.username}</a>
+                    <a href={`/admin/users/${u.id}/groups`}>Groups of {u.username}</a>
                     {u.disabledAt === null ? (
                       <ConfirmLink action={`/admin/users/${u.id}/disable`} label={`Disable ${u.username}`} />
                     ) : (

@@ -2,7 +2,6 @@ import { writeFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { AUTH_METHOD } from '@errand/protocol';
 import { z } from 'zod';
-import type { Config } from '../config.js';
 import { OAuthError } from '../core/errors.js';
 import type { Engine } from '../engine.js';
 import { AuditQuerySchema, auditFilter } from '../http/api.js';
@@ -21,45 +20,11 @@ import { ResetPasswordSchema, resetPassword } from '../services/people.js';
 import { taskView } from '../services/tasks.js';
 import { CreateTrustedIssuerSchema, createTrustedIssuer, trustedIssuerView } from '../services/trusted-issuers.js';
 import { describeBackup, restoreBackup, takeBackup } from './backup.js';
+import type { Command } from './command.js';
 import { readJson, readPassword, UsageError } from './input.js';
+import { policyCommand } from './policy-command.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** What a command is handed: its parsed options, the streams, and the engine (built on first use). */
-export interface CommandContext {
-  values: Record<string, string | boolean | string[] | undefined>;
-  positionals: string[];
-  stdin: NodeJS.ReadableStream;
-  /** The broker's services and stores over the configured database and master key. */
-  engine(): Promise<Engine>;
-  /** The configuration (validated by broker/config.ts). */
-  config(): Config;
-  /** The administrator the change is recorded under: `--as`, else the first administrator. */
-  actingAdmin(): Promise<{ id: string; username: string }>;
-  requestId: string;
-  now(): number;
-}
-
-/** A command's result: the JSON value (`--json`) and the lines a person reads. */
-export interface Output {
-  json: unknown;
-  text: string;
-  /** The text is the output in either mode (JSON lines already). */
-  raw?: boolean;
-}
-
-export interface Command {
-  name: string;
-  summary: string;
-  usage: string;
-  /** Longer help: what it does and what it refuses. */
-  help: string;
-  options: Options;
-  positionals: string[];
-  /** Opens the installation (database and master key) through the broker's engine. */
-  usesEngine: boolean;
-  run(ctx: CommandContext): Promise<Output>;
-}
 
 const PASSWORD_OPTIONS: Options = {
   'password-stdin': { type: 'boolean' },
@@ -445,6 +410,8 @@ const restoreCommand: Command = {
   },
 };
 
+export type { Command, CommandContext, Output } from './command.js';
+
 export const COMMANDS: Command[] = [
   bootstrapAdminCommand,
   resetPasswordCommand,
@@ -459,4 +426,5 @@ export const COMMANDS: Command[] = [
   exportAuditCommand,
   backupCommand,
   restoreCommand,
+  policyCommand,
 ];

@@ -144,12 +144,13 @@ export async function runCli(io: CliIo): Promise<number> {
   };
 
   try {
-    if (command.usesEngine && name !== 'bootstrap-admin') requireInstallation(config);
+    const usesEngine = typeof command.usesEngine === 'function' ? command.usesEngine(positionals) : command.usesEngine;
+    if (usesEngine && name !== 'bootstrap-admin') requireInstallation(config);
     const out = await command.run(ctx);
     if (out.raw) io.stdout.write(out.text);
     else if (json) io.stdout.write(`${JSON.stringify(out.json)}\n`);
     else io.stdout.write(`${out.text}\n`);
-    return 0;
+    return out.exitCode ?? 0;
   } catch (err) {
     if (err instanceof UsageError) return fail('usage', `${err.message}\nUsage: ${PROGRAM} ${command.usage}`, 2);
     if (err instanceof OAuthError) return fail(err.code, err.message, 1);

@@ -26,6 +26,8 @@ export interface UpstreamOidcOptions {
   timeoutMs: number;
   /** How long discovered metadata is reused (seconds). */
   discoveryTtl?: number;
+  /** The claim holding the person's groups (ERRAND_OIDC_GROUPS_CLAIM); its value is passed on as sent. */
+  groupsClaim?: string;
 }
 
 /** What Errand learns about the person from the provider. */
@@ -35,6 +37,8 @@ export interface UpstreamIdentity {
   email: string | null;
   preferredUsername: string | null;
   name: string | null;
+  /** The groups claim's value as sent (ID token, else UserInfo when it was read); undefined when absent. */
+  groups?: unknown;
 }
 
 export type SignInFailure =
@@ -263,6 +267,8 @@ export class UpstreamOidc {
       preferredUsername: stringClaim(claims.preferred_username),
       name: stringClaim(claims.name),
     };
+    const groupsClaim = this.#opts.groupsClaim;
+    if (groupsClaim && claims[groupsClaim] !== undefined) identity.groups = claims[groupsClaim];
     // Providers that keep profile claims out of the ID token serve them from the UserInfo endpoint.
     if (!identity.email && !identity.preferredUsername && as.userinfo_endpoint) {
       try {
@@ -275,6 +281,9 @@ export class UpstreamOidc {
         identity.email = stringClaim(info.email);
         identity.preferredUsername = stringClaim(info.preferred_username);
         identity.name ??= stringClaim(info.name);
+        if (groupsClaim && identity.groups === undefined && info[groupsClaim] !== undefined) {
+          identity.groups = info[groupsClaim];
+        }
       } catch {
         // The profile is a convenience for naming the account; sign-in works without it.
       }

@@ -205,6 +205,40 @@ describe('the API answers what the document says', () => {
     await conforms('POST', '/api/admin/trusted-issuers', issuer);
     await call('GET', '/api/admin/trusted-issuers');
 
+    // Organisation policies: a version in shadow that denies the notes, so every list has a row.
+    const policy = `@id("default")
+permit (principal, action in Errand::Action::"delegated", resource);
+@id("no-notes")
+forbid (principal, action == Errand::Action::"exchange", resource == Errand::Resource::"https://notes.example.test/mcp");`;
+    const tests = [
+      {
+        name: 'notes closed',
+        action: 'exchange',
+        agent: { id: 'a' },
+        user: { id: 'u' },
+        resource: { url: 'https://notes.example.test/mcp' },
+        expect: 'deny',
+      },
+    ];
+    await call('POST', '/api/admin/policies/check', { text: policy, tests });
+    const saved = await api.call('POST', '/api/admin/policies', { text: policy, tests, comment: 'conform' });
+    const { version } = (await saved.clone().json()) as { version: number };
+    await conforms('POST', '/api/admin/policies', saved);
+    await call('GET', '/api/admin/policies');
+    await call('GET', '/api/admin/policies/0');
+    await call('GET', `/api/admin/policies/${version}`);
+    await call('GET', '/api/admin/policies/schema');
+    await call('POST', `/api/admin/policies/${version}/status`, { status: 'shadow' });
+    await exchange(tb, as, agent, {
+      subject_token: credential,
+      subject_token_type: TT_JWT,
+      resource: 'https://notes.example.test/mcp',
+    });
+    await call('GET', '/api/admin/policies/shadow-decisions');
+    await call('GET', `/api/admin/access/agent?agent_id=${agent.clientId}&user=${user.username}`);
+    await call('GET', `/api/admin/access/resource?resource=${encodeURIComponent('https://notes.example.test/mcp')}`);
+    await call('PUT', `/api/admin/users/${user.id}/groups`, { groups: ['staff'] });
+
     const me = await userApi(tb, user);
     const mine = async (method: ApiOperation['method'], path: string) =>
       conforms(method, path, await me.call(method, path));

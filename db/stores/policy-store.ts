@@ -104,9 +104,14 @@ export class PolicyStore {
       .where(eq(policyVersions.version, version));
   }
 
-  /** A person's groups (local and upstream), sorted, without repeats. */
-  async groupsOf(userId: string): Promise<string[]> {
-    return [...new Set((await groupsByUser(this.db.q, userId)) as string[])].sort();
+  /** A person's groups (local and upstream, or of one source), sorted, without repeats. */
+  async groupsOf(userId: string, source?: 'local' | 'upstream'): Promise<string[]> {
+    if (!source) return [...new Set((await groupsByUser(this.db.q, userId)) as string[])].sort();
+    const rows = await this.db.q
+      .select({ group: userGroups.group })
+      .from(userGroups)
+      .where(and(eq(userGroups.userId, userId), eq(userGroups.source, source)));
+    return [...new Set(rows.map((r) => r.group))].sort();
   }
 
   /** A person's account, role and groups, read with statements prepared once (every decision may ask). */

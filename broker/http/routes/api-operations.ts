@@ -48,6 +48,21 @@ import {
   AuthzenEvaluationsSchema,
   AuthzenMetadataSchema,
 } from '../../services/policy/authzen.js';
+import {
+  AgentAccessQuerySchema,
+  AgentAccessViewSchema,
+  ResourceAccessQuerySchema,
+  ResourceAccessViewSchema,
+} from '../../services/policy/explorer.js';
+import { CheckPolicySchema, PolicyStatusSchema, SavePolicySchema } from '../../services/policy/policy-admin.js';
+import {
+  PolicyCheckViewSchema,
+  PolicyVersionListViewSchema,
+  PolicyVersionViewSchema,
+  ShadowDecisionsQuerySchema,
+  ShadowDecisionsViewSchema,
+} from '../../services/policy/policy-views.js';
+import { SetUserGroupsSchema, UserGroupsViewSchema } from '../../services/policy/user-groups.js';
 import { UpdateResourceSchema } from '../../services/resources.js';
 import { CreateTrustedIssuerSchema, UpdateTrustedIssuerSchema } from '../../services/trusted-issuers.js';
 import { UsageQuerySchema } from '../../services/usage.js';
@@ -288,6 +303,43 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   op('POST /api/admin/delegations/:id/reduce', 'reduceDelegationAsAdmin', 'Narrow a delegation (its tasks end)', {
     body: ReduceDelegationSchema,
     response: ReducedDelegationViewSchema,
+  }),
+  // Organisation policies (README "Organisation policies").
+  op('GET /api/admin/policies', 'listPolicyVersions', 'Policy versions, newest first (0: the built-in default)', {
+    response: PolicyVersionListViewSchema,
+  }),
+  op('POST /api/admin/policies', 'savePolicyDraft', 'Save a new draft version (validated against the schema)', {
+    body: SavePolicySchema,
+    status: 201,
+    response: PolicyVersionViewSchema,
+  }),
+  op('POST /api/admin/policies/check', 'checkPolicies', 'Validate policies and run tests, saving nothing', {
+    body: CheckPolicySchema,
+    response: PolicyCheckViewSchema,
+  }),
+  op('GET /api/admin/policies/schema', 'getPolicySchema', 'The Cedar schema policies are validated against', {
+    response: z.object({ schema: z.string() }).strict(),
+  }),
+  op('GET /api/admin/policies/shadow-decisions', 'listShadowDecisions', 'What the shadow version decided differently', {
+    query: ShadowDecisionsQuerySchema,
+    response: ShadowDecisionsViewSchema,
+  }),
+  op('GET /api/admin/policies/:version', 'getPolicyVersion', 'A policy version', { response: PolicyVersionViewSchema }),
+  op('POST /api/admin/policies/:version/status', 'setPolicyStatus', 'Shadow, unshadow or publish a version', {
+    body: PolicyStatusSchema,
+    response: PolicyVersionViewSchema,
+  }),
+  op('GET /api/admin/access/agent', 'exploreAgentAccess', 'What an agent may do for a person, and why', {
+    query: AgentAccessQuerySchema,
+    response: AgentAccessViewSchema,
+  }),
+  op('GET /api/admin/access/resource', 'exploreResourceAccess', 'Who can reach a resource, and the policy verdicts', {
+    query: ResourceAccessQuerySchema,
+    response: ResourceAccessViewSchema,
+  }),
+  op('PUT /api/admin/users/:id/groups', 'setUserGroups', "Set a person's groups for policies", {
+    body: SetUserGroupsSchema,
+    response: UserGroupsViewSchema,
   }),
 
   // The signed-in person's own API.
