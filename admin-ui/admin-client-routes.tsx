@@ -23,6 +23,7 @@ const NOTICES: Record<string, string> = {
   enabled: 'Enabled.',
   disabled: 'Disabled: its tasks have ended and its tokens are revoked.',
   deleted: 'Deleted: its tasks have ended, its delegations and tokens are revoked.',
+  admitted: 'Admitted: it may now get tokens for every resource.',
 };
 
 /**

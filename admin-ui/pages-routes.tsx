@@ -19,6 +19,7 @@ import { adminIssuerRoutes } from './admin-issuer-routes.js';
 import { adminOversightRoutes } from './admin-oversight-routes.js';
 import { approvalFromForm } from './components/delegation-controls.js';
 import { firstValue, readForm } from './forms.js';
+import { intakePageRoutes } from './intake-routes.js';
 import { AgentsPage } from './pages/admin-agents.js';
 import { type AuditFilterValues, AuditPage } from './pages/admin-audit.js';
 import { AdminHomePage } from './pages/admin-home.js';
@@ -125,6 +126,7 @@ export function pageRoutes(deps: Engine) {
   app.route('/', adminClientRoutes(deps));
   app.route('/', adminIssuerRoutes(deps));
   app.route('/', adminOversightRoutes(deps));
+  app.route('/', intakePageRoutes(deps));
 
   // A person's pages -------------------------------------------------------------------------------
 

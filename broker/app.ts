@@ -24,6 +24,7 @@ import { adminDiscoveryRoutes } from './http/routes/admin-discovery.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
+import { intakeApiRoutes } from './http/routes/intake-api.js';
 import { metadataRoutes } from './http/routes/metadata.js';
 import { metricsRoutes } from './http/routes/metrics.js';
 import { peerRoutes } from './http/routes/peers.js';
@@ -194,6 +195,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
         unusedTtl: config.registration.dcrUnusedTtl,
         initialAccessTokens: deps.initialAccessTokens,
         keys: deps.clientKeys,
+        admission: deps.admission,
         limiter: new RateLimiter({ limit: config.registration.dcrRateLimitPerMinute, windowMs: 60_000 }),
         clientAddress,
       }),
@@ -290,6 +292,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       guesses: { maxFailures: config.sessions.maxFailures, lockout: config.sessions.lockout },
     }),
   );
+  // Admitting quarantined clients, and the findings list (README "Quarantine of new registrations and findings").
+  app.route('/', intakeApiRoutes({ db: deps.db, clients: deps.clients, audit: deps.audit, clock: deps.clock }));
   app.route(
     '/',
     initialAccessTokenRoutes({

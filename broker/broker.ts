@@ -33,6 +33,7 @@ import { ClientKeys } from './identity/client-keys.js';
 import { DpopProofs } from './identity/dpop.js';
 import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
+import { noAdmissionRule } from './services/admission.js';
 import { AgentOps } from './services/agent-ops.js';
 import { bootstrapAdmin } from './services/bootstrap-admin.js';
 import { ensureBuiltInResources } from './services/built-in-resources.js';
@@ -203,8 +204,10 @@ export async function buildBroker(
   // Fetches of URLs that callers choose, capped per host and in total; metadata documents and key
   // sets each have their own budget, so that a flood of one cannot starve the other.
   const fetchLimit = () => new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
+  // Self-registered clients start quarantined unless this rule admits them (none by default).
+  const admission = noAdmissionRule;
   const directory = new ClientDirectory(
-    { store: clients, clock, log, fetchLimit: fetchLimit(), metrics },
+    { store: clients, clock, log, fetchLimit: fetchLimit(), metrics, admission, record: { db, audit } },
     {
       cimdEnabled: config.registration.cimdEnabled,
       cimdCacheTtl: config.registration.cimdCacheTtl,
@@ -359,6 +362,7 @@ export async function buildBroker(
     clientKeys,
     metrics,
     prometheus,
+    admission,
     revocationFeed,
     onRevoked(listener) {
       return revocationFeed.subscribe(listener);

@@ -22,6 +22,7 @@ const ADMIN_NAV = [
   ['/admin/users', 'People'],
   ['/admin/keys', 'Keys'],
   ['/admin/audit', 'Audit'],
+  ['/admin/findings', 'Findings'],
 ] as const;
 
 /** The page frame shared by every server-rendered page. */

@@ -68,6 +68,7 @@ const WIRE: Record<Reason, string> = {
   assurance_too_low: 'invalid_request',
   not_delegated_for_user: 'invalid_target',
   subject_revoked: 'invalid_request',
+  agent_quarantined: 'invalid_target',
 };
 
 const pick = <T>(xs: readonly T[], n: number): T => xs[n % xs.length]!;

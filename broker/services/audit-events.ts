@@ -7,6 +7,7 @@ export const AUDIT_EVENT_TYPES = [
   'agent.enabled',
   'authorization_code.redeemed',
   'authorization_code.reused',
+  'client.admitted',
   'client.approved',
   'client.deleted',
   'client.keys_replaced',

@@ -263,9 +263,14 @@ export interface TestAgent {
   kid: string;
 }
 
-/** Registers a resource through the admin API. */
-export async function addResource(api: Awaited<ReturnType<typeof adminApi>>, url: string, scopes: string[]) {
-  const res = await api.call('POST', '/api/admin/resources', { url, name: `Resource ${url}`, scopes });
+/** Registers a resource through the admin API (`extra`: more fields, such as `public`). */
+export async function addResource(
+  api: Awaited<ReturnType<typeof adminApi>>,
+  url: string,
+  scopes: string[],
+  extra: Record<string, unknown> = {},
+) {
+  const res = await api.call('POST', '/api/admin/resources', { url, name: `Resource ${url}`, scopes, ...extra });
   if (res.status !== 201) throw new Error(`resource creation failed: ${res.status} ${await res.text()}`);
   return res.json();
 }

@@ -15,6 +15,7 @@ import {
   setClientStatus,
   UpdateClientSchema,
 } from '../../services/admin.js';
+import { ClientListQuerySchema, listClients } from '../../services/admission.js';
 import { auditEventView, keyRotationView, keyView, resourceView, userView } from '../../services/api-views.js';
 import { deleteClient, ReplaceClientKeysSchema, replaceClientKeys, updateClient } from '../../services/client-admin.js';
 import { decideClient } from '../../services/client-approval.js';
@@ -93,7 +94,10 @@ export function adminApiRoutes(
   });
   app.use('/api/admin/*', requireAdmin());
 
-  app.get('/api/admin/clients', async (c) => c.json({ clients: (await deps.clients.list()).map(clientView) }));
+  app.get('/api/admin/clients', async (c) => {
+    const q = parseParams(ClientListQuerySchema, c.req.query());
+    return c.json({ clients: (await listClients(deps, q)).map(clientView) });
+  });
   app.post('/api/admin/clients', async (c) => {
     const input = parseParams(CreateClientSchema, await jsonBody(c), 'invalid_client_metadata');
     const created = await createClient(deps, input, adminActorId(c), c.var.requestId, c.var.address);
