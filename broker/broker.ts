@@ -33,7 +33,7 @@ import { ClientKeys } from './identity/client-keys.js';
 import { DpopProofs } from './identity/dpop.js';
 import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
-import { noAdmissionRule } from './services/admission.js';
+import { type ClientAdmission, noAdmissionRule } from './services/admission.js';
 import { AgentOps } from './services/agent-ops.js';
 import { bootstrapAdmin } from './services/bootstrap-admin.js';
 import { ensureBuiltInResources } from './services/built-in-resources.js';
@@ -109,6 +109,8 @@ export async function buildBroker(
     builtInResources?: boolean;
     /** Node's process metrics (`process_*`, `nodejs_*`) beside Errand's own; default true. */
     processMetrics?: boolean;
+    /** Whether a client that registers itself starts admitted (default: none does; README "Quarantine of new registrations and findings"). */
+    admission?: ClientAdmission;
   },
 ): Promise<Broker> {
   const clock = opts.clock ?? systemClock;
@@ -205,7 +207,7 @@ export async function buildBroker(
   // sets each have their own budget, so that a flood of one cannot starve the other.
   const fetchLimit = () => new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
   // Self-registered clients start quarantined unless this rule admits them (none by default).
-  const admission = noAdmissionRule;
+  const admission = opts.admission ?? noAdmissionRule;
   const directory = new ClientDirectory(
     { store: clients, clock, log, fetchLimit: fetchLimit(), metrics, admission, record: { db, audit } },
     {

@@ -408,3 +408,41 @@ describe('the console', () => {
     expect(findings).not.toContain(`data-client-id="${agent.clientId}"`);
   });
 });
+
+describe('an admission rule', () => {
+  test('a client the rule admits starts admitted, recorded as admitted_by_rule; the rule sees the registration', async () => {
+    const seen: string[] = [];
+    const ruled = await startBroker(
+      { ERRAND_DCR_RATE_LIMIT: '1000' },
+      {
+        admission: {
+          admits: async (client) => {
+            seen.push(client.name);
+            return client.name.startsWith('Trusted');
+          },
+        },
+      },
+    );
+    try {
+      const register = async (name: string) => {
+        const res = await fetch(`${ruled.url}/register`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ client_name: name, redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }),
+        });
+        expect(res.status).toBe(201);
+        const { client_id: id } = (await res.json()) as { client_id: string };
+        return (await ruled.broker.deps.clients.get(id))!;
+      };
+      const trusted = await register('Trusted tool');
+      const other = await register('Other tool');
+      expect(seen).toEqual(['Trusted tool', 'Other tool']);
+      expect(trusted.quarantinedAt).toBeNull();
+      expect(other.quarantinedAt).toEqual(expect.any(Number));
+      const events = await ruled.broker.deps.audit.query({ type: 'client.admitted', limit: 10 });
+      expect(events.map((e) => [e.clientId, e.reason])).toEqual([[trusted.id, 'admitted_by_rule']]);
+    } finally {
+      await ruled.close();
+    }
+  });
+});
