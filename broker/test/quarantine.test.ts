@@ -446,3 +446,33 @@ describe('an admission rule', () => {
     }
   });
 });
+
+describe('the public flag of resources', () => {
+  test('set at creation and by PATCH (audited); Errand’s MCP and A2A endpoints are public and stay so', async () => {
+    const created = await api.call('POST', '/api/admin/resources', {
+      url: 'https://flagged.example.test/api',
+      name: 'Flagged',
+      scopes: ['flag:read'],
+    });
+    expect(created.status).toBe(201);
+    const r = (await created.json()) as { id: string; public: boolean };
+    expect(r.public).toBe(false);
+    const patched = await api.call('PATCH', `/api/admin/resources/${r.id}`, { public: true });
+    expect(patched.status).toBe(200);
+    expect(((await patched.json()) as { public: boolean }).public).toBe(true);
+    const [event] = await tb.broker.deps.audit.query({ type: 'resource.updated', limit: 1 });
+    expect(event).toMatchObject({ audience: 'https://flagged.example.test/api', details: { public: true } });
+    const bad = await api.call('PATCH', `/api/admin/resources/${r.id}`, { public: 'yes' });
+    expect(bad.status).toBe(400);
+
+    const { resources } = (await (await api.call('GET', '/api/admin/resources')).json()) as {
+      resources: { id: string; url: string; public: boolean }[];
+    };
+    const byUrl = (url: string) => resources.find((x) => x.url === url)!;
+    expect(byUrl(`${tb.url}/mcp`).public).toBe(true);
+    expect(byUrl(`${tb.url}/a2a`).public).toBe(true);
+    expect(byUrl(`${tb.url}/api/admin`).public).toBe(false);
+    const refused = await api.call('PATCH', `/api/admin/resources/${byUrl(`${tb.url}/mcp`).id}`, { public: false });
+    expect(refused.status).toBe(409);
+  });
+});
