@@ -393,6 +393,10 @@ describe('the console', () => {
     const page = await (await browser.fetch(`${tb.url}/admin/clients/${agent.clientId}`)).text();
     expect(page).toContain('Quarantined');
     const action = `${tb.url}/admin/clients/${agent.clientId}/admit`;
+    const made = await addAgent(api, { name: 'console admin agent' });
+    const waiting = await (await browser.fetch(`${tb.url}/admin/clients?quarantined=true`)).text();
+    expect(waiting).toContain(`data-client-id="${agent.clientId}"`);
+    expect(waiting).not.toContain(`data-client-id="${made.clientId}"`);
 
     const forged = await browser.postForm(action, {});
     expect(forged.status).toBe(403);
