@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { agentToken, modernClient, refusalOf, resultText } from '../../mcp-server/errand/test/mcp-fixtures.js';
 import {
   agentClient,
   delegateViaCiba,
@@ -84,7 +85,7 @@ afterAll(async () => {
 });
 
 /** An agent that registers itself (RFC 7591 §3) with an auto-approving initial access token: active, quarantined. */
-async function registerAgent(name = 'Self-registered agent'): Promise<TestAgent> {
+async function registerAgent(name = 'Self-registered agent', scope = 'notes:read weather:read'): Promise<TestAgent> {
   const issued = await api.call('POST', '/api/admin/initial-access-tokens', { name: 'onboarding', auto_approve: true });
   expect(issued.status).toBe(201);
   const { initial_access_token: iat } = (await issued.json()) as { initial_access_token: string };
@@ -99,7 +100,7 @@ async function registerAgent(name = 'Self-registered agent'): Promise<TestAgent>
       token_endpoint_auth_method: 'private_key_jwt',
       grant_types: GRANTS,
       jwks: { keys: [publicJwk] },
-      scope: 'notes:read weather:read',
+      scope,
     }),
   });
   expect(res.status, await res.clone().text()).toBe(201);
@@ -231,6 +232,27 @@ describe('quarantine of dynamically registered agents', () => {
       subject_token_type: TT_ACCESS,
     });
     expect(handedOff.access_token).toBeTruthy();
+  });
+
+  test('through Errand’s MCP endpoint (public) a quarantined agent may ask for a public resource only', async () => {
+    const agent = await registerAgent('MCP agent', 'errand:delegate errand:tasks notes:read weather:read');
+    const token = await agentToken(tb, as, agent, `${tb.url}/mcp`, 'errand:delegate errand:tasks');
+    const mcp = await modernClient(tb, token);
+    try {
+      const ask = (resource: string, scope: string) =>
+        mcp.callTool({
+          name: 'request_delegation',
+          arguments: { user: user.username, resources: [resource], scopes: [scope] },
+        });
+      const refused = await ask(NOTES, 'notes:read');
+      expect(refused.isError).toBe(true);
+      expect(refusalOf(refused)).toMatchObject({ error: 'invalid_target' });
+      expect(resultText(refused)).toMatch(/quarantined until an administrator admits it/);
+      const allowed = await ask(PUBLIC, 'weather:read');
+      expect(allowed.isError, resultText(allowed)).toBeFalsy();
+    } finally {
+      await mcp.close();
+    }
   });
 
   test('approving a pending agent admits it too; agents an administrator creates are never quarantined', async () => {
