@@ -4,6 +4,7 @@ import { OAuthError } from '../broker/core/errors.js';
 import type { Engine } from '../broker/engine.js';
 import type { AppEnv } from '../broker/http/types.js';
 import { CreateClientSchema, createClient, setClientStatus, UpdateClientSchema } from '../broker/services/admin.js';
+import { ClientListQuerySchema, listClients } from '../broker/services/admission.js';
 import {
   deleteClient,
   ReplaceClientKeysSchema,
@@ -23,6 +24,7 @@ const NOTICES: Record<string, string> = {
   enabled: 'Enabled.',
   disabled: 'Disabled: its tasks have ended and its tokens are revoked.',
   deleted: 'Deleted: its tasks have ended, its delegations and tokens are revoked.',
+  admitted: 'Admitted: it may now get tokens for every resource.',
 };
 
 /**
@@ -83,7 +85,13 @@ export function adminClientRoutes(deps: Engine) {
   app.get('/admin/clients', async (c) => {
     const notice = NOTICES[c.req.query('done') ?? ''];
     return c.html(
-      <ClientsPage user={me(c)} csrf={csrf(c)} clients={await deps.clients.list()} {...(notice ? { notice } : {})} />,
+      <ClientsPage
+        user={me(c)}
+        csrf={csrf(c)}
+        // ?quarantined=true|false, as in the admin API; anything else lists every client.
+        clients={await listClients(deps, ClientListQuerySchema.safeParse(c.req.query()).data ?? {})}
+        {...(notice ? { notice } : {})}
+      />,
     );
   });
   app.get('/admin/clients/new', (c) =>

@@ -21,6 +21,7 @@ import { adminIssuerRoutes } from './admin-issuer-routes.js';
 import { adminOversightRoutes } from './admin-oversight-routes.js';
 import { approvalFromForm } from './components/delegation-controls.js';
 import { adminActor, firstValue, readForm } from './forms.js';
+import { intakePageRoutes } from './intake-routes.js';
 import { lifecycleRoutes } from './lifecycle-routes.js';
 import { AgentsPage } from './pages/admin-agents.js';
 import { type AuditFilterValues, AuditPage } from './pages/admin-audit.js';
@@ -133,6 +134,7 @@ export function pageRoutes(deps: Engine) {
   app.route('/', adminClientRoutes(deps));
   app.route('/', adminIssuerRoutes(deps));
   app.route('/', adminOversightRoutes(deps));
+  app.route('/', intakePageRoutes(deps));
 
   // A person's pages -------------------------------------------------------------------------------
 

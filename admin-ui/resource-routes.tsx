@@ -32,7 +32,7 @@ export function resourcePageRoutes(deps: Engine) {
 
   const listPage = async (
     c: Context<AppEnv>,
-    extra: { error?: string; form?: { url: string; name: string; scopes: string } } = {},
+    extra: { error?: string; form?: { url: string; name: string; scopes: string; public?: boolean } } = {},
     status: 200 | 400 | 404 | 409 = 200,
   ) => {
     const notice = NOTICES[c.req.query('done') ?? ''];
@@ -60,8 +60,14 @@ export function resourcePageRoutes(deps: Engine) {
       url: (firstValue(body.url) ?? '').trim(),
       name: firstValue(body.name) ?? '',
       scopes: firstValue(body.scopes) ?? '',
+      public: firstValue(body.public) === 'on',
     };
-    const parsed = CreateResourceSchema.safeParse({ url: form.url, name: form.name, scopes: scopeLines(form.scopes) });
+    const parsed = CreateResourceSchema.safeParse({
+      url: form.url,
+      name: form.name,
+      scopes: scopeLines(form.scopes),
+      public: form.public,
+    });
     if (!parsed.success) return listPage(c, { error: firstIssue(parsed.error), form }, 400);
     try {
       await createResource(deps, parsed.data, actor(c));
@@ -93,6 +99,7 @@ export function resourcePageRoutes(deps: Engine) {
       scopes,
       // Emptied description fields remove the description.
       scope_descriptions: Object.fromEntries(kept.map((s) => [s, (firstValue(body[`description:${s}`]) ?? '').trim()])),
+      public: firstValue(body.public) === 'on',
     });
     const again = (error: string, status: 400 | 404 | 409) =>
       c.html(<ResourceEditPage user={me(c)} csrf={csrf(c)} resource={r} error={error} />, status);

@@ -25,6 +25,7 @@ import { authzenRoutes } from './http/routes/authzen.js';
 import { backchannelRoutes } from './http/routes/backchannel.js';
 import { healthRoutes } from './http/routes/health.js';
 import { initialAccessTokenRoutes } from './http/routes/initial-access-tokens.js';
+import { intakeApiRoutes } from './http/routes/intake-api.js';
 import { lifecycleApiRoutes } from './http/routes/lifecycle-api.js';
 import { metadataRoutes } from './http/routes/metadata.js';
 import { metricsRoutes } from './http/routes/metrics.js';
@@ -216,6 +217,7 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
         unusedTtl: config.registration.dcrUnusedTtl,
         initialAccessTokens: deps.initialAccessTokens,
         keys: deps.clientKeys,
+        admission: deps.admission,
         limiter: new RateLimiter({ limit: config.registration.dcrRateLimitPerMinute, windowMs: 60_000 }),
         clientAddress,
       }),
@@ -327,6 +329,8 @@ export function createApp(deps: Engine, opts: AppOptions = {}): Hono<AppEnv> {
       users: deps.users,
     }),
   );
+  // Admitting quarantined clients, and the findings list (README "Quarantine of new registrations and findings").
+  app.route('/', intakeApiRoutes({ db: deps.db, clients: deps.clients, audit: deps.audit, clock: deps.clock }));
   app.route(
     '/',
     initialAccessTokenRoutes({

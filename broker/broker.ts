@@ -35,6 +35,7 @@ import { ClientKeys } from './identity/client-keys.js';
 import { DpopProofs } from './identity/dpop.js';
 import { WorkloadVerifier } from './identity/workload.js';
 import type { Logger } from './log.js';
+import { type ClientAdmission, policyAdmission } from './services/admission.js';
 import { lifecycleDepsOf } from './services/agent-lifecycle.js';
 import { maintainLifecycle } from './services/agent-lifecycle-job.js';
 import { AgentOps } from './services/agent-ops.js';
@@ -114,6 +115,8 @@ export async function buildBroker(
     builtInResources?: boolean;
     /** Node's process metrics (`process_*`, `nodejs_*`) beside Errand's own; default true. */
     processMetrics?: boolean;
+    /** Whether a client that registers itself starts admitted (default: none does; README "Quarantine of new registrations and findings"). */
+    admission?: ClientAdmission;
   },
 ): Promise<Broker> {
   const clock = opts.clock ?? systemClock;
@@ -209,8 +212,22 @@ export async function buildBroker(
   // Fetches of URLs that callers choose, capped per host and in total; metadata documents and key
   // sets each have their own budget, so that a flood of one cannot starve the other.
   const fetchLimit = () => new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
+  // The organisation's policies (README "Organisation policies"), loaded before anything decides.
+  const policyStore = new PolicyStore(db);
+  const policy = new PolicyEngine({
+    db,
+    store: policyStore,
+    clients,
+    audit,
+    clock,
+    log,
+    refreshInterval: config.policy.refreshInterval,
+  });
+  await policy.refresh();
+  // Self-registered clients start quarantined unless a policy permits `admit` for them (none by default).
+  const admission = opts.admission ?? policyAdmission(policy);
   const directory = new ClientDirectory(
-    { store: clients, clock, log, fetchLimit: fetchLimit(), metrics },
+    { store: clients, clock, log, fetchLimit: fetchLimit(), metrics, admission, record: { db, audit } },
     {
       cimdEnabled: config.registration.cimdEnabled,
       cimdCacheTtl: config.registration.cimdCacheTtl,
@@ -268,17 +285,6 @@ export async function buildBroker(
     box,
     remember: (key, until, now) => clients.rememberAssertion('dpop', key, until, now),
   });
-  const policyStore = new PolicyStore(db);
-  const policy = new PolicyEngine({
-    db,
-    store: policyStore,
-    clients,
-    audit,
-    clock,
-    log,
-    refreshInterval: config.policy.refreshInterval,
-  });
-  await policy.refresh();
   const delegationService = new DelegationService({
     db,
     clients,
@@ -381,6 +387,7 @@ export async function buildBroker(
     clientKeys,
     metrics,
     prometheus,
+    admission,
     revocationFeed,
     onRevoked(listener) {
       return revocationFeed.subscribe(listener);

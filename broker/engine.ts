@@ -19,6 +19,7 @@ import type { ClientDirectory } from './identity/client-directory.js';
 import type { ClientKeys } from './identity/client-keys.js';
 import type { DpopProofs } from './identity/dpop.js';
 import type { Logger } from './log.js';
+import type { ClientAdmission } from './services/admission.js';
 import type { AgentOps } from './services/agent-ops.js';
 import type { DelegationLimits, DelegationService } from './services/delegations.js';
 import type { ExchangeService } from './services/exchange-token.js';
@@ -91,6 +92,8 @@ export interface Engine {
   clientKeys: ClientKeys;
   /** The counters services move (a no-op when metrics are off). */
   metrics: Metrics;
+  /** Whether a client that registers itself starts admitted (README "Quarantine of new registrations and findings"). */
+  admission: ClientAdmission;
   /** The Prometheus registry behind `metrics` and `/metrics`; null when metrics are off (README "Metrics and traces"). */
   prometheus: PrometheusMetrics | null;
 }

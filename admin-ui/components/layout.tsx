@@ -26,6 +26,7 @@ const ADMIN_NAV = [
   ['/admin/access', 'Access explorer'],
   ['/admin/keys', 'Keys'],
   ['/admin/audit', 'Audit'],
+  ['/admin/findings', 'Findings'],
 ] as const;
 
 /** The page frame shared by every server-rendered page. */

@@ -1,4 +1,5 @@
 import { assuranceLevel, type Client, credentialKindOf } from '../../broker/core/client.js';
+import { isQuarantined } from '../../broker/core/quarantine.js';
 import type { User } from '../../db/stores/user-store.js';
 import {
   ActionForm,
@@ -185,6 +186,7 @@ export function ClientsPage(props: { user: LayoutUser; csrf: string; clients: Cl
         <a class="button" href="/admin/clients/new?kind=resource_server">
           Add a resource server
         </a>
+        <a href="/admin/clients?quarantined=true">Only clients awaiting admission</a>
       </div>
       {props.clients.length === 0 ? (
         <EmptyState action={{ href: '/admin/clients/new?kind=agent', label: 'Add the first agent' }}>
@@ -222,7 +224,15 @@ export function ClientsPage(props: { user: LayoutUser; csrf: string; clients: Cl
                 <td>
                   <CredentialBadge client={c} />
                 </td>
-                <td>{c.status}</td>
+                <td>
+                  {c.status}
+                  {isQuarantined(c) ? (
+                    <>
+                      {' '}
+                      <Badge kind="risk">quarantined</Badge>
+                    </>
+                  ) : null}
+                </td>
                 <td>{when(c.createdAt)}</td>
                 <td>{when(c.lastUsedAt)}</td>
               </tr>

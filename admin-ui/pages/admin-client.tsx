@@ -1,5 +1,6 @@
 import { AUTH_METHOD, GRANT_TYPE } from '@errand/protocol';
 import { assuranceLevel, type Client } from '../../broker/core/client.js';
+import { isQuarantined } from '../../broker/core/quarantine.js';
 import type { User } from '../../db/stores/user-store.js';
 import { ActionForm, Badge, ConfirmLink, Layout, type LayoutUser, Notice, when } from '../components/layout.js';
 
@@ -215,6 +216,21 @@ export function ClientDetailPage(props: {
           <ConfirmLink action={`${path}/delete`} label={`Delete ${c.name}`} />
         </div>
       </div>
+
+      {isQuarantined(c) ? (
+        <section class="card" aria-labelledby="quarantine">
+          <h2 id="quarantine">
+            Quarantined <Badge kind="risk">since {when(c.quarantinedAt ?? null)}</Badge>
+          </h2>
+          <p>
+            It registered itself ({c.source === 'cimd' ? 'a client metadata document' : 'dynamic registration'}) and may
+            get tokens only for public resources until an administrator admits it.
+          </p>
+          <div class="actions">
+            <ActionForm action={`${path}/admit`} csrf={props.csrf} label={`Admit ${c.name}`} />
+          </div>
+        </section>
+      ) : null}
 
       <form method="post" action={path} class="card">
         <h2>Edit</h2>

@@ -11,7 +11,7 @@ export function ResourcesPage(props: {
   builtIn: (url: string) => boolean;
   notice?: string;
   error?: string;
-  form?: { url: string; name: string; scopes: string };
+  form?: { url: string; name: string; scopes: string; public?: boolean };
 }) {
   return (
     <Layout title="Resources" user={props.user} csrf={props.csrf} current="/admin/resources" wide>
@@ -82,11 +82,22 @@ export function ResourcesPage(props: {
         <p class="muted" id="res-scopes-hint">
           {SCOPES_HINT} For example: <code>notes:read Read your notes</code>
         </p>
+        <PublicCheck checked={props.form?.public ?? false} id="res-public" />
         <div class="actions">
           <button type="submit">Add resource</button>
         </div>
       </form>
     </Layout>
+  );
+}
+
+/** The resource's `public` flag (README "Quarantine of new registrations and findings"). */
+function PublicCheck(props: { checked: boolean; id: string }) {
+  return (
+    <label class="check" for={props.id}>
+      <input id={props.id} type="checkbox" name="public" value="on" checked={props.checked} /> Public: clients still
+      awaiting admission (quarantined) may get tokens for it
+    </label>
   );
 }
 
@@ -120,6 +131,7 @@ export function ResourceEditPage(props: { user: LayoutUser; csrf: string; resour
         <p class="muted" id="edit-add-hint">
           {SCOPES_HINT} A scope a live delegation holds cannot be removed.
         </p>
+        <PublicCheck checked={r.public ?? false} id="edit-public" />
         <div class="actions">
           <button type="submit">Save</button>
           <a href="/admin/resources">Cancel</a>

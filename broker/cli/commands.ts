@@ -180,13 +180,14 @@ const listAgentsCommand: Command = {
 const createResourceCommand: Command = {
   name: 'create-resource',
   summary: 'register a resource (an API or tool server)',
-  usage: 'create-resource --url URL --name NAME --scope S [--scope S]... [--min-assurance LEVEL]',
-  help: 'Registers a protected resource and the scopes it offers, as POST /api/admin/resources does.',
+  usage: 'create-resource --url URL --name NAME --scope S [--scope S]... [--min-assurance LEVEL] [--public]',
+  help: 'Registers a protected resource and the scopes it offers, as POST /api/admin/resources does. --public: quarantined clients may get tokens for it.',
   options: {
     url: { type: 'string' },
     name: { type: 'string' },
     scope: { type: 'string', multiple: true },
     'min-assurance': { type: 'string' },
+    public: { type: 'boolean' },
   },
   positionals: [],
   usesEngine: true,
@@ -200,6 +201,7 @@ const createResourceCommand: Command = {
       name: v.name,
       scopes: list(v.scope).flatMap((s) => s.split(/\s+/)),
       ...(str(v['min-assurance']) ? { min_assurance: v['min-assurance'] } : {}),
+      ...(v.public === true ? { public: true } : {}),
     });
     const resource = await createResource(await ctx.engine(), input);
     return { json: resource, text: `resource ${resource.url} registered (${resource.id})` };

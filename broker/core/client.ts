@@ -34,6 +34,11 @@ export interface Client {
   recordedAssurance?: AssuranceLevel | null;
   /** For workload identities: the trusted issuer that vouches for the agent. */
   trustedIssuerId?: string | null;
+  /**
+   * When the client, registered by itself (dynamic registration or a metadata document), was
+   * quarantined; null or absent once admitted, and for clients an administrator created.
+   */
+  quarantinedAt?: number | null;
 }
 
 /** The credential kind shown in the inventory; static secrets are flagged as a risk. */

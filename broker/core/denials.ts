@@ -25,6 +25,8 @@ export type Denial =
   /** On-behalf-of: the user's access token was revoked while the exchange was being decided. */
   | { reason: 'subject_revoked' }
   | PolicyDenial
+  /** The agent registered itself (dcr, cimd) and no administrator or rule has admitted it yet; the resource is not public. */
+  | { reason: 'agent_quarantined'; clientId: string; audience: string }
   | {
       reason: 'assurance_too_low';
       required: AssuranceLevel;
@@ -97,6 +99,12 @@ export function denialToError(d: Denial): OAuthError {
     case 'policy_denied':
       // RFC 6749 §5.2 answers 400 at the token endpoint; the description names the deciding policies.
       return new OAuthError('access_denied', policyDenialText(d), { status: 400 });
+    case 'agent_quarantined':
+      // RFC 8707 §2 / RFC 8693 §2.2.2: the server will not issue a token for this target.
+      return new OAuthError(
+        'invalid_target',
+        `client ${d.clientId} is quarantined until an administrator admits it: it may get tokens only for public resources, and "${d.audience}" is not one`,
+      );
     case 'assurance_too_low':
       // Say which minimum applies and what the agent has, so its operator can act.
       return new OAuthError(

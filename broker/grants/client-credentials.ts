@@ -6,6 +6,7 @@ import { isConfidential } from '../core/client.js';
 import { denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
 import { param } from '../core/params.js';
+import { quarantineDenial } from '../core/quarantine.js';
 import {
   canonicalResources,
   checkScope,
@@ -52,6 +53,9 @@ export function clientCredentialsGrant(deps: {
       // Without a scope parameter the client gets what it is registered for at this resource.
       const scope = requestedScope(p.scope) ?? client.scope.filter((s) => resource.scopes.includes(s));
       checkScope(scope, resource, client);
+      // A client that registered itself gets tokens for public resources only until it is admitted.
+      const quarantined = quarantineDenial(client, resource.url, resource.public ?? false);
+      if (quarantined) throw denialToError(quarantined);
       // A resource's minimum assurance level (README "Assurance levels") holds for tokens an agent gets as itself too.
       if (resource.minAssurance && !meetsAssurance(ctx.client.assurance, resource.minAssurance)) {
         throw denialToError({

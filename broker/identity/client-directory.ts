@@ -1,3 +1,5 @@
+import type { Db } from '../../db/open.js';
+import type { AuditStore } from '../../db/stores/audit-store.js';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { Client } from '../core/client.js';
 import type { ConcurrencyLimit } from '../core/concurrency-limit.js';
@@ -5,6 +7,7 @@ import { OAuthError } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
 import type { Logger } from '../log.js';
+import { type ClientAdmission, recordRuleAdmission, startingQuarantine } from '../services/admission.js';
 import { validateSelfServiceMetadata } from './client-metadata.js';
 import { SafeFetchError, safeFetch } from './safe-fetch.js';
 
@@ -29,6 +32,10 @@ export interface ClientDirectoryDeps {
   fetchLimit?: Pick<ConcurrencyLimit, 'acquire'>;
   /** Counts the metadata document fetches (`client_metadata`) when given. */
   metrics?: Metrics;
+  /** Asked whether a client first seen by its metadata document starts admitted; default: never. */
+  admission?: ClientAdmission;
+  /** Where an admission by the rule is recorded (`client.admitted`), with the client in one transaction. */
+  record?: { db: Db; audit: AuditStore };
 }
 
 /** Failed document URLs remembered at most; the oldest is forgotten first. */
@@ -109,7 +116,20 @@ export class ClientDirectory {
       expiresAt: null,
       cachedUntil: now + fetched.cacheFor,
     };
-    await this.deps.store.upsertMetadataClient(client);
+    // README "Quarantine of new registrations and findings": a client first seen here starts
+    // quarantined unless the admission rule admits it; a refresh keeps what was decided.
+    client.quarantinedAt = known
+      ? (known.quarantinedAt ?? null)
+      : await startingQuarantine(this.deps.admission, client, now);
+    const { record } = this.deps;
+    if (!known && client.quarantinedAt === null && record) {
+      await record.db.write(async (tx) => {
+        await this.deps.store.upsertMetadataClient(client, tx);
+        await recordRuleAdmission(record.audit, client, null, now, tx);
+      });
+    } else {
+      await this.deps.store.upsertMetadataClient(client);
+    }
     this.deps.log.info('client.metadata_fetched', { clientId, cacheFor: fetched.cacheFor });
     return client;
   }

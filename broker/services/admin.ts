@@ -126,6 +126,7 @@ export function clientView(c: Client) {
     created_at: c.createdAt,
     last_used_at: c.lastUsedAt,
     expires_at: c.expiresAt,
+    quarantined_at: c.quarantinedAt ?? null,
   };
 }
 

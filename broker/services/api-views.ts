@@ -53,6 +53,8 @@ export const ClientViewSchema = z
       .nullable()
       .optional()
       .describe('why Errand suspended this disabled agent'),
+    /** Set while a self-registered client waits to be admitted (README "Quarantine of new registrations and findings"). */
+    quarantined_at: Time.nullable(),
   })
   .strict();
 
@@ -230,6 +232,8 @@ export const ResourceViewSchema = z
     /** What each scope allows, in words, for the approval page (scopes without one are absent). */
     scope_descriptions: z.record(z.string(), z.string()),
     min_assurance: Assurance.nullable(),
+    /** Quarantined clients may still get tokens for it. */
+    public: z.boolean(),
     created_at: Time,
   })
   .strict();
@@ -242,6 +246,7 @@ export function resourceView(r: Resource): z.infer<typeof ResourceViewSchema> {
     scopes: r.scopes,
     scope_descriptions: r.scopeDescriptions ?? {},
     min_assurance: r.minAssurance ?? null,
+    public: r.public ?? false,
     created_at: r.createdAt,
   };
 }

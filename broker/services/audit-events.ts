@@ -12,6 +12,7 @@ export const AUDIT_EVENT_TYPES = [
   'campaign.opened',
   'certification.attested',
   'certification.lapsed',
+  'client.admitted',
   'client.approved',
   'client.deleted',
   'client.keys_replaced',

@@ -1,7 +1,9 @@
 import { formatScope, OIDC_SCOPE, scopesOutside, USERINFO_SCOPES } from '@errand/protocol';
 import type { ClientStore } from '../../db/stores/client-store.js';
 import type { Client } from '../core/client.js';
+import { denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
+import { quarantineDenial } from '../core/quarantine.js';
 import {
   canonicalResources,
   checkAdminScope,
@@ -35,7 +37,7 @@ const isIdentityScope = (s: string) => (USERINFO_SCOPES as readonly string[]).in
  */
 export async function authorizationTarget(
   deps: { clients: ClientStore; defaultResource: string | null },
-  client: Pick<Client, 'scope' | 'kind'>,
+  client: Pick<Client, 'id' | 'scope' | 'kind' | 'quarantinedAt'>,
   raw: { resource: string | string[] | undefined; scope: string | undefined },
 ): Promise<AuthorizationTarget> {
   const asked = requestedScope(raw.scope);
@@ -51,6 +53,11 @@ export async function authorizationTarget(
     ];
   }
   const known = await lookUpResources(deps.clients, resources);
+  // A quarantined client may be authorized for public resources only (README "Quarantine of new registrations and findings").
+  for (const r of known) {
+    const quarantined = quarantineDenial(client, r.url, r.public ?? false);
+    if (quarantined) throw denialToError(quarantined);
+  }
   const offered = [...new Set(known.flatMap((r) => r.scopes))];
   let scope = asked?.filter((s) => s !== OIDC_SCOPE.openid || offered.includes(s)) ?? [];
   if (scope.length === 0) {

@@ -15,10 +15,11 @@ import { newId } from '../tokens/random.js';
  * like any other (tokens are issued for exactly one of them, RFC 8707), registered at start-up.
  */
 const BUILT_IN = [
-  { path: PATHS.mcp, name: 'Errand MCP', scopes: ERRAND_SCOPES },
-  { path: PATHS.a2a, name: 'Errand A2A', scopes: ERRAND_SCOPES },
-  { path: PATHS.userinfo, name: 'Errand UserInfo', scopes: USERINFO_SCOPES },
-  { path: PATHS.adminApi, name: 'Errand admin API', scopes: [ERRAND_SCOPE.admin] },
+  { path: PATHS.mcp, name: 'Errand MCP', scopes: ERRAND_SCOPES, public: true },
+  { path: PATHS.a2a, name: 'Errand A2A', scopes: ERRAND_SCOPES, public: true },
+  { path: PATHS.userinfo, name: 'Errand UserInfo', scopes: USERINFO_SCOPES, public: true },
+  // Only admin service clients, which administrators create, get tokens for it.
+  { path: PATHS.adminApi, name: 'Errand admin API', scopes: [ERRAND_SCOPE.admin], public: false },
 ] as const;
 
 /** What the approval page says each built-in scope allows. */
@@ -32,6 +33,15 @@ const BUILT_IN_DESCRIPTIONS: Record<string, string> = {
 /** Whether `url` is one of Errand's own endpoints (which cannot be deleted). */
 export function isBuiltInResource(url: string, issuer: string): boolean {
   return BUILT_IN.some(({ path }) => canonicalizeResource(`${issuer}${path}`) === url);
+}
+
+/**
+ * Whether `url` is one of Errand's own endpoints that quarantined clients may still use (README
+ * "Quarantine of new registrations and findings"): MCP, A2A and UserInfo, where what a client can do
+ * is decided by a person's delegation or consent anyway. Always public: the flag cannot be cleared.
+ */
+export function isPublicBuiltInResource(url: string, issuer: string): boolean {
+  return BUILT_IN.some(({ path, public: open }) => open && canonicalizeResource(`${issuer}${path}`) === url);
 }
 
 /** The endpoint URL as clients use it: `<issuer>/mcp` (the canonical server URI MCP clients send). */
@@ -75,16 +85,18 @@ export function a2aResourceId(issuer: string): string {
  * idempotent). A resource an administrator already created at such a URL is left as it is.
  */
 export async function ensureBuiltInResources(
-  clients: Pick<ClientStore, 'getResource' | 'insertResource' | 'describeIfUndescribed'>,
+  clients: Pick<ClientStore, 'getResource' | 'insertResource' | 'describeIfUndescribed' | 'markPublic'>,
   issuer: string,
   now: number,
 ): Promise<void> {
-  for (const { path, name, scopes } of BUILT_IN) {
+  for (const { path, name, scopes, public: open } of BUILT_IN) {
     const url = resourceId(`${issuer}${path}`);
     const scopeDescriptions = Object.fromEntries(scopes.map((s) => [s, BUILT_IN_DESCRIPTIONS[s] ?? s]));
     if (await clients.getResource(url)) {
       // Created before scopes had descriptions: describe them once; an administrator's own stay.
       await clients.describeIfUndescribed(url, scopeDescriptions);
+      // Created before resources had a public flag (or by an administrator at this URL).
+      if (open) await clients.markPublic(url);
       continue;
     }
     try {
@@ -94,6 +106,7 @@ export async function ensureBuiltInResources(
         name,
         scopes: [...scopes],
         scopeDescriptions,
+        public: open,
         createdAt: now,
       });
     } catch (err) {

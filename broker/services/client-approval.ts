@@ -36,6 +36,22 @@ export async function decideClient(
       now,
       tx,
     );
+    // An administrator who approves the agent has looked at it: approval admits it from quarantine too.
+    if (decision === 'approve' && (await deps.clients.admit(id, tx))) {
+      await deps.audit.append(
+        {
+          type: 'client.admitted',
+          result: 'allowed',
+          userId: adminId,
+          clientId: id,
+          reason: 'approved',
+          requestId,
+          details: { source: client.source, ...(address ? { address } : {}) },
+        },
+        now,
+        tx,
+      );
+    }
   });
   return (await deps.clients.get(id))!;
 }

@@ -3,8 +3,10 @@ import type { ClientStore } from '../../db/stores/client-store.js';
 import { isAssuranceLevel } from '../core/assurance.js';
 import type { AssuranceLevel, Client } from '../core/client.js';
 import type { DelegationRequest, ToolDetail } from '../core/delegation.js';
+import { denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
 import type { Form } from '../core/params.js';
+import { quarantineDenial } from '../core/quarantine.js';
 import { parseAuthorizationDetails } from './authorization-details.js';
 import type { DelegationLimits } from './delegations.js';
 import { canonicalResources, checkAdminScope, lookUpResources } from './resource-policy.js';
@@ -44,6 +46,11 @@ export async function readDelegationRequest(
   if (resources.length === 0)
     throw new OAuthError('invalid_target', 'resource is required: name each API or MCP server to delegate');
   const known = await lookUpResources(deps.clients, resources);
+  // A quarantined agent may ask only for public resources (README "Quarantine of new registrations and findings").
+  for (const r of known) {
+    const quarantined = quarantineDenial(client, r.url, r.public ?? false);
+    if (quarantined) throw denialToError(quarantined);
+  }
   const wanted = [...new Set(ask.scope)];
   if (wanted.length === 0) throw new OAuthError('invalid_scope', 'name at least one scope of the requested resources');
   checkAdminScope(wanted, client, false);

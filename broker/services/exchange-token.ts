@@ -13,6 +13,7 @@ import { type Denial, denialToError } from '../core/denials.js';
 import { OAuthError } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Clock } from '../core/ports.js';
+import { isQuarantined, quarantineDenial } from '../core/quarantine.js';
 import { isLive, type Task } from '../core/task.js';
 import type { WorkloadClaims } from '../core/workload-claims.js';
 import { inSpan, SPAN_ATTR } from '../telemetry/tracing.js';
@@ -222,6 +223,12 @@ export class ExchangeService {
         resourceMinAssurance,
       });
 
+    // Public resources of the subject, which a quarantined agent may still reach (README "Quarantine of new registrations and findings").
+    const publicUrls = new Set<string>();
+    if (isQuarantined(actor) || isQuarantined(input.client)) {
+      for (const url of Object.keys(subject.parent.grants))
+        if ((await deps.clients.getResource(url))?.public) publicUrls.add(url);
+    }
     const where = whereOf(subject);
     // Decided once, inside the write transaction: a task may have ended or a delegation been
     // revoked since the subject was read, and ending and exchanging are serialized by the database.
@@ -241,6 +248,11 @@ export class ExchangeService {
       const parent = { ...subject.parent, task: parentTask };
       const decision = decide(now, parent, delegation, namedNow);
       if (!decision.ok) return { denial: decision.denial };
+      const { audience } = decision.value;
+      const quarantined =
+        quarantineDenial(actor, audience, publicUrls.has(audience)) ??
+        quarantineDenial(input.client, audience, publicUrls.has(audience));
+      if (quarantined) return { denial: quarantined };
       // The organisation's policies, after the delegation rules and never instead of them.
       const refused = await this.askPolicy(
         input,

@@ -10,6 +10,7 @@ import { ClientKeyError, type ClientKeys } from '../identity/client-keys.js';
 import { validateAgentMetadata, validateSelfServiceMetadata } from '../identity/client-metadata.js';
 import type { Logger } from '../log.js';
 import { newId } from '../tokens/random.js';
+import { type ClientAdmission, recordRuleAdmission, startingQuarantine } from './admission.js';
 import { findUsableInitialAccessToken, invalidInitialAccessToken } from './initial-access-tokens.js';
 
 export interface RegisterDeps {
@@ -22,6 +23,8 @@ export interface RegisterDeps {
   initialAccessTokens: InitialAccessTokenStore;
   /** Fetches an agent's `jwks_uri` under the SSRF rules when it registers. */
   keys: Pick<ClientKeys, 'load'>;
+  /** Asked whether a new registration starts admitted (README "Quarantine of new registrations and findings"); default: never. */
+  admission?: ClientAdmission;
 }
 
 /**
@@ -60,6 +63,8 @@ export async function registerClient(
     expiresAt: now + deps.unusedTtl,
     cachedUntil: null,
   };
+  // Quarantined until an administrator or the admission rule admits it.
+  client.quarantinedAt = await startingQuarantine(deps.admission, client, now);
   await deps.clients.pruneUnused(now);
   await deps.db.write(async (tx) => {
     if ((await deps.clients.countActiveBySource('dcr', tx)) >= deps.maxClients) {
@@ -74,11 +79,12 @@ export async function registerClient(
         result: 'allowed',
         clientId: client.id,
         requestId: ctx.requestId,
-        details: { source: 'dcr', name: client.name },
+        details: { source: 'dcr', name: client.name, quarantined: client.quarantinedAt !== null },
       },
       now,
       tx,
     );
+    if (client.quarantinedAt === null) await recordRuleAdmission(deps.audit, client, ctx.requestId, now, tx);
   });
   return registrationResponse(client, now);
 }
@@ -133,6 +139,9 @@ async function registerAgent(
     expiresAt: null,
     cachedUntil: null,
   };
+  // Quarantined like any self-registration: approving a pending agent admits it too (client-approval.ts);
+  // an auto-approved one waits for an administrator or the admission rule.
+  client.quarantinedAt = await startingQuarantine(deps.admission, client, now);
   await deps.db.write(async (tx) => {
     // Counted atomically: a token revoked, expired or used up since the check above is refused here.
     if (!(await deps.initialAccessTokens.consume(token.id, now, tx))) throw invalidInitialAccessToken();
@@ -150,11 +159,19 @@ async function registerAgent(
         userId: token.createdBy,
         clientId: client.id,
         requestId: ctx.requestId,
-        details: { ...details, source: 'dcr', kind: 'agent', name: client.name, status: client.status },
+        details: {
+          ...details,
+          source: 'dcr',
+          kind: 'agent',
+          name: client.name,
+          status: client.status,
+          quarantined: client.quarantinedAt !== null,
+        },
       },
       now,
       tx,
     );
+    if (client.quarantinedAt === null) await recordRuleAdmission(deps.audit, client, ctx.requestId, now, tx);
     if (token.autoApprove) {
       await deps.audit.append(
         {

@@ -9,7 +9,7 @@ import { PeerStore } from '../../db/stores/peer-store.js';
 import { OAuthError } from '../core/errors.js';
 import type { Clock } from '../core/ports.js';
 import { newId } from '../tokens/random.js';
-import { isBuiltInResource } from './built-in-resources.js';
+import { isBuiltInResource, isPublicBuiltInResource } from './built-in-resources.js';
 
 const ScopeName = z.string().max(128).refine(isScopeToken, 'is not a valid scope token');
 /** A scope as an administrator sends it: its name alone, or with a plain-language description. */
@@ -27,6 +27,8 @@ export const CreateResourceSchema = z
     scopes: ScopeEntries,
     /** The lowest assurance level an agent must have to get tokens for it (README "Assurance levels"). */
     min_assurance: z.enum(ASSURANCE_LEVELS).optional(),
+    /** Quarantined clients may still get tokens for it (README "Quarantine of new registrations and findings"). */
+    public: z.boolean().optional(),
   })
   .strict();
 
@@ -37,6 +39,8 @@ export const UpdateResourceSchema = z
     scopes: ScopeEntries.optional(),
     /** Descriptions to set (an empty string removes one), for scopes the resource has. */
     scope_descriptions: z.record(ScopeName, z.string().trim().max(300)).optional(),
+    /** Whether quarantined clients may get tokens for it; Errand's MCP, A2A and UserInfo endpoints always are. */
+    public: z.boolean().optional(),
   })
   .strict();
 
@@ -79,7 +83,12 @@ async function audit(deps: ResourceDeps, tx: Tx, type: string, r: Resource, acto
       userId: actor.adminId,
       audience: r.url,
       requestId: actor.requestId,
-      details: { resource_id: r.id, name: r.name, ...(actor.address ? { address: actor.address } : {}) },
+      details: {
+        resource_id: r.id,
+        name: r.name,
+        public: r.public ?? false,
+        ...(actor.address ? { address: actor.address } : {}),
+      },
     },
     now,
     tx,
@@ -104,6 +113,7 @@ export async function createResource(
     scopes,
     scopeDescriptions: descriptions,
     minAssurance: input.min_assurance ?? null,
+    public: input.public ?? false,
     createdAt: now,
   };
   await deps.db.write(async (tx) => {
@@ -170,7 +180,16 @@ export async function updateResource(
       if (text) descriptions[scope] = text;
       else delete descriptions[scope];
     }
-    const updated: Resource = { ...r, name: input.name ?? r.name, scopes, scopeDescriptions: descriptions };
+    if (input.public === false && isPublicBuiltInResource(r.url, deps.issuer)) {
+      throw new OAuthError('conflict', `${r.url} is one of Errand's own endpoints, which are always public`);
+    }
+    const updated: Resource = {
+      ...r,
+      name: input.name ?? r.name,
+      scopes,
+      scopeDescriptions: descriptions,
+      public: input.public ?? r.public ?? false,
+    };
     await deps.clients.updateResource(id, updated, tx);
     await audit(deps, tx, 'resource.updated', updated, actor, now);
     return updated;

@@ -249,6 +249,14 @@ describe.skipIf(postgresMode())('errand-admin', () => {
     );
     expect(resource.code, resource.stderr).toBe(0);
     expect(json(resource)).toMatchObject({ url: RESOURCE, scopes: ['notes:read'] });
+    // --public: quarantined clients may get tokens for it (README "Quarantine of new registrations and findings").
+    expect(json(resource)).toMatchObject({ public: false });
+    const open = await cli(
+      ['create-resource', '--url', `${RESOURCE}/open`, '--name', 'Open', '--scope', 'open:read', '--public', '--json'],
+      envA,
+    );
+    expect(open.code, open.stderr).toBe(0);
+    expect(json(open)).toMatchObject({ public: true });
     const duplicate = await cli(['create-resource', '--url', RESOURCE, '--name', 'x', '--scope', 'a', '--json'], envA);
     expect(duplicate.code).toBe(1);
     expect(jsonError(duplicate).error).toBe('conflict');
@@ -325,7 +333,7 @@ describe.skipIf(postgresMode())('errand-admin', () => {
     expect(listed.stdout).toContain('nightly bot');
     const resources = json(await cli(['list-resources', '--json'], envA)) as { resources: { url: string }[] };
     // The CLI registers nothing by itself: no built-in resources under its own idea of the issuer.
-    expect(resources.resources.map((r) => r.url)).toEqual([RESOURCE]);
+    expect(resources.resources.map((r) => r.url)).toEqual([RESOURCE, `${RESOURCE}/open`]);
     const issuers = json(await cli(['list-trusted-issuers', '--json'], envA)) as { trusted_issuers: unknown[] };
     expect(issuers.trusted_issuers).toHaveLength(1);
     const asStranger = await cli(['end-task', 'tsk_x', '--as', 'nobody'], envA);

@@ -214,6 +214,13 @@ describe('an agent registers itself with an initial access token', () => {
       await register(as, agentMetadata(key), issued.initial_access_token),
     );
     expect(registered.status).toBe('active');
+    // Active, but quarantined (README "Quarantine of new registrations and findings") until an administrator admits it.
+    const quarantined = await clientCredentials(as, registered.client_id, key).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((quarantined as oauth.ResponseBodyError).error).toBe('invalid_target');
+    expect((await api.call('POST', `/api/admin/clients/${registered.client_id}/admit`)).status).toBe(200);
     const tokens = await clientCredentials(as, registered.client_id, key);
     expect(tokens.access_token).toBeTruthy();
     const res = await api.call('GET', `/api/admin/audit?client_id=${registered.client_id}&type=client.approved`);

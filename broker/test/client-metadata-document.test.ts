@@ -139,7 +139,8 @@ describe('client ID metadata documents (private fetches allowed for the test)', 
   beforeAll(async () => {
     tb = await startBroker({ ERRAND_FETCH_ALLOW_PRIVATE: 'true', ERRAND_CIMD_MAX_BYTES: String(MAX_BYTES) });
     const api = await adminApi(tb);
-    await addResource(api, RESOURCE, ['notes:read', 'notes:write']);
+    // Public: metadata-document clients start quarantined (quarantine.test.ts covers that); these tests are about fetching.
+    await addResource(api, RESOURCE, ['notes:read', 'notes:write'], { public: true });
     user = await createUser(tb);
     docs = await docServer();
     elsewhere = await docServer();

@@ -22,6 +22,7 @@ import type { Clock, MonotonicClock } from '../core/ports.js';
 import { listen } from '../http/server.js';
 import { hashPassword } from '../identity/passwords.js';
 import { createLogger } from '../log.js';
+import type { ClientAdmission } from '../services/admission.js';
 import { newId } from '../tokens/random.js';
 
 /** oauth4webapi option that lets it talk to the broker over plain http on loopback. */
@@ -131,7 +132,7 @@ export async function waitChildReady(
  */
 export async function startBroker(
   env: Record<string, string> = {},
-  opts: { dir?: string; clock?: TestClock } = {},
+  opts: { dir?: string; clock?: TestClock; admission?: ClientAdmission } = {},
 ): Promise<TestBroker> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'errand-test-'));
   const cleanUp = async () => {
@@ -154,7 +155,12 @@ export async function startBroker(
       ...env,
     });
     const log = createLogger({ level: 'debug', write: (line) => logs.push(line) });
-    broker = await buildBroker(config, { log, clock, monotonic: clock });
+    broker = await buildBroker(config, {
+      log,
+      clock,
+      monotonic: clock,
+      ...(opts.admission ? { admission: opts.admission } : {}),
+    });
     ({ server } = await listen(broker.app.fetch, {
       hostname: '127.0.0.1',
       port: config.port,
@@ -263,9 +269,14 @@ export interface TestAgent {
   kid: string;
 }
 
-/** Registers a resource through the admin API. */
-export async function addResource(api: Awaited<ReturnType<typeof adminApi>>, url: string, scopes: string[]) {
-  const res = await api.call('POST', '/api/admin/resources', { url, name: `Resource ${url}`, scopes });
+/** Registers a resource through the admin API (`extra`: more fields, such as `public`). */
+export async function addResource(
+  api: Awaited<ReturnType<typeof adminApi>>,
+  url: string,
+  scopes: string[],
+  extra: Record<string, unknown> = {},
+) {
+  const res = await api.call('POST', '/api/admin/resources', { url, name: `Resource ${url}`, scopes, ...extra });
   if (res.status !== 201) throw new Error(`resource creation failed: ${res.status} ${await res.text()}`);
   return res.json();
 }

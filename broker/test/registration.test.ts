@@ -101,7 +101,8 @@ describe('dynamic client registration, then use of the new client', () => {
   beforeAll(async () => {
     tb = await startBroker({ ERRAND_DCR_RATE_LIMIT: '1000', ERRAND_MAX_BODY_BYTES: '4096' });
     api = await adminApi(tb);
-    await addResource(api, RESOURCE, ['notes:read', 'notes:write']);
+    // Public: self-registered clients start quarantined (quarantine.test.ts); these tests are about registering.
+    await addResource(api, RESOURCE, ['notes:read', 'notes:write'], { public: true });
     user = await createUser(tb);
     as = await discover(tb);
   });
@@ -423,7 +424,7 @@ describe('registration abuse limits', () => {
     const tb = await startBroker({ ERRAND_DCR_UNUSED_TTL: '60' });
     try {
       const api = await adminApi(tb);
-      await addResource(api, RESOURCE, ['notes:read']);
+      await addResource(api, RESOURCE, ['notes:read'], { public: true });
       const user = await createUser(tb);
       const as = await discover(tb);
       const unused = await oauth.processDynamicClientRegistrationResponse(await register(as, publicClient()));

@@ -28,6 +28,8 @@ export const clients = sqliteTable(
     assuranceLevel: text(),
     /** For workload identities: the trusted issuer that vouches for this agent. */
     trustedIssuerId: text(),
+    /** When a self-registered client (dcr, cimd) was quarantined; null once admitted, and for every other client. */
+    quarantinedAt: integer(),
   },
   (t) => [index('clients_source_idx').on(t.source, t.status)],
 );
@@ -43,6 +45,8 @@ export const resources = sqliteTable('resources', {
   /** The lowest assurance level an agent must have to get tokens for this resource. */
   minAssurance: text(),
   createdAt: integer().notNull(),
+  /** Quarantined clients may still get tokens for public resources (README "Quarantine of new registrations and findings"). */
+  public: integer({ mode: 'boolean' }).notNull().default(false),
 });
 
 /** `jti`s of client assertions already used, until they expire (RFC 7523 §3 item 7). */

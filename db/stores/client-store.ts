@@ -1,5 +1,5 @@
 import type { AuthMethod, GrantType } from '@errand/protocol';
-import { and, count, eq, isNull, lt, or } from 'drizzle-orm';
+import { and, count, eq, isNotNull, isNull, lt, or } from 'drizzle-orm';
 import type { AssuranceLevel, Client } from '../../broker/core/client.js';
 import { affected, type Db, type Tx } from '../open.js';
 import { insertRow, selectOneBy } from '../prepared.js';
@@ -38,6 +38,7 @@ function toClient(row: ClientRow): Client {
     cachedUntil: row.cachedUntil,
     recordedAssurance: (row.assuranceLevel as Client['recordedAssurance']) ?? null,
     trustedIssuerId: row.trustedIssuerId,
+    quarantinedAt: row.quarantinedAt,
   };
 }
 
@@ -65,6 +66,7 @@ function toRow(c: Client): ClientRow {
     cachedUntil: c.cachedUntil,
     assuranceLevel: c.recordedAssurance ?? null,
     trustedIssuerId: c.trustedIssuerId ?? null,
+    quarantinedAt: c.quarantinedAt ?? null,
   };
 }
 
@@ -81,6 +83,8 @@ export interface Resource {
   scopeDescriptions?: Record<string, string>;
   /** The lowest assurance level an agent needs to get tokens for it. */
   minAssurance?: AssuranceLevel | null;
+  /** Quarantined clients may still get tokens for it (README "Quarantine of new registrations and findings"). */
+  public?: boolean;
   createdAt: number;
 }
 
@@ -110,10 +114,10 @@ export class ClientStore {
   }
 
   /** Inserts or refreshes a client known by its metadata document URL. */
-  async upsertMetadataClient(client: Client): Promise<void> {
+  async upsertMetadataClient(client: Client, tx?: Tx): Promise<void> {
     const row = toRow(client);
-    await this.db.write((tx) =>
-      tx
+    const upsert = (t: Tx) =>
+      t
         .insert(clients)
         .values(row)
         .onConflictDoUpdate({
@@ -130,8 +134,10 @@ export class ClientStore {
             metadata: row.metadata,
             cachedUntil: row.cachedUntil,
           },
-        }),
-    );
+        });
+    // The quarantine is not in the update: a refreshed document keeps what was decided about the client.
+    if (tx) await upsert(tx);
+    else await this.db.write((t) => upsert(t));
   }
 
   async update(id: string, patch: Partial<Pick<Client, 'status' | 'ownerId' | 'name'>>): Promise<Client | null> {
@@ -157,6 +163,18 @@ export class ClientStore {
   /** Removes a client's row; false when there was none. */
   async delete(id: string, tx: Tx): Promise<boolean> {
     return affected(await tx.delete(clients).where(eq(clients.id, id))) === 1;
+  }
+
+  /**
+   * Admits a quarantined client: false when it was not quarantined (already admitted, or never),
+   * so that two administrators cannot both record an admission.
+   */
+  async admit(id: string, tx: Tx): Promise<boolean> {
+    const res = await tx
+      .update(clients)
+      .set({ quarantinedAt: null })
+      .where(and(eq(clients.id, id), isNotNull(clients.quarantinedAt)));
+    return affected(res) === 1;
   }
 
   /** Records the assurance level (and vouching issuer) a workload agent authenticated at. */
@@ -246,6 +264,7 @@ export class ClientStore {
     const row = {
       ...r,
       minAssurance: r.minAssurance ?? null,
+      public: r.public ?? false,
       scopes: toJson(r.scopes),
       scopeDescriptions: toJson(r.scopeDescriptions ?? {}),
     };
@@ -253,16 +272,31 @@ export class ClientStore {
     else await this.db.write((t) => t.insert(resources).values(row));
   }
 
-  /** Changes a resource's name, scopes and their descriptions. */
+  /** Changes a resource's name, scopes and their descriptions, and whether it is public. */
   async updateResource(
     id: string,
-    patch: Pick<Resource, 'name' | 'scopes' | 'scopeDescriptions'>,
+    patch: Pick<Resource, 'name' | 'scopes' | 'scopeDescriptions' | 'public'>,
     tx: Tx,
   ): Promise<void> {
     await tx
       .update(resources)
-      .set({ name: patch.name, scopes: toJson(patch.scopes), scopeDescriptions: toJson(patch.scopeDescriptions ?? {}) })
+      .set({
+        name: patch.name,
+        scopes: toJson(patch.scopes),
+        scopeDescriptions: toJson(patch.scopeDescriptions ?? {}),
+        ...(patch.public !== undefined ? { public: patch.public } : {}),
+      })
       .where(eq(resources.id, id));
+  }
+
+  /** Marks a resource public (Errand's own endpoints, at start-up). */
+  async markPublic(url: string): Promise<void> {
+    await this.db.write((tx) =>
+      tx
+        .update(resources)
+        .set({ public: true })
+        .where(and(eq(resources.url, url), eq(resources.public, false))),
+    );
   }
 
   /** Gives a resource scope descriptions when it has none yet (built-in resources of older databases). */

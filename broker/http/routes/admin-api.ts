@@ -17,6 +17,7 @@ import {
   setClientStatus,
   UpdateClientSchema,
 } from '../../services/admin.js';
+import { ClientListQuerySchema, listClients } from '../../services/admission.js';
 import { lifecycleViews } from '../../services/agent-lifecycle.js';
 import { auditEventView, keyRotationView, keyView, resourceView, userView } from '../../services/api-views.js';
 import { deleteClient, ReplaceClientKeysSchema, replaceClientKeys, updateClient } from '../../services/client-admin.js';
@@ -102,7 +103,10 @@ export function adminApiRoutes(
     const views = await lifecycleViews(deps, list);
     return list.map((client) => ({ ...clientView(client), ...views.get(client.id) }));
   };
-  app.get('/api/admin/clients', async (c) => c.json({ clients: await withLifecycle(await deps.clients.list()) }));
+  app.get('/api/admin/clients', async (c) => {
+    const q = parseParams(ClientListQuerySchema, c.req.query());
+    return c.json({ clients: await withLifecycle(await listClients(deps, q)) });
+  });
   app.post('/api/admin/clients', async (c) => {
     const input = parseParams(CreateClientSchema, await jsonBody(c), 'invalid_client_metadata');
     const created = await createClient(deps, input, adminActorId(c), c.var.requestId, c.var.address);

@@ -5,7 +5,10 @@ import {
   CreateUserSchema,
   UpdateClientSchema,
 } from '../../services/admin.js';
+
+import { ClientListQuerySchema } from '../../services/admission.js';
 import { ReduceDelegationSchema } from '../../services/agent-lifecycle.js';
+
 import {
   AuditEventViewSchema,
   ClientViewSchema,
@@ -29,6 +32,7 @@ import { AttestSchema, ExportQuerySchema, OpenCampaignSchema } from '../../servi
 import { ReplaceClientKeysSchema } from '../../services/client-admin.js';
 import { ApprovalSchema } from '../../services/delegations.js';
 import { ExchangeRulesSchema } from '../../services/exchange-rules.js';
+import { FindingViewSchema } from '../../services/findings.js';
 import { CreateInitialAccessTokenSchema } from '../../services/initial-access-tokens.js';
 import {
   CampaignDetailViewSchema,
@@ -130,7 +134,10 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   op('GET /api/openapi.json', 'getOpenApi', 'This OpenAPI document', { response: z.record(z.string(), z.unknown()) }),
 
   // Clients (agents, MCP clients, resource servers, admin services).
-  op('GET /api/admin/clients', 'listClients', 'List clients', { response: list('clients', ClientViewSchema) }),
+  op('GET /api/admin/clients', 'listClients', 'List clients', {
+    query: ClientListQuerySchema,
+    response: list('clients', ClientViewSchema),
+  }),
   op('POST /api/admin/clients', 'createClient', 'Register a client', {
     body: CreateClientSchema,
     status: 201,
@@ -153,6 +160,12 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   }),
   op('POST /api/admin/clients/:id/reject', 'rejectClient', 'Reject a self-registered agent', {
     response: ClientViewSchema,
+  }),
+  op('POST /api/admin/clients/:id/admit', 'admitClient', 'Admit a quarantined client to non-public resources', {
+    response: ClientViewSchema,
+  }),
+  op('GET /api/admin/findings', 'listFindings', 'Static secrets, agents without owner, clients awaiting admission', {
+    response: list('findings', FindingViewSchema),
   }),
   op('PUT /api/admin/clients/:id/exchange-rules', 'setExchangeRules', "Set a resource server's on-behalf-of rules", {
     body: ExchangeRulesSchema,

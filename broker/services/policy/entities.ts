@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { Resource } from '../../../db/stores/client-store.js';
 import { assuranceNumber } from '../../core/assurance.js';
 import { type AssuranceLevel, type Client, credentialKindOf } from '../../core/client.js';
+import { isQuarantined } from '../../core/quarantine.js';
 import type { WorkloadClaims } from '../../core/workload-claims.js';
 import type { EntityJson } from './policy-set.js';
 import { ENTITY } from './schema.js';
@@ -24,7 +25,7 @@ export interface AgentFacts {
   workload: WorkloadClaims | null;
 }
 
-export type ResourceFacts = Pick<Resource, 'url' | 'name' | 'minAssurance'> & { public?: boolean };
+export type ResourceFacts = Pick<Resource, 'url' | 'name' | 'minAssurance'> & Partial<Pick<Resource, 'public'>>;
 
 /** Where a request came in; policies may read it (`context.door`). */
 export type PolicyDoor = 'token' | 'mcp' | 'a2a' | 'web' | 'user_api' | 'backchannel' | 'authzen' | 'registration';
@@ -75,7 +76,7 @@ function agentEntity(a: AgentFacts): EntityJson {
       source: c.source,
       credential: credentialKindOf(c.authMethod),
       assurance: assuranceNumber(a.assurance),
-      quarantined: Boolean((c as { quarantinedAt?: number | null }).quarantinedAt),
+      quarantined: isQuarantined(c),
       ...(c.ownerId ? { owner: { __entity: uid(ENTITY.user, c.ownerId) } } : {}),
       ...(c.trustedIssuerId ? { trusted_issuer: c.trustedIssuerId } : {}),
       workload,
