@@ -106,21 +106,3 @@ export function insertRow<T extends SQLiteTable>(table: T, opts: { ignoreConflic
     return runner(d)(b.sql, bind(b, values), 'run');
   };
 }
-
-/** `SELECT column FROM table WHERE key = ?`, prepared: the values of one column over the matching rows. */
-export function selectColumnBy<T extends SQLiteTable>(table: T, column: SQLiteColumn, key: SQLiteColumn) {
-  const query = (d: Drizzle) =>
-    d
-      .select({ v: column })
-      .from(table as SQLiteTable)
-      .where(eq(key, sql.placeholder('key')));
-  const statement = perHandle((d) => built(query(d).toSQL()));
-  return async (d: Drizzle, value: string): Promise<unknown[]> => {
-    const b = statement(d);
-    const { rows } = await runner(d)(b.sql, bind(b, { key: value }), 'all');
-    return ((rows ?? []) as unknown[][]).map((r) => {
-      const v = r[0];
-      return v === null || v === undefined ? null : column.mapFromDriverValue(v);
-    });
-  };
-}

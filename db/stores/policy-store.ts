@@ -1,6 +1,5 @@
 import { and, desc, eq, inArray, max } from 'drizzle-orm';
 import type { Db, Tx } from '../open.js';
-import { selectColumnBy, selectOneBy } from '../prepared.js';
 import { policyVersions, userGroups, users } from '../schema/index.js';
 import { parseJson, toJson } from './json.js';
 
@@ -29,9 +28,6 @@ export interface PolicyHeads {
   published: number | null;
   shadow: number | null;
 }
-
-const userById = selectOneBy(users, users.id);
-const groupsByUser = selectColumnBy(userGroups, userGroups.group, userGroups.userId);
 
 /** A person as policies read them (README "Organisation policies"). */
 export interface PersonFacts {
@@ -106,17 +102,22 @@ export class PolicyStore {
 
   /** A person's groups (local and upstream, or of one source), sorted, without repeats. */
   async groupsOf(userId: string, source?: 'local' | 'upstream'): Promise<string[]> {
-    if (!source) return [...new Set((await groupsByUser(this.db.q, userId)) as string[])].sort();
     const rows = await this.db.q
       .select({ group: userGroups.group })
       .from(userGroups)
-      .where(and(eq(userGroups.userId, userId), eq(userGroups.source, source)));
+      .where(
+        source ? and(eq(userGroups.userId, userId), eq(userGroups.source, source)) : eq(userGroups.userId, userId),
+      );
     return [...new Set(rows.map((r) => r.group))].sort();
   }
 
-  /** A person's account, role and groups, read with statements prepared once (every decision may ask). */
+  /** A person's account, role and groups. */
   async personFacts(userId: string): Promise<PersonFacts | null> {
-    const user = await userById(this.db.q, userId);
+    const [user] = await this.db.q
+      .select({ id: users.id, username: users.username, role: users.role })
+      .from(users)
+      .where(eq(users.id, userId))
+      .limit(1);
     if (!user) return null;
     return { id: user.id, username: user.username, role: user.role, groups: await this.groupsOf(userId) };
   }
