@@ -63,6 +63,7 @@ export const AUDIT_EVENT_TYPES = [
   'user.created',
   'user.disabled',
   'user.enabled',
+  'user.groups_updated',
   'user.password_changed',
   'user.password_reset',
   'user.updated',
