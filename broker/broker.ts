@@ -213,7 +213,8 @@ export async function buildBroker(
   // sets each have their own budget, so that a flood of one cannot starve the other.
   const fetchLimit = () => new ConcurrencyLimit({ perKey: config.fetch.maxPerHost, total: config.fetch.maxConcurrent });
   // The organisation's policies (README "Organisation policies"), loaded before anything decides.
-  const policyStore = new PolicyStore(db);
+  // A person's groups and role, as policies read them, are reused for as long as a policy change takes to reach every process.
+  const policyStore = new PolicyStore(db, { personTtlMs: config.policy.refreshInterval * 1000 });
   const policy = new PolicyEngine({
     db,
     store: policyStore,
@@ -224,6 +225,7 @@ export async function buildBroker(
     refreshInterval: config.policy.refreshInterval,
   });
   await policy.refresh();
+  policy.start();
   // Self-registered clients start quarantined unless a policy permits `admit` for them (none by default).
   const admission = opts.admission ?? policyAdmission(policy);
   const directory = new ClientDirectory(
@@ -481,6 +483,7 @@ export async function buildBroker(
     async close() {
       // The tail reads through the database handle: it stops (and its read in flight ends) first.
       await revocationFeed.stop();
+      await policy.stop();
       await stopListening?.();
       return db.close();
     },

@@ -233,6 +233,12 @@ export class ExchangeService {
     // Decided once, inside the write transaction: a task may have ended or a delegation been
     // revoked since the subject was read, and ending and exchanging are serialized by the database.
     // A refusal writes nothing there (its audit event is written by `refuse`).
+    // What policies may read about the person (and the delegated agent), read before the write
+    // transaction opens, so that no policy keeps the writer waiting on a read.
+    const actorFacts = { client: actor, assurance: input.actorAssurance, workload: input.actorWorkload ?? null };
+    const facts = deps.policy.mayNeedFacts({ agent: actorFacts }) ? this.policyFacts(subject.delegation, actor) : null;
+    // Awaited only when a policy asks; a failed read that nobody awaits must not go unhandled.
+    facts?.catch(() => undefined);
     const outcome = await deps.db.write(async (tx): Promise<{ ok: ExchangeResponse } | { denial: Denial }> => {
       const now = deps.clock.now();
       const delegation = await deps.delegations.get(subject.delegation.id, tx);
@@ -257,6 +263,7 @@ export class ExchangeService {
       const refused = await this.askPolicy(
         input,
         actor,
+        facts,
         delegation,
         decision.value,
         resources,
@@ -281,9 +288,21 @@ export class ExchangeService {
    * Asks the policies about the planned token: `exchange` for a root task, `hand_off` for a sub-task
    * (depth > 0), with the actor as principal and the token's resource. Returns the denial, if any.
    */
+  /** The person's facts and the delegated agent (when another acts below it), for policies. */
+  private async policyFacts(delegation: StoredDelegation, actor: Client) {
+    const { policy, clients } = this.deps;
+    const [user, delegated] = await Promise.all([
+      policy.userFacts(delegation.userId),
+      delegation.agentId === actor.id ? null : clients.get(delegation.agentId),
+    ]);
+    return { user: user ?? { id: delegation.userId, username: '', role: 'user' as const, groups: [] }, delegated };
+  }
+
   private async askPolicy(
     input: ExchangeInput,
     actor: Client,
+    /** The facts read before the transaction, when the policies may need them. */
+    early: ReturnType<ExchangeService['policyFacts']> | null,
     delegation: StoredDelegation,
     plan: ExchangePlan,
     resources: Map<string, Resource>,
@@ -291,7 +310,7 @@ export class ExchangeService {
     continued: Task | null,
     now: number,
   ): Promise<Denial | null> {
-    const { policy, clients } = this.deps;
+    const { policy } = this.deps;
     const depth = plan.task.kind === 'new' ? plan.task.depth : plan.task.task.depth;
     const action = depth > 0 ? 'hand_off' : 'exchange';
     const actorFacts = { client: actor, assurance: input.actorAssurance, workload: input.actorWorkload ?? null };
@@ -299,11 +318,10 @@ export class ExchangeService {
     const verdict = await policy.decideLoading(
       { action, principal: { agent: actorFacts }, resource: { resource }, requestId: input.requestId },
       async () => {
-        const user = await policy.userFacts(delegation.userId);
         // The delegated agent, when another acts below it: its registration, no level it did not show here.
-        const delegated = delegation.agentId === actor.id ? null : await clients.get(delegation.agentId);
+        const { user, delegated } = await (early ?? this.policyFacts(delegation, actor));
         return {
-          user: user ?? { id: delegation.userId, username: '', role: 'user', groups: [] },
+          user,
           agent: delegated ? { client: delegated, assurance: null, workload: null } : actorFacts,
           actorChain: plan.actorChain,
           depth,

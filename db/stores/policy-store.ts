@@ -37,8 +37,21 @@ export interface PersonFacts {
   groups: string[];
 }
 
+/** People whose facts a process keeps at most (least recently read go first). */
+const MAX_PEOPLE = 10_000;
+
 export class PolicyStore {
-  constructor(private readonly db: Db) {}
+  /** People's facts as last read, until `until` (performance.now() ms); see `personFacts`. */
+  private readonly people = new Map<string, { facts: PersonFacts | null; until: number }>();
+
+  /**
+   * `personTtlMs`: how long a person's facts read for a decision are reused (0: read every time).
+   * The broker uses ERRAND_POLICY_REFRESH, the time another process's policy change takes too.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { personTtlMs?: number } = {},
+  ) {}
 
   async heads(): Promise<PolicyHeads> {
     const rows = await this.db.q
@@ -111,8 +124,31 @@ export class PolicyStore {
     return [...new Set(rows.map((r) => r.group))].sort();
   }
 
-  /** A person's account, role and groups. */
+  /**
+   * A person's account, role and groups, as policies read them: reused for `personTtlMs` (a change
+   * of groups made through this process is seen at once, see `forgetPerson`; one made elsewhere, or
+   * of the role, within that time).
+   */
   async personFacts(userId: string): Promise<PersonFacts | null> {
+    const ttl = this.opts.personTtlMs ?? 0;
+    const now = performance.now();
+    const held = this.people.get(userId);
+    if (held && held.until > now) return held.facts;
+    const facts = await this.readPerson(userId);
+    if (ttl > 0) {
+      this.people.delete(userId);
+      if (this.people.size >= MAX_PEOPLE) this.people.delete(this.people.keys().next().value as string);
+      this.people.set(userId, { facts, until: now + ttl });
+    }
+    return facts;
+  }
+
+  /** Drops what is held about a person (after a change of their groups has committed). */
+  forgetPerson(userId: string): void {
+    this.people.delete(userId);
+  }
+
+  private async readPerson(userId: string): Promise<PersonFacts | null> {
     const [user] = await this.db.q
       .select({ id: users.id, username: users.username, role: users.role })
       .from(users)
@@ -124,6 +160,7 @@ export class PolicyStore {
 
   /** Replaces the groups of one source (an administrator's list, or the upstream provider's claim). */
   async setGroups(userId: string, source: 'local' | 'upstream', groups: string[], tx: Tx): Promise<void> {
+    this.forgetPerson(userId);
     await tx.delete(userGroups).where(and(eq(userGroups.userId, userId), eq(userGroups.source, source)));
     if (groups.length > 0) {
       await tx.insert(userGroups).values([...new Set(groups)].map((group) => ({ userId, group, source })));

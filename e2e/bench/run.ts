@@ -17,6 +17,7 @@ import { createGuard } from '@errand/guard';
 import autocannon, { type Request, type Result } from 'autocannon';
 import Database from 'libsql';
 import { hashPassword } from '../../broker/identity/passwords.js';
+import { DEFAULT_POLICIES } from '../../broker/services/policy/schema.js';
 import { encodeStatusList } from '../../broker/tokens/status-list.js';
 import { openDb } from '../../db/open.js';
 import { PolicyStore } from '../../db/stores/policy-store.js';
@@ -363,6 +364,8 @@ interface TokenOp {
   /** The server process whose CPU is read (the broker, or the peer's process). */
   pid: number;
   sign: (n: number) => { bodies: string[]; headers?: Record<string, string>[] };
+  /** Runs before each window of the operation (the policy comparison switches versions). */
+  before?: () => Promise<void>;
 }
 
 /** The per-stage breakdown of one exchange, from a profiled broker (e2e/bench/stages.ts). */
@@ -506,27 +509,41 @@ async function setUp(issuer: string, dbUrl: string) {
 }
 
 /**
- * Publishes the bench's 50 policies into a broker's database (as a process of the same deployment
- * would) and waits until the broker enforces them: a person in the blocked group is refused, and
- * served again once out of it.
+ * Saves the bench's 50 policies and the built-in default as two versions in the broker's database
+ * (as a process of the same deployment would), checks that the broker enforces the 50 (a person in
+ * the blocked group is refused, and served again once out of it), and returns a switch between the
+ * two: it publishes one and waits out the broker's ERRAND_POLICY_REFRESH (1 s in the bench).
  */
-async function publishBenchPolicies(
+async function preparePolicies(
   dbUrl: string,
   issuer: string,
   world: Awaited<ReturnType<typeof setUp>>,
-): Promise<void> {
+): Promise<{ use(which: 'policies' | 'default'): Promise<void>; close(): Promise<void> }> {
   const db = await openDb(dbUrl, { poolSize: 2 });
   const store = new PolicyStore(db);
   const person = 'usr_bench_user';
-  await db.write(async (tx) => {
+  const versions = await db.write(async (tx) => {
     const text = realisticPolicies(world.agentA.id, RESOURCE);
-    const version = await store.insertDraft(
+    const policies = await store.insertDraft(
       { text, tests: [], comment: 'bench', createdBy: 'bench', createdAt: 0 },
       tx,
     );
-    await store.setStatus(version, 'published', 'bench', 0, tx);
-    await store.setGroups(person, 'local', [BLOCKED_GROUP], tx);
+    const plain = await store.insertDraft(
+      { text: DEFAULT_POLICIES, tests: [], comment: 'bench default', createdBy: 'bench', createdAt: 0 },
+      tx,
+    );
+    return { policies, default: plain };
   });
+  let current: 'policies' | 'default' | null = null;
+  const use = async (which: 'policies' | 'default') => {
+    if (current === which) return;
+    await db.write(async (tx) => {
+      await store.demote('published', 'retired', tx);
+      await store.setStatus(versions[which], 'published', 'bench', 0, tx);
+    });
+    current = which;
+    await new Promise((r) => setTimeout(r, 1600));
+  };
   const exchangeOnce = async () => {
     const res = await fetch(`${issuer}/token`, {
       method: 'POST',
@@ -542,18 +559,20 @@ async function publishBenchPolicies(
     });
     return { status: res.status, body: (await res.json()) as { error_description?: string } };
   };
-  let enforced = false;
-  for (let i = 0; i < 50 && !enforced; i++) {
-    const answer = await exchangeOnce();
-    enforced = answer.status === 400 && (answer.body.error_description ?? '').includes('"blocked-people"');
-    if (!enforced) await new Promise((r) => setTimeout(r, 200));
+  await db.write((tx) => store.setGroups(person, 'local', [BLOCKED_GROUP], tx));
+  await use('policies');
+  const refused = await exchangeOnce();
+  if (refused.status !== 400 || !(refused.body.error_description ?? '').includes('"blocked-people"')) {
+    throw new Error(`the broker does not enforce the bench policies: ${JSON.stringify(refused)}`);
   }
-  if (!enforced) throw new Error('the policy broker never enforced the published policies');
   await db.write((tx) => store.setGroups(person, 'local', [], tx));
-  await db.close();
-  const after = await exchangeOnce();
-  if (after.status !== 200)
-    throw new Error(`policy broker: exchange refused after the group was removed: ${JSON.stringify(after.body)}`);
+  // Changed by another process: the broker sees it once what it read about the person expires (1 s).
+  await new Promise((r) => setTimeout(r, 1600));
+  const served = await exchangeOnce();
+  if (served.status !== 200)
+    throw new Error(`exchange refused out of the blocked group: ${JSON.stringify(served.body)}`);
+  await use('default');
+  return { use, close: () => db.close() };
 }
 
 /** Runs a load and adds the CPU µs per request answered of the server processes `pids`. */
@@ -681,52 +700,20 @@ async function main(): Promise<void> {
     checkServerProcess(child, 'broker', 'broker/main.ts');
     return child;
   };
-  const broker = await startBroker(port);
+  // With the policy comparison, the broker looks for a newly published version every second.
+  const broker = await startBroker(port, want('policy') ? { ERRAND_POLICY_REFRESH: '1' } : {});
   log(`errand up at ${issuer} (pid ${broker.pid})`);
 
   // 2. Setup through the admin API (an administrator created in the store), and a delegation.
-  const { admin, agentA, agentB, rsBasic, credential, taskToken, statusUri } = await setUp(
-    issuer,
-    `file:${join(dir, 'errand.db')}`,
-  );
+  const world0 = await setUp(issuer, `file:${join(dir, 'errand.db')}`);
+  const { admin, agentA, agentB, rsBasic, credential, taskToken, statusUri } = world0;
   const assertFor = (a: Agent, n: number) => assertionsFor(a, issuer, n);
 
-  // 2b. The cost of organisation policies (README "Organisation policies"): a second broker on its
-  // own database with a realistic set of 50 published (e2e/bench/policies.ts); its exchanges run in
-  // the same interleaved rounds as the first broker's, which has only the built-in default.
-  let policyOp: TokenOp | null = null;
-  if (want('policy')) {
-    const policyDir = mkdtempSync(join(tmpdir(), 'errand-bench-policy-'));
-    const policyPort = await freePort();
-    const policyIssuer = `http://127.0.0.1:${policyPort}`;
-    const policyBroker = await startBroker(policyPort, {
-      ERRAND_DATA_DIR: policyDir,
-      ERRAND_ISSUER: policyIssuer,
-      ERRAND_POLICY_REFRESH: '1',
-    });
-    const world = await setUp(policyIssuer, `file:${join(policyDir, 'errand.db')}`);
-    await publishBenchPolicies(`file:${join(policyDir, 'errand.db')}`, policyIssuer, world);
-    policyOp = {
-      key: 'policy',
-      label: 'token exchange, 50 organisation policies',
-      server: 'errand',
-      url: `${policyIssuer}/token`,
-      pid: policyBroker.pid!,
-      sign: (n) => ({
-        bodies: assertionsFor(world.agentA, policyIssuer, n).map((a) =>
-          form({
-            grant_type: GRANT_EXCHANGE,
-            subject_token: world.credential,
-            subject_token_type: TT_JWT,
-            resource: RESOURCE,
-            client_assertion_type: JWT_BEARER,
-            client_assertion: a,
-          }),
-        ),
-      }),
-    };
-    log(`policy broker up at ${policyIssuer} (pid ${policyBroker.pid}), 50 policies published`);
-  }
+  // 2b. The cost of organisation policies (README "Organisation policies"): the same broker switches
+  // between a realistic set of 50 (e2e/bench/policies.ts) and the built-in default before each
+  // window, so that exchanges with and without them run in the same interleaved rounds.
+  const policySwitch = want('policy') ? await preparePolicies(`file:${join(dir, 'errand.db')}`, issuer, world0) : null;
+  if (policySwitch) log('50 organisation policies saved; the broker enforces them when switched on');
 
   // 4. The peer, in its own process.
   const peerPort = await freePort();
@@ -888,11 +875,27 @@ async function main(): Promise<void> {
         sign: subagentBodies,
       },
       { key: 'cc', label: 'client_credentials', server: 'errand', url: tokenUrl, pid: broker.pid!, sign: ccBodies },
-      ...(policyOp ? [policyOp] : []),
+      {
+        key: 'policy',
+        label: 'token exchange, 50 organisation policies',
+        server: 'errand',
+        url: tokenUrl,
+        pid: broker.pid!,
+        sign: exchangeBodies,
+        before: () => policySwitch?.use('policies') ?? Promise.resolve(),
+      },
     ] satisfies TokenOp[]
-  ).filter((op) => want(op.key));
+  )
+    .filter((op) => want(op.key))
+    // Every other operation of the broker runs with the built-in default.
+    .map((op) =>
+      op.server === 'errand' && op.key !== 'policy'
+        ? { ...op, before: () => policySwitch?.use('default') ?? Promise.resolve() }
+        : op,
+    );
   const bestRps = new Map<string, number>();
   const measureOp = async (op: TokenOp, seconds: number): Promise<OpWindow> => {
+    await op.before?.();
     // Single-use assertions and proofs (a replay is refused): 1.6× the best rate seen so far, with a
     // floor, so that no window runs dry; signing happens before the window opens.
     const need = Math.ceil(Math.max((bestRps.get(op.key) ?? 3000) * 1.6, 3000) * seconds) + 2000;
@@ -910,6 +913,9 @@ async function main(): Promise<void> {
     log(`token rows: a 1 s warm-up each, then ${ROUNDS} rounds of ${WINDOW} s per operation, interleaved`);
     const windows = await interleave(ops, measureOp, { rounds: ROUNDS, seconds: WINDOW, warmup: 1 });
     windowsOf = (label) => windows.get(label) ?? null;
+    // The scenarios after these run with the built-in default.
+    await policySwitch?.use('default');
+    await policySwitch?.close();
     const peerWindows = windows.get(ops.find((o) => o.key === 'peer')?.label ?? '');
     tokenRows = ops.map((op) => summariseOp(op, windows.get(op.label)!, peerWindows));
     for (const t of tokenRows) {
@@ -922,7 +928,7 @@ async function main(): Promise<void> {
   const opRow = (key: string) => tokenRows.find((t) => t.key === key) ?? null;
   // Exchange with 50 policies ÷ exchange with the default, per round (both brokers in the same round).
   const policyCost = (() => {
-    const withPolicies = policyOp ? windowsOf(policyOp.label) : null;
+    const withPolicies = policySwitch ? windowsOf('token exchange, 50 organisation policies') : null;
     const plain = windowsOf('token exchange (delegation → task)');
     if (!withPolicies || !plain || withPolicies.length !== plain.length) return null;
     const ratios = withPolicies.map((w, i) => w.row.rps / Math.max(1, plain[i]!.row.rps));

@@ -104,7 +104,6 @@ export class PolicyEngine {
   private enforced: Loaded;
   private shadow: Loaded | null = null;
   private heads: PolicyHeads = { published: null, shadow: null };
-  private checkedAt = Number.NEGATIVE_INFINITY;
   /** Loads run one after another; a refresh asked during one runs after it (it may have read old heads). */
   private chain: Promise<void> = Promise.resolve();
   private lazyLoading = false;
@@ -122,6 +121,32 @@ export class PolicyEngine {
     return { version: this.enforced.version, set: this.enforced.decider.set, shadow: this.shadow?.version ?? null };
   }
 
+  private timer: NodeJS.Timeout | null = null;
+
+  /**
+   * Looks for a version published or shadowed by another process every `refreshInterval` seconds,
+   * whether or not requests arrive (a change is in force within that time).
+   */
+  start(): void {
+    this.timer ??= setInterval(() => {
+      if (this.lazyLoading) return;
+      this.lazyLoading = true;
+      this.refresh()
+        .catch((err) => this.deps.log.error('policy.refresh_failed', { err }))
+        .finally(() => {
+          this.lazyLoading = false;
+        });
+    }, this.deps.refreshInterval * 1000);
+    this.timer.unref();
+  }
+
+  /** Stops looking; waits for a load in progress (it reads through the database handle). */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.chain.catch(() => undefined);
+  }
+
   /** Loads the published and shadow versions if they changed (every process; awaited at start-up). */
   refresh(): Promise<void> {
     const run = this.chain.catch(() => undefined).then(() => this.load());
@@ -131,7 +156,6 @@ export class PolicyEngine {
 
   private async load(): Promise<void> {
     const { store, clock, log } = this.deps;
-    this.checkedAt = clock.now();
     const heads = await store.heads();
     if (heads.published !== this.heads.published) {
       this.enforced = heads.published === null ? this.builtIn : await this.compileVersion(heads.published);
@@ -162,7 +186,6 @@ export class PolicyEngine {
    * differ, the difference is logged and audited (`policy.shadow_decision`) and nothing else happens.
    */
   decide(req: PolicyRequest): PolicyVerdict {
-    this.maybeRefresh();
     const verdict = decideWith(this.enforced.decider, this.enforced.version, req);
     if (verdict.errors.length > 0) {
       this.deps.log.warn('policy.evaluation_errors', {
@@ -187,7 +210,6 @@ export class PolicyEngine {
     const r = resourceUid(req.resource);
     const known = this.enforced.decider.trivial(p, req.action, r);
     if (known && (!this.shadow || this.shadow.decider.trivial(p, req.action, r))) {
-      this.maybeRefresh();
       const verdict = { version: this.enforced.version, ...known };
       if (this.shadow) this.compareShadow(this.shadow, { ...req, context: null }, verdict);
       return verdict;
@@ -195,14 +217,13 @@ export class PolicyEngine {
     return this.decide({ ...req, context: await loadContext() });
   }
 
-  private maybeRefresh(): void {
-    if (this.deps.clock.now() - this.checkedAt < this.deps.refreshInterval || this.lazyLoading) return;
-    this.lazyLoading = true;
-    this.refresh()
-      .catch((err) => this.deps.log.error('policy.refresh_failed', { err }))
-      .finally(() => {
-        this.lazyLoading = false;
-      });
+  /**
+   * Whether deciding for this principal may need the request's facts (the person's groups): a
+   * caller that decides inside a transaction reads them before it opens, when this says so.
+   */
+  mayNeedFacts(principal: PolicyPrincipal): boolean {
+    const p = principalUid(principal);
+    return this.enforced.decider.hasConditionsFor(p) || (this.shadow?.decider.hasConditionsFor(p) ?? false);
   }
 
   private compareShadow(shadow: Loaded, req: PolicyRequest, enforced: PolicyVerdict): void {

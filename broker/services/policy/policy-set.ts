@@ -275,6 +275,11 @@ export class PolicyDecider {
     );
   }
 
+  /** Whether a policy with a condition (or an `in` scope) may apply to this principal, for any action and resource. */
+  hasConditionsFor(principal: Uid): boolean {
+    return this.set.policies.some((p) => !p.unconditional && scopeMatches(p.principal, principal));
+  }
+
   /**
    * The answer when the scopes alone decide it (no policy applies, or only unconditional permits),
    * without any entity or context; null when a policy with a condition applies.

@@ -68,6 +68,7 @@ export async function setUserGroups(
       tx,
     );
   });
+  deps.policyStore.forgetPerson(user.id);
   return { user_id: user.id, groups: await deps.policyStore.groupsOf(user.id) };
 }
 
@@ -115,4 +116,5 @@ export async function copyUpstreamGroups(
       tx,
     );
   });
+  deps.policyStore.forgetPerson(userId);
 }
