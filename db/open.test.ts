@@ -19,6 +19,7 @@ import { eq } from 'drizzle-orm';
 import Database from 'libsql';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Db, openDb, UnusableDatabaseError } from './open.js';
+import { selectOneBy } from './prepared.js';
 import { counters, usedAssertions } from './schema/index.js';
 
 const dirs: string[] = [];
@@ -52,6 +53,28 @@ function committedKeys(file: string): string[] {
 const modeOf = (file: string) => (statSync(file).mode & 0o777).toString(8);
 
 describe.each(['native', 'client'] as const)('openDb (%s driver)', (driver) => {
+  test('a prepared lookup by key and the query builder on the same SQL each answer for their own key', async () => {
+    // The same SELECT arrives as `get` (db/prepared.ts) and as `all` (drizzle's `.limit(1)`): with one
+    // statement for both, libsql's `get` after `all` answered with the earlier key's row.
+    const { db } = await fresh(driver);
+    await db.write(async (tx) => {
+      for (const key of ['a', 'b', 'c', 'd'])
+        await tx.insert(usedAssertions).values({ key, expiresAt: key.charCodeAt(0) });
+    });
+    const byKey = selectOneBy(usedAssertions, usedAssertions.key);
+    const viaBuilder = async (key: string) =>
+      (await db.q.select().from(usedAssertions).where(eq(usedAssertions.key, key)).limit(1))[0]?.key;
+    const answers: (string | undefined)[] = [];
+    for (const [built, prepared] of [
+      ['a', 'b'],
+      ['c', 'd'],
+      ['b', 'a'],
+    ] as const) {
+      answers.push(await viaBuilder(built), (await byKey(db.q, prepared))?.key);
+    }
+    expect(answers).toEqual(['a', 'b', 'c', 'd', 'b', 'a']);
+  });
+
   test('the database, WAL and shared-memory files are created readable by the owner only', async () => {
     const { db, file } = await fresh(driver);
     await db.write(async (tx) => void (await tx.insert(usedAssertions).values({ key: 'k', expiresAt: 1 })));

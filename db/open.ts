@@ -517,17 +517,22 @@ function nativeConn(path: string, writes: boolean, opts: NativeOptions = {}): Co
   const cache = new Map<string, ReturnType<typeof db.prepare>>();
   // Statements already switched to rows-as-arrays (a native call each time otherwise).
   const raw = new WeakSet<object>();
-  const statement = (sql: string) => {
-    let stmt = cache.get(sql);
+  // A statement is only ever used for `get` or only for the other methods: libsql's `get` on a
+  // statement whose last use was `all` answers with that earlier execution's first row, whatever
+  // the new parameters (db/open.test.ts shows it), and the same SQL arrives both ways (a prepared
+  // lookup by key uses `get`, the query builder's `.limit(1)` uses `all`).
+  const statement = (sql: string, method: Method) => {
+    const key = method === 'get' ? `get\u0000${sql}` : sql;
+    let stmt = cache.get(key);
     if (!stmt) {
       stmt = db.prepare(sql);
       if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value as string);
-      cache.set(sql, stmt);
+      cache.set(key, stmt);
     }
     return stmt;
   };
   const run = (sql: string, params: unknown[], method: Method): Rows => {
-    const stmt = statement(sql);
+    const stmt = statement(sql, method);
     if (method === 'run') return { rows: [], rowsAffected: stmt.run(params).changes };
     if (!raw.has(stmt)) {
       stmt.raw(true);
