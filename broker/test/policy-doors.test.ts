@@ -1,5 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { agentToken, legacyClient, refusalOf } from '../../mcp-server/errand/test/mcp-fixtures.js';
 import { savePolicyDraft, setPolicyStatus } from '../services/policy/policy-admin.js';
 import { DEFAULT_POLICIES } from '../services/policy/schema.js';
 import { agentClient, TT_ACCESS, TT_JWT, userApi } from './delegation-fixtures.js';
@@ -125,6 +126,29 @@ describe('a deny by policy is the same at every door', () => {
     for (const e of denied) {
       expect(e).toMatchObject({ userId: alice.id, clientId: agent.clientId, audience: FILES });
       expect(e.details).toMatchObject({ policies: ['interns-no-files'], action: 'exchange' });
+    }
+  });
+
+  test('the MCP refusal reaches a 1.x SDK client (which validates tool results) as the same access_denied', async () => {
+    const token = await agentToken(tb, as, agent, `${tb.url}/mcp`, 'errand:delegate errand:tasks');
+    const { client } = await legacyClient(tb, token);
+    try {
+      const result = await client.callTool({
+        name: 'start_task',
+        arguments: { delegation_id: delegationId, resource: FILES, scope: 'files:read' },
+      });
+      expect(result.isError).toBe(true);
+      expect(refusalOf(result)).toMatchObject({ error: 'access_denied' });
+      expect(String(refusalOf(result)?.error_description)).toContain('"interns-no-files"');
+      // What no policy forbids is issued to it too, and its output validates against the schema.
+      const issued = await client.callTool({
+        name: 'start_task',
+        arguments: { delegation_id: delegationId, resource: NOTES, scope: 'notes:read' },
+      });
+      expect(issued.isError).toBeFalsy();
+      expect(issued.structuredContent).toMatchObject({ scope: 'notes:read' });
+    } finally {
+      await client.close();
     }
   });
 
